@@ -1,0 +1,25 @@
+//! MQTT 3.1, 3.1.1 and 5.0 without IO: packet types, the codec, topic names and filters, and
+//! the client and server session state machines.
+//!
+//! Nothing in this crate opens a socket, spawns a task or reads a clock. Bytes and the current
+//! time go in; packets, events and the next deadline come out. The async layers of the broker
+//! and the client drive these types.
+
+#![forbid(unsafe_code)]
+
+pub mod packet;
+pub mod properties;
+pub mod reason;
+pub mod string;
+pub mod topic;
+pub mod types;
+
+pub use packet::{
+    Auth, ConnAck, Connect, Disconnect, Packet, PacketType, PubAck, Publish, SubAck, Subscribe,
+    UnsubAck, Unsubscribe, Will,
+};
+pub use properties::{Properties, PropertyId};
+pub use reason::ReasonCode;
+pub use string::{MqttString, StringError};
+pub use topic::{TopicError, TopicFilter, TopicName};
+pub use types::{PacketId, ProtocolVersion, QoS, RetainHandling, SubscriptionOptions};
