@@ -1,0 +1,312 @@
+//! The broker's TOML config file: its schema, defaults and the translation into the broker
+//! library's typed `BrokerConfig`. Unknown keys and bad values are errors that name the key and
+//! the file; every key is documented in `docs/configuration.md`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mquictt_broker::{BrokerConfig, DropPolicy};
+use mquictt_protocol::QoS;
+use serde::Deserialize;
+
+/// Where the broker listens when neither the config file nor `--listen` says otherwise:
+/// loopback only, so a fresh install is never reachable from the network.
+pub const DEFAULT_LISTENERS: &[&str] = &["tcp://127.0.0.1:1883", "ws://127.0.0.1:8083/mqtt"];
+
+/// Where durable data lives when nothing else is configured.
+pub const DEFAULT_DATA_DIR: &str = "./mquictt-data";
+
+/// A config error, always naming the file it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, has an unknown key or a value of the wrong type; the
+    /// message from the parser names the key and the line.
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    /// A value parsed but is not acceptable.
+    #[error("config file {path}: key `{key}`: {message}")]
+    Value {
+        path: PathBuf,
+        key: &'static str,
+        message: String,
+    },
+}
+
+/// The whole config file. Every field is optional; absent fields keep the broker's defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Directory for durable data and the generated dev certificate.
+    pub data_dir: Option<PathBuf>,
+    /// Listener URLs.
+    #[serde(default)]
+    pub listen: Vec<String>,
+    /// Connection and resource limits.
+    #[serde(default)]
+    pub limits: LimitsSection,
+    /// MQTT features announced in CONNACK.
+    #[serde(default)]
+    pub mqtt: MqttSection,
+    /// `$SYS` topics.
+    #[serde(default)]
+    pub sys: SysSection,
+    /// Prometheus metrics endpoint.
+    #[serde(default)]
+    pub metrics: MetricsSection,
+}
+
+/// `[limits]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    #[serde(default, with = "opt_duration")]
+    pub connect_timeout: Option<Duration>,
+    pub max_connections: Option<usize>,
+    pub max_packet_size: Option<u32>,
+    pub receive_maximum: Option<u16>,
+    pub v3_inflight: Option<u16>,
+    pub max_queued_messages: Option<usize>,
+    pub drop_policy: Option<DropPolicyName>,
+    #[serde(default, with = "opt_duration")]
+    pub max_session_expiry: Option<Duration>,
+    pub topic_alias_maximum: Option<u16>,
+    pub max_client_id_len: Option<usize>,
+    #[serde(default, with = "opt_duration")]
+    pub shutdown_grace: Option<Duration>,
+}
+
+/// Names of the drop policies as written in the file.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DropPolicyName {
+    DropNewest,
+    DropOldest,
+}
+
+/// `[mqtt]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttSection {
+    #[serde(default, with = "opt_duration")]
+    pub server_keep_alive: Option<Duration>,
+    pub maximum_qos: Option<u8>,
+    pub retain_available: Option<bool>,
+    pub wildcard_subscription_available: Option<bool>,
+    pub subscription_identifiers_available: Option<bool>,
+    pub shared_subscription_available: Option<bool>,
+}
+
+/// `[sys]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SysSection {
+    /// How often `$SYS` topics are published; `"0s"` switches them off.
+    #[serde(default, with = "opt_duration")]
+    pub interval: Option<Duration>,
+}
+
+/// `[metrics]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Address of the Prometheus `/metrics` endpoint, e.g. `"127.0.0.1:9183"`; absent: off.
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+impl FileConfig {
+    /// Reads and parses `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses TOML text that came from `path` (used in error messages only).
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })
+    }
+
+    /// Applies the file's settings on top of the library defaults.
+    pub fn broker_config(&self, path: &Path) -> Result<BrokerConfig, ConfigError> {
+        let value_error = |key: &'static str, message: &str| ConfigError::Value {
+            path: path.to_path_buf(),
+            key,
+            message: message.to_string(),
+        };
+        let mut config = BrokerConfig::default();
+        let limits = &self.limits;
+        if let Some(v) = limits.connect_timeout {
+            if v.is_zero() {
+                return Err(value_error(
+                    "limits.connect_timeout",
+                    "must be greater than 0",
+                ));
+            }
+            config.connect_timeout = v;
+        }
+        if let Some(v) = limits.max_connections {
+            config.max_connections = v;
+        }
+        if let Some(v) = limits.max_packet_size {
+            if v < 64 {
+                return Err(value_error(
+                    "limits.max_packet_size",
+                    "must be at least 64 bytes (a CONNECT with a short client id needs about 20)",
+                ));
+            }
+            config.max_packet_size = v;
+        }
+        if let Some(v) = limits.receive_maximum {
+            if v == 0 {
+                return Err(value_error(
+                    "limits.receive_maximum",
+                    "must be 1..=65535 (0 is a protocol error in MQTT 5)",
+                ));
+            }
+            config.receive_maximum = v;
+        }
+        if let Some(v) = limits.v3_inflight {
+            if v == 0 {
+                return Err(value_error("limits.v3_inflight", "must be 1..=65535"));
+            }
+            config.v3_inflight = v;
+        }
+        if let Some(v) = limits.max_queued_messages {
+            config.max_queued_messages = v;
+        }
+        if let Some(v) = limits.drop_policy {
+            config.drop_policy = match v {
+                DropPolicyName::DropNewest => DropPolicy::DropNewest,
+                DropPolicyName::DropOldest => DropPolicy::DropOldest,
+            };
+        }
+        if let Some(v) = limits.max_session_expiry {
+            config.max_session_expiry = v;
+        }
+        if let Some(v) = limits.topic_alias_maximum {
+            config.topic_alias_maximum = v;
+        }
+        if let Some(v) = limits.max_client_id_len {
+            if v < 23 {
+                return Err(value_error(
+                    "limits.max_client_id_len",
+                    "must be at least 23: every MQTT server must accept ids of 1 to 23 characters",
+                ));
+            }
+            config.max_client_id_len = v;
+        }
+        if let Some(v) = limits.shutdown_grace {
+            config.shutdown_grace = v;
+        }
+        let mqtt = &self.mqtt;
+        if let Some(v) = mqtt.server_keep_alive {
+            if v.as_secs() > u64::from(u16::MAX) {
+                return Err(value_error(
+                    "mqtt.server_keep_alive",
+                    "must be at most 65535 s",
+                ));
+            }
+            config.server_keep_alive = Some(v);
+        }
+        if let Some(v) = mqtt.maximum_qos {
+            config.maximum_qos = QoS::from_u8(v)
+                .ok_or_else(|| value_error("mqtt.maximum_qos", "must be 0, 1 or 2"))?;
+        }
+        if let Some(v) = mqtt.retain_available {
+            config.retain_available = v;
+        }
+        if let Some(v) = mqtt.wildcard_subscription_available {
+            config.wildcard_subscription_available = v;
+        }
+        if let Some(v) = mqtt.subscription_identifiers_available {
+            config.subscription_identifiers_available = v;
+        }
+        if let Some(v) = mqtt.shared_subscription_available {
+            config.shared_subscription_available = v;
+        }
+        if let Some(v) = self.sys.interval {
+            config.sys_interval = (!v.is_zero()).then_some(v);
+        }
+        Ok(config)
+    }
+}
+
+/// Durations written as human-readable strings: `"10s"`, `"500ms"`, `"7d"`, `"1h 30m"`.
+mod opt_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(&text)
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("{e} (expected e.g. \"10s\", \"500ms\", \"7d\")")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<FileConfig, ConfigError> {
+        FileConfig::parse(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn empty_file_gives_library_defaults() {
+        let config = parse("").unwrap();
+        assert_eq!(
+            config.broker_config(Path::new("test.toml")).unwrap(),
+            BrokerConfig::default()
+        );
+    }
+
+    #[test]
+    fn values_are_applied() {
+        let config = parse(
+            "[limits]\nconnect_timeout = \"3s\"\nmax_queued_messages = 5\ndrop_policy = \"drop-oldest\"\n\
+             [mqtt]\nmaximum_qos = 1\n[sys]\ninterval = \"0s\"\n",
+        )
+        .unwrap()
+        .broker_config(Path::new("test.toml"))
+        .unwrap();
+        assert_eq!(config.connect_timeout, Duration::from_secs(3));
+        assert_eq!(config.max_queued_messages, 5);
+        assert_eq!(config.drop_policy, DropPolicy::DropOldest);
+        assert_eq!(config.maximum_qos, QoS::AtLeastOnce);
+        assert_eq!(config.sys_interval, None);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_the_file() {
+        let err = parse("[limits]\nmax_conections = 5\n").unwrap_err().to_string();
+        assert!(err.contains("test.toml"), "{err}");
+        assert!(err.contains("max_conections"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let err = parse("[limits]\nconnect_timeout = \"soon\"\n").unwrap_err().to_string();
+        assert!(err.contains("connect_timeout"), "{err}");
+        let err = parse("[mqtt]\nmaximum_qos = 3\n")
+            .unwrap()
+            .broker_config(Path::new("test.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mqtt.maximum_qos") && err.contains("test.toml"), "{err}");
+    }
+}

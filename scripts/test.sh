@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs every check and test of the workspace on a fresh machine: installs the third-party MQTT
+# clients the interoperability tests drive, then format, lints and the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# mosquitto_pub/mosquitto_sub (and the mosquitto broker, for side-by-side benchmarks).
+if ! command -v mosquitto_sub >/dev/null || ! command -v mosquitto >/dev/null; then
+    echo "== installing mosquitto and mosquitto-clients (Debian)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients >/dev/null
+fi
+
+# paho-mqtt, the Python client used by the MQTT 5 interoperability tests.
+if ! python3 -c 'import paho.mqtt' 2>/dev/null; then
+    echo "== installing paho-mqtt (PyPI)"
+    python3 -m pip install --quiet --disable-pip-version-check 'paho-mqtt>=2,<3'
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== tests"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --locked --no-fail-fast
+    cargo test --workspace --locked --doc
+else
+    cargo test --workspace --locked
+fi
