@@ -1,0 +1,179 @@
+//! The broker's own form of an application message: what was published, by whom and until
+//! when it may be delivered. Routing, queues, retained messages and storage all hold this type
+//! (behind an `Arc`, so fan-out never copies a payload); turning it back into a PUBLISH for one
+//! subscriber is done here too, because that is where the expiry interval is decremented.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mquictt_protocol::{Properties, Publish, QoS, TopicName};
+
+/// A client identifier as the broker stores it: cheap to clone, compared by value.
+pub type ClientId = Arc<str>;
+
+/// An application message inside the broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Where it was published.
+    pub topic: TopicName,
+    /// The payload, shared with every copy.
+    pub payload: Bytes,
+    /// The QoS it was published with; a subscriber receives at most its own maximum.
+    pub qos: QoS,
+    /// The RETAIN flag it was published with.
+    pub retain: bool,
+    /// Properties forwarded unchanged to subscribers: payload format, content type, response
+    /// topic, correlation data and user properties [MQTT-3.3.2-4] [MQTT-3.3.2-15]
+    /// [MQTT-3.3.2-16] [MQTT-3.3.2-17] [MQTT-3.3.2-18]. Topic alias, subscription identifiers
+    /// and the expiry interval are per hop and never kept here.
+    pub properties: Properties,
+    /// The client that published it, for No Local [MQTT-3.8.3-3]; `None` for messages the
+    /// broker makes itself (`$SYS`).
+    pub publisher: Option<ClientId>,
+    /// When the Message Expiry Interval runs out, if one was given.
+    pub expires_at: Option<Instant>,
+}
+
+impl Message {
+    /// Takes a PUBLISH received from `publisher` at `now`. The topic must already be resolved
+    /// from any topic alias (the session does that before the broker sees the packet).
+    pub fn from_publish(publish: &Publish, publisher: Option<ClientId>, now: Instant) -> Self {
+        let mut properties = publish.properties.clone();
+        let expiry = properties.message_expiry_interval.take();
+        // Per hop: the alias belongs to the publisher's connection, the identifiers to the
+        // receiver's subscriptions (3.3.2.3.4, 3.3.2.3.8).
+        properties.topic_alias = None;
+        properties.subscription_identifiers.clear();
+        Self {
+            topic: publish.topic.clone(),
+            payload: publish.payload.clone(),
+            qos: publish.qos,
+            retain: publish.retain,
+            properties,
+            publisher,
+            expires_at: expiry.map(|secs| now + Duration::from_secs(u64::from(secs))),
+        }
+    }
+
+    /// A message made by the broker itself, with no properties and no expiry.
+    pub fn new(topic: TopicName, payload: Bytes, qos: QoS, retain: bool) -> Self {
+        Self {
+            topic,
+            payload,
+            qos,
+            retain,
+            properties: Properties::default(),
+            publisher: None,
+            expires_at: None,
+        }
+    }
+
+    /// Whether the expiry interval has passed: "If the Message Expiry Interval has passed and
+    /// the Server has not managed to start onward delivery to a matching subscriber, then it
+    /// MUST delete the copy of the message for that subscriber" [MQTT-3.3.2-5].
+    pub fn is_expired(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|at| now >= at)
+    }
+
+    /// Seconds left until expiry, rounded up so that a message with time left never goes out
+    /// with an interval of 0; `None` when the message never expires.
+    pub fn remaining_expiry_secs(&self, now: Instant) -> Option<u32> {
+        self.expires_at.map(|at| {
+            let left = at.saturating_duration_since(now);
+            let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+            u32::try_from(secs).unwrap_or(u32::MAX)
+        })
+    }
+
+    /// The PUBLISH that delivers this message to one subscriber, without a packet identifier
+    /// (the subscriber's session assigns one). "The PUBLISH packet sent to a Client by the
+    /// Server MUST contain a Message Expiry Interval set to the received value minus the time
+    /// that the Application Message has been waiting in the Server" [MQTT-3.3.2-6].
+    pub fn to_publish(
+        &self,
+        qos: QoS,
+        retain: bool,
+        subscription_identifiers: Vec<u32>,
+        now: Instant,
+    ) -> Publish {
+        let mut properties = self.properties.clone();
+        properties.message_expiry_interval = self.remaining_expiry_secs(now);
+        properties.subscription_identifiers = subscription_identifiers;
+        Publish {
+            dup: false,
+            qos,
+            retain,
+            topic: self.topic.clone(),
+            packet_id: None,
+            properties,
+            payload: self.payload.clone(),
+        }
+    }
+
+    /// Bytes of payload and topic, the measure used for byte counters.
+    pub fn size(&self) -> usize {
+        self.payload.len() + self.topic.as_str().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mquictt_protocol::{MqttString, PacketId};
+
+    fn publish(expiry: Option<u32>) -> Publish {
+        Publish {
+            dup: true,
+            qos: QoS::AtLeastOnce,
+            retain: true,
+            topic: TopicName::new("a/b").unwrap(),
+            packet_id: PacketId::new(7),
+            properties: Properties {
+                message_expiry_interval: expiry,
+                topic_alias: Some(3),
+                subscription_identifiers: vec![9],
+                content_type: Some(MqttString::new("text/plain").unwrap()),
+                user_properties: vec![(
+                    MqttString::new("k").unwrap(),
+                    MqttString::new("v").unwrap(),
+                )],
+                ..Properties::default()
+            },
+            payload: Bytes::from_static(b"hello"),
+        }
+    }
+
+    #[test]
+    fn strips_per_hop_properties_and_keeps_the_rest() {
+        let now = Instant::now();
+        let message = Message::from_publish(&publish(None), Some("c1".into()), now);
+        assert_eq!(message.properties.topic_alias, None);
+        assert!(message.properties.subscription_identifiers.is_empty());
+        assert_eq!(message.properties.user_properties.len(), 1);
+        assert!(message.properties.content_type.is_some());
+        let out = message.to_publish(QoS::AtMostOnce, false, vec![4, 5], now);
+        assert_eq!(out.properties.subscription_identifiers, vec![4, 5]);
+        assert_eq!(
+            out.properties.user_properties,
+            message.properties.user_properties
+        );
+        assert_eq!(out.properties.message_expiry_interval, None);
+        assert!(!out.dup);
+        assert_eq!(out.packet_id, None);
+    }
+
+    #[test]
+    fn expiry_is_decremented_by_the_time_spent_waiting() {
+        let now = Instant::now();
+        let message = Message::from_publish(&publish(Some(10)), None, now);
+        let later = now + Duration::from_secs(4);
+        let out = message.to_publish(QoS::AtLeastOnce, false, Vec::new(), later);
+        assert_eq!(out.properties.message_expiry_interval, Some(6));
+        // Time left that is less than a second is still rounded up, never sent as 0.
+        let almost = now + Duration::from_millis(9_500);
+        assert_eq!(message.remaining_expiry_secs(almost), Some(1));
+        assert!(!message.is_expired(almost));
+        assert!(message.is_expired(now + Duration::from_secs(10)));
+    }
+}

@@ -1,0 +1,194 @@
+//! Broker counters and gauges, updated lock-free from every connection task, and their
+//! rendering in the Prometheus text exposition format. Serving the text over HTTP is the
+//! binary's job; this file only counts and renders.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters and gauges of one broker.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Connections currently served (gauge).
+    pub connections_current: AtomicU64,
+    /// Connections accepted since start.
+    pub connections_total: AtomicU64,
+    /// Connections refused (limit reached, bad CONNECT, authentication failure).
+    pub connections_refused: AtomicU64,
+    /// PUBLISH packets received from clients.
+    pub messages_received: AtomicU64,
+    /// PUBLISH packets sent to clients.
+    pub messages_sent: AtomicU64,
+    /// Bytes read from clients.
+    pub bytes_received: AtomicU64,
+    /// Bytes written to clients.
+    pub bytes_sent: AtomicU64,
+    /// Messages dropped because a session queue was full.
+    pub messages_dropped: AtomicU64,
+    /// Messages dropped because their expiry interval passed before delivery.
+    pub messages_expired: AtomicU64,
+    /// Messages not sent because they exceeded a client's Maximum Packet Size.
+    pub messages_oversized: AtomicU64,
+    /// Subscriptions (gauge).
+    pub subscriptions: AtomicU64,
+    /// Retained messages (gauge).
+    pub retained_messages: AtomicU64,
+    /// Sessions, connected or not (gauge).
+    pub sessions: AtomicU64,
+}
+
+/// A counter or gauge with its Prometheus name, type and help text.
+struct Series<'a> {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    value: &'a AtomicU64,
+}
+
+impl Metrics {
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Subtracts one from a gauge, never below zero.
+    pub fn decrement(gauge: &AtomicU64) {
+        // An Err means the gauge was already 0; leaving it there is what we want.
+        let _ = gauge.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
+    }
+
+    /// Sets a gauge.
+    pub fn set(gauge: &AtomicU64, value: u64) {
+        gauge.store(value, Ordering::Relaxed);
+    }
+
+    /// Reads a counter or gauge.
+    pub fn get(value: &AtomicU64) -> u64 {
+        value.load(Ordering::Relaxed)
+    }
+
+    fn series(&self) -> [Series<'_>; 13] {
+        let s = |name, kind, help, value| Series {
+            name,
+            kind,
+            help,
+            value,
+        };
+        [
+            s(
+                "mquictt_connections",
+                "gauge",
+                "Connections currently served.",
+                &self.connections_current,
+            ),
+            s(
+                "mquictt_connections_total",
+                "counter",
+                "Connections accepted since start.",
+                &self.connections_total,
+            ),
+            s(
+                "mquictt_connections_refused_total",
+                "counter",
+                "Connections refused.",
+                &self.connections_refused,
+            ),
+            s(
+                "mquictt_messages_received_total",
+                "counter",
+                "PUBLISH packets received from clients.",
+                &self.messages_received,
+            ),
+            s(
+                "mquictt_messages_sent_total",
+                "counter",
+                "PUBLISH packets sent to clients.",
+                &self.messages_sent,
+            ),
+            s(
+                "mquictt_bytes_received_total",
+                "counter",
+                "Bytes read from clients.",
+                &self.bytes_received,
+            ),
+            s(
+                "mquictt_bytes_sent_total",
+                "counter",
+                "Bytes written to clients.",
+                &self.bytes_sent,
+            ),
+            s(
+                "mquictt_messages_dropped_total",
+                "counter",
+                "Messages dropped because a session queue was full.",
+                &self.messages_dropped,
+            ),
+            s(
+                "mquictt_messages_expired_total",
+                "counter",
+                "Messages dropped because they expired before delivery.",
+                &self.messages_expired,
+            ),
+            s(
+                "mquictt_messages_oversized_total",
+                "counter",
+                "Messages not sent because they exceeded the client's maximum packet size.",
+                &self.messages_oversized,
+            ),
+            s(
+                "mquictt_subscriptions",
+                "gauge",
+                "Subscriptions.",
+                &self.subscriptions,
+            ),
+            s(
+                "mquictt_retained_messages",
+                "gauge",
+                "Retained messages.",
+                &self.retained_messages,
+            ),
+            s(
+                "mquictt_sessions",
+                "gauge",
+                "Sessions, connected or not.",
+                &self.sessions,
+            ),
+        ]
+    }
+
+    /// Every series in the Prometheus text exposition format (version 0.0.4).
+    pub fn render_prometheus(&self) -> String {
+        let mut out = String::new();
+        for series in self.series() {
+            // Writing to a String cannot fail.
+            let _ = writeln!(out, "# HELP {} {}", series.name, series.help);
+            let _ = writeln!(out, "# TYPE {} {}", series.name, series.kind);
+            let _ = writeln!(out, "{} {}", series.name, Self::get(series.value));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let metrics = Metrics::default();
+        Metrics::add(&metrics.messages_received, 3);
+        Metrics::set(&metrics.subscriptions, 7);
+        Metrics::decrement(&metrics.connections_current);
+        let text = metrics.render_prometheus();
+        assert!(text.contains(
+            "# TYPE mquictt_messages_received_total counter\nmquictt_messages_received_total 3\n"
+        ));
+        assert!(text.contains("mquictt_subscriptions 7\n"));
+        assert!(text.contains("mquictt_connections 0\n"));
+        // Every sample line is "name value" with a number.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let (name, value) = line.split_once(' ').unwrap();
+            assert!(name.starts_with("mquictt_"));
+            value.parse::<u64>().unwrap();
+        }
+    }
+}

@@ -1,0 +1,552 @@
+//! The session registry: every client's session, whether a connection currently holds it, and
+//! the timers that outlive connections (session expiry, delayed wills). It decides session
+//! present, takeover and when a will is published or cancelled (3.1.2.4, 3.1.2.5, 3.1.3.2.2,
+//! 4.1); it does not talk to connections or route messages. The caller gets back what to do:
+//! which connection to close, which wills to publish, which sessions ended.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::config::DropPolicy;
+use crate::message::{ClientId, Message};
+use crate::session::{Outgoing, Session, WillSpec};
+use crate::subscriptions::Subscription;
+
+/// Identifies one network connection, so a late event from a connection that was taken over
+/// cannot act on the session its successor now holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionId(pub u64);
+
+/// How a connection ended, which decides the fate of its will.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Departure {
+    /// DISCONNECT with reason 0x00: "the Will Message MUST be removed from the stored Session
+    /// State ... and not published" [MQTT-3.1.2-10].
+    Normal,
+    /// DISCONNECT with reason 0x04 Disconnect with Will Message: publish the will.
+    WithWill,
+    /// The connection was lost, timed out, broke the protocol or the broker closed it: publish
+    /// the will (3.1.2.5).
+    Lost,
+}
+
+/// A will waiting for its delay to pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingWill {
+    /// The will message.
+    pub message: Message,
+    /// When it is published unless the session resumes first.
+    pub publish_at: Instant,
+}
+
+#[derive(Debug)]
+enum Presence {
+    Online(ConnectionId),
+    Offline { expires_at: Instant },
+}
+
+#[derive(Debug)]
+struct Entry {
+    session: Session,
+    presence: Presence,
+    /// The will of the current connection while online; moved to `pending_will` when the
+    /// connection ends without a normal DISCONNECT.
+    will: Option<WillSpec>,
+    pending_will: Option<PendingWill>,
+}
+
+/// A session that ended: its subscriptions must leave the subscription tree, and messages
+/// copied for shared subscriptions may go to another member of the group.
+#[derive(Debug)]
+pub struct EndedSession {
+    /// Whose session it was.
+    pub client_id: ClientId,
+    /// Its subscriptions.
+    pub subscriptions: Vec<Subscription>,
+    /// Messages it never received.
+    pub undelivered: Vec<Outgoing>,
+}
+
+/// What a new connection gets from the registry.
+#[derive(Debug)]
+pub struct Attached {
+    /// The connection's identifier.
+    pub connection: ConnectionId,
+    /// Whether an existing session was resumed (CONNACK Session Present).
+    pub session_present: bool,
+    /// A live connection of the same client that must be closed (DISCONNECT 0x8E in 5.0)
+    /// [MQTT-3.1.4-3].
+    pub taken_over: Option<ConnectionId>,
+    /// Wills to publish now: the taken-over connection's, or a delayed will whose session just
+    /// ended because of Clean Start.
+    pub wills: Vec<Message>,
+    /// The previous session, if Clean Start discarded it.
+    pub ended: Option<EndedSession>,
+}
+
+/// What a connection leaving produced.
+#[derive(Debug, Default)]
+pub struct Detached {
+    /// A will to publish now.
+    pub will: Option<Message>,
+    /// The session, if it ended with the connection (expiry 0).
+    pub ended: Option<EndedSession>,
+}
+
+/// Something a timer produced.
+#[derive(Debug)]
+pub enum RegistryEvent {
+    /// A delayed will is due.
+    WillDue(Box<Message>),
+    /// A session expired.
+    SessionExpired(EndedSession),
+}
+
+/// Every session the broker knows.
+#[derive(Debug)]
+pub struct SessionRegistry {
+    entries: HashMap<ClientId, Entry>,
+    next_connection: u64,
+    queue_limit: usize,
+    drop_policy: DropPolicy,
+}
+
+impl SessionRegistry {
+    /// An empty registry whose sessions queue at most `queue_limit` messages.
+    pub fn new(queue_limit: usize, drop_policy: DropPolicy) -> Self {
+        Self {
+            entries: HashMap::new(),
+            next_connection: 1,
+            queue_limit,
+            drop_policy,
+        }
+    }
+
+    /// A connection with an accepted CONNECT takes the session of `client_id`.
+    ///
+    /// - Clean Start 1 discards an existing session [MQTT-3.1.2-4]; otherwise an existing
+    ///   session is resumed [MQTT-3.1.2-5] and its pending will cancelled, as "If a new
+    ///   Network Connection to this Session is made before the Will Delay Interval has
+    ///   passed, the Server MUST NOT send the Will Message" [MQTT-3.1.3-9].
+    /// - A live connection of the same client is taken over [MQTT-3.1.4-3]. Its will is
+    ///   published when it had no delay or when the session ends with Clean Start; a delayed
+    ///   will is cancelled because the session resumes at once.
+    pub fn connect(
+        &mut self,
+        client_id: &ClientId,
+        clean_start: bool,
+        expiry: Duration,
+        will: Option<WillSpec>,
+        now: Instant,
+    ) -> Attached {
+        let connection = ConnectionId(self.next_connection);
+        self.next_connection += 1;
+        let mut attached = Attached {
+            connection,
+            session_present: false,
+            taken_over: None,
+            wills: Vec::new(),
+            ended: None,
+        };
+        let mut existing = self.entries.remove(client_id);
+        if let Some(entry) = existing.take_if(
+            |e| matches!(e.presence, Presence::Offline { expires_at } if now >= expires_at),
+        ) {
+            // Expired before its timer ran: it ends now, with its will if one was waiting.
+            attached.wills.extend(entry.pending_will.map(|w| w.message));
+            attached.ended = Some(end(entry.session));
+        }
+        let session = match existing {
+            Some(mut entry) => {
+                if let Presence::Online(old) = entry.presence {
+                    attached.taken_over = Some(old);
+                    if let Some(old_will) = entry.will.take() {
+                        if clean_start || old_will.delay.is_zero() {
+                            attached.wills.push(old_will.message);
+                        }
+                    }
+                }
+                if let Some(pending) = entry.pending_will.take() {
+                    if clean_start {
+                        attached.wills.push(pending.message);
+                    }
+                }
+                if clean_start {
+                    attached.ended = Some(end(entry.session));
+                    None
+                } else {
+                    attached.session_present = true;
+                    Some(entry.session)
+                }
+            }
+            None => None,
+        };
+        let mut session = session.unwrap_or_else(|| {
+            Session::new(
+                client_id.clone(),
+                expiry,
+                self.queue_limit,
+                self.drop_policy,
+            )
+        });
+        session.expiry = expiry;
+        self.entries.insert(
+            client_id.clone(),
+            Entry {
+                session,
+                presence: Presence::Online(connection),
+                will,
+                pending_will: None,
+            },
+        );
+        attached
+    }
+
+    /// The connection `connection` of `client_id` ended. `expiry` is the session expiry in
+    /// force at that moment (DISCONNECT may change it, 3.14.2.2.2). Does nothing when the
+    /// connection no longer holds the session (it was taken over).
+    pub fn disconnect(
+        &mut self,
+        client_id: &ClientId,
+        connection: ConnectionId,
+        departure: Departure,
+        expiry: Duration,
+        now: Instant,
+    ) -> Detached {
+        let mut detached = Detached::default();
+        let Some(entry) = self.entries.get_mut(client_id) else {
+            return detached;
+        };
+        if !matches!(entry.presence, Presence::Online(c) if c == connection) {
+            return detached;
+        }
+        entry.session.expiry = expiry;
+        let will = entry.will.take().filter(|_| departure != Departure::Normal);
+        if let Some(will) = will {
+            // "The Server delays publishing the Client's Will Message until the Will Delay
+            // Interval has passed or the Session ends, whichever happens first" (3.1.3.2.2).
+            let delay = will.delay.min(expiry);
+            if delay.is_zero() {
+                detached.will = Some(will.message);
+            } else {
+                entry.pending_will = Some(PendingWill {
+                    message: will.message,
+                    publish_at: now + delay,
+                });
+            }
+        }
+        if expiry.is_zero() {
+            if let Some(entry) = self.entries.remove(client_id) {
+                detached.ended = Some(end(entry.session));
+            }
+        } else {
+            entry.presence = Presence::Offline {
+                expires_at: now + expiry,
+            };
+        }
+        detached
+    }
+
+    /// Whether `connection` currently holds the session of `client_id`.
+    pub fn is_current(&self, client_id: &ClientId, connection: ConnectionId) -> bool {
+        self.entries
+            .get(client_id)
+            .is_some_and(|e| matches!(e.presence, Presence::Online(c) if c == connection))
+    }
+
+    /// The connection holding `client_id`'s session, if it is online.
+    pub fn connection_of(&self, client_id: &ClientId) -> Option<ConnectionId> {
+        match self.entries.get(client_id)?.presence {
+            Presence::Online(c) => Some(c),
+            Presence::Offline { .. } => None,
+        }
+    }
+
+    /// The session of `client_id`.
+    pub fn session(&self, client_id: &ClientId) -> Option<&Session> {
+        self.entries.get(client_id).map(|e| &e.session)
+    }
+
+    /// The session of `client_id`, to change its subscriptions or queue.
+    pub fn session_mut(&mut self, client_id: &ClientId) -> Option<&mut Session> {
+        self.entries.get_mut(client_id).map(|e| &mut e.session)
+    }
+
+    /// Number of sessions, online or not.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are no sessions.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Number of sessions with a live connection.
+    pub fn online(&self) -> usize {
+        self.entries
+            .values()
+            .filter(|e| matches!(e.presence, Presence::Online(_)))
+            .count()
+    }
+
+    /// The earliest moment a will becomes due or a session expires.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.entries
+            .values()
+            .flat_map(|e| {
+                let expiry = match e.presence {
+                    Presence::Offline { expires_at } => Some(expires_at),
+                    Presence::Online(_) => None,
+                };
+                expiry
+                    .into_iter()
+                    .chain(e.pending_will.as_ref().map(|w| w.publish_at))
+            })
+            .min()
+    }
+
+    /// Fires the timers due at `now`: delayed wills first, then expired sessions (whose own
+    /// pending will, if still waiting, is due too because the session ends).
+    pub fn handle_timeout(&mut self, now: Instant) -> Vec<RegistryEvent> {
+        let mut events = Vec::new();
+        for entry in self.entries.values_mut() {
+            let expired =
+                matches!(entry.presence, Presence::Offline { expires_at } if now >= expires_at);
+            let will_due = entry
+                .pending_will
+                .as_ref()
+                .is_some_and(|w| expired || now >= w.publish_at);
+            if will_due {
+                if let Some(will) = entry.pending_will.take() {
+                    events.push(RegistryEvent::WillDue(Box::new(will.message)));
+                }
+            }
+        }
+        let expired: Vec<ClientId> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| matches!(e.presence, Presence::Offline { expires_at } if now >= expires_at))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for client_id in expired {
+            if let Some(entry) = self.entries.remove(&client_id) {
+                events.push(RegistryEvent::SessionExpired(end(entry.session)));
+            }
+        }
+        events
+    }
+
+    /// The client identifiers of every session.
+    pub fn clients(&self) -> Vec<ClientId> {
+        self.entries.keys().cloned().collect()
+    }
+}
+
+fn end(mut session: Session) -> EndedSession {
+    EndedSession {
+        client_id: session.client_id.clone(),
+        subscriptions: session.subscriptions.into_values().collect(),
+        undelivered: session.queue.drain().into_iter().map(|(_, o)| o).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use mquictt_protocol::{QoS, SubscriptionOptions, TopicFilter, TopicName};
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn registry() -> SessionRegistry {
+        SessionRegistry::new(100, DropPolicy::DropNewest)
+    }
+
+    fn will(delay: u64) -> Option<WillSpec> {
+        Some(WillSpec {
+            message: Message::new(
+                TopicName::new("will").unwrap(),
+                Bytes::from_static(b"gone"),
+                QoS::AtMostOnce,
+                false,
+            ),
+            delay: Duration::from_secs(delay),
+        })
+    }
+
+    fn add_subscription(registry: &mut SessionRegistry, client: &ClientId) {
+        let filter = TopicFilter::new("a/#").unwrap();
+        registry.session_mut(client).unwrap().subscriptions.insert(
+            filter.clone(),
+            Subscription {
+                filter,
+                options: SubscriptionOptions::default(),
+                identifier: None,
+            },
+        );
+    }
+
+    #[test]
+    fn mqtt_3_2_2_2_session_present_only_when_resumed() {
+        let mut reg = registry();
+        let c = ClientId::from("c");
+        let now = Instant::now();
+        let first = reg.connect(&c, false, HOUR, None, now);
+        assert!(!first.session_present);
+        add_subscription(&mut reg, &c);
+        reg.disconnect(&c, first.connection, Departure::Normal, HOUR, now);
+        assert_eq!(reg.connection_of(&c), None);
+        let second = reg.connect(&c, false, HOUR, None, now);
+        assert!(second.session_present);
+        assert_eq!(reg.session(&c).unwrap().subscriptions.len(), 1);
+    }
+
+    #[test]
+    fn mqtt_3_1_2_4_clean_start_discards_the_session() {
+        let mut reg = registry();
+        let c = ClientId::from("c");
+        let now = Instant::now();
+        let first = reg.connect(&c, false, HOUR, None, now);
+        add_subscription(&mut reg, &c);
+        reg.disconnect(&c, first.connection, Departure::Normal, HOUR, now);
+        let second = reg.connect(&c, true, HOUR, None, now);
+        assert!(!second.session_present);
+        let ended = second.ended.unwrap();
+        assert_eq!(ended.subscriptions.len(), 1);
+        assert!(reg.session(&c).unwrap().subscriptions.is_empty());
+    }
+
+    #[test]
+    fn mqtt_3_1_4_3_takeover_names_the_old_connection_and_ignores_its_late_exit() {
+        let mut reg = registry();
+        let c = ClientId::from("c");
+        let now = Instant::now();
+        let old = reg.connect(&c, false, HOUR, will(0), now);
+        let new = reg.connect(&c, false, HOUR, None, now);
+        assert_eq!(new.taken_over, Some(old.connection));
+        assert!(new.session_present);
+        assert_eq!(
+            new.wills.len(),
+            1,
+            "a will without delay goes out on takeover"
+        );
+        let late = reg.disconnect(&c, old.connection, Departure::Lost, HOUR, now);
+        assert!(late.will.is_none() && late.ended.is_none());
+        assert!(reg.is_current(&c, new.connection));
+    }
+
+    #[test]
+    fn takeover_cancels_a_delayed_will_when_the_session_resumes() {
+        let mut reg = registry();
+        let c = ClientId::from("c");
+        let now = Instant::now();
+        reg.connect(&c, false, HOUR, will(30), now);
+        let new = reg.connect(&c, false, HOUR, None, now);
+        assert!(new.wills.is_empty());
+        let again = reg.connect(&c, true, HOUR, None, now);
+        assert!(again.wills.is_empty(), "the new connection had no will");
+    }
+
+    #[test]
+    fn mqtt_3_1_2_10_normal_disconnect_discards_the_will() {
+        let mut reg = registry();
+        let c = ClientId::from("c");
+        let now = Instant::now();
+        let a = reg.connect(&c, false, HOUR, will(0), now);
+        let out = reg.disconnect(&c, a.connection, Departure::Normal, HOUR, now);
+        assert!(out.will.is_none());
+        assert!(reg.handle_timeout(now + HOUR / 2).is_empty());
+    }
+
+    #[test]
+    fn will_without_delay_is_published_when_the_connection_is_lost() {
+        let mut reg = registry();
+        let c = ClientId::from("c");
+        let now = Instant::now();
+        let a = reg.connect(&c, false, HOUR, will(0), now);
+        let out = reg.disconnect(&c, a.connection, Departure::WithWill, HOUR, now);
+        assert_eq!(out.will.unwrap().topic.as_str(), "will");
+    }
+
+    #[test]
+    fn mqtt_3_1_3_9_delayed_will_is_cancelled_by_a_timely_reconnect() {
+        let mut reg = registry();
+        let c = ClientId::from("c");
+        let now = Instant::now();
+        let a = reg.connect(&c, false, HOUR, will(10), now);
+        let out = reg.disconnect(&c, a.connection, Departure::Lost, HOUR, now);
+        assert!(out.will.is_none());
+        assert_eq!(reg.next_deadline(), Some(now + Duration::from_secs(10)));
+        let b = reg.connect(&c, false, HOUR, None, now + Duration::from_secs(5));
+        assert!(b.wills.is_empty());
+        assert!(reg.handle_timeout(now + Duration::from_secs(20)).is_empty());
+    }
+
+    #[test]
+    fn delayed_will_fires_after_its_delay() {
+        let mut reg = registry();
+        let c = ClientId::from("c");
+        let now = Instant::now();
+        let a = reg.connect(&c, false, HOUR, will(10), now);
+        reg.disconnect(&c, a.connection, Departure::Lost, HOUR, now);
+        assert!(reg.handle_timeout(now + Duration::from_secs(9)).is_empty());
+        let events = reg.handle_timeout(now + Duration::from_secs(10));
+        assert!(matches!(events.as_slice(), [RegistryEvent::WillDue(_)]));
+        assert!(reg.session(&c).is_some(), "the session itself lives on");
+    }
+
+    #[test]
+    fn will_is_published_when_the_session_ends_before_the_delay() {
+        let mut reg = registry();
+        let c = ClientId::from("c");
+        let now = Instant::now();
+        let a = reg.connect(&c, false, HOUR, will(600), now);
+        reg.disconnect(
+            &c,
+            a.connection,
+            Departure::Lost,
+            Duration::from_secs(60),
+            now,
+        );
+        let events = reg.handle_timeout(now + Duration::from_secs(60));
+        assert_eq!(events.len(), 2);
+        assert!(matches!(events[0], RegistryEvent::WillDue(_)));
+        assert!(matches!(events[1], RegistryEvent::SessionExpired(_)));
+        assert!(reg.is_empty());
+    }
+
+    #[test]
+    fn expiry_zero_ends_the_session_with_the_connection() {
+        let mut reg = registry();
+        let c = ClientId::from("c");
+        let now = Instant::now();
+        let a = reg.connect(&c, false, Duration::ZERO, will(30), now);
+        add_subscription(&mut reg, &c);
+        let out = reg.disconnect(&c, a.connection, Departure::Lost, Duration::ZERO, now);
+        assert!(
+            out.will.is_some(),
+            "the session ends, so the delayed will is due"
+        );
+        assert_eq!(out.ended.unwrap().subscriptions.len(), 1);
+        assert!(!reg.connect(&c, false, HOUR, None, now).session_present);
+    }
+
+    #[test]
+    fn expired_session_is_not_resumed_even_before_the_timer_ran() {
+        let mut reg = registry();
+        let c = ClientId::from("c");
+        let now = Instant::now();
+        let a = reg.connect(&c, false, Duration::from_secs(5), None, now);
+        reg.disconnect(
+            &c,
+            a.connection,
+            Departure::Normal,
+            Duration::from_secs(5),
+            now,
+        );
+        let b = reg.connect(&c, false, HOUR, None, now + Duration::from_secs(6));
+        assert!(!b.session_present);
+        assert_eq!(reg.online(), 1);
+    }
+}

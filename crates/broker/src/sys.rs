@@ -1,0 +1,124 @@
+//! The `$SYS/broker/...` topics: a snapshot of broker statistics turned into retained
+//! messages, published every `sys_interval`. Topic names follow Mosquitto's, so existing
+//! dashboards keep working. Collecting the numbers and publishing are the broker's job.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use mquictt_protocol::{QoS, TopicName};
+
+use crate::message::Message;
+
+/// The numbers published under `$SYS`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SysSnapshot {
+    /// Time since the broker started.
+    pub uptime: Duration,
+    /// Clients with a live connection.
+    pub clients_connected: u64,
+    /// PUBLISH packets received since start.
+    pub messages_received: u64,
+    /// PUBLISH packets sent since start.
+    pub messages_sent: u64,
+    /// Bytes received since start.
+    pub bytes_received: u64,
+    /// Bytes sent since start.
+    pub bytes_sent: u64,
+    /// Subscriptions now.
+    pub subscriptions: u64,
+    /// Retained messages now.
+    pub retained: u64,
+}
+
+/// The version string published at `$SYS/broker/version`.
+pub fn version_string() -> String {
+    format!("mquictt version {}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The `$SYS` messages for `snapshot`, each retained so that a late subscriber sees the last
+/// value at once.
+pub fn sys_messages(snapshot: &SysSnapshot) -> Vec<Message> {
+    let entries: [(&str, String); 9] = [
+        ("$SYS/broker/version", version_string()),
+        (
+            "$SYS/broker/uptime",
+            format!("{} seconds", snapshot.uptime.as_secs()),
+        ),
+        (
+            "$SYS/broker/clients/connected",
+            snapshot.clients_connected.to_string(),
+        ),
+        (
+            "$SYS/broker/messages/received",
+            snapshot.messages_received.to_string(),
+        ),
+        (
+            "$SYS/broker/messages/sent",
+            snapshot.messages_sent.to_string(),
+        ),
+        (
+            "$SYS/broker/bytes/received",
+            snapshot.bytes_received.to_string(),
+        ),
+        ("$SYS/broker/bytes/sent", snapshot.bytes_sent.to_string()),
+        (
+            "$SYS/broker/subscriptions/count",
+            snapshot.subscriptions.to_string(),
+        ),
+        (
+            "$SYS/broker/retained messages/count",
+            snapshot.retained.to_string(),
+        ),
+    ];
+    entries
+        .into_iter()
+        .filter_map(|(topic, value)| {
+            // The names above are constants without wildcards, so this never skips one.
+            let topic = TopicName::new(topic).ok()?;
+            Some(Message::new(
+                topic,
+                Bytes::from(value),
+                QoS::AtMostOnce,
+                true,
+            ))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sys_topic_is_published_retained() {
+        let snapshot = SysSnapshot {
+            uptime: Duration::from_secs(42),
+            clients_connected: 3,
+            subscriptions: 5,
+            retained: 2,
+            ..SysSnapshot::default()
+        };
+        let messages = sys_messages(&snapshot);
+        assert_eq!(messages.len(), 9);
+        assert!(messages.iter().all(|m| m.retain && m.topic.is_system()));
+        let value = |topic: &str| {
+            messages
+                .iter()
+                .find(|m| m.topic.as_str() == topic)
+                .map(|m| String::from_utf8_lossy(&m.payload).into_owned())
+        };
+        assert_eq!(value("$SYS/broker/uptime").as_deref(), Some("42 seconds"));
+        assert_eq!(value("$SYS/broker/clients/connected").as_deref(), Some("3"));
+        assert_eq!(
+            value("$SYS/broker/subscriptions/count").as_deref(),
+            Some("5")
+        );
+        assert_eq!(
+            value("$SYS/broker/retained messages/count").as_deref(),
+            Some("2")
+        );
+        assert!(value("$SYS/broker/version")
+            .unwrap()
+            .starts_with("mquictt version "));
+    }
+}
