@@ -1,0 +1,43 @@
+//! The command line: every subcommand and flag of `mquictt`, as clap definitions. Parsing only;
+//! the work is done in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// MQTT 3.1.1/5.0 broker and client with QUIC beside TCP, TLS and WebSocket.
+#[derive(Debug, Parser)]
+#[command(name = "mquictt", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Log filter, e.g. `info`, `debug`, `mquictt_broker=trace` (also read from RUST_LOG).
+    #[arg(long, global = true, env = "RUST_LOG", default_value = "info")]
+    pub log: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the broker. With no arguments it listens on loopback only (TCP 1883, WebSocket
+    /// 8083), allows anonymous clients there and keeps its data in ./mquictt-data.
+    Broker(BrokerArgs),
+}
+
+/// `mquictt broker`
+#[derive(Debug, Args)]
+pub struct BrokerArgs {
+    /// TOML config file (see docs/configuration.md and examples/mquictt.toml).
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Listener URL, repeatable; replaces the config file's `listen` list. Schemes:
+    /// tcp:// (or mqtt://), ws://HOST:PORT/PATH.
+    #[arg(short, long = "listen", value_name = "URL")]
+    pub listen: Vec<String>,
+
+    /// Directory for durable data and generated certificates (default ./mquictt-data).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
