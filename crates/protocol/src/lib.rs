@@ -10,6 +10,7 @@
 pub mod packet;
 pub mod properties;
 pub mod reason;
+pub mod session;
 pub mod string;
 pub mod topic;
 pub mod types;
