@@ -601,7 +601,7 @@ impl ClientSession {
                 .outbound
                 .into_iter()
                 .filter_map(|message| match message {
-                    OutboundMessage::Publish(publish) => Some(publish),
+                    OutboundMessage::Publish(publish) => Some(*publish),
                     OutboundMessage::Release(_) => None,
                 })
                 .collect();

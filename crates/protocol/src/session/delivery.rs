@@ -192,7 +192,7 @@ impl Delivery {
         if let Err(mut refused) = self.outbound.submit(publish) {
             self.ids.release(packet_id);
             refused.packet_id = None;
-            return Err(RequestError::QueueFull(Box::new(refused)));
+            return Err(RequestError::QueueFull(refused));
         }
         self.pump();
         Ok(Some(packet_id))
@@ -331,7 +331,7 @@ impl Delivery {
                     self.check_size(publish)
                 {
                     oversized.push(Oversized {
-                        publish: publish.clone(),
+                        publish: (**publish).clone(),
                         size,
                         maximum,
                     });
