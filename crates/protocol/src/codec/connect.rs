@@ -6,9 +6,8 @@
 use bytes::{BufMut, Bytes};
 
 use super::primitives::{prefixed_len, put_binary, put_string, Reader};
-use super::properties::{
-    decode_properties, encode_properties, properties_block_len, PropertyContext,
-};
+use super::properties::{decode_properties, encode_properties, properties_block_len};
+use super::property_rules::PropertyContext;
 use crate::error::ProtocolError;
 use crate::packet::{Connect, Will};
 use crate::topic::TopicName;

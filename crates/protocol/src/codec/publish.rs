@@ -5,9 +5,8 @@
 use bytes::BufMut;
 
 use super::primitives::{prefixed_len, put_string, Reader};
-use super::properties::{
-    decode_properties, encode_properties, properties_block_len, PropertyContext,
-};
+use super::properties::{decode_properties, encode_properties, properties_block_len};
+use super::property_rules::PropertyContext;
 use super::read_packet_id;
 use crate::error::ProtocolError;
 use crate::packet::{PacketType, Publish};
