@@ -6,7 +6,7 @@
 use bytes::{BufMut, Bytes};
 
 use super::primitives::{prefixed_len, put_binary, put_string, Reader};
-use super::properties::{decode_properties, encode_properties, properties_block_len};
+use super::properties::{encode_properties, properties_block_len, properties_if_v5};
 use super::property_rules::PropertyContext;
 use crate::error::ProtocolError;
 use crate::packet::{Connect, Will};
@@ -67,20 +67,12 @@ pub(crate) fn decode(r: &mut Reader) -> Result<Connect, ProtocolError> {
         return Err(ProtocolError::PasswordWithoutUsername);
     }
     let keep_alive = r.read_u16("keep alive")?;
-    let properties = if protocol.is_v5() {
-        decode_properties(r, PropertyContext::Connect)?
-    } else {
-        Default::default()
-    };
+    let properties = properties_if_v5(r, protocol, PropertyContext::Connect)?;
     // "The ClientID MUST be present and is the first field in the CONNECT packet Payload"
     // [MQTT-3.1.3-3], "MUST be a UTF-8 Encoded String" [MQTT-3.1.3-4].
     let client_id = r.read_string("client identifier")?;
     let will = if has_will {
-        let will_properties = if protocol.is_v5() {
-            decode_properties(r, PropertyContext::Will)?
-        } else {
-            Default::default()
-        };
+        let will_properties = properties_if_v5(r, protocol, PropertyContext::Will)?;
         let topic = r.read_string("will topic")?;
         let topic = TopicName::from_string(topic).map_err(ProtocolError::InvalidTopicName)?;
         let payload = r.read_binary("will payload")?;
