@@ -122,12 +122,22 @@ impl Decoder {
     }
 
     /// Decodes one packet with the contract of [`decode`]. A decoded CONNECT sets the version.
+    ///
+    /// While the version is unknown, a CONNECT that fails to decode still sets it if its
+    /// protocol name and level were readable and supported, so that a server can answer with a
+    /// CONNACK in the format the client asked for before closing.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Packet>, ProtocolError> {
-        let packet = decode_packet(buf, self.version, self.max_packet_size)?;
-        if let Some(Packet::Connect(connect)) = &packet {
-            self.version = Some(connect.protocol);
+        let named_version = match self.version {
+            None => connect::peek_version(buf),
+            Some(_) => None,
+        };
+        let result = decode_packet(buf, self.version, self.max_packet_size);
+        match &result {
+            Ok(Some(Packet::Connect(connect))) => self.version = Some(connect.protocol),
+            Err(_) if named_version.is_some() => self.version = named_version,
+            _ => {}
         }
-        Ok(packet)
+        result
     }
 }
 
