@@ -1,10 +1,12 @@
 //! The client and server session machines driven against each other in memory, with
-//! simulated time: every packet one side transmits is handed to the other (and logged, so
-//! the tests can check what went over the wire), and time only moves when a test says so.
+//! simulated time: every packet one side transmits goes through the codec (encoded, then
+//! decoded as the other side would) before it is handed over, and is logged so the tests can
+//! check what went over the wire. Time only moves when a test says so.
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use mquictt_protocol::codec::MAX_PACKET_SIZE;
 use mquictt_protocol::session::{
     Accept, ClientConfig, ClientEvent, ClientSession, OutboundMessage, RequestError, ServerConfig,
     ServerEvent, ServerSession, SessionError, SessionState,
@@ -63,6 +65,7 @@ impl Pair {
             let mut moved = false;
             while let Some(packet) = self.client.poll_transmit(self.now) {
                 moved = true;
+                let packet = through_the_wire(packet, self.client.version());
                 self.wire.push((Direction::ToServer, packet.clone()));
                 if let Err(error) = self.server.handle_packet(packet, self.now) {
                     self.server_error.get_or_insert(error);
@@ -70,6 +73,7 @@ impl Pair {
             }
             while let Some(packet) = self.server.poll_transmit(self.now) {
                 moved = true;
+                let packet = through_the_wire(packet, self.client.version());
                 self.wire.push((Direction::ToClient, packet.clone()));
                 if let Err(error) = self.client.handle_packet(packet, self.now) {
                     self.client_error.get_or_insert(error);
@@ -210,6 +214,22 @@ impl Pair {
     fn elapsed(&self) -> Duration {
         self.now - self.start
     }
+}
+
+/// Encodes a packet and decodes it again, as the peer's codec would: what a machine sends
+/// must be valid on the wire and survive the trip unchanged.
+fn through_the_wire(packet: Packet, version: ProtocolVersion) -> Packet {
+    let mut buf = BytesMut::new();
+    packet
+        .encode(version, &mut buf)
+        .unwrap_or_else(|e| panic!("{packet:?} does not encode: {e}"));
+    assert_eq!(buf.len(), packet.encoded_len(version));
+    let decoded = mquictt_protocol::decode(&mut buf, version, MAX_PACKET_SIZE)
+        .unwrap_or_else(|e| panic!("{packet:?} does not decode: {e}"))
+        .expect("a whole packet");
+    assert!(buf.is_empty());
+    assert_eq!(decoded, packet, "the codec changed the packet");
+    decoded
 }
 
 fn connect(version: ProtocolVersion, client_id: &str) -> Connect {
