@@ -1417,3 +1417,82 @@ fn mqtt_3_1_1_runs_without_properties() {
     assert_eq!(error.reason_code(), ReasonCode::ProtocolError);
     assert_eq!(pair.server.poll_transmit(pair.now), None);
 }
+
+#[test]
+fn enhanced_authentication_passes_through_as_events() {
+    let mut config = v5();
+    config.connect.properties.authentication_method = Some(MqttString::from_static("SCRAM-SHA-1"));
+    let mut pair = Pair::new(config, ServerConfig::default());
+    pair.drive();
+    assert!(matches!(
+        pair.server_events.pop(),
+        Some(ServerEvent::Connect(_))
+    ));
+    let challenge = mquictt_protocol::Auth {
+        reason_code: ReasonCode::ContinueAuthentication,
+        properties: Properties {
+            authentication_method: Some(MqttString::from_static("SCRAM-SHA-1")),
+            authentication_data: Some(Bytes::from_static(b"server-first")),
+            ..Properties::default()
+        },
+    };
+    pair.server.auth(challenge.clone()).unwrap();
+    pair.drive();
+    assert_eq!(
+        pair.client_events.pop(),
+        Some(ClientEvent::Auth(challenge.clone()))
+    );
+    assert!(!pair.client.is_connected());
+    let mut response = challenge;
+    response.properties.authentication_data = Some(Bytes::from_static(b"client-final"));
+    pair.client.auth(response.clone()).unwrap();
+    pair.drive();
+    assert_eq!(pair.server_events.pop(), Some(ServerEvent::Auth(response)));
+    pair.server.accept(Accept::default(), pair.now).unwrap();
+    pair.drive();
+    assert!(pair.client.is_connected());
+
+    // Without an authentication method in CONNECT, AUTH is a protocol error [MQTT-4.12.0-7].
+    let mut plain = Pair::new(v5(), ServerConfig::default());
+    plain.connect(Accept::default());
+    let stray = Packet::Auth(mquictt_protocol::Auth {
+        reason_code: ReasonCode::ReAuthenticate,
+        properties: Properties::default(),
+    });
+    let error = plain.server.handle_packet(stray, plain.now).unwrap_err();
+    assert_eq!(error, SessionError::AuthWithoutMethod);
+    assert_eq!(
+        plain.client.auth(mquictt_protocol::Auth {
+            reason_code: ReasonCode::ReAuthenticate,
+            properties: Properties::default(),
+        }),
+        Err(RequestError::NoAuthenticationMethod)
+    );
+}
+
+#[test]
+fn connect_and_connack_timeouts() {
+    let start = Instant::now();
+    let mut server = ServerSession::new(ServerConfig::default(), start);
+    assert_eq!(server.poll_timeout(), Some(start + Duration::from_secs(10)));
+    server
+        .handle_timeout(start + Duration::from_secs(9))
+        .unwrap();
+    let error = server
+        .handle_timeout(start + Duration::from_secs(10))
+        .unwrap_err();
+    assert_eq!(error, SessionError::ConnectTimeout(Duration::from_secs(10)));
+    assert!(server.is_closed());
+
+    let mut client = ClientSession::new(v5(), None, start);
+    assert!(matches!(
+        client.poll_transmit(start),
+        Some(Packet::Connect(_))
+    ));
+    assert_eq!(client.poll_timeout(), Some(start + Duration::from_secs(30)));
+    let error = client
+        .handle_timeout(start + Duration::from_secs(30))
+        .unwrap_err();
+    assert_eq!(error, SessionError::ConnAckTimeout(Duration::from_secs(30)));
+    assert_eq!(client.poll_transmit(start), None);
+}
