@@ -136,6 +136,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsByteStream<S> {
 /// Server side of the WebSocket handshake on `stream`: the request path must be `path`
 /// (404 otherwise) and the client must offer the `mqtt` subprotocol (400 otherwise), which the
 /// response selects.
+// The callback's error type is tungstenite's HTTP response; its size is not ours to choose.
+#[allow(clippy::result_large_err)]
 pub(crate) async fn accept<S>(stream: S, path: &str) -> Result<WsByteStream<S>, tungstenite::Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
