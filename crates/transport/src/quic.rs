@@ -1,0 +1,433 @@
+//! MQTT over QUIC as EMQX does it: ALPN `mqtt`, TLS 1.3, and MQTT's own framing on
+//! client-opened bidirectional streams. Owns the quinn endpoint and transport settings, the
+//! server-side accept (connection, then its first bidirectional stream: the single stream, or
+//! the control stream of multi-stream mode), the client-side connect, and [`QuicStream`], one
+//! bidirectional stream as a byte stream. [`QuicConnection`] keeps the `quinn::Connection`
+//! reachable for what is built on top: more streams, 0-RTT state, migration.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use quinn::crypto::rustls::{HandshakeData, QuicClientConfig, QuicServerConfig};
+use quinn::{
+    Connection, Endpoint, IdleTimeout, Incoming, RecvStream, SendStream, TransportConfig, VarInt,
+};
+use rustls::pki_types::CertificateDer;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::watch;
+
+use crate::error::TransportError;
+use crate::tls::MQTT_ALPN;
+
+/// QUIC application error code for "the peer spoke the wrong application protocol".
+const WRONG_ALPN_CODE: u32 = 0x10;
+
+/// QUIC settings of a listener.
+#[derive(Debug, Clone)]
+pub struct QuicServerOptions {
+    /// Close a connection after this long without any packet. 60 s by default: clients keep
+    /// NAT bindings (and this timer) alive with QUIC PINGs, so this only ends dead peers; the
+    /// MQTT keep alive still applies on top.
+    pub idle_timeout: Duration,
+    /// Bidirectional streams a client may have open at once: the control stream plus data
+    /// streams in multi-stream mode. 100 by default (quinn's default, enough for per-topic
+    /// streams, small enough to bound per-connection memory).
+    pub max_bidi_streams: u32,
+}
+
+impl Default for QuicServerOptions {
+    fn default() -> Self {
+        QuicServerOptions {
+            idle_timeout: Duration::from_secs(60),
+            max_bidi_streams: 100,
+        }
+    }
+}
+
+/// QUIC settings of a client connection.
+#[derive(Debug, Clone)]
+pub struct QuicClientOptions {
+    /// Our idle timeout; the connection uses the smaller of ours and the server's. 60 s by
+    /// default.
+    pub idle_timeout: Duration,
+    /// Send a QUIC PING after this long without sending, so that NAT bindings and the idle
+    /// timers stay open between MQTT packets. 15 s by default: common NAT UDP timeouts are
+    /// 30 s or more.
+    pub keep_alive_interval: Option<Duration>,
+    /// Send the first bytes in 0-RTT when a session ticket from an earlier connection to the
+    /// same server is available. Off by default: 0-RTT data can be replayed by an attacker.
+    pub zero_rtt: bool,
+}
+
+impl Default for QuicClientOptions {
+    fn default() -> Self {
+        QuicClientOptions {
+            idle_timeout: Duration::from_secs(60),
+            keep_alive_interval: Some(Duration::from_secs(15)),
+            zero_rtt: false,
+        }
+    }
+}
+
+impl QuicClientOptions {
+    /// Options derived from the MQTT keep alive the client will announce: the idle timeout is
+    /// one and a half keep-alive periods (the grace the broker gives, [MQTT-3.1.2-24]) and
+    /// QUIC PINGs go out at half the keep alive, at most every 15 s. A keep alive of zero
+    /// (switched off) keeps the defaults.
+    pub fn for_keep_alive(keep_alive: Duration) -> Self {
+        let mut options = QuicClientOptions::default();
+        if !keep_alive.is_zero() {
+            options.idle_timeout = keep_alive + keep_alive / 2;
+            options.keep_alive_interval = Some((keep_alive / 2).min(Duration::from_secs(15)));
+        }
+        options
+    }
+}
+
+fn idle_timeout(duration: Duration) -> Option<IdleTimeout> {
+    // Durations beyond QUIC's 2^62 ms limit cannot be expressed; fall back to no timeout
+    // rather than fail, since the MQTT keep alive still bounds a dead connection.
+    IdleTimeout::try_from(duration).ok()
+}
+
+/// A server endpoint bound to `addr` presenting `tls` (TLS 1.3, ALPN `mqtt`).
+pub(crate) fn server_endpoint(
+    addr: SocketAddr,
+    tls: Arc<rustls::ServerConfig>,
+    options: &QuicServerOptions,
+) -> Result<Endpoint, TransportError> {
+    let crypto = QuicServerConfig::try_from(tls)?;
+    let mut transport = TransportConfig::default();
+    transport
+        .max_idle_timeout(idle_timeout(options.idle_timeout))
+        .max_concurrent_bidi_streams(VarInt::from_u32(options.max_bidi_streams))
+        // MQTT over QUIC uses bidirectional streams only.
+        .max_concurrent_uni_streams(VarInt::from_u32(0));
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    config.transport_config(Arc::new(transport));
+    Ok(Endpoint::server(config, addr)?)
+}
+
+/// The quinn client configuration for `tls` (already TLS 1.3 with ALPN `mqtt`).
+pub(crate) fn client_config(
+    tls: rustls::ClientConfig,
+    options: &QuicClientOptions,
+) -> Result<quinn::ClientConfig, TransportError> {
+    let crypto = QuicClientConfig::try_from(tls)?;
+    let mut transport = TransportConfig::default();
+    transport
+        .max_idle_timeout(idle_timeout(options.idle_timeout))
+        .keep_alive_interval(options.keep_alive_interval)
+        .max_concurrent_uni_streams(VarInt::from_u32(0));
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    config.transport_config(Arc::new(transport));
+    Ok(config)
+}
+
+/// The state of the TLS handshake of a connection, shared by its handles: `None` while it
+/// runs, `Some(accepted)` once it completed (`accepted`: whether 0-RTT data was accepted;
+/// always true on a server, where data arriving before completion *was* 0-RTT).
+type HandshakeState = watch::Receiver<Option<bool>>;
+
+fn watch_handshake(zero_rtt: Option<quinn::ZeroRttAccepted>) -> HandshakeState {
+    match zero_rtt {
+        None => watch::channel(Some(false)).1,
+        Some(accepted) => {
+            let (tx, rx) = watch::channel(None);
+            tokio::spawn(async move {
+                let accepted = accepted.await;
+                // No receiver left means nobody asks any more.
+                let _ = tx.send(Some(accepted));
+            });
+            rx
+        }
+    }
+}
+
+/// A QUIC connection as seen by the server, with what MQTT needs on top of the byte stream.
+#[derive(Debug, Clone)]
+pub struct QuicConnection {
+    connection: Connection,
+    handshake: HandshakeState,
+    early_data: bool,
+}
+
+impl QuicConnection {
+    /// The quinn connection, for anything this type does not cover.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
+    /// Whether the first stream was accepted before the TLS handshake completed, which means
+    /// its first bytes arrived as 0-RTT data. Such bytes may be a replay: act on nothing
+    /// non-idempotent in them until [`Self::handshake_complete`] resolves.
+    pub fn early_data(&self) -> bool {
+        self.early_data
+    }
+
+    /// Whether the TLS handshake has completed (client authenticated, no replay possible for
+    /// data that arrives from now on).
+    pub fn is_handshake_complete(&self) -> bool {
+        self.handshake.borrow().is_some()
+    }
+
+    /// Resolves when the TLS handshake has completed; an error if the connection failed first.
+    pub async fn handshake_complete(&self) -> Result<(), quinn::ConnectionError> {
+        let mut handshake = self.handshake.clone();
+        tokio::select! {
+            result = handshake.wait_for(Option::is_some) => match result {
+                Ok(_) => Ok(()),
+                Err(_) => Err(self.connection.closed().await),
+            },
+            err = self.connection.closed() => Err(err),
+        }
+    }
+
+    /// The client's end-entity certificate, once the handshake has completed and if the
+    /// client presented one.
+    pub fn client_certificate(&self) -> Option<CertificateDer<'static>> {
+        client_certificate(&self.connection)
+    }
+}
+
+pub(crate) fn client_certificate(connection: &Connection) -> Option<CertificateDer<'static>> {
+    connection
+        .peer_identity()?
+        .downcast::<Vec<CertificateDer<'static>>>()
+        .ok()?
+        .into_iter()
+        .next()
+}
+
+/// Completes the handshake of an incoming connection (or only its first flight, when 0-RTT
+/// is accepted) and accepts its first bidirectional stream.
+pub(crate) async fn accept(
+    incoming: Incoming,
+    zero_rtt: bool,
+) -> Result<(QuicStream, QuicConnection), TransportError> {
+    let connecting = incoming.accept()?;
+    let (connection, handshake) = if zero_rtt {
+        match connecting.into_0rtt() {
+            Ok((connection, accepted)) => (connection, watch_handshake(Some(accepted))),
+            Err(connecting) => (connecting.await?, watch_handshake(None)),
+        }
+    } else {
+        (connecting.await?, watch_handshake(None))
+    };
+    // rustls already refuses a client whose ALPN list lacks `mqtt`; a client that sends no
+    // ALPN at all is refused here.
+    let protocol = connection
+        .handshake_data()
+        .and_then(|data| data.downcast::<HandshakeData>().ok())
+        .and_then(|data| data.protocol);
+    if protocol.as_deref() != Some(MQTT_ALPN) {
+        connection.close(VarInt::from_u32(WRONG_ALPN_CODE), b"ALPN mqtt required");
+        return Err(TransportError::Io(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "QUIC client did not negotiate ALPN mqtt",
+        )));
+    }
+    let (send, recv) = connection.accept_bi().await?;
+    let early_data = handshake.borrow().is_none();
+    let stream = QuicStream::new(send, recv, connection.clone());
+    Ok((
+        stream,
+        QuicConnection {
+            connection,
+            handshake,
+            early_data,
+        },
+    ))
+}
+
+/// Where a [`QuicStream`] is in closing its sending side.
+enum SendShutdown {
+    Open,
+    /// FIN sent; waiting until the peer acknowledged all data, so that dropping the last
+    /// handle (which closes the connection) cannot discard bytes still in flight.
+    Draining(BoxFuture<'static, ()>),
+    Done,
+}
+
+/// One QUIC bidirectional stream as a byte stream. Holds a connection handle so the
+/// connection lives as long as the stream.
+pub struct QuicStream {
+    send: SendStream,
+    recv: RecvStream,
+    connection: Connection,
+    shutdown: SendShutdown,
+}
+
+impl QuicStream {
+    pub(crate) fn new(send: SendStream, recv: RecvStream, connection: Connection) -> Self {
+        QuicStream {
+            send,
+            recv,
+            connection,
+            shutdown: SendShutdown::Open,
+        }
+    }
+
+    /// The QUIC stream id (0 for the first client-opened bidirectional stream).
+    pub fn id(&self) -> u64 {
+        VarInt::from(self.send.id()).into_inner()
+    }
+
+    /// The connection the stream belongs to.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+}
+
+impl std::fmt::Debug for QuicStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuicStream")
+            .field("id", &self.id())
+            .field("remote", &self.connection.remote_address())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AsyncRead for QuicStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.get_mut()
+            .recv
+            .poll_read_buf(cx, buf)
+            .map_err(io::Error::from)
+    }
+}
+
+impl AsyncWrite for QuicStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().send)
+            .poll_write(cx, buf)
+            .map_err(io::Error::from)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // quinn sends as soon as congestion control allows; there is no user-space buffer to
+        // push out.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            match &mut this.shutdown {
+                SendShutdown::Open => {
+                    // An already finished or reset stream has nothing left to deliver.
+                    let _ = this.send.finish();
+                    let stopped = this.send.stopped();
+                    this.shutdown = SendShutdown::Draining(stopped.map(|_| ()).boxed());
+                }
+                SendShutdown::Draining(stopped) => {
+                    ready!(stopped.as_mut().poll(cx));
+                    this.shutdown = SendShutdown::Done;
+                }
+                SendShutdown::Done => return Poll::Ready(Ok(())),
+            }
+        }
+    }
+}
+
+/// A QUIC connection as seen by the client.
+#[derive(Debug, Clone)]
+pub struct QuicClientConnection {
+    endpoint: Endpoint,
+    connection: Connection,
+    handshake: HandshakeState,
+    zero_rtt_attempted: bool,
+}
+
+impl QuicClientConnection {
+    /// The quinn connection, for anything this type does not cover.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
+    /// The connection's own endpoint (one per client connection, like a TCP socket).
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Moves the connection to a new local UDP socket, as when a device changes network or
+    /// its NAT binding changes: the server sees packets from a new address, validates the
+    /// path and carries on (RFC 9000 section 9).
+    pub fn rebind(&self, socket: std::net::UdpSocket) -> io::Result<()> {
+        self.endpoint.rebind(socket)
+    }
+
+    /// Whether the first bytes were sent as 0-RTT (a session ticket was available and 0-RTT
+    /// is switched on).
+    pub fn zero_rtt_attempted(&self) -> bool {
+        self.zero_rtt_attempted
+    }
+
+    /// Waits for the handshake and tells whether the server accepted our 0-RTT data; false
+    /// when none was attempted. Rejected early bytes are sent again by [`QuicStream`].
+    pub async fn zero_rtt_accepted(&self) -> Result<bool, quinn::ConnectionError> {
+        let mut handshake = self.handshake.clone();
+        tokio::select! {
+            result = handshake.wait_for(Option::is_some) => match result {
+                Ok(state) => Ok(state.unwrap_or(false)),
+                Err(_) => Err(self.connection.closed().await),
+            },
+            err = self.connection.closed() => Err(err),
+        }
+    }
+}
+
+/// Connects to the first of `addrs` and opens the first bidirectional stream.
+pub(crate) async fn connect(
+    addrs: &[SocketAddr],
+    config: quinn::ClientConfig,
+    server_name: &str,
+    options: &QuicClientOptions,
+) -> Result<crate::connector::Connected, TransportError> {
+    let remote = *addrs
+        .first()
+        .ok_or_else(|| TransportError::NoAddress(server_name.to_owned()))?;
+    let endpoint = Endpoint::client(crate::connector::unspecified_for(&remote))?;
+    let connecting = endpoint.connect_with(config, remote, server_name)?;
+    let (connection, handshake, zero_rtt_attempted) = if options.zero_rtt {
+        match connecting.into_0rtt() {
+            Ok((connection, accepted)) => (connection, watch_handshake(Some(accepted)), true),
+            Err(connecting) => (connecting.await?, watch_handshake(None), false),
+        }
+    } else {
+        (connecting.await?, watch_handshake(None), false)
+    };
+    let (send, recv) = connection.open_bi().await?;
+    let stream = QuicStream::new(send, recv, connection.clone());
+    let peer = crate::stream::PeerInfo {
+        remote,
+        local: endpoint.local_addr()?,
+        transport: crate::url::TransportKind::Quic,
+        client_cert_der: None,
+        tls_version: Some(crate::stream::TlsVersion::Tls13),
+    };
+    Ok(crate::connector::Connected {
+        stream: Box::new(stream),
+        peer,
+        quic: Some(QuicClientConnection {
+            endpoint,
+            connection,
+            handshake,
+            zero_rtt_attempted,
+        }),
+    })
+}

@@ -1,0 +1,109 @@
+//! MQTT over QUIC specifics: ALPN `mqtt` is required (a client offering another protocol,
+//! or none, is refused), the first client-opened bidirectional stream is the byte stream, and
+//! the connection stays reachable from both sides.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{bind, Fixture};
+use mquictt_transport::quinn;
+use mquictt_transport::rustls;
+use mquictt_transport::{Connector, TransportKind};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A bare quinn client trusting the development CA and offering `alpn`.
+fn raw_client(fixture: &Fixture, alpn: &[&[u8]]) -> quinn::Endpoint {
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in fixture.dev.ca_certificates().unwrap() {
+        roots.add(ca).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    endpoint
+}
+
+#[tokio::test]
+async fn a_client_without_alpn_mqtt_is_refused() {
+    let fixture = Fixture::new();
+    let mut listener = bind(TransportKind::Quic, &fixture.server_tls()).await;
+    let addr = listener.local_addr();
+    for (attempt, alpn) in [&[b"h3".as_slice()][..], &[]].into_iter().enumerate() {
+        let endpoint = raw_client(&fixture, alpn);
+        let outcome = tokio::time::timeout(TIMEOUT, async {
+            let connection = endpoint.connect(addr, "localhost").unwrap().await?;
+            let (mut send, mut recv) = connection.open_bi().await?;
+            send.write_all(b"\x10\x00").await?;
+            let mut buf = [0u8; 1];
+            recv.read(&mut buf).await?;
+            Ok::<(), Box<dyn std::error::Error>>(())
+        })
+        .await
+        .unwrap();
+        assert!(outcome.is_err(), "ALPN {alpn:?} was served");
+        tokio::time::timeout(TIMEOUT, async {
+            while listener.failed_handshakes() < attempt as u64 + 1 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .unwrap();
+    }
+    let accepted = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await;
+    assert!(
+        accepted.is_err(),
+        "a client without ALPN mqtt was handed out"
+    );
+
+    // The same bare client offering `mqtt` among others is served.
+    let endpoint = raw_client(&fixture, &[b"h3", b"mqtt"]);
+    let connection = endpoint.connect(addr, "localhost").unwrap().await.unwrap();
+    let (mut send, _recv) = connection.open_bi().await.unwrap();
+    send.write_all(b"\x10\x00").await.unwrap();
+    let mut accepted = tokio::time::timeout(TIMEOUT, listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut bytes = [0u8; 2];
+    accepted.stream.read_exact(&mut bytes).await.unwrap();
+    assert_eq!(&bytes, b"\x10\x00");
+}
+
+#[tokio::test]
+async fn the_connection_is_reachable_from_both_sides() {
+    let fixture = Fixture::new();
+    let mut listener = bind(TransportKind::Quic, &fixture.server_tls()).await;
+    let url = common::url_for(&listener, false);
+    let connector = Connector::new(&fixture.client_tls()).unwrap();
+    let mut connected = connector.connect(&url).await.unwrap();
+    connected.stream.write_all(b"ping").await.unwrap();
+    let mut accepted = listener.accept().await.unwrap();
+    let server_side = accepted.quic.clone().unwrap();
+    let client_side = connected.quic.clone().unwrap();
+    assert!(!server_side.early_data());
+    assert!(server_side.is_handshake_complete());
+    assert!(!client_side.zero_rtt_attempted());
+    // The client's endpoint is bound to the wildcard address; the server sees its port.
+    assert_eq!(
+        server_side.connection().remote_address().port(),
+        connected.peer.local.port()
+    );
+    assert_eq!(
+        accepted.peer.remote,
+        server_side.connection().remote_address()
+    );
+    let mut bytes = [0u8; 4];
+    accepted.stream.read_exact(&mut bytes).await.unwrap();
+    assert_eq!(&bytes, b"ping");
+}
