@@ -51,4 +51,6 @@ pub use mquictt_protocol::{
     SubscriptionOptions, TopicFilter, TopicName,
 };
 /// TLS and QUIC settings of the transport layer.
-pub use mquictt_transport::{ClientTlsSettings, QuicClientOptions, TlsIdentity, TransportUrl};
+pub use mquictt_transport::{
+    CertError, ClientTlsSettings, QuicClientOptions, TlsIdentity, TransportUrl,
+};
