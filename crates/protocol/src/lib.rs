@@ -12,6 +12,7 @@ pub mod error;
 pub mod packet;
 pub mod properties;
 pub mod reason;
+pub mod session;
 pub mod string;
 pub mod topic;
 pub mod types;
