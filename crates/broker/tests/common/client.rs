@@ -58,7 +58,11 @@ pub fn publish(topic: &str, payload: &'static [u8], qos: QoS, id: u16) -> Publis
         qos,
         retain: false,
         topic: TopicName::new(topic).expect("test topic"),
-        packet_id: if qos == QoS::AtMostOnce { None } else { PacketId::new(id) },
+        packet_id: if qos == QoS::AtMostOnce {
+            None
+        } else {
+            PacketId::new(id)
+        },
         properties: Properties::default(),
         payload: Bytes::from_static(payload),
     }
@@ -71,7 +75,9 @@ pub fn pid(id: u16) -> PacketId {
 impl TestClient {
     /// Opens a TCP connection without sending anything.
     pub async fn open(addr: SocketAddr, version: ProtocolVersion) -> Self {
-        let stream = TcpStream::connect(addr).await.expect("connect to the broker");
+        let stream = TcpStream::connect(addr)
+            .await
+            .expect("connect to the broker");
         stream.set_nodelay(true).expect("nodelay");
         Self {
             stream,
@@ -91,15 +97,27 @@ impl TestClient {
     }
 
     /// Connects with a plain CONNECT and checks that it is accepted.
-    pub async fn connect(addr: SocketAddr, version: ProtocolVersion, client_id: &str, clean: bool) -> (Self, ConnAck) {
-        let (client, ack) = Self::connect_with(addr, connect_packet(version, client_id, clean)).await;
-        assert_eq!(ack.reason_code, mquictt_protocol::ReasonCode::Success, "CONNACK {ack:?}");
+    pub async fn connect(
+        addr: SocketAddr,
+        version: ProtocolVersion,
+        client_id: &str,
+        clean: bool,
+    ) -> (Self, ConnAck) {
+        let (client, ack) =
+            Self::connect_with(addr, connect_packet(version, client_id, clean)).await;
+        assert_eq!(
+            ack.reason_code,
+            mquictt_protocol::ReasonCode::Success,
+            "CONNACK {ack:?}"
+        );
         (client, ack)
     }
 
     pub async fn send(&mut self, packet: &Packet) {
         let mut out = BytesMut::new();
-        packet.encode(self.version, &mut out).expect("test packet encodes");
+        packet
+            .encode(self.version, &mut out)
+            .expect("test packet encodes");
         self.send_raw(&out).await;
     }
 
@@ -148,8 +166,14 @@ impl TestClient {
     }
 
     /// Subscribes to one filter and returns the SUBACK reason code.
-    pub async fn subscribe(&mut self, filter: &str, options: SubscriptionOptions, id: u16) -> mquictt_protocol::ReasonCode {
-        self.subscribe_with(filter, options, id, Properties::default()).await
+    pub async fn subscribe(
+        &mut self,
+        filter: &str,
+        options: SubscriptionOptions,
+        id: u16,
+    ) -> mquictt_protocol::ReasonCode {
+        self.subscribe_with(filter, options, id, Properties::default())
+            .await
     }
 
     pub async fn subscribe_with(

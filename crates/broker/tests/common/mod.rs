@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod client;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
