@@ -33,8 +33,8 @@ pub enum Departure {
 /// A will waiting for its delay to pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingWill {
-    /// The will message.
-    pub message: Message,
+    /// The will.
+    pub will: WillSpec,
     /// When it is published unless the session resumes first.
     pub publish_at: Instant,
 }
@@ -153,7 +153,9 @@ impl SessionRegistry {
             |e| matches!(e.presence, Presence::Offline { expires_at } if now >= expires_at),
         ) {
             // Expired before its timer ran: it ends now, with its will if one was waiting.
-            attached.wills.extend(entry.pending_will.map(|w| w.message));
+            attached
+                .wills
+                .extend(entry.pending_will.map(|w| w.will.release(now)));
             attached.ended = Some(end(entry.session));
         }
         let session = match existing {
@@ -162,13 +164,13 @@ impl SessionRegistry {
                     attached.taken_over = Some(old);
                     if let Some(old_will) = entry.will.take() {
                         if clean_start || old_will.delay.is_zero() {
-                            attached.wills.push(old_will.message);
+                            attached.wills.push(old_will.release(now));
                         }
                     }
                 }
                 if let Some(pending) = entry.pending_will.take() {
                     if clean_start {
-                        attached.wills.push(pending.message);
+                        attached.wills.push(pending.will.release(now));
                     }
                 }
                 if clean_start {
@@ -227,10 +229,10 @@ impl SessionRegistry {
             // Interval has passed or the Session ends, whichever happens first" (3.1.3.2.2).
             let delay = will.delay.min(expiry);
             if delay.is_zero() {
-                detached.will = Some(will.message);
+                detached.will = Some(will.release(now));
             } else {
                 entry.pending_will = Some(PendingWill {
-                    message: will.message,
+                    will,
                     publish_at: now + delay,
                 });
             }
@@ -270,6 +272,11 @@ impl SessionRegistry {
     /// The session of `client_id`, to change its subscriptions or queue.
     pub fn session_mut(&mut self, client_id: &ClientId) -> Option<&mut Session> {
         self.entries.get_mut(client_id).map(|e| &mut e.session)
+    }
+
+    /// The will of `client_id` waiting for its delay, if any.
+    pub fn pending_will(&self, client_id: &ClientId) -> Option<&PendingWill> {
+        self.entries.get(client_id)?.pending_will.as_ref()
     }
 
     /// Number of sessions, online or not.
@@ -319,7 +326,7 @@ impl SessionRegistry {
                 .is_some_and(|w| expired || now >= w.publish_at);
             if will_due {
                 if let Some(will) = entry.pending_will.take() {
-                    events.push(RegistryEvent::WillDue(Box::new(will.message)));
+                    events.push(RegistryEvent::WillDue(Box::new(will.will.release(now))));
                 }
             }
         }
@@ -372,6 +379,7 @@ mod tests {
                 false,
             ),
             delay: Duration::from_secs(delay),
+            expiry: None,
         })
     }
 

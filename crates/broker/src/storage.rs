@@ -244,6 +244,7 @@ impl Storage for MemoryStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::WillSpec;
     use bytes::Bytes;
     use mquictt_protocol::{QoS, SubscriptionOptions};
     use std::sync::Arc;
@@ -281,7 +282,11 @@ mod tests {
             .save_will(
                 "c",
                 &PendingWill {
-                    message: message("will"),
+                    will: WillSpec {
+                        message: message("will"),
+                        delay: Duration::from_secs(5),
+                        expiry: None,
+                    },
                     publish_at: Instant::now(),
                 },
             )

@@ -9,8 +9,8 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "mquictt", version, about, propagate_version = true)]
 pub struct Cli {
-    /// Log filter, e.g. `info`, `debug`, `mquictt_broker=trace` (also read from RUST_LOG).
-    #[arg(long, global = true, env = "RUST_LOG", default_value = "info")]
+    /// Log filter, e.g. `info`, `debug`, `mquictt_broker=trace`.
+    #[arg(long, global = true, default_value = "info")]
     pub log: String,
 
     #[command(subcommand)]
