@@ -1,7 +1,7 @@
 //! Starts the real `mquictt` binary as a child process for the command-line tests, on ephemeral
 //! ports in a temporary data directory, and finds third-party clients on the machine.
 
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -11,6 +11,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 /// A broker process, killed when dropped.
+#[derive(Debug)]
 pub struct BrokerProcess {
     pub child: Child,
     /// `(url as given, bound address)` for every listener, in order.
