@@ -29,9 +29,7 @@ fn lossy(model: LossModel) -> LinkConfig {
 /// Offers `count` packets spaced 1 ms apart and returns the indices of those lost at random.
 fn random_drop_indices(link: &mut LinkDirection, count: usize) -> Vec<usize> {
     (0..count)
-        .filter(|&i| {
-            link.offer(MS * i as u32, 100) == Verdict::Dropped(DropReason::RandomLoss)
-        })
+        .filter(|&i| link.offer(MS * i as u32, 100) == Verdict::Dropped(DropReason::RandomLoss))
         .collect()
 }
 
@@ -42,13 +40,19 @@ fn transmission_time_is_size_over_rate_rounded_up() {
     assert_eq!(one_mbit.transmission_time(0), Duration::ZERO);
     let three_bps = Bandwidth::from_bits_per_sec(3).unwrap();
     // 8 bits at 3 bit/s = 2.666... s, rounded up to the nanosecond.
-    assert_eq!(three_bps.transmission_time(1), Duration::from_nanos(2_666_666_667));
+    assert_eq!(
+        three_bps.transmission_time(1),
+        Duration::from_nanos(2_666_666_667)
+    );
 }
 
 #[test]
 fn bandwidth_parses_megabits_and_rejects_nonsense() {
     assert_eq!(Bandwidth::from_mbit(0.25).unwrap().bits_per_sec(), 250_000);
-    assert_eq!(Bandwidth::from_mbit(100.0).unwrap().bits_per_sec(), 100_000_000);
+    assert_eq!(
+        Bandwidth::from_mbit(100.0).unwrap().bits_per_sec(),
+        100_000_000
+    );
     for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e9] {
         assert!(Bandwidth::from_mbit(bad).is_err(), "{bad} was accepted");
     }
@@ -92,7 +96,10 @@ fn burst_is_serialized_back_to_back() {
     let mut link = LinkDirection::new(config, 1, 0);
     // 1500 bytes at 12 Mbit/s = 1 ms each.
     for k in 1..=10u32 {
-        assert_eq!(delivered_at(link.offer(Duration::ZERO, 1500)), k * MS + 5 * MS);
+        assert_eq!(
+            delivered_at(link.offer(Duration::ZERO, 1500)),
+            k * MS + 5 * MS
+        );
     }
     assert_eq!(link.backlog_bytes(Duration::ZERO), 15_000);
     assert_eq!(link.backlog_bytes(4 * MS), 9_000);
@@ -175,7 +182,12 @@ fn time_limit_drops_packets_that_would_wait_too_long() {
     let verdicts: Vec<Verdict> = (0..10).map(|_| link.offer(Duration::ZERO, 1500)).collect();
     for (k, verdict) in verdicts.iter().enumerate() {
         if k <= 5 {
-            assert_eq!(*verdict, Verdict::Delivered { at: MS * (k as u32 + 1) });
+            assert_eq!(
+                *verdict,
+                Verdict::Delivered {
+                    at: MS * (k as u32 + 1)
+                }
+            );
         } else {
             assert_eq!(*verdict, Verdict::Dropped(DropReason::QueueFull));
         }
@@ -218,7 +230,8 @@ fn randomly_lost_packets_do_not_use_the_link() {
 #[test]
 fn bernoulli_loss_ratio_matches_setting() {
     for (percent, seed) in [(1.0, 1), (2.0, 2), (10.0, 3), (40.0, 4)] {
-        let mut link = LinkDirection::new(lossy(LossModel::from_percent(percent).unwrap()), seed, 0);
+        let mut link =
+            LinkDirection::new(lossy(LossModel::from_percent(percent).unwrap()), seed, 0);
         let count = 200_000;
         let lost = random_drop_indices(&mut link, count).len();
         let measured = lost as f64 / count as f64 * 100.0;
@@ -297,7 +310,10 @@ fn bernoulli_losses_are_not_bursty() {
     let bursts = 1 + dropped.windows(2).filter(|w| w[1] != w[0] + 1).count();
     let mean_burst = dropped.len() as f64 / bursts as f64;
     // Independent loss: mean run length 1 / (1 - p) = 1.053.
-    assert!((mean_burst - 1.0 / 0.95).abs() < 0.05, "mean burst {mean_burst}");
+    assert!(
+        (mean_burst - 1.0 / 0.95).abs() < 0.05,
+        "mean burst {mean_burst}"
+    );
 }
 
 #[test]
