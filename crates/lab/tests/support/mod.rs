@@ -191,6 +191,14 @@ pub fn tcp_send(host: &Host, to: SocketAddr, bytes: usize) -> InsideThread<Strin
 /// sequence numbers the receiver got (it listens until 1 s after the last datagram).
 pub fn udp_burst_received(from: &Host, to: &Host, count: u32, gap: Duration) -> Vec<u32> {
     let receiver = udp_socket_in(to);
+    // A buffer for the whole burst: a receiver thread descheduled on a busy machine must not
+    // turn into packet loss the test would blame on the link.
+    nix::sys::socket::setsockopt(
+        &receiver,
+        nix::sys::socket::sockopt::RcvBufForce,
+        &(8 << 20),
+    )
+    .unwrap();
     let target = receiver.local_addr().unwrap();
     let (ready_tx, ready_rx) = mpsc::channel();
     let listening = to
