@@ -147,10 +147,7 @@ mod tests {
         assert_eq!(MqttString::new("a\0b"), Err(StringError::NullCharacter));
         // U+D800 encoded as UTF-8 (a surrogate) is not well-formed [MQTT-1.5.4-1].
         let surrogate = Bytes::from_static(&[0xED, 0xA0, 0x80]);
-        assert_eq!(
-            MqttString::from_bytes(surrogate),
-            Err(StringError::InvalidUtf8)
-        );
+        assert_eq!(MqttString::from_bytes(surrogate), Err(StringError::InvalidUtf8));
         assert_eq!(
             MqttString::new("x".repeat(65_536)),
             Err(StringError::TooLong(65_536))

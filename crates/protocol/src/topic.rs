@@ -146,10 +146,7 @@ impl TopicFilter {
 
     /// The filter that topics are matched against: without the `$share/{name}/` prefix.
     pub fn filter(&self) -> &str {
-        self.full
-            .as_str()
-            .get(self.filter_start..)
-            .unwrap_or_default()
+        self.full.as_str().get(self.filter_start..).unwrap_or_default()
     }
 
     /// The share name of a shared subscription, `None` for an ordinary one.
@@ -314,14 +311,7 @@ mod tests {
         assert_eq!(f.filter(), "sensors/+/temp");
         assert!(f.matches(&name("sensors/k1/temp")));
         assert_eq!(filter("sensors/#").share_name(), None);
-        for bad in [
-            "$share/",
-            "$share/g",
-            "$share//a",
-            "$share/g+/a",
-            "$share/g/",
-            "$share/g/a#",
-        ] {
+        for bad in ["$share/", "$share/g", "$share//a", "$share/g+/a", "$share/g/", "$share/g/a#"] {
             assert!(TopicFilter::new(bad).is_err(), "{bad}");
         }
     }
