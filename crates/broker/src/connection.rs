@@ -87,6 +87,7 @@ where
         // messages are handed over only as the client's window allows.
         max_queued_publishes: 0,
         send_window_v3: shared.config.v3_inflight,
+        outbound_topic_aliases: shared.config.outbound_topic_aliases,
         ..ServerConfig::default()
     };
     let mut driver = Driver {
@@ -470,8 +471,15 @@ where
             return Ok(());
         }
         let bytes = self.write_buf.split();
-        self.stream.write_all(&bytes).await?;
-        self.stream.flush().await?;
+        let write = async {
+            self.stream.write_all(&bytes).await?;
+            self.stream.flush().await
+        };
+        tokio::time::timeout(self.shared.config.write_timeout, write)
+            .await
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "client stopped reading")
+            })??;
         Metrics::add(&self.shared.metrics.bytes_sent, bytes.len() as u64);
         Ok(())
     }

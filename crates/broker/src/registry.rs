@@ -204,6 +204,21 @@ impl SessionRegistry {
         attached
     }
 
+    /// Puts back a session loaded from storage at start-up, offline, with its full expiry
+    /// counted from `now` and its pending will, if any.
+    pub fn restore(&mut self, session: Session, pending_will: Option<PendingWill>, now: Instant) {
+        let expires_at = now + session.expiry;
+        self.entries.insert(
+            session.client_id.clone(),
+            Entry {
+                session,
+                presence: Presence::Offline { expires_at },
+                will: None,
+                pending_will,
+            },
+        );
+    }
+
     /// The connection `connection` of `client_id` ended. `expiry` is the session expiry in
     /// force at that moment (DISCONNECT may change it, 3.14.2.2.2). Does nothing when the
     /// connection no longer holds the session (it was taken over).
@@ -538,6 +553,26 @@ mod tests {
         );
         assert_eq!(out.ended.unwrap().subscriptions.len(), 1);
         assert!(!reg.connect(&c, false, HOUR, None, now).session_present);
+    }
+
+    #[test]
+    fn restored_sessions_resume_and_keep_their_pending_will() {
+        let mut reg = registry();
+        let c = ClientId::from("c");
+        let now = Instant::now();
+        let session = Session::new(c.clone(), HOUR, 10, DropPolicy::DropNewest);
+        let pending = PendingWill {
+            will: will(5).unwrap(),
+            publish_at: now + Duration::from_secs(5),
+        };
+        reg.restore(session, Some(pending), now);
+        assert_eq!(reg.online(), 0);
+        assert_eq!(reg.next_deadline(), Some(now + Duration::from_secs(5)));
+        assert!(reg.connect(&c, false, HOUR, None, now).session_present);
+        assert!(
+            reg.handle_timeout(now + Duration::from_secs(6)).is_empty(),
+            "will cancelled"
+        );
     }
 
     #[test]

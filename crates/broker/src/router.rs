@@ -18,8 +18,8 @@ use crate::message::{ClientId, Message};
 use crate::metrics::Metrics;
 use crate::registry::{ConnectionId, Departure, EndedSession, RegistryEvent, SessionRegistry};
 use crate::retained::{RetainOutcome, RetainedStore};
-use crate::session::{Enqueued, Outgoing, WillSpec};
-use crate::storage::Storage;
+use crate::session::{Enqueued, Outgoing, Session, WillSpec};
+use crate::storage::{Storage, StoredState};
 use crate::subscriptions::{Delivery, Subscription, SubscriptionTree};
 
 /// How the router reaches a live connection's driver.
@@ -108,10 +108,37 @@ impl Router {
         }
     }
 
-    /// Restores retained messages from storage at start-up.
-    pub(crate) fn restore_retained(&mut self, messages: impl IntoIterator<Item = Message>) {
-        for message in messages {
+    /// Restores what storage kept: retained messages, and sessions (offline, with their
+    /// subscriptions, queued messages, pending wills and unfinished exchanges).
+    pub(crate) fn restore(&mut self, stored: StoredState, now: Instant) {
+        for message in stored.retained.into_values() {
             self.retained.retain(Arc::new(message));
+        }
+        for (client_id, stored) in stored.sessions {
+            let client_id = ClientId::from(client_id);
+            let mut session = Session::new(
+                client_id.clone(),
+                stored.expiry,
+                self.config.max_queued_messages,
+                self.config.drop_policy,
+            );
+            for subscription in stored.subscriptions.into_values() {
+                self.tree.subscribe(&client_id, subscription.clone());
+                session
+                    .subscriptions
+                    .insert(subscription.filter.clone(), subscription);
+            }
+            for (seq, outgoing) in stored.queued {
+                session.queue.restore(seq, outgoing);
+            }
+            let will = stored.will.map(|mut pending| {
+                // A deadline from before a restart has passed; the will is due at once.
+                pending.publish_at = pending.publish_at.max(now);
+                pending
+            });
+            self.registry.restore(session, will, now);
+            self.delivery_states
+                .insert(client_id, stored.delivery_state);
         }
         self.update_gauges();
     }
@@ -217,6 +244,9 @@ impl Router {
                 let _ = self.storage.remove_queued(client_id, seq);
                 o
             }));
+            if let Err(e) = self.storage.save_delivery_state(client_id, &delivery_state) {
+                tracing::warn!(client = %client_id, error = %e, "could not persist delivery state");
+            }
             self.delivery_states
                 .insert(client_id.clone(), delivery_state);
             if let Err(e) = self.storage.save_session(client_id, expiry) {
@@ -291,7 +321,13 @@ impl Router {
     }
 
     fn store_retained(&mut self, message: &Arc<Message>) {
-        let result = match self.retained.retain(message.clone()) {
+        let outcome = self.retained.retain(message.clone());
+        Metrics::set(&self.metrics.retained_messages, self.retained.len() as u64);
+        // The broker's own `$SYS` values are rebuilt after a restart; they are not persisted.
+        if message.publisher.is_none() && message.topic.is_system() {
+            return;
+        }
+        let result = match outcome {
             RetainOutcome::Stored | RetainOutcome::Replaced => self.storage.save_retained(message),
             RetainOutcome::Deleted => self.storage.remove_retained(&message.topic),
             RetainOutcome::Unchanged => Ok(()),
@@ -299,7 +335,6 @@ impl Router {
         if let Err(e) = result {
             tracing::warn!(topic = %message.topic, error = %e, "could not persist retained message");
         }
-        Metrics::set(&self.metrics.retained_messages, self.retained.len() as u64);
     }
 
     /// Queues one copy in the receiver's session and wakes its driver. Offline sessions keep

@@ -295,3 +295,71 @@ async fn will_delay_is_cut_short_when_the_session_ends_first() {
     assert_eq!(watcher.expect_publish().await.topic.as_str(), "will/short");
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn sessions_and_retained_messages_survive_a_broker_restart_through_storage() {
+    let storage: std::sync::Arc<dyn mquictt_broker::Storage> =
+        std::sync::Arc::new(mquictt_broker::MemoryStorage::new());
+    let auth = std::sync::Arc::new(mquictt_broker::AllowAll);
+    let first =
+        TestBroker::with_parts(BrokerConfig::default(), storage.clone(), auth.clone()).await;
+    let (mut device, _) = TestClient::connect_with(first.addr, persistent("dev", false, 300)).await;
+    device.subscribe("cmd", qos(QoS::AtLeastOnce), 1).await;
+    disconnect_normally(device).await;
+    let (mut publisher, _) = TestClient::connect(first.addr, V5, "pub", true).await;
+    publisher
+        .publish(publish("cmd", b"queued", QoS::AtLeastOnce, 1))
+        .await;
+    // QoS 1, so the PUBACK proves the broker stored it before it stops.
+    let mut retained = publish("state", b"kept", QoS::AtLeastOnce, 2);
+    retained.retain = true;
+    publisher.publish(retained).await;
+    drop(publisher);
+    first.stop().await;
+
+    let second = TestBroker::with_parts(BrokerConfig::default(), storage, auth).await;
+    let (mut device, ack) =
+        TestClient::connect_with(second.addr, persistent("dev", false, 300)).await;
+    assert!(ack.session_present, "the session came back from storage");
+    let got = device.expect_publish().await;
+    assert_eq!(&got.payload[..], b"queued");
+    device.ack(&got).await;
+    // The restored subscription is live again.
+    let (mut publisher, _) = TestClient::connect(second.addr, V5, "pub2", true).await;
+    publisher
+        .publish(publish("cmd", b"fresh", QoS::AtLeastOnce, 2))
+        .await;
+    let got = device.expect_publish().await;
+    assert_eq!(&got.payload[..], b"fresh");
+    device.ack(&got).await;
+    let (mut late, _) = TestClient::connect(second.addr, V5, "late", true).await;
+    late.subscribe("state", qos(QoS::AtMostOnce), 1).await;
+    assert_eq!(&late.expect_publish().await.payload[..], b"kept");
+    second.stop().await;
+}
+
+#[tokio::test]
+async fn mqtt_3_3_4_9_client_exceeding_the_broker_receive_maximum_gets_0x93() {
+    let config = BrokerConfig {
+        receive_maximum: 1,
+        ..BrokerConfig::default()
+    };
+    let broker = TestBroker::with_config(config).await;
+    let (mut client, ack) = TestClient::connect(broker.addr, V5, "eager", true).await;
+    assert_eq!(ack.properties.receive_maximum, Some(1));
+    // Two QoS 2 publishes without PUBREL: the second exceeds the window.
+    client
+        .send(&Packet::Publish(publish("t", b"1", QoS::ExactlyOnce, 1)))
+        .await;
+    client
+        .send(&Packet::Publish(publish("t", b"2", QoS::ExactlyOnce, 2)))
+        .await;
+    let packets = client.until_closed().await;
+    assert_eq!(
+        packets.last(),
+        Some(&Packet::Disconnect(Disconnect::new(
+            ReasonCode::ReceiveMaximumExceeded
+        )))
+    );
+    broker.stop().await;
+}
