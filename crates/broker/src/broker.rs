@@ -85,7 +85,7 @@ pub struct Broker {
 
 impl Broker {
     /// Creates a broker with the given limits, persistence and authentication, restores
-    /// retained messages from `storage`, and starts the housekeeping task. Must be called from
+    /// retained messages and sessions from `storage`, and starts the housekeeping task. Must be called from
     /// within a Tokio runtime.
     pub fn new(
         config: BrokerConfig,
@@ -102,7 +102,7 @@ impl Broker {
             authenticator.clone(),
             metrics.clone(),
         );
-        router.restore_retained(stored.retained.into_values());
+        router.restore(stored, Instant::now());
         let (shutting_down, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             connection_slots: Arc::new(Semaphore::new(config.max_connections)),

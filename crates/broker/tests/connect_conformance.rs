@@ -261,3 +261,58 @@ async fn graceful_shutdown_sends_0x8b_closes_3_1_1_and_publishes_wills() {
     // The will of the dropped 3.1.1 connection was published (and retained).
     assert_eq!(handle.sys_snapshot().retained, 1);
 }
+
+#[derive(Debug)]
+struct OnlyAlice;
+
+impl mquictt_broker::Authenticator for OnlyAlice {
+    fn authenticate(
+        &self,
+        request: &mquictt_broker::auth::ConnectRequest<'_>,
+    ) -> mquictt_broker::auth::AuthResult {
+        match (request.username, request.password.map(|p| &p[..])) {
+            (Some("alice"), Some(b"secret")) => Ok(()),
+            _ => Err(ReasonCode::BadUserNameOrPassword),
+        }
+    }
+
+    fn authorize_subscribe(
+        &self,
+        _client_id: &str,
+        filter: &mquictt_protocol::TopicFilter,
+    ) -> bool {
+        !filter.as_str().starts_with("private")
+    }
+}
+
+#[tokio::test]
+async fn authenticator_refusal_is_connack_0x86_or_return_code_4() {
+    let broker = TestBroker::with_parts(
+        BrokerConfig::default(),
+        std::sync::Arc::new(mquictt_broker::MemoryStorage::new()),
+        std::sync::Arc::new(OnlyAlice),
+    )
+    .await;
+    for version in [V5, V311] {
+        let (mut client, ack) =
+            TestClient::connect_with(broker.addr, connect_packet(version, "mallory", true)).await;
+        assert_eq!(
+            ack.reason_code,
+            ReasonCode::BadUserNameOrPassword,
+            "{version}"
+        );
+        assert_eq!(client.until_closed().await, Vec::new());
+    }
+    let mut alice = connect_packet(V5, "alice", true);
+    alice.username = Some(MqttString::new("alice").unwrap());
+    alice.password = Some(bytes::Bytes::from_static(b"secret"));
+    let (mut client, ack) = TestClient::connect_with(broker.addr, alice).await;
+    assert_eq!(ack.reason_code, ReasonCode::Success);
+    assert_eq!(
+        client
+            .subscribe("private/x", SubscriptionOptions::default(), 1)
+            .await,
+        ReasonCode::NotAuthorized
+    );
+    broker.stop().await;
+}

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mquictt_broker::broker::Broker;
-use mquictt_broker::{AllowAll, BrokerConfig, MemoryStorage};
+use mquictt_broker::{AllowAll, Authenticator, BrokerConfig, MemoryStorage, Storage};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -30,7 +30,15 @@ impl TestBroker {
     }
 
     pub async fn with_config(config: BrokerConfig) -> Self {
-        let broker = Broker::new(config, Arc::new(MemoryStorage::new()), Arc::new(AllowAll))
+        Self::with_parts(config, Arc::new(MemoryStorage::new()), Arc::new(AllowAll)).await
+    }
+
+    pub async fn with_parts(
+        config: BrokerConfig,
+        storage: Arc<dyn Storage>,
+        authenticator: Arc<dyn Authenticator>,
+    ) -> Self {
+        let broker = Broker::new(config, storage, authenticator)
             .expect("broker starts inside the test runtime");
         let listener = TcpListener::bind("127.0.0.1:0")
             .await

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mquictt_protocol::session::SessionState;
-use mquictt_protocol::{ReasonCode, RetainHandling, SubscriptionOptions, TopicFilter};
+use mquictt_protocol::{ReasonCode, SubscriptionOptions, TopicFilter};
 use tokio::sync::{oneshot, watch, Notify};
 
 use crate::auth::Authenticator;
@@ -20,7 +20,10 @@ use crate::registry::{ConnectionId, Departure, EndedSession, RegistryEvent, Sess
 use crate::retained::{RetainOutcome, RetainedStore};
 use crate::session::{Enqueued, Outgoing, WillSpec};
 use crate::storage::Storage;
-use crate::subscriptions::{Delivery, Subscription, SubscriptionTree};
+use crate::subscriptions::{Delivery, SubscriptionTree};
+
+mod restore;
+mod subscribe;
 
 /// How the router reaches a live connection's driver.
 #[derive(Debug)]
@@ -106,14 +109,6 @@ impl Router {
             links: HashMap::new(),
             delivery_states: HashMap::new(),
         }
-    }
-
-    /// Restores retained messages from storage at start-up.
-    pub(crate) fn restore_retained(&mut self, messages: impl IntoIterator<Item = Message>) {
-        for message in messages {
-            self.retained.retain(Arc::new(message));
-        }
-        self.update_gauges();
     }
 
     /// Asks the live connection of `client_id`, if any, to close with 0x8E Session taken over
@@ -217,6 +212,9 @@ impl Router {
                 let _ = self.storage.remove_queued(client_id, seq);
                 o
             }));
+            if let Err(e) = self.storage.save_delivery_state(client_id, &delivery_state) {
+                tracing::warn!(client = %client_id, error = %e, "could not persist delivery state");
+            }
             self.delivery_states
                 .insert(client_id.clone(), delivery_state);
             if let Err(e) = self.storage.save_session(client_id, expiry) {
@@ -291,7 +289,13 @@ impl Router {
     }
 
     fn store_retained(&mut self, message: &Arc<Message>) {
-        let result = match self.retained.retain(message.clone()) {
+        let outcome = self.retained.retain(message.clone());
+        Metrics::set(&self.metrics.retained_messages, self.retained.len() as u64);
+        // The broker's own `$SYS` values are rebuilt after a restart; they are not persisted.
+        if message.publisher.is_none() && message.topic.is_system() {
+            return;
+        }
+        let result = match outcome {
             RetainOutcome::Stored | RetainOutcome::Replaced => self.storage.save_retained(message),
             RetainOutcome::Deleted => self.storage.remove_retained(&message.topic),
             RetainOutcome::Unchanged => Ok(()),
@@ -299,7 +303,6 @@ impl Router {
         if let Err(e) = result {
             tracing::warn!(topic = %message.topic, error = %e, "could not persist retained message");
         }
-        Metrics::set(&self.metrics.retained_messages, self.retained.len() as u64);
     }
 
     /// Queues one copy in the receiver's session and wakes its driver. Offline sessions keep
@@ -380,115 +383,6 @@ impl Router {
         }
         Metrics::add(&self.metrics.messages_expired, expired.len() as u64);
         taken
-    }
-
-    /// Applies the filters of one SUBSCRIBE and returns one reason code per filter, in order
-    /// [MQTT-3.8.4-6]. Matching retained messages are queued for the client as Retain
-    /// Handling directs (3.8.3.1).
-    pub(crate) fn subscribe(
-        &mut self,
-        client_id: &ClientId,
-        requests: Vec<SubscribeRequest>,
-        identifier: Option<u32>,
-        now: Instant,
-    ) -> Vec<ReasonCode> {
-        let mut codes = Vec::with_capacity(requests.len());
-        for request in requests {
-            let code = self.subscribe_one(client_id, request, identifier, now);
-            codes.push(code);
-        }
-        self.update_gauges();
-        codes
-    }
-
-    fn subscribe_one(
-        &mut self,
-        client_id: &ClientId,
-        request: SubscribeRequest,
-        identifier: Option<u32>,
-        now: Instant,
-    ) -> ReasonCode {
-        let filter = request.filter;
-        if filter.share_name().is_some() && !self.config.shared_subscription_available {
-            return ReasonCode::SharedSubscriptionsNotSupported;
-        }
-        if filter.has_wildcards() && !self.config.wildcard_subscription_available {
-            return ReasonCode::WildcardSubscriptionsNotSupported;
-        }
-        if !self.authenticator.authorize_subscribe(client_id, &filter) {
-            return ReasonCode::NotAuthorized;
-        }
-        let mut options = request.options;
-        // "The Server might grant a lower Maximum QoS than the subscriber requested"
-        // (3.9.3); we never grant more than we support.
-        options.qos = options.qos.min(self.config.maximum_qos);
-        let subscription = Subscription {
-            filter: filter.clone(),
-            options,
-            identifier,
-        };
-        let existed = self.tree.subscribe(client_id, subscription.clone());
-        if let Some(session) = self.registry.session_mut(client_id) {
-            session
-                .subscriptions
-                .insert(filter.clone(), subscription.clone());
-        }
-        if let Err(e) = self.storage.save_subscription(client_id, &subscription) {
-            tracing::warn!(client = %client_id, error = %e, "could not persist subscription");
-        }
-        // "Retained messages are not sent to the Session when it establishes a new Shared
-        // Subscription" (4.8.2).
-        let send_retained = filter.share_name().is_none()
-            && match options.retain_handling {
-                RetainHandling::SendAtSubscribe => true,
-                RetainHandling::SendIfNew => !existed,
-                RetainHandling::DoNotSend => false,
-            };
-        if send_retained {
-            for message in self.retained.matching(&filter, now) {
-                let delivery = Delivery {
-                    client: client_id.clone(),
-                    qos: message.qos.min(options.qos),
-                    // Sent because of a new subscription: RETAIN is 1 [MQTT-3.3.1-8].
-                    retain: true,
-                    subscription_identifiers: identifier.into_iter().collect(),
-                    shared: None,
-                };
-                self.deliver(message, delivery, now);
-            }
-        }
-        match options.qos {
-            mquictt_protocol::QoS::AtMostOnce => ReasonCode::GRANTED_QOS_0,
-            mquictt_protocol::QoS::AtLeastOnce => ReasonCode::GrantedQoS1,
-            mquictt_protocol::QoS::ExactlyOnce => ReasonCode::GrantedQoS2,
-        }
-    }
-
-    /// Removes the filters of one UNSUBSCRIBE; one reason code per filter [MQTT-3.11.3-1].
-    pub(crate) fn unsubscribe(
-        &mut self,
-        client_id: &ClientId,
-        filters: &[TopicFilter],
-    ) -> Vec<ReasonCode> {
-        let codes = filters
-            .iter()
-            .map(|filter| {
-                let existed = self.tree.unsubscribe(client_id, filter);
-                if let Some(session) = self.registry.session_mut(client_id) {
-                    session.subscriptions.remove(filter);
-                }
-                if let Err(e) = self.storage.remove_subscription(client_id, filter) {
-                    tracing::warn!(client = %client_id, error = %e, "could not persist unsubscribe");
-                }
-                if existed {
-                    ReasonCode::Success
-                } else {
-                    ReasonCode::NoSubscriptionExisted
-                }
-            })
-            .collect();
-        self.update_gauges();
-        codes
     }
 
     /// Fires the registry's timers and purges expired retained messages; returns the next
