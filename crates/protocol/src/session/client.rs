@@ -4,124 +4,24 @@
 //! clock; the async client drives it.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::packet::{
-    Auth, ConnAck, Connect, Disconnect, Packet, PacketType, Publish, SubAck, Subscribe, UnsubAck,
-    Unsubscribe,
-};
+use crate::packet::{Auth, Disconnect, Packet, PacketType, Publish, Subscribe, Unsubscribe};
 use crate::properties::Properties;
 use crate::reason::ReasonCode;
-use crate::string::MqttString;
 use crate::topic::TopicFilter;
-use crate::types::{PacketId, ProtocolVersion, QoS, SubscriptionOptions};
+use crate::types::{PacketId, ProtocolVersion, SubscriptionOptions};
 
-use super::delivery::{Delivery, Limits, Oversized};
+use super::config::ClientConfig;
+use super::delivery::{Delivery, Oversized};
 use super::error::{RequestError, SessionError};
+use super::events::{ClientEvent, ConnectionInfo};
 use super::keep_alive::{ClientKeepAlive, PingAction};
-use super::state::{OutboundMessage, SessionState};
-use super::{Role, DEFAULT_MAX_QUEUED_PUBLISHES, DEFAULT_SEND_WINDOW_V3};
+use super::outbound::Completion;
+use super::state::SessionState;
+use super::Role;
 
-/// How a client machine behaves. What is negotiated with the server (protocol version, Keep
-/// Alive, Receive Maximum, Topic Alias Maximum, ...) is read from `connect`.
-#[derive(Debug, Clone)]
-pub struct ClientConfig {
-    /// The CONNECT packet to send.
-    pub connect: Connect,
-    /// Publishes that may wait for send quota; default [`DEFAULT_MAX_QUEUED_PUBLISHES`].
-    pub max_queued_publishes: usize,
-    /// Inflight window towards an MQTT 3.1.1 server; default [`DEFAULT_SEND_WINDOW_V3`].
-    pub send_window_v3: u16,
-    /// How many topic aliases to assign to outgoing publishes (never more than the server
-    /// allows). Default 0: aliases are off, every PUBLISH carries its topic.
-    pub outbound_topic_aliases: u16,
-    /// How long to wait for PINGRESP; `None` (the default) waits one Keep Alive, by when a
-    /// live server has answered and a dead one has already dropped us (it waits 1.5).
-    pub ping_timeout: Option<Duration>,
-    /// How long to wait for CONNACK; default 30 s, long enough for a slow radio link and
-    /// an enhanced authentication exchange. `None` waits forever.
-    pub connack_timeout: Option<Duration>,
-}
-
-impl ClientConfig {
-    /// The defaults for everything but the CONNECT packet.
-    pub fn new(connect: Connect) -> Self {
-        Self {
-            connect,
-            max_queued_publishes: DEFAULT_MAX_QUEUED_PUBLISHES,
-            send_window_v3: DEFAULT_SEND_WINDOW_V3,
-            outbound_topic_aliases: 0,
-            ping_timeout: None,
-            connack_timeout: Some(Duration::from_secs(30)),
-        }
-    }
-}
-
-/// What a successful CONNACK established.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectionInfo {
-    /// The server resumed the stored session.
-    pub session_present: bool,
-    /// The identifier the server assigned, if the client sent none (3.2.2.3.7).
-    pub assigned_client_id: Option<MqttString>,
-    /// The Keep Alive in force: the Server Keep Alive if the server sent one
-    /// [MQTT-3.1.2-23], otherwise ours; `None` when switched off.
-    pub keep_alive: Option<Duration>,
-    /// The server's Receive Maximum: our initial send quota.
-    pub receive_maximum: u16,
-    /// The highest QoS the server accepts [MQTT-3.2.2-11].
-    pub maximum_qos: QoS,
-    /// Whether the server accepts retained messages [MQTT-3.2.2-14].
-    pub retain_available: bool,
-    /// How many topic aliases the server accepts from us.
-    pub topic_alias_maximum: u16,
-    /// The largest packet the server accepts [MQTT-3.2.2-15].
-    pub maximum_packet_size: Option<u32>,
-    /// All CONNACK properties, for what this summary leaves out.
-    pub properties: Properties,
-}
-
-/// Something the application must know about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClientEvent {
-    /// CONNACK accepted the connection.
-    Connected(ConnectionInfo),
-    /// CONNACK refused the connection; the machine is closed [MQTT-3.2.2-7].
-    ConnectionRefused(ConnAck),
-    /// The server had no session although we resumed one, so ours is discarded
-    /// [MQTT-3.2.2-5]: these publishes were never confirmed and may be published again as
-    /// new messages.
-    SessionDiscarded(Vec<Publish>),
-    /// An application message. QoS 1 and 2 messages must be answered with `ack_incoming`.
-    Publish(Publish),
-    /// An outgoing QoS 1 or 2 exchange ended: PUBACK, PUBCOMP, or a PUBREC with a failure.
-    PublishAcknowledged {
-        /// The identifier `publish` returned.
-        packet_id: PacketId,
-        /// The receiver's reason code; 0x80 or more means it refused the message.
-        reason_code: ReasonCode,
-        /// Reason string and user properties of the acknowledgement.
-        properties: Properties,
-    },
-    /// A publish from the resumed session no longer fits the server's Maximum Packet Size
-    /// and was dropped without being sent.
-    PublishDropped {
-        /// The message.
-        publish: Publish,
-        /// Its encoded size.
-        size: usize,
-        /// The server's Maximum Packet Size.
-        maximum: u32,
-    },
-    /// The answer to `subscribe`, one reason code per filter in order [MQTT-3.9.3-1].
-    SubAck(SubAck),
-    /// The answer to `unsubscribe`.
-    UnsubAck(UnsubAck),
-    /// An AUTH packet of an enhanced authentication exchange.
-    Auth(Auth),
-    /// The server closed the connection with DISCONNECT (MQTT 5).
-    Disconnected(Disconnect),
-}
+mod connack;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ClientState {
@@ -462,22 +362,14 @@ impl ClientSession {
                 }
                 Ok(())
             }
-            Packet::PubAck(ack) => {
-                let done = self.delivery.handle_puback(ack)?;
+            ack @ (Packet::PubAck(_)
+            | Packet::PubRec(_)
+            | Packet::PubRel(_)
+            | Packet::PubComp(_)) => {
+                let done = self.delivery.handle_acknowledgement(ack)?;
                 self.report_completion(done);
                 Ok(())
             }
-            Packet::PubRec(ack) => {
-                let done = self.delivery.handle_pubrec(ack)?;
-                self.report_completion(done);
-                Ok(())
-            }
-            Packet::PubComp(ack) => {
-                let done = self.delivery.handle_pubcomp(ack)?;
-                self.report_completion(done);
-                Ok(())
-            }
-            Packet::PubRel(release) => self.delivery.handle_pubrel(&release),
             Packet::SubAck(suback) => {
                 let count = self.take_request(PacketType::SubAck, suback.packet_id)?;
                 // "The SUBACK packet sent by the Server to the Client MUST contain a Reason Code
@@ -535,83 +427,6 @@ impl ClientSession {
         Ok(())
     }
 
-    fn on_connack(&mut self, connack: ConnAck, now: Instant) -> Result<(), SessionError> {
-        if connack.reason_code.is_error() {
-            // "If a Server sends a CONNACK packet containing a Reason code of 0x80 or greater it
-            // MUST then close the Network Connection" [MQTT-3.2.2-7].
-            self.delivery.stop();
-            self.state = ClientState::Closed;
-            self.events
-                .push_back(ClientEvent::ConnectionRefused(connack));
-            return Ok(());
-        }
-        if connack.session_present && self.resumed.is_none() {
-            return Err(SessionError::UnexpectedSessionPresent);
-        }
-        let v5 = self.version().is_v5();
-        let props = &connack.properties;
-        let connect_props = &self.config.connect.properties;
-        let limits = Limits {
-            send_window: if v5 {
-                props.receive_maximum.unwrap_or(u16::MAX)
-            } else {
-                self.config.send_window_v3
-            },
-            max_waiting: self.config.max_queued_publishes,
-            receive_maximum: connect_props.receive_maximum.unwrap_or(u16::MAX),
-            inbound_alias_maximum: connect_props.topic_alias_maximum.unwrap_or(0),
-            peer_alias_maximum: props.topic_alias_maximum.unwrap_or(0),
-            outbound_alias_budget: self.config.outbound_topic_aliases,
-            peer_maximum_packet_size: props.maximum_packet_size,
-        };
-        self.delivery.start(&limits);
-        if let Some(server_keep_alive) = props.server_keep_alive.filter(|_| v5) {
-            self.keep_alive.set_keep_alive(server_keep_alive);
-        }
-        self.keep_alive.on_sent(now);
-        let info = ConnectionInfo {
-            session_present: connack.session_present,
-            assigned_client_id: props.assigned_client_identifier.clone().filter(|_| v5),
-            keep_alive: self.keep_alive.keep_alive(),
-            receive_maximum: limits.send_window,
-            maximum_qos: props
-                .maximum_qos
-                .filter(|_| v5)
-                .and_then(QoS::from_u8)
-                .unwrap_or(QoS::ExactlyOnce),
-            retain_available: !v5 || props.retain_available.unwrap_or(true),
-            topic_alias_maximum: if v5 { limits.peer_alias_maximum } else { 0 },
-            maximum_packet_size: limits.peer_maximum_packet_size.filter(|_| v5),
-            properties: connack.properties,
-        };
-        self.state = ClientState::Connected;
-        self.connection = Some(info.clone());
-        self.events.push_back(ClientEvent::Connected(info));
-        let Some(resumed) = self.resumed.take() else {
-            return Ok(());
-        };
-        if connack.session_present {
-            let dropped = self.delivery.restore(resumed);
-            self.report_dropped(dropped);
-        } else {
-            // "If the Client does have Session State and receives Session Present set to 0 it
-            // MUST discard its Session State if it continues with the Network Connection"
-            // [MQTT-3.2.2-5].
-            let lost: Vec<Publish> = resumed
-                .outbound
-                .into_iter()
-                .filter_map(|message| match message {
-                    OutboundMessage::Publish(publish) => Some(publish),
-                    OutboundMessage::Release(_) => None,
-                })
-                .collect();
-            if !lost.is_empty() {
-                self.events.push_back(ClientEvent::SessionDiscarded(lost));
-            }
-        }
-        Ok(())
-    }
-
     fn take_request(
         &mut self,
         packet: PacketType,
@@ -628,7 +443,7 @@ impl ClientSession {
         Ok(count)
     }
 
-    fn report_completion(&mut self, completion: Option<super::outbound::Completion>) {
+    fn report_completion(&mut self, completion: Option<Completion>) {
         if let Some(done) = completion {
             self.events.push_back(ClientEvent::PublishAcknowledged {
                 packet_id: done.packet_id,

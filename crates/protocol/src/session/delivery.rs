@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 
-use crate::packet::{Disconnect, Packet, PubAck, Publish};
+use crate::packet::{Disconnect, Packet, Publish};
 use crate::properties::Properties;
 use crate::reason::ReasonCode;
 use crate::types::{PacketId, ProtocolVersion, QoS};
@@ -192,7 +192,7 @@ impl Delivery {
         if let Err(mut refused) = self.outbound.submit(publish) {
             self.ids.release(packet_id);
             refused.packet_id = None;
-            return Err(RequestError::QueueFull(Box::new(refused)));
+            return Err(RequestError::QueueFull(refused));
         }
         self.pump();
         Ok(Some(packet_id))
@@ -244,39 +244,30 @@ impl Delivery {
         }
     }
 
-    pub(crate) fn handle_puback(
+    /// PUBACK, PUBREC, PUBREL or PUBCOMP: advances the exchange it belongs to and returns the
+    /// outgoing exchange it completed, if any. Other packets are ignored.
+    pub(crate) fn handle_acknowledgement(
         &mut self,
-        ack: PubAck,
+        packet: Packet,
     ) -> Result<Option<Completion>, SessionError> {
-        let completion = self.outbound.on_puback(ack)?;
-        Ok(self.finish(completion))
-    }
-
-    pub(crate) fn handle_pubrec(
-        &mut self,
-        ack: PubAck,
-    ) -> Result<Option<Completion>, SessionError> {
-        match self.outbound.on_pubrec(ack, self.version.is_v5())? {
-            PubRecOutcome::Release(packet) => {
-                self.answer(packet);
-                Ok(None)
+        let completion = match packet {
+            Packet::PubAck(ack) => self.outbound.on_puback(ack)?,
+            Packet::PubComp(ack) => self.outbound.on_pubcomp(ack)?,
+            Packet::PubRec(ack) => match self.outbound.on_pubrec(ack, self.version.is_v5())? {
+                PubRecOutcome::Release(release) => {
+                    self.answer(release);
+                    None
+                }
+                PubRecOutcome::Refused(completion) => Some(completion),
+            },
+            Packet::PubRel(release) => {
+                let answer = self.inbound.on_pubrel(&release, self.version.is_v5())?;
+                self.answer(answer);
+                None
             }
-            PubRecOutcome::Refused(completion) => Ok(self.finish(Some(completion))),
-        }
-    }
-
-    pub(crate) fn handle_pubcomp(
-        &mut self,
-        ack: PubAck,
-    ) -> Result<Option<Completion>, SessionError> {
-        let completion = self.outbound.on_pubcomp(ack)?;
+            _ => None,
+        };
         Ok(self.finish(completion))
-    }
-
-    pub(crate) fn handle_pubrel(&mut self, release: &PubAck) -> Result<(), SessionError> {
-        let answer = self.inbound.on_pubrel(release, self.version.is_v5())?;
-        self.answer(answer);
-        Ok(())
     }
 
     /// Frees the identifier of a finished exchange and lets waiting publishes into the window.
@@ -331,7 +322,7 @@ impl Delivery {
                     self.check_size(publish)
                 {
                     oversized.push(Oversized {
-                        publish: publish.clone(),
+                        publish: (**publish).clone(),
                         size,
                         maximum,
                     });

@@ -106,8 +106,10 @@
 
 mod alias;
 mod client;
+mod config;
 mod delivery;
 mod error;
+mod events;
 mod inbound;
 mod keep_alive;
 mod outbound;
@@ -116,9 +118,13 @@ mod packet_size;
 mod server;
 mod state;
 
-pub use client::{ClientConfig, ClientEvent, ClientSession, ConnectionInfo};
+pub use client::ClientSession;
+pub use config::{
+    Accept, ClientConfig, ServerConfig, DEFAULT_MAX_QUEUED_PUBLISHES, DEFAULT_SEND_WINDOW_V3,
+};
 pub use error::{RequestError, SessionError};
-pub use server::{Accept, ServerConfig, ServerEvent, ServerSession};
+pub use events::{ClientEvent, ConnectionInfo, ServerEvent};
+pub use server::ServerSession;
 pub use state::{OutboundMessage, SessionState};
 
 /// The two ends of an MQTT connection.
@@ -139,12 +145,3 @@ impl Role {
         }
     }
 }
-
-/// Publishes that may wait in a machine for send quota before `publish` refuses more. Small
-/// on purpose: a broker keeps its own per-session queue with its own drop policy, and a
-/// device keeps few messages in memory.
-pub const DEFAULT_MAX_QUEUED_PUBLISHES: usize = 32;
-
-/// The inflight window towards an MQTT 3.1.1 peer, which announces no Receive Maximum. 32
-/// keeps a 3.1.1 peer busy on a long-latency link without flooding a small device.
-pub const DEFAULT_SEND_WINDOW_V3: u16 = 32;

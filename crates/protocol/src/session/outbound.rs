@@ -88,10 +88,10 @@ impl OutboundFlow {
 
     /// Accepts a publish (identifier already set) for sending, or hands it back when both
     /// the quota and the waiting queue are exhausted.
-    pub(crate) fn submit(&mut self, publish: Publish) -> Result<(), Publish> {
+    pub(crate) fn submit(&mut self, publish: Publish) -> Result<(), Box<Publish>> {
         // Publishes the quota lets out at once do not count against the waiting limit.
         if self.waiting.len() >= self.max_waiting + self.send_quota() {
-            return Err(publish);
+            return Err(Box::new(publish));
         }
         self.waiting.push_back(publish);
         Ok(())
@@ -112,7 +112,7 @@ impl OutboundFlow {
         };
         let mut stored = publish.clone();
         stored.dup = true;
-        self.track(packet_id, OutboundMessage::Publish(stored), true);
+        self.track(packet_id, OutboundMessage::Publish(Box::new(stored)), true);
         self.quota_used += 1;
         Some(publish)
     }
@@ -129,7 +129,7 @@ impl OutboundFlow {
                     self.track(packet_id, OutboundMessage::Release(packet_id), false);
                     releases.push(Packet::PubRel(PubAck::success(packet_id)));
                 }
-                OutboundMessage::Publish(publish) => publishes.push(publish),
+                OutboundMessage::Publish(publish) => publishes.push(*publish),
             }
         }
         for publish in publishes.into_iter().rev() {
@@ -217,7 +217,11 @@ impl OutboundFlow {
             .into_values()
             .map(|entry| entry.message)
             .collect();
-        messages.extend(self.waiting.drain(..).map(OutboundMessage::Publish));
+        messages.extend(
+            self.waiting
+                .drain(..)
+                .map(|publish| OutboundMessage::Publish(Box::new(publish))),
+        );
         messages
     }
 
@@ -350,9 +354,9 @@ mod tests {
         assert_eq!(
             state,
             vec![
-                OutboundMessage::Publish(sent_2.clone()),
+                OutboundMessage::Publish(Box::new(sent_2.clone())),
                 OutboundMessage::Release(id(1)),
-                OutboundMessage::Publish(publish(3, QoS::AtLeastOnce)),
+                OutboundMessage::Publish(Box::new(publish(3, QoS::AtLeastOnce))),
             ]
         );
 

@@ -7,105 +7,21 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::packet::{
-    Auth, ConnAck, Connect, Disconnect, Packet, PacketType, Publish, SubAck, Subscribe, UnsubAck,
-    Unsubscribe,
-};
+use crate::packet::{Auth, Connect, Disconnect, Packet, PacketType, Publish, SubAck, UnsubAck};
 use crate::properties::Properties;
 use crate::reason::ReasonCode;
 use crate::types::{PacketId, ProtocolVersion, QoS};
 
-use super::delivery::{Delivery, Limits, Oversized};
+use super::config::ServerConfig;
+use super::delivery::{Delivery, Oversized};
 use super::error::{RequestError, SessionError};
+use super::events::ServerEvent;
 use super::keep_alive::ServerKeepAlive;
 use super::outbound::Completion;
 use super::state::SessionState;
-use super::{Role, DEFAULT_MAX_QUEUED_PUBLISHES, DEFAULT_SEND_WINDOW_V3};
+use super::Role;
 
-/// How a server machine behaves. What it announces to the client goes in [`Accept`].
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    /// How long a new connection may take to send CONNECT; default 10 s, enough for a slow
-    /// handshake on a radio link, short enough that idle sockets do not pile up. `None`
-    /// waits forever.
-    pub connect_timeout: Option<Duration>,
-    /// Publishes that may wait for send quota; default [`DEFAULT_MAX_QUEUED_PUBLISHES`]. With
-    /// 0, `publish` refuses as soon as the client's Receive Maximum is reached.
-    pub max_queued_publishes: usize,
-    /// Inflight window towards an MQTT 3.1.1 client; default [`DEFAULT_SEND_WINDOW_V3`].
-    pub send_window_v3: u16,
-    /// How many topic aliases to assign to publishes sent to the client (never more than it
-    /// allows). Default 0: off.
-    pub outbound_topic_aliases: u16,
-    /// Packets a client may send after CONNECT while the application decides; they are
-    /// processed after `accept` and dropped after `refuse` [MQTT-3.1.4-6]. Default 64:
-    /// a client pipelining a few publishes and subscriptions fits.
-    pub max_packets_before_accept: usize,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            connect_timeout: Some(Duration::from_secs(10)),
-            max_queued_publishes: DEFAULT_MAX_QUEUED_PUBLISHES,
-            send_window_v3: DEFAULT_SEND_WINDOW_V3,
-            outbound_topic_aliases: 0,
-            max_packets_before_accept: 64,
-        }
-    }
-}
-
-/// The application's acceptance of a CONNECT.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Accept {
-    /// CONNACK properties (MQTT 5): Receive Maximum, Topic Alias Maximum, Maximum QoS,
-    /// Retain Available, Server Keep Alive, Assigned Client Identifier, ... The machine
-    /// enforces the limits it announces here.
-    pub properties: Properties,
-    /// The stored session for this client, if the broker has one. Session Present is set
-    /// exactly when it is given and the client did not ask for Clean Start
-    /// ([MQTT-3.2.2-2], [MQTT-3.2.2-3]); with Clean Start it is discarded.
-    pub resumed: Option<SessionState>,
-}
-
-/// Something the application must act on or know about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServerEvent {
-    /// A client asks to connect: answer with `accept` or `refuse`.
-    Connect(Box<Connect>),
-    /// An application message. QoS 1 and 2 messages must be answered with `ack_incoming`
-    /// once the message is safe.
-    Publish(Publish),
-    /// An outgoing QoS 1 or 2 exchange ended: PUBACK, PUBCOMP, or a PUBREC with a failure
-    /// (then the message is discarded for this client [MQTT-4.8.2-6]).
-    PublishAcknowledged {
-        /// The identifier `publish` returned.
-        packet_id: PacketId,
-        /// The client's reason code.
-        reason_code: ReasonCode,
-        /// Reason string and user properties of the acknowledgement.
-        properties: Properties,
-    },
-    /// A publish from the resumed session no longer fits the client's Maximum Packet Size and
-    /// was discarded without being sent [MQTT-3.1.2-28].
-    PublishDropped {
-        /// The message.
-        publish: Publish,
-        /// Its encoded size.
-        size: usize,
-        /// The client's Maximum Packet Size.
-        maximum: u32,
-    },
-    /// SUBSCRIBE: answer with `suback` [MQTT-3.8.4-1].
-    Subscribe(Subscribe),
-    /// UNSUBSCRIBE: answer with `unsuback` [MQTT-3.10.4-4].
-    Unsubscribe(Unsubscribe),
-    /// An AUTH packet of an enhanced authentication exchange.
-    Auth(Auth),
-    /// The client closed with DISCONNECT. With 0x00 the will is discarded [MQTT-3.14.4-3];
-    /// a Session Expiry Interval here replaces the one from CONNECT.
-    Disconnected(Disconnect),
-}
+mod handshake;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ServerState {
@@ -202,114 +118,6 @@ impl ServerSession {
     /// QoS 1 and 2 exchanges sent and not yet complete.
     pub fn in_flight(&self) -> usize {
         self.delivery.in_flight()
-    }
-
-    /// Accepts the pending CONNECT: sends CONNACK 0x00 [MQTT-3.1.4-5], applies the limits both
-    /// sides announced, resumes the stored session, and processes what the client sent in the
-    /// meantime. If that already breaks the protocol the machine is closed on return (see
-    /// `is_closed` and `error`).
-    pub fn accept(&mut self, accept: Accept, now: Instant) -> Result<(), RequestError> {
-        if self.state != ServerState::AwaitingAnswer {
-            return Err(RequestError::NoPendingConnect);
-        }
-        let Some(connect) = self.connect.as_deref() else {
-            return Err(RequestError::NoPendingConnect);
-        };
-        let v5 = connect.protocol.is_v5();
-        // "If the Client connects using a zero length Client Identifier, the Server MUST
-        // respond with a CONNACK containing an Assigned Client Identifier" [MQTT-3.2.2-16].
-        if v5
-            && connect.client_id.is_empty()
-            && accept.properties.assigned_client_identifier.is_none()
-        {
-            return Err(RequestError::MissingAssignedClientId);
-        }
-        let properties = if v5 {
-            accept.properties
-        } else {
-            Properties::default()
-        };
-        let connect_props = &connect.properties;
-        let limits = Limits {
-            send_window: if v5 {
-                connect_props.receive_maximum.unwrap_or(u16::MAX)
-            } else {
-                self.config.send_window_v3
-            },
-            max_waiting: self.config.max_queued_publishes,
-            receive_maximum: properties.receive_maximum.unwrap_or(u16::MAX),
-            inbound_alias_maximum: properties.topic_alias_maximum.unwrap_or(0),
-            peer_alias_maximum: connect_props.topic_alias_maximum.unwrap_or(0),
-            outbound_alias_budget: self.config.outbound_topic_aliases,
-            peer_maximum_packet_size: connect_props.maximum_packet_size,
-        };
-        // "If the Server does not send the Server Keep Alive, the Server MUST use the Keep Alive
-        // value set by the Client on CONNECT" [MQTT-3.2.2-22].
-        let keep_alive = properties.server_keep_alive.unwrap_or(connect.keep_alive);
-        let resumed = accept.resumed.filter(|_| !connect.clean_start);
-        self.maximum_qos = properties
-            .maximum_qos
-            .and_then(QoS::from_u8)
-            .unwrap_or(QoS::ExactlyOnce);
-        self.retain_available = properties.retain_available.unwrap_or(true);
-        self.delivery.start(&limits);
-        self.delivery.answer(Packet::ConnAck(ConnAck {
-            session_present: resumed.is_some(),
-            reason_code: ReasonCode::Success,
-            properties,
-        }));
-        self.keep_alive = Some(ServerKeepAlive::new(keep_alive, now));
-        self.state = ServerState::Connected;
-        if let Some(resumed) = resumed {
-            let dropped = self.delivery.restore(resumed);
-            self.report_dropped(dropped);
-        }
-        for packet in std::mem::take(&mut self.early) {
-            if self.state == ServerState::Closed {
-                break;
-            }
-            if let Err(error) = self.process(packet) {
-                self.fail(error);
-            }
-        }
-        Ok(())
-    }
-
-    /// Refuses the pending CONNECT with a CONNACK carrying `reason_code` (0x80 or more) and
-    /// closes [MQTT-3.2.2-7]. Packets the client sent after CONNECT are dropped unprocessed
-    /// [MQTT-3.1.4-6].
-    pub fn refuse(
-        &mut self,
-        reason_code: ReasonCode,
-        properties: Properties,
-    ) -> Result<(), RequestError> {
-        if self.state != ServerState::AwaitingAnswer {
-            return Err(RequestError::NoPendingConnect);
-        }
-        if !reason_code.is_error() {
-            return Err(RequestError::NotARefusal(reason_code));
-        }
-        let maximum = self
-            .connect
-            .as_ref()
-            .and_then(|c| c.properties.maximum_packet_size);
-        self.delivery.set_peer_maximum_packet_size(maximum);
-        let properties = if self.delivery.version().is_v5() {
-            properties
-        } else {
-            Properties::default()
-        };
-        // "If a Server sends a CONNACK packet containing a non-zero Reason Code it MUST set
-        // Session Present to 0" [MQTT-3.2.2-6].
-        self.delivery.answer(Packet::ConnAck(ConnAck {
-            session_present: false,
-            reason_code,
-            properties,
-        }));
-        self.delivery.stop();
-        self.early.clear();
-        self.state = ServerState::Closed;
-        Ok(())
     }
 
     /// Sends an application message to the client. The topic must be a full topic name;
@@ -524,13 +332,6 @@ impl ServerSession {
         error
     }
 
-    fn on_connect(&mut self, connect: Box<Connect>) {
-        self.delivery.set_version(connect.protocol);
-        self.connect = Some(connect.clone());
-        self.state = ServerState::AwaitingAnswer;
-        self.events.push_back(ServerEvent::Connect(connect));
-    }
-
     fn on_auth(&mut self, auth: Auth) -> Result<(), SessionError> {
         if !self.delivery.version().is_v5() {
             return Err(SessionError::WrongDirection {
@@ -551,22 +352,14 @@ impl ServerSession {
         match packet {
             Packet::Connect(_) => Err(SessionError::SecondConnect),
             Packet::Publish(publish) => self.on_publish(publish),
-            Packet::PubAck(ack) => {
-                let done = self.delivery.handle_puback(ack)?;
+            ack @ (Packet::PubAck(_)
+            | Packet::PubRec(_)
+            | Packet::PubRel(_)
+            | Packet::PubComp(_)) => {
+                let done = self.delivery.handle_acknowledgement(ack)?;
                 self.report_completion(done);
                 Ok(())
             }
-            Packet::PubRec(ack) => {
-                let done = self.delivery.handle_pubrec(ack)?;
-                self.report_completion(done);
-                Ok(())
-            }
-            Packet::PubComp(ack) => {
-                let done = self.delivery.handle_pubcomp(ack)?;
-                self.report_completion(done);
-                Ok(())
-            }
-            Packet::PubRel(release) => self.delivery.handle_pubrel(&release),
             Packet::Subscribe(subscribe) => {
                 let count = subscribe.filters.len();
                 if self.pending_subscribes.contains_key(&subscribe.packet_id) {

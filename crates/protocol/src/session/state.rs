@@ -34,7 +34,7 @@ pub enum OutboundMessage {
     /// A PUBLISH awaiting its PUBACK (QoS 1) or PUBREC (QoS 2). Its packet identifier is set;
     /// `dup` is true once it has been sent, so that every later send is marked as a
     /// re-delivery [MQTT-3.3.1-1].
-    Publish(Publish),
+    Publish(Box<Publish>),
     /// A QoS 2 message whose PUBREC arrived: the PUBREL is (re-)sent and awaits PUBCOMP. The
     /// PUBLISH itself is never sent again [MQTT-4.3.3-6].
     Release(PacketId),
