@@ -3,6 +3,29 @@
 //! hooks, `$SYS` topics and metrics, and the async connection driver that serves any byte
 //! stream. The routing core is pure logic without IO; the binary wraps the library with
 //! listeners, config parsing and logging setup.
+//!
+//! A broker serves whatever ordered byte streams it is given, so every transport (TCP, TLS,
+//! WebSocket, a QUIC stream) feeds the same [`Broker::serve_connection`]:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use mquictt_broker::{AllowAll, Broker, BrokerConfig, MemoryStorage};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let broker = Broker::new(
+//!     BrokerConfig::default(),
+//!     Arc::new(MemoryStorage::new()),
+//!     Arc::new(AllowAll),
+//! )?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:1883").await?;
+//! let stop = async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! };
+//! // Accepts until Ctrl-C, then sends DISCONNECT 0x8B to 5.0 clients and publishes wills.
+//! broker.serve_tcp(listener, stop).await?;
+//! # Ok(())
+//! # }
+//! ```
 
 #![forbid(unsafe_code)]
 

@@ -316,3 +316,26 @@ async fn authenticator_refusal_is_connack_0x86_or_return_code_4() {
     );
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn mqtt_3_1_4_1_malformed_connect_gets_connack_0x81_in_5_0_and_a_close_in_3_1_1() {
+    let broker = TestBroker::start().await;
+    // CONNECT with the reserved flag bit set [MQTT-3.1.2-3]: level 5, flags 0x03, no properties.
+    let mut v5 = TestClient::open(broker.addr, V5).await;
+    v5.send_raw(&[
+        0x10, 14, 0, 4, b'M', b'Q', b'T', b'T', 5, 0x03, 0, 60, 0, 0, 1, b'x',
+    ])
+    .await;
+    match v5.recv().await {
+        Some(Packet::ConnAck(ack)) => assert_eq!(ack.reason_code, ReasonCode::MalformedPacket),
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+    assert_eq!(v5.until_closed().await, Vec::new());
+    let mut v3 = TestClient::open(broker.addr, V311).await;
+    v3.send_raw(&[
+        0x10, 13, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x03, 0, 60, 0, 1, b'x',
+    ])
+    .await;
+    assert_eq!(v3.until_closed().await, Vec::new());
+    broker.stop().await;
+}

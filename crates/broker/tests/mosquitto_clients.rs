@@ -268,3 +268,46 @@ async fn mosquitto_v5_shared_subscription_spreads_messages_over_the_group() {
     assert_eq!(got, ["job-a", "job-b"], "each member gets one job");
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn mosquitto_persistent_session_receives_messages_queued_while_offline() {
+    tools();
+    let broker = TestBroker::start().await;
+    for (version, id) in [("311", "persist-311"), ("5", "persist-5")] {
+        // -c: no clean start; -x: session expiry (5.0 only); -E: exit once subscribed.
+        let mut first = vec![
+            "-V", version, "-c", "-i", id, "-q", "1", "-t", "inbox", "-E",
+        ];
+        if version == "5" {
+            first.extend(["-x", "300"]);
+        }
+        let created = sub(&broker, &first);
+        assert!(lines(created).await.is_empty());
+        publish(
+            &broker,
+            &[
+                "-V",
+                version,
+                "-t",
+                "inbox",
+                "-q",
+                "1",
+                "-m",
+                "while-offline",
+            ],
+        )
+        .await;
+        let mut second = vec![
+            "-V", version, "-c", "-i", id, "-q", "1", "-t", "inbox", "-C", "1", "-W", "10",
+        ];
+        if version == "5" {
+            second.extend(["-x", "300"]);
+        }
+        assert_eq!(
+            lines(sub(&broker, &second)).await,
+            ["while-offline"],
+            "-V {version}"
+        );
+    }
+    broker.stop().await;
+}

@@ -307,3 +307,40 @@ async fn mqtt_3_3_1_4_malformed_publish_ends_only_that_connection() {
     assert_eq!(&bystander.expect_publish().await.payload[..], b"still");
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn mqtt_3_3_2_12_outbound_topic_aliases_stay_within_the_client_maximum() {
+    let config = mquictt_broker::BrokerConfig {
+        outbound_topic_aliases: 4,
+        ..mquictt_broker::BrokerConfig::default()
+    };
+    let broker = TestBroker::with_config(config).await;
+    let mut connect = connect_packet(V5, "aliased", true);
+    connect.properties.topic_alias_maximum = Some(1);
+    let (mut sub, _) = TestClient::connect_with(broker.addr, connect).await;
+    let (mut plain, _) = TestClient::connect(broker.addr, V5, "plain", true).await;
+    sub.subscribe("very/long/topic/#", qos(QoS::AtMostOnce), 1)
+        .await;
+    plain
+        .subscribe("very/long/topic/#", qos(QoS::AtMostOnce), 1)
+        .await;
+    let (mut publisher, _) = TestClient::connect(broker.addr, V5, "pub", true).await;
+    for _ in 0..2 {
+        publisher
+            .publish(publish("very/long/topic/a", b"x", QoS::AtMostOnce, 0))
+            .await;
+    }
+    let first = sub.expect_publish().await;
+    let second = sub.expect_publish().await;
+    assert_eq!(first.topic.as_str(), "very/long/topic/a");
+    assert_eq!(first.properties.topic_alias, Some(1));
+    assert!(second.topic.is_empty(), "the alias stands for the topic");
+    assert_eq!(second.properties.topic_alias, Some(1));
+    // A client that allows no aliases never gets one [MQTT-3.3.2-12].
+    for _ in 0..2 {
+        let got = plain.expect_publish().await;
+        assert_eq!(got.properties.topic_alias, None);
+        assert_eq!(got.topic.as_str(), "very/long/topic/a");
+    }
+    broker.stop().await;
+}

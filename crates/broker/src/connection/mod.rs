@@ -205,7 +205,22 @@ where
             return;
         }
         if self.session.connect().is_none() {
-            if let ProtocolError::UnsupportedProtocol { .. } = error {
+            if let (Some(ProtocolVersion::V5), false) = (
+                self.decoder.version(),
+                matches!(error, ProtocolError::UnsupportedProtocol { .. }),
+            ) {
+                // A 5.0 CONNECT that breaks the rules: "the Server MAY send a CONNACK with a
+                // Reason Code of 0x80 or greater ... and MUST close the Network Connection"
+                // (3.1.4); 3.1.1 only closes [MQTT-3.1.4-1].
+                self.queue_raw(
+                    &Packet::ConnAck(ConnAck {
+                        session_present: false,
+                        reason_code: reason,
+                        properties: Properties::default(),
+                    }),
+                    ProtocolVersion::V5,
+                );
+            } else if let ProtocolError::UnsupportedProtocol { .. } = error {
                 // "The Server MUST respond to the CONNECT Packet with a CONNACK return code
                 // 0x01 (unacceptable protocol level) and then disconnect the Client if the
                 // Protocol Level is not supported by the Server" [MQTT-3.1.2-2]. The client's

@@ -1,5 +1,5 @@
-//! Shared test fixtures: a broker on an ephemeral loopback port, polling helpers, and the
-//! check that a third-party tool needed by a test is installed.
+//! Shared test fixtures: a broker on an ephemeral loopback port, polling and timeout
+//! functions, and the check that a third-party tool needed by a test is installed.
 
 #![allow(dead_code, unreachable_pub)]
 
