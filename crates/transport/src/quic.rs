@@ -387,3 +387,21 @@ pub(crate) async fn connect(
         quic: Some(handle),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_follow_the_mqtt_keep_alive() {
+        let options = QuicClientOptions::for_keep_alive(Duration::from_secs(60));
+        assert_eq!(options.idle_timeout, Duration::from_secs(90));
+        assert_eq!(options.keep_alive_interval, Some(Duration::from_secs(15)));
+        let options = QuicClientOptions::for_keep_alive(Duration::from_secs(10));
+        assert_eq!(options.idle_timeout, Duration::from_secs(15));
+        assert_eq!(options.keep_alive_interval, Some(Duration::from_secs(5)));
+        let off = QuicClientOptions::for_keep_alive(Duration::ZERO);
+        assert_eq!(off.idle_timeout, QuicClientOptions::default().idle_timeout);
+        assert!(!off.zero_rtt);
+    }
+}
