@@ -46,6 +46,13 @@ pub struct BrokerConfig {
     /// Topic Alias Maximum sent in CONNACK: aliases a client may use towards us. 16 covers the
     /// handful of topics a device publishes to, at a few KiB of memory per connection.
     pub topic_alias_maximum: u16,
+    /// Topic aliases the broker assigns on its own PUBLISHes to a 5.0 client, never more than
+    /// the client's Topic Alias Maximum. 0 (off): aliases save bytes on repeated long topics
+    /// but make a capture harder to read; links where it matters switch it on.
+    pub outbound_topic_aliases: u16,
+    /// How long a write to a client may block. A client that stops reading for 30 s is
+    /// dropped, so it cannot pin its connection task (and its session) forever.
+    pub write_timeout: Duration,
     /// Server Keep Alive (5.0): when set, replaces the client's keep alive in CONNACK. `None`
     /// accepts what the client asks for, which is the spec's default behaviour.
     pub server_keep_alive: Option<Duration>,
@@ -82,6 +89,8 @@ impl Default for BrokerConfig {
             drop_policy: DropPolicy::DropNewest,
             max_session_expiry: Duration::from_secs(7 * 24 * 60 * 60),
             topic_alias_maximum: 16,
+            outbound_topic_aliases: 0,
+            write_timeout: Duration::from_secs(30),
             server_keep_alive: None,
             maximum_qos: QoS::ExactlyOnce,
             retain_available: true,

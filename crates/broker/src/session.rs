@@ -138,6 +138,29 @@ impl MessageQueue {
         None
     }
 
+    /// Like [`pop`](Self::pop), but leaves the next unexpired message in place unless
+    /// `admit` accepts it, so a caller with limited send quota keeps the order.
+    pub fn pop_if(
+        &mut self,
+        now: Instant,
+        expired: &mut Vec<u64>,
+        admit: impl FnOnce(&Outgoing) -> bool,
+    ) -> Option<(u64, Outgoing)> {
+        while self
+            .entries
+            .front()
+            .is_some_and(|(_, o)| o.message.is_expired(now))
+        {
+            if let Some((seq, _)) = self.entries.pop_front() {
+                expired.push(seq);
+            }
+        }
+        if !self.entries.front().is_some_and(|(_, o)| admit(o)) {
+            return None;
+        }
+        self.entries.pop_front()
+    }
+
     /// Removes and returns every message copied for a shared subscription, so they can be
     /// offered to another member of the group.
     pub fn take_shared(&mut self) -> Vec<(u64, Outgoing)> {
@@ -173,10 +196,22 @@ impl MessageQueue {
 /// The will a connection left behind, with the delay before it is published.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WillSpec {
-    /// The will as an application message (publisher set to the client).
+    /// The will as an application message (publisher set to the client), without an expiry
+    /// deadline yet.
     pub message: Message,
     /// Will Delay Interval (5.0); zero before 5.0.
     pub delay: Duration,
+    /// The will's Message Expiry Interval, which starts when the will is published.
+    pub expiry: Option<Duration>,
+}
+
+impl WillSpec {
+    /// The will as published at `now`, its expiry counted from this moment.
+    pub fn release(self, now: Instant) -> Message {
+        let mut message = self.message;
+        message.expires_at = self.expiry.map(|interval| now + interval);
+        message
+    }
 }
 
 /// One client's session state on the broker side.
@@ -277,6 +312,21 @@ mod tests {
         let (seq, next) = queue.pop(now, &mut expired).unwrap();
         assert_eq!((seq, &next.message.payload[..]), (1, &b"fresh"[..]));
         assert_eq!(expired, vec![0]);
+    }
+
+    #[test]
+    fn pop_if_keeps_a_message_that_is_not_admitted() {
+        let mut queue = MessageQueue::new(10, DropPolicy::DropNewest);
+        queue.push(outgoing(b"1", false));
+        let mut expired = Vec::new();
+        assert!(queue
+            .pop_if(Instant::now(), &mut expired, |_| false)
+            .is_none());
+        assert_eq!(queue.len(), 1);
+        assert!(queue
+            .pop_if(Instant::now(), &mut expired, |_| true)
+            .is_some());
+        assert!(queue.is_empty());
     }
 
     #[test]

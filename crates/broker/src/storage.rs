@@ -13,6 +13,7 @@ use std::fmt;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use mquictt_protocol::session::SessionState;
 use mquictt_protocol::{TopicFilter, TopicName};
 
 use crate::message::Message;
@@ -45,6 +46,8 @@ pub struct StoredSession {
     pub queued: BTreeMap<u64, Outgoing>,
     /// A will waiting for its delay.
     pub will: Option<PendingWill>,
+    /// Unfinished QoS 1/2 exchanges in both directions, as the session left them.
+    pub delivery_state: SessionState,
 }
 
 /// Everything a store holds, as loaded at start-up.
@@ -84,6 +87,12 @@ pub trait Storage: Send + Sync + fmt::Debug {
     ) -> Result<(), StorageError>;
     /// Removes a queued message (delivered, dropped or expired).
     fn remove_queued(&self, client_id: &str, seq: u64) -> Result<(), StorageError>;
+    /// Replaces a session's unfinished QoS 1/2 exchanges (saved when its connection ends).
+    fn save_delivery_state(
+        &self,
+        client_id: &str,
+        state: &SessionState,
+    ) -> Result<(), StorageError>;
     /// Stores or replaces the retained message of its topic.
     fn save_retained(&self, message: &Message) -> Result<(), StorageError>;
     /// Removes the retained message of a topic.
@@ -117,6 +126,9 @@ impl Storage for NoStorage {
         Ok(())
     }
     fn remove_queued(&self, _: &str, _: u64) -> Result<(), StorageError> {
+        Ok(())
+    }
+    fn save_delivery_state(&self, _: &str, _: &SessionState) -> Result<(), StorageError> {
         Ok(())
     }
     fn save_retained(&self, _: &Message) -> Result<(), StorageError> {
@@ -213,6 +225,14 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
+    fn save_delivery_state(
+        &self,
+        client_id: &str,
+        state: &SessionState,
+    ) -> Result<(), StorageError> {
+        self.with_session(client_id, |s| s.delivery_state = state.clone())
+    }
+
     fn save_retained(&self, message: &Message) -> Result<(), StorageError> {
         self.state()?
             .retained
@@ -244,6 +264,7 @@ impl Storage for MemoryStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::WillSpec;
     use bytes::Bytes;
     use mquictt_protocol::{QoS, SubscriptionOptions};
     use std::sync::Arc;
@@ -281,11 +302,20 @@ mod tests {
             .save_will(
                 "c",
                 &PendingWill {
-                    message: message("will"),
+                    will: WillSpec {
+                        message: message("will"),
+                        delay: Duration::from_secs(5),
+                        expiry: None,
+                    },
                     publish_at: Instant::now(),
                 },
             )
             .unwrap();
+        let state = SessionState {
+            inbound_awaiting_release: vec![mquictt_protocol::PacketId::new(4).unwrap()],
+            ..SessionState::default()
+        };
+        store.save_delivery_state("c", &state).unwrap();
         store.save_retained(&message("r/1")).unwrap();
         store.save_retained(&message("r/2")).unwrap();
         store
@@ -304,6 +334,7 @@ mod tests {
         assert_eq!(session.subscriptions.len(), 1);
         assert_eq!(session.queued.keys().copied().collect::<Vec<_>>(), vec![2]);
         assert!(session.will.is_some());
+        assert_eq!(session.delivery_state.inbound_awaiting_release.len(), 1);
         assert!(!state.sessions.contains_key("gone"));
         assert_eq!(state.retained.len(), 1);
         assert!(state.retained.contains_key(&TopicName::new("r/2").unwrap()));

@@ -9,8 +9,8 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "mquictt", version, about, propagate_version = true)]
 pub struct Cli {
-    /// Log filter, e.g. `info`, `debug`, `mquictt_broker=trace` (also read from RUST_LOG).
-    #[arg(long, global = true, env = "RUST_LOG", default_value = "info")]
+    /// Log filter, e.g. `info`, `debug`, `mquictt_broker=trace`.
+    #[arg(long, global = true, default_value = "info")]
     pub log: String,
 
     #[command(subcommand)]
@@ -20,8 +20,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the broker. With no arguments it listens on loopback only (TCP 1883, WebSocket
-    /// 8083), allows anonymous clients there and keeps its data in ./mquictt-data.
+    /// Run the broker. With no arguments it listens on loopback only (TCP 1883, QUIC 14567,
+    /// WebSocket 8083), allows anonymous clients there and keeps its data in ./mquictt-data.
     Broker(BrokerArgs),
 }
 
@@ -32,8 +32,9 @@ pub struct BrokerArgs {
     #[arg(short, long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// Listener URL, repeatable; replaces the config file's `listen` list. Schemes:
-    /// tcp:// (or mqtt://), ws://HOST:PORT/PATH.
+    /// Listener URL, repeatable; replaces the config file's [[listener]] tables. Schemes:
+    /// tcp:// (or mqtt://), tls:// (or mqtts://), ws://HOST:PORT/PATH, wss://HOST:PORT/PATH,
+    /// quic://. Port 0 picks a free port.
     #[arg(short, long = "listen", value_name = "URL")]
     pub listen: Vec<String>,
 

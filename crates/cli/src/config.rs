@@ -11,7 +11,11 @@ use serde::Deserialize;
 
 /// Where the broker listens when neither the config file nor `--listen` says otherwise:
 /// loopback only, so a fresh install is never reachable from the network.
-pub const DEFAULT_LISTENERS: &[&str] = &["tcp://127.0.0.1:1883", "ws://127.0.0.1:8083/mqtt"];
+pub const DEFAULT_LISTENERS: &[&str] = &[
+    "tcp://127.0.0.1:1883",
+    "quic://127.0.0.1:14567",
+    "ws://127.0.0.1:8083/mqtt",
+];
 
 /// Where durable data lives when nothing else is configured.
 pub const DEFAULT_DATA_DIR: &str = "./mquictt-data";
@@ -44,9 +48,12 @@ pub enum ConfigError {
 pub struct FileConfig {
     /// Directory for durable data and the generated dev certificate.
     pub data_dir: Option<PathBuf>,
-    /// Listener URLs.
+    /// Allow clients without credentials on listeners bound to non-loopback addresses.
+    /// Loopback listeners always allow them.
+    pub allow_anonymous: Option<bool>,
+    /// `[[listener]]` tables; absent: the loopback defaults.
     #[serde(default)]
-    pub listen: Vec<String>,
+    pub listener: Vec<ListenerSection>,
     /// Connection and resource limits.
     #[serde(default)]
     pub limits: LimitsSection,
@@ -59,6 +66,46 @@ pub struct FileConfig {
     /// Prometheus metrics endpoint.
     #[serde(default)]
     pub metrics: MetricsSection,
+}
+
+/// One `[[listener]]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerSection {
+    /// `tcp://`, `ws://`, `tls://`, `wss://` or `quic://` with a host and port.
+    pub url: String,
+    /// PEM certificate chain for tls/wss/quic; absent: the generated dev certificate.
+    pub cert: Option<PathBuf>,
+    /// PEM private key matching `cert`.
+    pub key: Option<PathBuf>,
+    /// PEM CA certificates that client certificates must chain to.
+    pub client_ca: Option<PathBuf>,
+    /// Client certificates: `"none"` (default), `"optional"` or `"required"`.
+    pub client_auth: Option<ClientAuthName>,
+    /// TLS versions for tls/wss: `"1.2+1.3"` (default), `"1.2"` or `"1.3"`.
+    pub tls_versions: Option<TlsVersionsName>,
+    /// Accept QUIC 0-RTT data from resuming clients (see docs/configuration.md).
+    pub quic_zero_rtt: Option<bool>,
+}
+
+/// Client certificate policy as written in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientAuthName {
+    None,
+    Optional,
+    Required,
+}
+
+/// TLS versions as written in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum TlsVersionsName {
+    #[serde(rename = "1.2+1.3")]
+    Both,
+    #[serde(rename = "1.2")]
+    Tls12,
+    #[serde(rename = "1.3")]
+    Tls13,
 }
 
 /// `[limits]`
@@ -252,9 +299,9 @@ mod opt_duration {
         deserializer: D,
     ) -> Result<Option<Duration>, D::Error> {
         let text = String::deserialize(deserializer)?;
-        humantime::parse_duration(&text)
-            .map(Some)
-            .map_err(|e| serde::de::Error::custom(format!("{e} (expected e.g. \"10s\", \"500ms\", \"7d\")")))
+        humantime::parse_duration(&text).map(Some).map_err(|e| {
+            serde::de::Error::custom(format!("{e} (expected e.g. \"10s\", \"500ms\", \"7d\")"))
+        })
     }
 }
 
@@ -293,20 +340,54 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named_with_the_file() {
-        let err = parse("[limits]\nmax_conections = 5\n").unwrap_err().to_string();
+        let err = parse("[limits]\nmax_conections = 5\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("test.toml"), "{err}");
         assert!(err.contains("max_conections"), "{err}");
     }
 
     #[test]
+    fn example_file_parses_to_the_defaults() {
+        let text = include_str!("../../../examples/mquictt.toml");
+        let config = parse(text).unwrap();
+        assert_eq!(
+            config.broker_config(Path::new("mquictt.toml")).unwrap(),
+            BrokerConfig::default()
+        );
+        assert_eq!(config.listener.len(), DEFAULT_LISTENERS.len());
+        for (section, url) in config.listener.iter().zip(DEFAULT_LISTENERS) {
+            assert_eq!(section.url, *url);
+        }
+    }
+
+    #[test]
+    fn listener_tables_parse() {
+        let config = parse(
+            "[[listener]]\nurl = \"tls://0.0.0.0:8883\"\ncert = \"s.pem\"\nkey = \"s.key\"\n\
+             client_auth = \"required\"\nclient_ca = \"ca.pem\"\ntls_versions = \"1.3\"\n",
+        )
+        .unwrap();
+        let l = &config.listener[0];
+        assert_eq!(l.client_auth, Some(ClientAuthName::Required));
+        assert_eq!(l.tls_versions, Some(TlsVersionsName::Tls13));
+        assert!(parse("[[listener]]\nurl = \"tcp://x\"\nport = 1\n").is_err());
+    }
+
+    #[test]
     fn bad_value_is_named() {
-        let err = parse("[limits]\nconnect_timeout = \"soon\"\n").unwrap_err().to_string();
+        let err = parse("[limits]\nconnect_timeout = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("connect_timeout"), "{err}");
         let err = parse("[mqtt]\nmaximum_qos = 3\n")
             .unwrap()
             .broker_config(Path::new("test.toml"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("mqtt.maximum_qos") && err.contains("test.toml"), "{err}");
+        assert!(
+            err.contains("mqtt.maximum_qos") && err.contains("test.toml"),
+            "{err}"
+        );
     }
 }

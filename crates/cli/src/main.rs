@@ -1,1 +1,56 @@
-fn main() {}
+//! The `mquictt` binary: parses the command line, sets up logging and runs a subcommand.
+//! Everything else lives in the library crates.
+
+// A binary has no public API: `pub` here only means "visible to the other modules".
+#![allow(unreachable_pub)]
+
+mod cli;
+mod commands;
+mod config;
+mod metrics_http;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|e| {
+        eprintln!(
+            "mquictt: bad --log filter {:?} ({e}); using \"info\"",
+            cli.log
+        );
+        EnvFilter::new("info")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("mquictt: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Broker(args) => commands::broker::run(args).await.map_err(|e| e.to_string()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("mquictt: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

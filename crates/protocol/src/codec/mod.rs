@@ -153,6 +153,10 @@ struct FixedHeader {
     minimal: bool,
 }
 
+// Inlined, together with the decoders of the hot packets, so that a packet struct of several
+// hundred bytes is built where the caller wants it instead of being copied out of each nested
+// `Result`; without it those copies took about a fifth of the time to decode a small PUBLISH.
+#[inline(always)]
 fn decode_packet(
     buf: &mut BytesMut,
     version: Option<ProtocolVersion>,
@@ -282,6 +286,8 @@ fn check_flags(
     }
 }
 
+// Inlined into `decode_packet`, see the note there.
+#[inline(always)]
 fn decode_body(
     r: &mut Reader,
     header: FixedHeader,

@@ -231,6 +231,8 @@ pub(crate) fn encode_properties(
 }
 
 /// The properties of a packet that carries them only in MQTT 5; before 5.0 the set is empty.
+// Inlined into its callers, see the note on `decode_packet`.
+#[inline(always)]
 pub(crate) fn properties_if_v5(
     r: &mut Reader,
     version: ProtocolVersion,

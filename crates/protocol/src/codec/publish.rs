@@ -13,6 +13,8 @@ use crate::packet::{PacketType, Publish};
 use crate::topic::{TopicError, TopicName};
 use crate::types::{ProtocolVersion, QoS};
 
+// Inlined into `decode_packet`, see the note there.
+#[inline(always)]
 pub(crate) fn decode(
     r: &mut Reader,
     flags: u8,

@@ -33,8 +33,8 @@ pub enum Departure {
 /// A will waiting for its delay to pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingWill {
-    /// The will message.
-    pub message: Message,
+    /// The will.
+    pub will: WillSpec,
     /// When it is published unless the session resumes first.
     pub publish_at: Instant,
 }
@@ -153,7 +153,9 @@ impl SessionRegistry {
             |e| matches!(e.presence, Presence::Offline { expires_at } if now >= expires_at),
         ) {
             // Expired before its timer ran: it ends now, with its will if one was waiting.
-            attached.wills.extend(entry.pending_will.map(|w| w.message));
+            attached
+                .wills
+                .extend(entry.pending_will.map(|w| w.will.release(now)));
             attached.ended = Some(end(entry.session));
         }
         let session = match existing {
@@ -162,13 +164,13 @@ impl SessionRegistry {
                     attached.taken_over = Some(old);
                     if let Some(old_will) = entry.will.take() {
                         if clean_start || old_will.delay.is_zero() {
-                            attached.wills.push(old_will.message);
+                            attached.wills.push(old_will.release(now));
                         }
                     }
                 }
                 if let Some(pending) = entry.pending_will.take() {
                     if clean_start {
-                        attached.wills.push(pending.message);
+                        attached.wills.push(pending.will.release(now));
                     }
                 }
                 if clean_start {
@@ -202,6 +204,21 @@ impl SessionRegistry {
         attached
     }
 
+    /// Puts back a session loaded from storage at start-up, offline, with its full expiry
+    /// counted from `now` and its pending will, if any.
+    pub fn restore(&mut self, session: Session, pending_will: Option<PendingWill>, now: Instant) {
+        let expires_at = now + session.expiry;
+        self.entries.insert(
+            session.client_id.clone(),
+            Entry {
+                session,
+                presence: Presence::Offline { expires_at },
+                will: None,
+                pending_will,
+            },
+        );
+    }
+
     /// The connection `connection` of `client_id` ended. `expiry` is the session expiry in
     /// force at that moment (DISCONNECT may change it, 3.14.2.2.2). Does nothing when the
     /// connection no longer holds the session (it was taken over).
@@ -227,10 +244,10 @@ impl SessionRegistry {
             // Interval has passed or the Session ends, whichever happens first" (3.1.3.2.2).
             let delay = will.delay.min(expiry);
             if delay.is_zero() {
-                detached.will = Some(will.message);
+                detached.will = Some(will.release(now));
             } else {
                 entry.pending_will = Some(PendingWill {
-                    message: will.message,
+                    will,
                     publish_at: now + delay,
                 });
             }
@@ -270,6 +287,11 @@ impl SessionRegistry {
     /// The session of `client_id`, to change its subscriptions or queue.
     pub fn session_mut(&mut self, client_id: &ClientId) -> Option<&mut Session> {
         self.entries.get_mut(client_id).map(|e| &mut e.session)
+    }
+
+    /// The will of `client_id` waiting for its delay, if any.
+    pub fn pending_will(&self, client_id: &ClientId) -> Option<&PendingWill> {
+        self.entries.get(client_id)?.pending_will.as_ref()
     }
 
     /// Number of sessions, online or not.
@@ -319,7 +341,7 @@ impl SessionRegistry {
                 .is_some_and(|w| expired || now >= w.publish_at);
             if will_due {
                 if let Some(will) = entry.pending_will.take() {
-                    events.push(RegistryEvent::WillDue(Box::new(will.message)));
+                    events.push(RegistryEvent::WillDue(Box::new(will.will.release(now))));
                 }
             }
         }
@@ -352,201 +374,4 @@ fn end(mut session: Session) -> EndedSession {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use bytes::Bytes;
-    use mquictt_protocol::{QoS, SubscriptionOptions, TopicFilter, TopicName};
-
-    const HOUR: Duration = Duration::from_secs(3600);
-
-    fn registry() -> SessionRegistry {
-        SessionRegistry::new(100, DropPolicy::DropNewest)
-    }
-
-    fn will(delay: u64) -> Option<WillSpec> {
-        Some(WillSpec {
-            message: Message::new(
-                TopicName::new("will").unwrap(),
-                Bytes::from_static(b"gone"),
-                QoS::AtMostOnce,
-                false,
-            ),
-            delay: Duration::from_secs(delay),
-        })
-    }
-
-    fn add_subscription(registry: &mut SessionRegistry, client: &ClientId) {
-        let filter = TopicFilter::new("a/#").unwrap();
-        registry.session_mut(client).unwrap().subscriptions.insert(
-            filter.clone(),
-            Subscription {
-                filter,
-                options: SubscriptionOptions::default(),
-                identifier: None,
-            },
-        );
-    }
-
-    #[test]
-    fn mqtt_3_2_2_2_session_present_only_when_resumed() {
-        let mut reg = registry();
-        let c = ClientId::from("c");
-        let now = Instant::now();
-        let first = reg.connect(&c, false, HOUR, None, now);
-        assert!(!first.session_present);
-        add_subscription(&mut reg, &c);
-        reg.disconnect(&c, first.connection, Departure::Normal, HOUR, now);
-        assert_eq!(reg.connection_of(&c), None);
-        let second = reg.connect(&c, false, HOUR, None, now);
-        assert!(second.session_present);
-        assert_eq!(reg.session(&c).unwrap().subscriptions.len(), 1);
-    }
-
-    #[test]
-    fn mqtt_3_1_2_4_clean_start_discards_the_session() {
-        let mut reg = registry();
-        let c = ClientId::from("c");
-        let now = Instant::now();
-        let first = reg.connect(&c, false, HOUR, None, now);
-        add_subscription(&mut reg, &c);
-        reg.disconnect(&c, first.connection, Departure::Normal, HOUR, now);
-        let second = reg.connect(&c, true, HOUR, None, now);
-        assert!(!second.session_present);
-        let ended = second.ended.unwrap();
-        assert_eq!(ended.subscriptions.len(), 1);
-        assert!(reg.session(&c).unwrap().subscriptions.is_empty());
-    }
-
-    #[test]
-    fn mqtt_3_1_4_3_takeover_names_the_old_connection_and_ignores_its_late_exit() {
-        let mut reg = registry();
-        let c = ClientId::from("c");
-        let now = Instant::now();
-        let old = reg.connect(&c, false, HOUR, will(0), now);
-        let new = reg.connect(&c, false, HOUR, None, now);
-        assert_eq!(new.taken_over, Some(old.connection));
-        assert!(new.session_present);
-        assert_eq!(
-            new.wills.len(),
-            1,
-            "a will without delay goes out on takeover"
-        );
-        let late = reg.disconnect(&c, old.connection, Departure::Lost, HOUR, now);
-        assert!(late.will.is_none() && late.ended.is_none());
-        assert!(reg.is_current(&c, new.connection));
-    }
-
-    #[test]
-    fn takeover_cancels_a_delayed_will_when_the_session_resumes() {
-        let mut reg = registry();
-        let c = ClientId::from("c");
-        let now = Instant::now();
-        reg.connect(&c, false, HOUR, will(30), now);
-        let new = reg.connect(&c, false, HOUR, None, now);
-        assert!(new.wills.is_empty());
-        let again = reg.connect(&c, true, HOUR, None, now);
-        assert!(again.wills.is_empty(), "the new connection had no will");
-    }
-
-    #[test]
-    fn mqtt_3_1_2_10_normal_disconnect_discards_the_will() {
-        let mut reg = registry();
-        let c = ClientId::from("c");
-        let now = Instant::now();
-        let a = reg.connect(&c, false, HOUR, will(0), now);
-        let out = reg.disconnect(&c, a.connection, Departure::Normal, HOUR, now);
-        assert!(out.will.is_none());
-        assert!(reg.handle_timeout(now + HOUR / 2).is_empty());
-    }
-
-    #[test]
-    fn will_without_delay_is_published_when_the_connection_is_lost() {
-        let mut reg = registry();
-        let c = ClientId::from("c");
-        let now = Instant::now();
-        let a = reg.connect(&c, false, HOUR, will(0), now);
-        let out = reg.disconnect(&c, a.connection, Departure::WithWill, HOUR, now);
-        assert_eq!(out.will.unwrap().topic.as_str(), "will");
-    }
-
-    #[test]
-    fn mqtt_3_1_3_9_delayed_will_is_cancelled_by_a_timely_reconnect() {
-        let mut reg = registry();
-        let c = ClientId::from("c");
-        let now = Instant::now();
-        let a = reg.connect(&c, false, HOUR, will(10), now);
-        let out = reg.disconnect(&c, a.connection, Departure::Lost, HOUR, now);
-        assert!(out.will.is_none());
-        assert_eq!(reg.next_deadline(), Some(now + Duration::from_secs(10)));
-        let b = reg.connect(&c, false, HOUR, None, now + Duration::from_secs(5));
-        assert!(b.wills.is_empty());
-        assert!(reg.handle_timeout(now + Duration::from_secs(20)).is_empty());
-    }
-
-    #[test]
-    fn delayed_will_fires_after_its_delay() {
-        let mut reg = registry();
-        let c = ClientId::from("c");
-        let now = Instant::now();
-        let a = reg.connect(&c, false, HOUR, will(10), now);
-        reg.disconnect(&c, a.connection, Departure::Lost, HOUR, now);
-        assert!(reg.handle_timeout(now + Duration::from_secs(9)).is_empty());
-        let events = reg.handle_timeout(now + Duration::from_secs(10));
-        assert!(matches!(events.as_slice(), [RegistryEvent::WillDue(_)]));
-        assert!(reg.session(&c).is_some(), "the session itself lives on");
-    }
-
-    #[test]
-    fn will_is_published_when_the_session_ends_before_the_delay() {
-        let mut reg = registry();
-        let c = ClientId::from("c");
-        let now = Instant::now();
-        let a = reg.connect(&c, false, HOUR, will(600), now);
-        reg.disconnect(
-            &c,
-            a.connection,
-            Departure::Lost,
-            Duration::from_secs(60),
-            now,
-        );
-        let events = reg.handle_timeout(now + Duration::from_secs(60));
-        assert_eq!(events.len(), 2);
-        assert!(matches!(events[0], RegistryEvent::WillDue(_)));
-        assert!(matches!(events[1], RegistryEvent::SessionExpired(_)));
-        assert!(reg.is_empty());
-    }
-
-    #[test]
-    fn expiry_zero_ends_the_session_with_the_connection() {
-        let mut reg = registry();
-        let c = ClientId::from("c");
-        let now = Instant::now();
-        let a = reg.connect(&c, false, Duration::ZERO, will(30), now);
-        add_subscription(&mut reg, &c);
-        let out = reg.disconnect(&c, a.connection, Departure::Lost, Duration::ZERO, now);
-        assert!(
-            out.will.is_some(),
-            "the session ends, so the delayed will is due"
-        );
-        assert_eq!(out.ended.unwrap().subscriptions.len(), 1);
-        assert!(!reg.connect(&c, false, HOUR, None, now).session_present);
-    }
-
-    #[test]
-    fn expired_session_is_not_resumed_even_before_the_timer_ran() {
-        let mut reg = registry();
-        let c = ClientId::from("c");
-        let now = Instant::now();
-        let a = reg.connect(&c, false, Duration::from_secs(5), None, now);
-        reg.disconnect(
-            &c,
-            a.connection,
-            Departure::Normal,
-            Duration::from_secs(5),
-            now,
-        );
-        let b = reg.connect(&c, false, HOUR, None, now + Duration::from_secs(6));
-        assert!(!b.session_present);
-        assert_eq!(reg.online(), 1);
-    }
-}
+mod tests;

@@ -1,0 +1,273 @@
+//! `Broker`: the running broker as a cheap-to-clone handle. It owns the router behind its
+//! lock, the metrics and the housekeeping task (will delays, session expiry, retained expiry,
+//! `$SYS` publication), and it is the entry point for connections: any byte stream, whatever
+//! transport produced it, is served by [`Broker::serve_connection`]. Listening is done by the
+//! caller; [`Broker::serve_tcp`] is a small accept loop for tests and simple deployments.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use mquictt_protocol::ReasonCode;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify, Semaphore};
+
+use crate::auth::Authenticator;
+use crate::config::BrokerConfig;
+use crate::message::Message;
+use crate::metrics::Metrics;
+use crate::router::Router;
+use crate::storage::{Storage, StorageError};
+use crate::sys::{sys_messages, SysSnapshot};
+
+/// Why a broker could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// Loading stored state failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// `Broker::new` was called outside a Tokio runtime, so housekeeping cannot run.
+    #[error("the broker must be created inside a Tokio runtime")]
+    NoRuntime,
+}
+
+/// What the broker knows about the other end of a connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// The remote address, when the transport has one.
+    pub remote_addr: Option<SocketAddr>,
+    /// A short transport label for logs: "tcp", "ws", "tls", "quic".
+    pub transport: &'static str,
+}
+
+impl PeerInfo {
+    /// A peer reached over plain TCP.
+    pub fn tcp(remote_addr: SocketAddr) -> Self {
+        Self {
+            remote_addr: Some(remote_addr),
+            transport: "tcp",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: Arc<BrokerConfig>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) authenticator: Arc<dyn Authenticator>,
+    router: Mutex<Router>,
+    /// Woken when a change may have moved the next housekeeping deadline earlier.
+    pub(crate) housekeeping: Arc<Notify>,
+    /// Limits concurrent connections to `max_connections`.
+    pub(crate) connection_slots: Arc<Semaphore>,
+    /// Becomes `true` when the broker shuts down.
+    pub(crate) shutting_down: watch::Sender<bool>,
+    started: Instant,
+}
+
+impl Shared {
+    /// The router, even if a panic elsewhere poisoned the lock: its data stays consistent
+    /// because every method finishes its changes before it can panic.
+    pub(crate) fn router(&self) -> MutexGuard<'_, Router> {
+        self.router
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A running broker. Clones share the same state.
+#[derive(Debug, Clone)]
+pub struct Broker {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Broker {
+    /// Creates a broker with the given limits, persistence and authentication, restores
+    /// retained messages and sessions from `storage`, and starts the housekeeping task. Must be called from
+    /// within a Tokio runtime.
+    pub fn new(
+        config: BrokerConfig,
+        storage: Arc<dyn Storage>,
+        authenticator: Arc<dyn Authenticator>,
+    ) -> Result<Self, BrokerError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| BrokerError::NoRuntime)?;
+        let config = Arc::new(config);
+        let metrics = Arc::new(Metrics::default());
+        let stored = storage.load()?;
+        let mut router = Router::new(
+            config.clone(),
+            storage,
+            authenticator.clone(),
+            metrics.clone(),
+        );
+        router.restore(stored, Instant::now());
+        let (shutting_down, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            connection_slots: Arc::new(Semaphore::new(config.max_connections)),
+            config,
+            metrics,
+            authenticator,
+            router: Mutex::new(router),
+            housekeeping: Arc::new(Notify::new()),
+            shutting_down,
+            started: Instant::now(),
+        });
+        runtime.spawn(housekeeping(Arc::downgrade(&shared)));
+        Ok(Self { shared })
+    }
+
+    /// The broker's configuration.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.shared.config
+    }
+
+    /// The broker's counters, for a metrics endpoint.
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// Publishes a message as if a client had sent it (for bridges and the application).
+    pub fn publish(&self, message: Message) -> usize {
+        let count = self
+            .shared
+            .router()
+            .publish(Arc::new(message), Instant::now());
+        self.shared.housekeeping.notify_one();
+        count
+    }
+
+    /// Serves one client over any ordered, reliable byte stream until the connection ends.
+    pub async fn serve_connection<S>(&self, stream: S, peer: PeerInfo)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        crate::connection::serve(self.shared.clone(), stream, peer).await;
+    }
+
+    /// Accepts TCP connections and serves each in its own task until `shutdown` completes,
+    /// then shuts the broker down gracefully.
+    pub async fn serve_tcp(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, remote) = match accepted {
+                        Ok(pair) => pair,
+                        Err(e) => {
+                            // Running out of file descriptors must not end the listener.
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let broker = self.clone();
+                    tokio::spawn(async move {
+                        broker.serve_connection(stream, PeerInfo::tcp(remote)).await;
+                    });
+                }
+                () = &mut shutdown => break,
+            }
+        }
+        drop(listener);
+        self.shutdown().await;
+        Ok(())
+    }
+
+    /// Graceful shutdown: refuses new connections, sends DISCONNECT 0x8B Server shutting down
+    /// to MQTT 5 clients (3.1.1 clients are just closed), publishes the wills of the dropped
+    /// connections, and waits up to `shutdown_grace` for every connection to finish.
+    pub async fn shutdown(&self) {
+        self.shared.shutting_down.send_replace(true);
+        self.shared.connection_slots.close();
+        let waiting = self
+            .shared
+            .router()
+            .close_all(ReasonCode::ServerShuttingDown);
+        let all_done = async {
+            for mut finished in waiting {
+                // Err means the driver dropped its end: it has finished.
+                while finished.changed().await.is_ok() {}
+            }
+        };
+        if tokio::time::timeout(self.shared.config.shutdown_grace, all_done)
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown grace period passed with connections still open");
+        }
+    }
+
+    /// A snapshot of the numbers published under `$SYS`.
+    pub fn sys_snapshot(&self) -> SysSnapshot {
+        snapshot(&self.shared)
+    }
+}
+
+fn snapshot(shared: &Shared) -> SysSnapshot {
+    let router = shared.router();
+    let m = &shared.metrics;
+    SysSnapshot {
+        uptime: shared.started.elapsed(),
+        clients_connected: router.clients_connected() as u64,
+        messages_received: Metrics::get(&m.messages_received),
+        messages_sent: Metrics::get(&m.messages_sent),
+        bytes_received: Metrics::get(&m.bytes_received),
+        bytes_sent: Metrics::get(&m.bytes_sent),
+        subscriptions: router.subscription_count() as u64,
+        retained: router.retained_count() as u64,
+    }
+}
+
+/// Fires will delays, session expiry and retained expiry when due, and publishes `$SYS`
+/// every `sys_interval`. Holds only a weak reference, so it ends with the broker.
+async fn housekeeping(shared: Weak<Shared>) {
+    // Retained messages expire without anyone asking; look for them at least this often.
+    const IDLE_CHECK: Duration = Duration::from_secs(60);
+    let mut next_sys = shared
+        .upgrade()
+        .and_then(|s| s.config.sys_interval)
+        .map(|interval| Instant::now() + interval);
+    loop {
+        let Some(strong) = shared.upgrade() else {
+            return;
+        };
+        if *strong.shutting_down.borrow() {
+            return;
+        }
+        let now = Instant::now();
+        let next_deadline = strong.router().handle_timeout(now);
+        if let (Some(due), Some(interval)) = (next_sys, strong.config.sys_interval) {
+            if now >= due {
+                let snapshot = snapshot(&strong);
+                let mut router = strong.router();
+                for message in sys_messages(&snapshot) {
+                    router.publish(Arc::new(message), now);
+                }
+                next_sys = Some(now + interval);
+            }
+        }
+        let wake_at = [next_deadline, next_sys]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(now + IDLE_CHECK)
+            .min(now + IDLE_CHECK);
+        let wake = strong.housekeeping.clone();
+        let mut shutdown = strong.shutting_down.subscribe();
+        drop(strong);
+        // A notification sent since `handle_timeout` left a permit, so this cannot miss it.
+        let notified = wake.notified();
+        tokio::select! {
+            () = tokio::time::sleep_until(wake_at.into()) => {}
+            () = notified => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! The driver's answers to what its session machine reports: CONNECT (admission, takeover,
+//! attaching the session, CONNACK), PUBLISH (authorization, payload format, routing, the
+//! acknowledgement), SUBSCRIBE and UNSUBSCRIBE (through the router), and DISCONNECT (which
+//! decides the fate of the will and may change the session expiry).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use mquictt_protocol::session::{Accept, ServerEvent};
+use mquictt_protocol::{Disconnect, Properties, Publish, ReasonCode, SubAck, UnsubAck};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{oneshot, watch, Notify};
+
+use super::{Attached, Driver, TAKEOVER_WAIT};
+use crate::connect;
+use crate::message::Message;
+use crate::metrics::Metrics;
+use crate::registry::Departure;
+use crate::router::{LinkParts, SubscribeRequest};
+
+impl<S> Driver<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    pub(super) async fn handle_events(&mut self) {
+        while let Some(event) = self.session.poll_event() {
+            match event {
+                ServerEvent::Connect(connect) => self.on_connect(*connect).await,
+                ServerEvent::Publish(publish) => self.on_publish(publish),
+                ServerEvent::PublishAcknowledged { packet_id, .. } => {
+                    if let Some(attached) = &mut self.attached {
+                        attached.shared_in_flight.remove(&packet_id);
+                    }
+                }
+                ServerEvent::PublishDropped {
+                    publish,
+                    size,
+                    maximum,
+                } => {
+                    Metrics::add(&self.shared.metrics.messages_oversized, 1);
+                    tracing::debug!(topic = %publish.topic, size, maximum, "resumed message too large for the client, dropped");
+                }
+                ServerEvent::Subscribe(subscribe) => self.on_subscribe(subscribe),
+                ServerEvent::Unsubscribe(unsubscribe) => {
+                    let Some(attached) = &self.attached else {
+                        continue;
+                    };
+                    let codes = self
+                        .shared
+                        .router()
+                        .unsubscribe(&attached.client_id, &unsubscribe.filters);
+                    let _ = self.session.unsuback(UnsubAck {
+                        packet_id: unsubscribe.packet_id,
+                        reason_codes: codes,
+                        properties: Properties::default(),
+                    });
+                }
+                ServerEvent::Auth(_) => {
+                    // CONNECTs with an Authentication Method are refused (0x8C), so an AUTH
+                    // here breaks the exchange the client itself never started.
+                    let _ = self
+                        .session
+                        .disconnect(Disconnect::new(ReasonCode::ProtocolError));
+                }
+                ServerEvent::Disconnected(disconnect) => {
+                    // "the Will Message MUST be removed ... on receipt of a DISCONNECT packet
+                    // with a Reason Code of 0x00 (Normal disconnection)" [MQTT-3.1.2-10];
+                    // any other reason, 0x04 included, leaves it to be published.
+                    let departure = if disconnect.reason_code == ReasonCode::Success {
+                        Departure::Normal
+                    } else {
+                        Departure::WithWill
+                    };
+                    if let (Some(attached), Some(secs)) = (
+                        &mut self.attached,
+                        disconnect.properties.session_expiry_interval,
+                    ) {
+                        attached.expiry = connect::capped_expiry(secs, &self.shared.config);
+                    }
+                    self.client_departure = Some(departure);
+                }
+            }
+        }
+    }
+
+    async fn on_connect(&mut self, connect: mquictt_protocol::Connect) {
+        let now = Instant::now();
+        let admission = connect::admit(&self.shared, &connect, &self.peer, self.slot.is_some());
+        let admitted = match admission {
+            Err(reason) => {
+                Metrics::add(&self.shared.metrics.connections_refused, 1);
+                tracing::debug!(peer = ?self.peer.remote_addr, client = %connect.client_id, %reason, "CONNECT refused");
+                let _ = self.session.refuse(reason, Properties::default());
+                return;
+            }
+            Ok(admitted) => admitted,
+        };
+        let client_id = admitted.client_id.clone();
+        // Takeover: the old connection closes with 0x8E and hands its session back first.
+        let waiting = self.shared.router().begin_takeover(&client_id);
+        if let Some(mut finished) = waiting {
+            let handed_back = async { while finished.changed().await.is_ok() {} };
+            if tokio::time::timeout(TAKEOVER_WAIT, handed_back)
+                .await
+                .is_err()
+            {
+                tracing::warn!(client = %client_id, "taken-over connection did not finish in time");
+            }
+        }
+        let wake = Arc::new(Notify::new());
+        let (close_tx, close_rx) = oneshot::channel();
+        let (finished_tx, finished_rx) = watch::channel(());
+        let attachment = self.shared.router().attach(
+            &client_id,
+            connect.clean_start,
+            admitted.expiry,
+            admitted.will,
+            LinkParts {
+                wake: wake.clone(),
+                close: close_tx,
+                finished: finished_rx,
+            },
+            now,
+        );
+        let resumed = attachment
+            .session_present
+            .then_some(attachment.delivery_state);
+        let accept = Accept {
+            properties: admitted.connack_properties,
+            resumed,
+        };
+        if let Err(e) = self.session.accept(accept, now) {
+            tracing::warn!(client = %client_id, error = %e, "could not accept CONNECT");
+        }
+        Metrics::add(&self.shared.metrics.connections_total, 1);
+        Metrics::add(&self.shared.metrics.connections_current, 1);
+        tracing::debug!(client = %client_id, version = %connect.protocol, peer = ?self.peer.remote_addr, transport = self.peer.transport, "client connected");
+        self.attached = Some(Attached {
+            client_id,
+            connection: attachment.connection,
+            version: connect.protocol,
+            expiry: admitted.expiry,
+            wake,
+            close: close_rx,
+            _finished: finished_tx,
+            shared_in_flight: HashMap::new(),
+        });
+    }
+
+    fn on_publish(&mut self, publish: Publish) {
+        let Some(attached) = &self.attached else {
+            return;
+        };
+        let now = Instant::now();
+        Metrics::add(&self.shared.metrics.messages_received, 1);
+        let v5 = attached.version.is_v5();
+        let reason = if !self
+            .shared
+            .authenticator
+            .authorize_publish(&attached.client_id, &publish.topic)
+        {
+            ReasonCode::NotAuthorized
+        } else if publish.properties.payload_format_indicator == Some(true)
+            && std::str::from_utf8(&publish.payload).is_err()
+        {
+            // A payload announced as UTF-8 that is not: 0x99 Payload format invalid
+            // (3.3.2.3.2); it is not forwarded.
+            ReasonCode::PayloadFormatInvalid
+        } else {
+            let message = Message::from_publish(&publish, Some(attached.client_id.clone()), now);
+            let receivers = self.shared.router().publish(Arc::new(message), now);
+            if receivers == 0 && v5 {
+                ReasonCode::NoMatchingSubscribers
+            } else {
+                ReasonCode::Success
+            }
+        };
+        if let Some(packet_id) = publish.packet_id {
+            // 3.1.1 has no negative acknowledgement: the message is acknowledged and dropped.
+            let reason = if v5 { reason } else { ReasonCode::Success };
+            let _ = self.session.ack_incoming(packet_id, reason);
+        }
+    }
+
+    fn on_subscribe(&mut self, subscribe: mquictt_protocol::Subscribe) {
+        let Some(attached) = &self.attached else {
+            return;
+        };
+        let identifier = subscribe
+            .properties
+            .subscription_identifiers
+            .first()
+            .copied();
+        if identifier.is_some() && !self.shared.config.subscription_identifiers_available {
+            // "If the Server does not support Subscription Identifiers ... it is a Protocol
+            // Error" for the client to send one; DISCONNECT 0xA1 (3.2.2.3.13).
+            let _ = self.session.disconnect(Disconnect::new(
+                ReasonCode::SubscriptionIdentifiersNotSupported,
+            ));
+            return;
+        }
+        let requests = subscribe
+            .filters
+            .into_iter()
+            .map(|(filter, options)| SubscribeRequest { filter, options })
+            .collect();
+        let codes = self.shared.router().subscribe(
+            &attached.client_id,
+            requests,
+            identifier,
+            Instant::now(),
+        );
+        let _ = self.session.suback(SubAck {
+            packet_id: subscribe.packet_id,
+            reason_codes: codes,
+            properties: Properties::default(),
+        });
+    }
+}

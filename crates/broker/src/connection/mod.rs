@@ -1,0 +1,362 @@
+//! The driver of one client connection: a single task that moves bytes and nothing else
+//! (STYLE habit 2). It reads from the stream, decodes with the protocol codec, feeds the
+//! sans-IO `ServerSession`, answers its events through the router (CONNECT, PUBLISH,
+//! SUBSCRIBE, ...), hands the session the messages queued for this client as its send quota
+//! allows, encodes what the session wants to transmit, and sleeps until the next input, the
+//! next queued message or the session's next deadline. QoS flows, keep alive and topic aliases
+//! are the session's; routing is the router's; CONNECT policy (client identifiers, limits,
+//! authentication, CONNACK properties) is in `connect.rs`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use mquictt_protocol::session::{
+    OutboundMessage, RequestError, ServerConfig, ServerSession, SessionState,
+};
+use mquictt_protocol::{
+    ConnAck, Decoder, Disconnect, Packet, PacketId, Properties, ProtocolError, ProtocolVersion,
+    ReasonCode,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{oneshot, watch, Notify, OwnedSemaphorePermit};
+
+use crate::broker::{PeerInfo, Shared};
+use crate::message::ClientId;
+use crate::metrics::Metrics;
+use crate::registry::{ConnectionId, Departure};
+use crate::router::Departing;
+use crate::session::Outgoing;
+
+mod events;
+
+/// Messages handed to the session per pass, so one busy subscriber cannot hold the router
+/// lock for long.
+const DELIVERY_BATCH: usize = 64;
+/// How long a new connection waits for the one it takes over to hand back the session.
+const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
+/// Read buffer growth step.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// The session this connection holds once its CONNECT was accepted.
+#[derive(Debug)]
+struct Attached {
+    client_id: ClientId,
+    connection: ConnectionId,
+    version: ProtocolVersion,
+    expiry: Duration,
+    wake: Arc<Notify>,
+    close: oneshot::Receiver<ReasonCode>,
+    /// Dropped when this driver has detached; a successor waits for that.
+    _finished: watch::Sender<()>,
+    /// Copies for shared subscriptions in flight, by packet identifier, so that they can go
+    /// to another member of the group if this client leaves without acknowledging them.
+    shared_in_flight: HashMap<PacketId, Outgoing>,
+}
+
+struct Driver<S> {
+    shared: Arc<Shared>,
+    stream: S,
+    peer: PeerInfo,
+    session: ServerSession,
+    decoder: Decoder,
+    read_buf: BytesMut,
+    write_buf: BytesMut,
+    attached: Option<Attached>,
+    /// Held while the connection counts against `max_connections`; `None` when over the limit,
+    /// which refuses the CONNECT.
+    slot: Option<OwnedSemaphorePermit>,
+    /// Set when the client closed with DISCONNECT; any other end counts as a lost connection
+    /// (EOF, IO error, protocol error, timeout, takeover, shutdown).
+    client_departure: Option<Departure>,
+}
+
+/// Serves one connection to its end.
+pub(crate) async fn serve<S>(shared: Arc<Shared>, stream: S, peer: PeerInfo)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    if *shared.shutting_down.borrow() {
+        return;
+    }
+    let slot = shared.connection_slots.clone().try_acquire_owned().ok();
+    let now = Instant::now();
+    let config = ServerConfig {
+        connect_timeout: Some(shared.config.connect_timeout),
+        // The broker's session queue is the only buffer, with its own bound and drop policy;
+        // messages are handed over only as the client's window allows.
+        max_queued_publishes: 0,
+        send_window_v3: shared.config.v3_inflight,
+        outbound_topic_aliases: shared.config.outbound_topic_aliases,
+        ..ServerConfig::default()
+    };
+    let mut driver = Driver {
+        decoder: Decoder::new(shared.config.max_packet_size),
+        shared,
+        stream,
+        peer,
+        session: ServerSession::new(config, now),
+        read_buf: BytesMut::with_capacity(READ_CHUNK),
+        write_buf: BytesMut::new(),
+        attached: None,
+        slot,
+        client_departure: None,
+    };
+    driver.run().await;
+    driver.finish().await;
+}
+
+impl<S> Driver<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    async fn run(&mut self) {
+        let mut shutdown = self.shared.shutting_down.subscribe();
+        loop {
+            self.handle_events().await;
+            self.deliver_queued();
+            if self.flush().await.is_err() {
+                return;
+            }
+            if self.session.is_closed() {
+                return;
+            }
+            let deadline = self.session.poll_timeout();
+            let sleep = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let awaiting_connect = self.attached.is_none();
+            let (wake, close) = match &mut self.attached {
+                Some(a) => (Some(a.wake.clone()), Some(&mut a.close)),
+                None => (None, None),
+            };
+            let woken = async {
+                match wake {
+                    Some(wake) => wake.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let closed = async {
+                match close {
+                    Some(close) => close.await.ok(),
+                    None => std::future::pending().await,
+                }
+            };
+            self.read_buf.reserve(READ_CHUNK);
+            tokio::select! {
+                read = self.stream.read_buf(&mut self.read_buf) => match read {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        Metrics::add(&self.shared.metrics.bytes_received, n as u64);
+                        self.decode_input();
+                    }
+                },
+                () = sleep => {
+                    // A timeout error already queued its DISCONNECT (0x8D in 5.0).
+                    if let Err(e) = self.session.handle_timeout(Instant::now()) {
+                        tracing::debug!(peer = ?self.peer.remote_addr, error = %e, "connection timed out");
+                    }
+                }
+                () = woken => {}
+                reason = closed => {
+                    let reason = reason.unwrap_or(ReasonCode::ServerShuttingDown);
+                    let _ = self.session.disconnect(Disconnect::new(reason));
+                }
+                _ = shutdown.changed(), if awaiting_connect => {
+                    let _ = self.session.disconnect(Disconnect::new(ReasonCode::ServerShuttingDown));
+                }
+            }
+        }
+    }
+
+    /// Decodes every complete packet in the read buffer into the session.
+    fn decode_input(&mut self) {
+        loop {
+            if self.session.is_closed() {
+                return;
+            }
+            match self.decoder.decode(&mut self.read_buf) {
+                Ok(None) => return,
+                Ok(Some(packet)) => {
+                    if let Err(e) = self.session.handle_packet(packet, Instant::now()) {
+                        tracing::debug!(peer = ?self.peer.remote_addr, error = %e, conformance = ?e.conformance(), "protocol error");
+                        return;
+                    }
+                }
+                Err(e) => {
+                    self.on_malformed(&e);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The codec refused the input: answer as the protocol version allows, then close.
+    fn on_malformed(&mut self, error: &ProtocolError) {
+        tracing::debug!(peer = ?self.peer.remote_addr, error = %error, conformance = ?error.conformance(), "malformed input");
+        let reason = error.reason_code();
+        if self.session.is_connected() {
+            // 5.0: DISCONNECT with the reason; 3.1.1: the session just closes [MQTT-4.8.0-1].
+            let _ = self.session.disconnect(Disconnect::new(reason));
+            return;
+        }
+        if self.session.connect().is_none() {
+            if let (Some(ProtocolVersion::V5), false) = (
+                self.decoder.version(),
+                matches!(error, ProtocolError::UnsupportedProtocol { .. }),
+            ) {
+                // A 5.0 CONNECT that breaks the rules: "the Server MAY send a CONNACK with a
+                // Reason Code of 0x80 or greater ... and MUST close the Network Connection"
+                // (3.1.4); 3.1.1 only closes [MQTT-3.1.4-1].
+                self.queue_raw(
+                    &Packet::ConnAck(ConnAck {
+                        session_present: false,
+                        reason_code: reason,
+                        properties: Properties::default(),
+                    }),
+                    ProtocolVersion::V5,
+                );
+            } else if let ProtocolError::UnsupportedProtocol { .. } = error {
+                // "The Server MUST respond to the CONNECT Packet with a CONNACK return code
+                // 0x01 (unacceptable protocol level) and then disconnect the Client if the
+                // Protocol Level is not supported by the Server" [MQTT-3.1.2-2]. The client's
+                // version is unknown, so the answer uses the 3.1.1 layout every version reads.
+                self.queue_raw(
+                    &Packet::ConnAck(ConnAck {
+                        session_present: false,
+                        reason_code: ReasonCode::UnsupportedProtocolVersion,
+                        properties: Properties::default(),
+                    }),
+                    ProtocolVersion::V3_1_1,
+                );
+            }
+        }
+        let _ = self.session.disconnect(Disconnect::new(reason));
+    }
+
+    /// Hands queued messages to the session while the client's window has room.
+    fn deliver_queued(&mut self) {
+        let Some(attached) = &mut self.attached else {
+            return;
+        };
+        if !self.session.is_connected() {
+            return;
+        }
+        loop {
+            let now = Instant::now();
+            let quota = self.session.send_quota();
+            let batch = self.shared.router().take_queued(
+                &attached.client_id,
+                attached.connection,
+                quota,
+                DELIVERY_BATCH,
+                now,
+            );
+            let full_batch = batch.len() == DELIVERY_BATCH;
+            for outgoing in batch {
+                match self.session.publish(outgoing.to_publish(now)) {
+                    Ok(packet_id) => {
+                        Metrics::add(&self.shared.metrics.messages_sent, 1);
+                        if let (Some(id), Some(_)) = (packet_id, &outgoing.shared) {
+                            attached.shared_in_flight.insert(id, outgoing);
+                        }
+                    }
+                    Err(RequestError::PacketTooLarge { .. }) => {
+                        // "the Server MUST NOT send packets exceeding Maximum Packet Size to
+                        // the Client" [MQTT-3.1.2-24]: dropped for this subscriber only.
+                        Metrics::add(&self.shared.metrics.messages_oversized, 1);
+                    }
+                    Err(e) => {
+                        tracing::debug!(client = %attached.client_id, error = %e, "message not handed to the session");
+                    }
+                }
+            }
+            if !full_batch {
+                return;
+            }
+        }
+    }
+
+    /// Encodes everything the session wants to send and writes it.
+    async fn flush(&mut self) -> std::io::Result<()> {
+        let now = Instant::now();
+        while let Some(packet) = self.session.poll_transmit(now) {
+            let version = self.session.version().unwrap_or(ProtocolVersion::V3_1_1);
+            self.queue_raw(&packet, version);
+        }
+        if self.write_buf.is_empty() {
+            return Ok(());
+        }
+        let bytes = self.write_buf.split();
+        let write = async {
+            self.stream.write_all(&bytes).await?;
+            self.stream.flush().await
+        };
+        tokio::time::timeout(self.shared.config.write_timeout, write)
+            .await
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "client stopped reading")
+            })??;
+        Metrics::add(&self.shared.metrics.bytes_sent, bytes.len() as u64);
+        Ok(())
+    }
+
+    fn queue_raw(&mut self, packet: &Packet, version: ProtocolVersion) {
+        if let Err(e) = packet.encode(version, &mut self.write_buf) {
+            tracing::warn!(error = %e, packet = ?packet.packet_type(), "packet could not be encoded");
+        }
+    }
+
+    /// Flushes what is left, closes the stream and hands the session back to the router.
+    async fn finish(mut self) {
+        let _ = self.flush().await;
+        let _ = self.stream.shutdown().await;
+        let Some(mut attached) = self.attached.take() else {
+            return;
+        };
+        let departure = self.client_departure.unwrap_or(Departure::Lost);
+        let mut state = self.session.take_state();
+        let shared_unacked = take_shared_unacked(&mut state, &mut attached.shared_in_flight);
+        self.shared.router().detach(
+            &attached.client_id,
+            attached.connection,
+            Departing {
+                departure,
+                expiry: attached.expiry,
+                delivery_state: state,
+                shared_unacked,
+            },
+            Instant::now(),
+        );
+        Metrics::decrement(&self.shared.metrics.connections_current);
+        self.shared.housekeeping.notify_one();
+        tracing::debug!(client = %attached.client_id, ?departure, "client disconnected");
+    }
+}
+
+/// Removes from `state` the shared-subscription copies that were sent but never acknowledged
+/// (PUBLISH awaiting PUBACK or PUBREC), so they can go to another member of their group (4.8.2).
+/// A copy whose PUBREC arrived stays: the client has it.
+fn take_shared_unacked(
+    state: &mut SessionState,
+    in_flight: &mut HashMap<PacketId, Outgoing>,
+) -> Vec<Outgoing> {
+    let mut taken = Vec::new();
+    state.outbound.retain(|entry| match entry {
+        OutboundMessage::Publish(publish) => {
+            match publish.packet_id.and_then(|id| in_flight.remove(&id)) {
+                Some(outgoing) => {
+                    taken.push(outgoing);
+                    false
+                }
+                None => true,
+            }
+        }
+        OutboundMessage::Release(_) => true,
+    });
+    taken
+}

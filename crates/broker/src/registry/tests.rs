@@ -1,0 +1,220 @@
+//! Unit tests of the session registry: session present, Clean Start, takeover, expiry and
+//! every path of a will (published, delayed, cancelled).
+
+use super::*;
+use bytes::Bytes;
+use mquictt_protocol::{QoS, SubscriptionOptions, TopicFilter, TopicName};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn registry() -> SessionRegistry {
+    SessionRegistry::new(100, DropPolicy::DropNewest)
+}
+
+fn will(delay: u64) -> Option<WillSpec> {
+    Some(WillSpec {
+        message: Message::new(
+            TopicName::new("will").unwrap(),
+            Bytes::from_static(b"gone"),
+            QoS::AtMostOnce,
+            false,
+        ),
+        delay: Duration::from_secs(delay),
+        expiry: None,
+    })
+}
+
+fn add_subscription(registry: &mut SessionRegistry, client: &ClientId) {
+    let filter = TopicFilter::new("a/#").unwrap();
+    registry.session_mut(client).unwrap().subscriptions.insert(
+        filter.clone(),
+        Subscription {
+            filter,
+            options: SubscriptionOptions::default(),
+            identifier: None,
+        },
+    );
+}
+
+#[test]
+fn mqtt_3_2_2_2_session_present_only_when_resumed() {
+    let mut reg = registry();
+    let c = ClientId::from("c");
+    let now = Instant::now();
+    let first = reg.connect(&c, false, HOUR, None, now);
+    assert!(!first.session_present);
+    add_subscription(&mut reg, &c);
+    reg.disconnect(&c, first.connection, Departure::Normal, HOUR, now);
+    assert_eq!(reg.connection_of(&c), None);
+    let second = reg.connect(&c, false, HOUR, None, now);
+    assert!(second.session_present);
+    assert_eq!(reg.session(&c).unwrap().subscriptions.len(), 1);
+}
+
+#[test]
+fn mqtt_3_1_2_4_clean_start_discards_the_session() {
+    let mut reg = registry();
+    let c = ClientId::from("c");
+    let now = Instant::now();
+    let first = reg.connect(&c, false, HOUR, None, now);
+    add_subscription(&mut reg, &c);
+    reg.disconnect(&c, first.connection, Departure::Normal, HOUR, now);
+    let second = reg.connect(&c, true, HOUR, None, now);
+    assert!(!second.session_present);
+    let ended = second.ended.unwrap();
+    assert_eq!(ended.subscriptions.len(), 1);
+    assert!(reg.session(&c).unwrap().subscriptions.is_empty());
+}
+
+#[test]
+fn mqtt_3_1_4_3_takeover_names_the_old_connection_and_ignores_its_late_exit() {
+    let mut reg = registry();
+    let c = ClientId::from("c");
+    let now = Instant::now();
+    let old = reg.connect(&c, false, HOUR, will(0), now);
+    let new = reg.connect(&c, false, HOUR, None, now);
+    assert_eq!(new.taken_over, Some(old.connection));
+    assert!(new.session_present);
+    assert_eq!(
+        new.wills.len(),
+        1,
+        "a will without delay goes out on takeover"
+    );
+    let late = reg.disconnect(&c, old.connection, Departure::Lost, HOUR, now);
+    assert!(late.will.is_none() && late.ended.is_none());
+    assert!(reg.is_current(&c, new.connection));
+}
+
+#[test]
+fn takeover_cancels_a_delayed_will_when_the_session_resumes() {
+    let mut reg = registry();
+    let c = ClientId::from("c");
+    let now = Instant::now();
+    reg.connect(&c, false, HOUR, will(30), now);
+    let new = reg.connect(&c, false, HOUR, None, now);
+    assert!(new.wills.is_empty());
+    let again = reg.connect(&c, true, HOUR, None, now);
+    assert!(again.wills.is_empty(), "the new connection had no will");
+}
+
+#[test]
+fn mqtt_3_1_2_10_normal_disconnect_discards_the_will() {
+    let mut reg = registry();
+    let c = ClientId::from("c");
+    let now = Instant::now();
+    let a = reg.connect(&c, false, HOUR, will(0), now);
+    let out = reg.disconnect(&c, a.connection, Departure::Normal, HOUR, now);
+    assert!(out.will.is_none());
+    assert!(reg.handle_timeout(now + HOUR / 2).is_empty());
+}
+
+#[test]
+fn will_without_delay_is_published_when_the_connection_is_lost() {
+    let mut reg = registry();
+    let c = ClientId::from("c");
+    let now = Instant::now();
+    let a = reg.connect(&c, false, HOUR, will(0), now);
+    let out = reg.disconnect(&c, a.connection, Departure::WithWill, HOUR, now);
+    assert_eq!(out.will.unwrap().topic.as_str(), "will");
+}
+
+#[test]
+fn mqtt_3_1_3_9_delayed_will_is_cancelled_by_a_timely_reconnect() {
+    let mut reg = registry();
+    let c = ClientId::from("c");
+    let now = Instant::now();
+    let a = reg.connect(&c, false, HOUR, will(10), now);
+    let out = reg.disconnect(&c, a.connection, Departure::Lost, HOUR, now);
+    assert!(out.will.is_none());
+    assert_eq!(reg.next_deadline(), Some(now + Duration::from_secs(10)));
+    let b = reg.connect(&c, false, HOUR, None, now + Duration::from_secs(5));
+    assert!(b.wills.is_empty());
+    assert!(reg.handle_timeout(now + Duration::from_secs(20)).is_empty());
+}
+
+#[test]
+fn delayed_will_fires_after_its_delay() {
+    let mut reg = registry();
+    let c = ClientId::from("c");
+    let now = Instant::now();
+    let a = reg.connect(&c, false, HOUR, will(10), now);
+    reg.disconnect(&c, a.connection, Departure::Lost, HOUR, now);
+    assert!(reg.handle_timeout(now + Duration::from_secs(9)).is_empty());
+    let events = reg.handle_timeout(now + Duration::from_secs(10));
+    assert!(matches!(events.as_slice(), [RegistryEvent::WillDue(_)]));
+    assert!(reg.session(&c).is_some(), "the session itself lives on");
+}
+
+#[test]
+fn will_is_published_when_the_session_ends_before_the_delay() {
+    let mut reg = registry();
+    let c = ClientId::from("c");
+    let now = Instant::now();
+    let a = reg.connect(&c, false, HOUR, will(600), now);
+    reg.disconnect(
+        &c,
+        a.connection,
+        Departure::Lost,
+        Duration::from_secs(60),
+        now,
+    );
+    let events = reg.handle_timeout(now + Duration::from_secs(60));
+    assert_eq!(events.len(), 2);
+    assert!(matches!(events[0], RegistryEvent::WillDue(_)));
+    assert!(matches!(events[1], RegistryEvent::SessionExpired(_)));
+    assert!(reg.is_empty());
+}
+
+#[test]
+fn expiry_zero_ends_the_session_with_the_connection() {
+    let mut reg = registry();
+    let c = ClientId::from("c");
+    let now = Instant::now();
+    let a = reg.connect(&c, false, Duration::ZERO, will(30), now);
+    add_subscription(&mut reg, &c);
+    let out = reg.disconnect(&c, a.connection, Departure::Lost, Duration::ZERO, now);
+    assert!(
+        out.will.is_some(),
+        "the session ends, so the delayed will is due"
+    );
+    assert_eq!(out.ended.unwrap().subscriptions.len(), 1);
+    assert!(!reg.connect(&c, false, HOUR, None, now).session_present);
+}
+
+#[test]
+fn restored_sessions_resume_and_keep_their_pending_will() {
+    let mut reg = registry();
+    let c = ClientId::from("c");
+    let now = Instant::now();
+    let session = Session::new(c.clone(), HOUR, 10, DropPolicy::DropNewest);
+    let pending = PendingWill {
+        will: will(5).unwrap(),
+        publish_at: now + Duration::from_secs(5),
+    };
+    reg.restore(session, Some(pending), now);
+    assert_eq!(reg.online(), 0);
+    assert_eq!(reg.next_deadline(), Some(now + Duration::from_secs(5)));
+    assert!(reg.connect(&c, false, HOUR, None, now).session_present);
+    assert!(
+        reg.handle_timeout(now + Duration::from_secs(6)).is_empty(),
+        "will cancelled"
+    );
+}
+
+#[test]
+fn expired_session_is_not_resumed_even_before_the_timer_ran() {
+    let mut reg = registry();
+    let c = ClientId::from("c");
+    let now = Instant::now();
+    let a = reg.connect(&c, false, Duration::from_secs(5), None, now);
+    reg.disconnect(
+        &c,
+        a.connection,
+        Departure::Normal,
+        Duration::from_secs(5),
+        now,
+    );
+    let b = reg.connect(&c, false, HOUR, None, now + Duration::from_secs(6));
+    assert!(!b.session_present);
+    assert_eq!(reg.online(), 1);
+}

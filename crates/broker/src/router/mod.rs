@@ -1,0 +1,449 @@
+//! The shared heart of a running broker: the subscription tree, the session registry, the
+//! retained store and the links to live connections, changed only under one lock by short,
+//! non-blocking calls. Connection drivers call in with what their client did (attach,
+//! publish, subscribe, detach); the router writes through to storage, queues copies in the
+//! receivers' sessions and wakes their drivers. Nothing here awaits or touches a socket.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mquictt_protocol::session::SessionState;
+use mquictt_protocol::{ReasonCode, SubscriptionOptions, TopicFilter};
+use tokio::sync::{oneshot, watch, Notify};
+
+use crate::auth::Authenticator;
+use crate::config::BrokerConfig;
+use crate::message::{ClientId, Message};
+use crate::metrics::Metrics;
+use crate::registry::{ConnectionId, Departure, EndedSession, RegistryEvent, SessionRegistry};
+use crate::retained::{RetainOutcome, RetainedStore};
+use crate::session::{Enqueued, Outgoing, WillSpec};
+use crate::storage::Storage;
+use crate::subscriptions::{Delivery, SubscriptionTree};
+
+mod restore;
+mod subscribe;
+
+/// How the router reaches a live connection's driver.
+#[derive(Debug)]
+pub(crate) struct Link {
+    connection: ConnectionId,
+    /// Woken when messages were queued for the client.
+    wake: Arc<Notify>,
+    /// Tells the driver to close with this reason (takeover, shutdown).
+    close: Option<oneshot::Sender<ReasonCode>>,
+    /// Closed by the driver when it has detached, so a successor can wait for the session
+    /// state it hands back.
+    finished: watch::Receiver<()>,
+}
+
+/// The driver's ends of its link.
+#[derive(Debug)]
+pub(crate) struct LinkParts {
+    pub(crate) wake: Arc<Notify>,
+    pub(crate) close: oneshot::Sender<ReasonCode>,
+    pub(crate) finished: watch::Receiver<()>,
+}
+
+/// What a connection gets when it takes its session.
+#[derive(Debug)]
+pub(crate) struct Attachment {
+    pub(crate) connection: ConnectionId,
+    pub(crate) session_present: bool,
+    /// QoS 1/2 exchanges left unfinished by the previous connection, to resume.
+    pub(crate) delivery_state: SessionState,
+}
+
+/// What a connection leaves behind when it ends.
+#[derive(Debug)]
+pub(crate) struct Departing {
+    /// How it ended, which decides the will.
+    pub(crate) departure: Departure,
+    /// The session expiry in force at the end.
+    pub(crate) expiry: Duration,
+    /// Its unfinished QoS 1/2 exchanges.
+    pub(crate) delivery_state: SessionState,
+    /// Copies for shared subscriptions it never acknowledged.
+    pub(crate) shared_unacked: Vec<Outgoing>,
+}
+
+/// A subscription request of one SUBSCRIBE packet.
+#[derive(Debug, Clone)]
+pub(crate) struct SubscribeRequest {
+    pub(crate) filter: TopicFilter,
+    pub(crate) options: SubscriptionOptions,
+}
+
+/// The broker state behind the lock.
+#[derive(Debug)]
+pub(crate) struct Router {
+    config: Arc<BrokerConfig>,
+    storage: Arc<dyn Storage>,
+    authenticator: Arc<dyn Authenticator>,
+    metrics: Arc<Metrics>,
+    tree: SubscriptionTree,
+    registry: SessionRegistry,
+    retained: RetainedStore,
+    links: HashMap<ClientId, Link>,
+    /// QoS 1/2 exchange state of offline sessions, by client.
+    delivery_states: HashMap<ClientId, SessionState>,
+}
+
+impl Router {
+    pub(crate) fn new(
+        config: Arc<BrokerConfig>,
+        storage: Arc<dyn Storage>,
+        authenticator: Arc<dyn Authenticator>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let registry = SessionRegistry::new(config.max_queued_messages, config.drop_policy);
+        Self {
+            config,
+            storage,
+            authenticator,
+            metrics,
+            tree: SubscriptionTree::new(),
+            registry,
+            retained: RetainedStore::new(),
+            links: HashMap::new(),
+            delivery_states: HashMap::new(),
+        }
+    }
+
+    /// Asks the live connection of `client_id`, if any, to close with 0x8E Session taken over
+    /// [MQTT-3.1.4-3], and returns a receiver that completes once it has handed its session
+    /// back.
+    pub(crate) fn begin_takeover(&mut self, client_id: &ClientId) -> Option<watch::Receiver<()>> {
+        let link = self.links.get_mut(client_id)?;
+        if let Some(close) = link.close.take() {
+            // The driver may already be gone; then there is nobody to tell.
+            let _ = close.send(ReasonCode::SessionTakenOver);
+        }
+        Some(link.finished.clone())
+    }
+
+    /// Gives `client_id`'s session to a new connection.
+    pub(crate) fn attach(
+        &mut self,
+        client_id: &ClientId,
+        clean_start: bool,
+        expiry: Duration,
+        will: Option<WillSpec>,
+        link: LinkParts,
+        now: Instant,
+    ) -> Attachment {
+        let attached = self
+            .registry
+            .connect(client_id, clean_start, expiry, will, now);
+        if let Some(old) = attached.taken_over {
+            // The old driver did not finish in time; it is cut off without its state.
+            if let Some(mut stale) = self.links.remove(client_id) {
+                if stale.connection == old {
+                    if let Some(close) = stale.close.take() {
+                        let _ = close.send(ReasonCode::SessionTakenOver);
+                    }
+                }
+            }
+        }
+        for will in attached.wills {
+            self.publish(Arc::new(will), now);
+        }
+        if let Some(ended) = attached.ended {
+            self.end_session(ended, now);
+        }
+        let delivery_state = if attached.session_present {
+            self.delivery_states.remove(client_id).unwrap_or_default()
+        } else {
+            self.delivery_states.remove(client_id);
+            SessionState::default()
+        };
+        if let Err(e) = self.storage.save_session(client_id, expiry) {
+            tracing::warn!(client = %client_id, error = %e, "could not persist session");
+        }
+        if let Err(e) = self.storage.remove_will(client_id) {
+            tracing::warn!(client = %client_id, error = %e, "could not remove pending will");
+        }
+        self.links.insert(
+            client_id.clone(),
+            Link {
+                connection: attached.connection,
+                wake: link.wake.clone(),
+                close: Some(link.close),
+                finished: link.finished,
+            },
+        );
+        // Messages queued while offline go out as soon as the driver asks.
+        link.wake.notify_one();
+        self.update_gauges();
+        Attachment {
+            connection: attached.connection,
+            session_present: attached.session_present,
+            delivery_state,
+        }
+    }
+
+    /// The connection `connection` ended. Keeps the session (with its unfinished exchanges)
+    /// unless it expires now, publishes or schedules the will, and offers
+    /// unacknowledged copies for shared subscriptions to other members of their group.
+    pub(crate) fn detach(
+        &mut self,
+        client_id: &ClientId,
+        connection: ConnectionId,
+        departing: Departing,
+        now: Instant,
+    ) {
+        let Departing {
+            departure,
+            expiry,
+            delivery_state,
+            shared_unacked,
+        } = departing;
+        if !self.registry.is_current(client_id, connection) {
+            return;
+        }
+        self.links.remove(client_id);
+        let detached = self
+            .registry
+            .disconnect(client_id, connection, departure, expiry, now);
+        let mut to_redeliver = shared_unacked;
+        if let Some(session) = self.registry.session_mut(client_id) {
+            to_redeliver.extend(session.queue.take_shared().into_iter().map(|(seq, o)| {
+                let _ = self.storage.remove_queued(client_id, seq);
+                o
+            }));
+            if let Err(e) = self.storage.save_delivery_state(client_id, &delivery_state) {
+                tracing::warn!(client = %client_id, error = %e, "could not persist delivery state");
+            }
+            self.delivery_states
+                .insert(client_id.clone(), delivery_state);
+            if let Err(e) = self.storage.save_session(client_id, expiry) {
+                tracing::warn!(client = %client_id, error = %e, "could not persist session");
+            }
+        }
+        for outgoing in to_redeliver {
+            self.redeliver_shared(client_id, outgoing, now);
+        }
+        if let Some(pending) = self.registry.pending_will(client_id) {
+            if let Err(e) = self.storage.save_will(client_id, pending) {
+                tracing::warn!(client = %client_id, error = %e, "could not persist will");
+            }
+        }
+        if let Some(will) = detached.will {
+            self.publish(Arc::new(will), now);
+        }
+        if let Some(ended) = detached.ended {
+            self.end_session(ended, now);
+        }
+        self.update_gauges();
+    }
+
+    /// Removes an ended session's subscriptions and hands its shared copies to others.
+    fn end_session(&mut self, ended: EndedSession, now: Instant) {
+        for subscription in &ended.subscriptions {
+            self.tree
+                .unsubscribe(&ended.client_id, &subscription.filter);
+        }
+        self.delivery_states.remove(&ended.client_id);
+        if let Err(e) = self.storage.remove_session(&ended.client_id) {
+            tracing::warn!(client = %ended.client_id, error = %e, "could not remove session");
+        }
+        for outgoing in ended.undelivered {
+            self.redeliver_shared(&ended.client_id, outgoing, now);
+        }
+        self.update_gauges();
+    }
+
+    fn redeliver_shared(&mut self, departing: &ClientId, outgoing: Outgoing, now: Instant) {
+        let Some(filter) = outgoing.shared.clone() else {
+            return;
+        };
+        let registry = &self.registry;
+        let is_ready = |c: &ClientId| ready(registry, c);
+        if let Some(delivery) =
+            self.tree
+                .redeliver_shared(&filter, departing, &outgoing.message, is_ready)
+        {
+            let message = outgoing.message.clone();
+            self.deliver(message, delivery, now);
+        }
+    }
+
+    /// Routes a message: updates the retained store for RETAIN=1, then queues a copy for
+    /// every matching subscription. Returns how many copies were made, so a 5.0 publisher
+    /// can be told 0x10 No matching subscribers.
+    pub(crate) fn publish(&mut self, message: Arc<Message>, now: Instant) -> usize {
+        if message.is_expired(now) {
+            return 0;
+        }
+        if message.retain && self.config.retain_available {
+            self.store_retained(&message);
+        }
+        let registry = &self.registry;
+        let deliveries = self.tree.route(&message, |c| ready(registry, c));
+        let count = deliveries.len();
+        for delivery in deliveries {
+            self.deliver(message.clone(), delivery, now);
+        }
+        count
+    }
+
+    fn store_retained(&mut self, message: &Arc<Message>) {
+        let outcome = self.retained.retain(message.clone());
+        Metrics::set(&self.metrics.retained_messages, self.retained.len() as u64);
+        // The broker's own `$SYS` values are rebuilt after a restart; they are not persisted.
+        if message.publisher.is_none() && message.topic.is_system() {
+            return;
+        }
+        let result = match outcome {
+            RetainOutcome::Stored | RetainOutcome::Replaced => self.storage.save_retained(message),
+            RetainOutcome::Deleted => self.storage.remove_retained(&message.topic),
+            RetainOutcome::Unchanged => Ok(()),
+        };
+        if let Err(e) = result {
+            tracing::warn!(topic = %message.topic, error = %e, "could not persist retained message");
+        }
+    }
+
+    /// Queues one copy in the receiver's session and wakes its driver. Offline sessions keep
+    /// QoS 1 and 2 copies only; QoS 0 is "at most once" and is not held for absent clients.
+    fn deliver(&mut self, message: Arc<Message>, delivery: Delivery, now: Instant) {
+        let client = delivery.client.clone();
+        let online = self.links.get(&client);
+        if online.is_none() && delivery.qos == mquictt_protocol::QoS::AtMostOnce {
+            return;
+        }
+        if message.is_expired(now) {
+            Metrics::add(&self.metrics.messages_expired, 1);
+            return;
+        }
+        let Some(session) = self.registry.session_mut(&client) else {
+            return;
+        };
+        let outgoing = Outgoing::new(message, delivery);
+        let persist = outgoing.qos != mquictt_protocol::QoS::AtMostOnce;
+        let stored = persist.then(|| outgoing.clone());
+        match session.queue.push(outgoing) {
+            Enqueued::Queued(seq) => {
+                if let Some(o) = stored {
+                    let _ = self.storage.save_queued(&client, seq, &o);
+                }
+            }
+            Enqueued::DroppedNewest => {
+                Metrics::add(&self.metrics.messages_dropped, 1);
+                tracing::debug!(client = %client, "session queue full, message dropped");
+            }
+            Enqueued::DroppedOldest { dropped, queued } => {
+                Metrics::add(&self.metrics.messages_dropped, 1);
+                let _ = self.storage.remove_queued(&client, dropped);
+                if let Some(o) = stored {
+                    let _ = self.storage.save_queued(&client, queued, &o);
+                }
+            }
+        }
+        if let Some(link) = self.links.get(&client) {
+            link.wake.notify_one();
+        }
+    }
+
+    /// Takes queued messages, in order, for the live connection `connection`: at most
+    /// `batch` of them, of which at most `quota` with QoS 1 or 2 (the client's free Receive
+    /// Maximum window). Expired messages are dropped on the way [MQTT-3.3.2-5].
+    pub(crate) fn take_queued(
+        &mut self,
+        client_id: &ClientId,
+        connection: ConnectionId,
+        mut quota: usize,
+        batch: usize,
+        now: Instant,
+    ) -> Vec<Outgoing> {
+        if !self.registry.is_current(client_id, connection) {
+            return Vec::new();
+        }
+        let Some(session) = self.registry.session_mut(client_id) else {
+            return Vec::new();
+        };
+        let mut taken = Vec::new();
+        let mut expired = Vec::new();
+        while taken.len() < batch {
+            let admitted = session.queue.pop_if(now, &mut expired, |o| {
+                o.qos == mquictt_protocol::QoS::AtMostOnce || quota > 0
+            });
+            let Some((seq, outgoing)) = admitted else {
+                break;
+            };
+            if outgoing.qos != mquictt_protocol::QoS::AtMostOnce {
+                quota -= 1;
+                let _ = self.storage.remove_queued(client_id, seq);
+            }
+            taken.push(outgoing);
+        }
+        for seq in &expired {
+            let _ = self.storage.remove_queued(client_id, *seq);
+        }
+        Metrics::add(&self.metrics.messages_expired, expired.len() as u64);
+        taken
+    }
+
+    /// Fires the registry's timers and purges expired retained messages; returns the next
+    /// moment something is due.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) -> Option<Instant> {
+        for event in self.registry.handle_timeout(now) {
+            match event {
+                RegistryEvent::WillDue(will) => {
+                    if let Some(client) = will.publisher.clone() {
+                        let _ = self.storage.remove_will(&client);
+                    }
+                    self.publish(Arc::new(*will), now);
+                }
+                RegistryEvent::SessionExpired(ended) => self.end_session(ended, now),
+            }
+        }
+        let purged = self.retained.purge_expired(now);
+        if purged > 0 {
+            self.update_gauges();
+        }
+        self.registry.next_deadline()
+    }
+
+    /// Asks every live connection to close with `reason` and returns receivers that complete
+    /// when each has detached.
+    pub(crate) fn close_all(&mut self, reason: ReasonCode) -> Vec<watch::Receiver<()>> {
+        self.links
+            .values_mut()
+            .map(|link| {
+                if let Some(close) = link.close.take() {
+                    let _ = close.send(reason);
+                }
+                link.finished.clone()
+            })
+            .collect()
+    }
+
+    /// The number of clients with a live connection.
+    pub(crate) fn clients_connected(&self) -> usize {
+        self.links.len()
+    }
+
+    /// Subscriptions in the tree.
+    pub(crate) fn subscription_count(&self) -> usize {
+        self.tree.len()
+    }
+
+    /// Retained messages held.
+    pub(crate) fn retained_count(&self) -> usize {
+        self.retained.len()
+    }
+
+    fn update_gauges(&self) {
+        Metrics::set(&self.metrics.subscriptions, self.tree.len() as u64);
+        Metrics::set(&self.metrics.retained_messages, self.retained.len() as u64);
+        Metrics::set(&self.metrics.sessions, self.registry.len() as u64);
+    }
+}
+
+/// A client is ready for a shared-subscription copy when it is connected and has no backlog.
+fn ready(registry: &SessionRegistry, client: &ClientId) -> bool {
+    registry.connection_of(client).is_some()
+        && registry.session(client).is_some_and(|s| s.queue.is_empty())
+}

@@ -1,0 +1,318 @@
+//! `mquictt broker`: turns the config file and flags into listeners and a running broker, and
+//! runs it until SIGINT or SIGTERM. What the broker does is the broker library's business;
+//! this file only assembles it.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use mquictt_broker::{AllowAll, Broker, MemoryStorage, PeerInfo};
+use mquictt_transport::{
+    certs, ClientAuth, DevCertificates, ListenUrl, Listener, ServerTlsSettings, TlsIdentity,
+    TlsVersions, TransportKind,
+};
+use tokio::sync::watch;
+
+use crate::cli::BrokerArgs;
+use crate::config::{
+    ClientAuthName, ConfigError, FileConfig, ListenerSection, TlsVersionsName, DEFAULT_DATA_DIR,
+    DEFAULT_LISTENERS,
+};
+use crate::metrics_http;
+
+/// Why the broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("listener `{url}`: {message}")]
+    Listener { url: String, message: String },
+    #[error(
+        "listener `{url}` binds the non-loopback address {ip} but no authentication is \
+         configured; anyone who can reach it could connect. Set `allow_anonymous = true` in the \
+         config file if that is intended, or bind 127.0.0.1"
+    )]
+    AnonymousOnNetwork { url: String, ip: IpAddr },
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("development certificate in {dir}: {source}")]
+    DevCert {
+        dir: PathBuf,
+        source: certs::CertError,
+    },
+    #[error(transparent)]
+    Broker(#[from] mquictt_broker::BrokerError),
+    #[error("metrics endpoint {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A listener as resolved from the file or the command line.
+#[derive(Debug)]
+struct ListenerPlan {
+    url: ListenUrl,
+    section: ListenerSection,
+}
+
+/// Runs the broker until a shutdown signal arrives.
+pub async fn run(args: BrokerArgs) -> Result<(), StartError> {
+    let config_path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("<defaults>"));
+    let file = match &args.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    let broker_config = file.broker_config(&config_path)?;
+    let data_dir = args
+        .data_dir
+        .clone()
+        .or_else(|| file.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let plans = listener_plans(&args, &file, &config_path)?;
+    check_anonymous(&plans, file.allow_anonymous.unwrap_or(false))?;
+
+    std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
+    let dev_certs = if plans
+        .iter()
+        .any(|p| p.url.kind.is_encrypted() && p.section.cert.is_none())
+    {
+        Some(dev_certificates(&data_dir)?)
+    } else {
+        None
+    };
+
+    let broker = Broker::new(
+        broker_config,
+        Arc::new(MemoryStorage::default()),
+        Arc::new(AllowAll),
+    )?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut accept_tasks = Vec::new();
+    for plan in &plans {
+        let tls = server_tls(plan, dev_certs.as_ref(), &config_path)?;
+        let listener = Listener::bind(&plan.url, &tls)
+            .await
+            .map_err(|e| StartError::Listener {
+                url: plan.section.url.clone(),
+                message: format!("{e} (is another broker already using this port?)"),
+            })?;
+        println!("listening on {} ({})", plan.url, listener.local_addr());
+        accept_tasks.push(tokio::spawn(accept_loop(
+            listener,
+            broker.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    if let Some(addr) = file.metrics.listen {
+        let server = metrics_http::bind(addr)
+            .await
+            .map_err(|source| StartError::Metrics { addr, source })?;
+        let bound = server.local_addr().unwrap_or(addr);
+        println!("metrics on http://{bound}/metrics");
+        tokio::spawn(metrics_http::serve(server, broker.clone(), stop_rx.clone()));
+    }
+
+    wait_for_signal().await;
+    println!("shutting down");
+    stop_tx.send_replace(true);
+    for task in accept_tasks {
+        let _ = task.await;
+    }
+    broker.shutdown().await;
+    Ok(())
+}
+
+fn listener_plans(
+    args: &BrokerArgs,
+    file: &FileConfig,
+    config_path: &Path,
+) -> Result<Vec<ListenerPlan>, StartError> {
+    let sections: Vec<ListenerSection> = if !args.listen.is_empty() {
+        args.listen
+            .iter()
+            .map(|url| ListenerSection {
+                url: url.clone(),
+                ..ListenerSection::default()
+            })
+            .collect()
+    } else if !file.listener.is_empty() {
+        file.listener.clone()
+    } else {
+        DEFAULT_LISTENERS
+            .iter()
+            .map(|url| ListenerSection {
+                url: (*url).to_string(),
+                ..ListenerSection::default()
+            })
+            .collect()
+    };
+    sections
+        .into_iter()
+        .map(|section| {
+            let url = ListenUrl::parse(&section.url).map_err(|e| StartError::Listener {
+                url: section.url.clone(),
+                message: format!(
+                    "{e} (in {}; expected e.g. tcp://127.0.0.1:1883, ws://127.0.0.1:8083/mqtt, \
+                     tls://0.0.0.0:8883, wss://0.0.0.0:8084/mqtt, quic://127.0.0.1:14567)",
+                    config_path.display()
+                ),
+            })?;
+            Ok(ListenerPlan { url, section })
+        })
+        .collect()
+}
+
+/// Anonymous access is allowed by default only where nobody else can reach the broker.
+fn check_anonymous(plans: &[ListenerPlan], allow_anonymous: bool) -> Result<(), StartError> {
+    if allow_anonymous {
+        return Ok(());
+    }
+    for plan in plans {
+        let ip = plan.url.addr.ip();
+        if !ip.is_loopback() {
+            return Err(StartError::AnonymousOnNetwork {
+                url: plan.section.url.clone(),
+                ip,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn dev_certificates(data_dir: &Path) -> Result<DevCertificates, StartError> {
+    let dir = data_dir.join("certs");
+    let certs = DevCertificates::load_or_create(&dir).map_err(|source| StartError::DevCert {
+        dir: dir.clone(),
+        source,
+    })?;
+    let verb = if certs.created { "created" } else { "using" };
+    println!(
+        "{verb} development certificate {} (SHA-256 {}); clients trust it with --cafile {}",
+        certs.server_cert.display(),
+        certs.server_fingerprint,
+        certs.ca_cert.display()
+    );
+    Ok(certs)
+}
+
+fn server_tls(
+    plan: &ListenerPlan,
+    dev: Option<&DevCertificates>,
+    config_path: &Path,
+) -> Result<ServerTlsSettings, StartError> {
+    let listener_error = |message: String| StartError::Listener {
+        url: plan.section.url.clone(),
+        message: format!("{message} (in {})", config_path.display()),
+    };
+    if !plan.url.kind.is_encrypted() {
+        return Ok(ServerTlsSettings::default());
+    }
+    let section = &plan.section;
+    let identity = match (&section.cert, &section.key, dev) {
+        (Some(cert), Some(key), _) => {
+            TlsIdentity::from_pem_files(cert, key).map_err(|e| listener_error(e.to_string()))?
+        }
+        (Some(_), None, _) | (None, Some(_), _) => {
+            return Err(listener_error(
+                "`cert` and `key` must be given together".to_string(),
+            ))
+        }
+        (None, None, Some(dev)) => dev
+            .server_identity()
+            .map_err(|e| listener_error(e.to_string()))?,
+        (None, None, None) => {
+            return Err(listener_error("no certificate configured".to_string()));
+        }
+    };
+    let client_cas = match &section.client_ca {
+        Some(path) => certs::load_cert_chain(path).map_err(|e| listener_error(e.to_string()))?,
+        None => Vec::new(),
+    };
+    let client_auth =
+        match section.client_auth.unwrap_or(ClientAuthName::None) {
+            ClientAuthName::None => ClientAuth::None,
+            mode if client_cas.is_empty() => {
+                return Err(listener_error(format!(
+                "`client_auth = \"{}\"` needs `client_ca`, the CA file client certificates must \
+                 chain to",
+                if mode == ClientAuthName::Optional { "optional" } else { "required" }
+            )))
+            }
+            ClientAuthName::Optional => ClientAuth::Optional(client_cas),
+            ClientAuthName::Required => ClientAuth::Required(client_cas),
+        };
+    let versions = match section.tls_versions.unwrap_or(TlsVersionsName::Both) {
+        TlsVersionsName::Both => TlsVersions::Tls12AndTls13,
+        TlsVersionsName::Tls12 => TlsVersions::OnlyTls12,
+        TlsVersionsName::Tls13 => TlsVersions::OnlyTls13,
+    };
+    let mut settings = ServerTlsSettings::new(identity)
+        .with_client_auth(client_auth)
+        .with_quic_zero_rtt(section.quic_zero_rtt.unwrap_or(false));
+    settings.versions = versions;
+    Ok(settings)
+}
+
+async fn accept_loop(mut listener: Listener, broker: Broker, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let accepted = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::error!(url = %listener.url(), error = %e, "listener stopped");
+                        return;
+                    }
+                };
+                let peer = PeerInfo {
+                    remote_addr: Some(accepted.peer.remote),
+                    transport: transport_label(accepted.peer.transport),
+                };
+                let broker = broker.clone();
+                tokio::spawn(async move {
+                    // Keep the QUIC connection alive as long as its stream is served.
+                    let _quic = accepted.quic;
+                    broker.serve_connection(accepted.stream, peer).await;
+                });
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+fn transport_label(kind: TransportKind) -> &'static str {
+    kind.scheme()
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

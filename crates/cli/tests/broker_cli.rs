@@ -1,0 +1,134 @@
+//! The `mquictt broker` command as a user meets it: real processes, real sockets, third-party
+//! clients (mosquitto_pub/sub from Debian, paho-mqtt from PyPI), config errors and signals.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{require_paho, require_tool, wait_with_timeout, BrokerProcess};
+
+/// Starts `mosquitto_sub` for one message and returns the child.
+fn mosquitto_sub(port: u16, version: &str, topic: &str) -> std::process::Child {
+    Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-V", version])
+        .args(["-t", topic, "-C", "1", "-W", "20", "-q", "1", "-v"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start mosquitto_sub")
+}
+
+fn mosquitto_pub_retained(port: u16, version: &str, topic: &str, message: &str) {
+    let status = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-V", version])
+        .args(["-t", topic, "-m", message, "-q", "1", "-r"])
+        .status()
+        .expect("run mosquitto_pub");
+    assert!(status.success(), "mosquitto_pub failed: {status}");
+}
+
+fn output_of(child: std::process::Child) -> String {
+    let output = child.wait_with_output().expect("subscriber output");
+    assert!(output.status.success(), "subscriber failed: {output:?}");
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+#[test]
+fn mosquitto_clients_meet_over_tcp_in_both_protocol_versions() {
+    require_tool("mosquitto_sub", "apt-get install mosquitto-clients");
+    let broker = BrokerProcess::start(&["tcp://127.0.0.1:0"], &[]);
+    for version in ["311", "5"] {
+        let topic = format!("cli/{version}/reading");
+        // A retained message is delivered on subscribe, so the order of start-up cannot lose it.
+        mosquitto_pub_retained(broker.port(0), version, &topic, "21.5");
+        let sub = mosquitto_sub(broker.port(0), version, &format!("cli/{version}/+"));
+        assert_eq!(output_of(sub), format!("{topic} 21.5"));
+    }
+}
+
+#[test]
+fn paho_over_websocket_reaches_mosquitto_sub_over_tcp() {
+    require_tool("mosquitto_sub", "apt-get install mosquitto-clients");
+    require_paho();
+    let broker = BrokerProcess::start(&["tcp://127.0.0.1:0", "ws://127.0.0.1:0/mqtt"], &[]);
+    let script = format!(
+        r#"
+import paho.mqtt.client as mqtt
+c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="ws-pub", transport="websockets",
+                protocol=mqtt.MQTTv5)
+c.ws_set_options(path="/mqtt")
+c.connect("127.0.0.1", {port})
+c.loop_start()
+info = c.publish("cross/ws", b"from-websocket", qos=1, retain=True)
+info.wait_for_publish(timeout=20)
+assert info.is_published()
+c.disconnect()
+c.loop_stop()
+"#,
+        port = broker.port(1)
+    );
+    let status = Command::new("python3")
+        .args(["-c", &script])
+        .status()
+        .expect("run python3");
+    assert!(status.success(), "paho publisher failed");
+    let sub = mosquitto_sub(broker.port(0), "5", "cross/#");
+    assert_eq!(output_of(sub), "cross/ws from-websocket");
+}
+
+#[test]
+fn sigterm_shuts_down_cleanly() {
+    let broker = BrokerProcess::start(&["tcp://127.0.0.1:0"], &[]);
+    let status = broker.terminate();
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+}
+
+fn run_broker_expecting_failure(args: &[&str]) -> String {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mquictt"))
+        .arg("broker")
+        .arg("--data-dir")
+        .arg(data_dir.path())
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_with_timeout(&mut child, Duration::from_secs(20)).expect("broker exited");
+    assert!(
+        !status.success(),
+        "broker started although it should refuse"
+    );
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    stderr
+}
+
+#[test]
+fn config_errors_name_the_key_and_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broker.toml");
+    let mut file = std::fs::File::create(&path).unwrap();
+    writeln!(file, "[limits]\nconnect_timout = \"5s\"").unwrap();
+    let stderr = run_broker_expecting_failure(&["--config", path.to_str().unwrap()]);
+    assert!(stderr.contains("connect_timout"), "{stderr}");
+    assert!(stderr.contains("broker.toml"), "{stderr}");
+
+    std::fs::write(&path, "[mqtt]\nmaximum_qos = 7\n").unwrap();
+    let stderr = run_broker_expecting_failure(&["--config", path.to_str().unwrap()]);
+    assert!(stderr.contains("mqtt.maximum_qos"), "{stderr}");
+}
+
+#[test]
+fn non_loopback_listener_without_authentication_is_refused() {
+    let stderr = run_broker_expecting_failure(&["--listen", "tcp://0.0.0.0:0"]);
+    assert!(stderr.contains("allow_anonymous"), "{stderr}");
+}
+
+#[test]
+fn bad_listener_url_says_what_is_expected() {
+    let stderr = run_broker_expecting_failure(&["--listen", "gopher://127.0.0.1:1"]);
+    assert!(stderr.contains("gopher"), "{stderr}");
+    assert!(stderr.contains("tcp://127.0.0.1:1883"), "{stderr}");
+}
