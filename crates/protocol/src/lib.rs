@@ -7,6 +7,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod codec;
+pub mod error;
 pub mod packet;
 pub mod properties;
 pub mod reason;
@@ -14,6 +16,8 @@ pub mod string;
 pub mod topic;
 pub mod types;
 
+pub use codec::{decode, Decoder};
+pub use error::ProtocolError;
 pub use packet::{
     Auth, ConnAck, Connect, Disconnect, Packet, PacketType, PubAck, Publish, SubAck, Subscribe,
     UnsubAck, Unsubscribe, Will,

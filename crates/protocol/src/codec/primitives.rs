@@ -1,0 +1,233 @@
+//! The data representations of 1.5 (bytes, two- and four-byte integers, Variable Byte
+//! Integers, UTF-8 strings, binary data) read from one packet's bytes with bounds checks, and
+//! written to an output buffer with length checks. Reading never panics and never copies:
+//! strings and binary data come out as slices of the packet's `Bytes`.
+
+use bytes::{Buf, BufMut, Bytes};
+
+use super::varint::decode_varint;
+use crate::error::ProtocolError;
+use crate::string::MqttString;
+
+/// A cursor over the body of exactly one packet (or one property block).
+#[derive(Debug)]
+pub(crate) struct Reader {
+    buf: Bytes,
+}
+
+impl Reader {
+    pub(crate) fn new(buf: Bytes) -> Self {
+        Self { buf }
+    }
+
+    /// Bytes not read yet.
+    pub(crate) fn remaining(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    pub(crate) fn read_u8(&mut self, field: &'static str) -> Result<u8, ProtocolError> {
+        let byte = *self.buf.first().ok_or(ProtocolError::Truncated { field })?;
+        self.buf.advance(1);
+        Ok(byte)
+    }
+
+    pub(crate) fn read_u16(&mut self, field: &'static str) -> Result<u16, ProtocolError> {
+        let bytes: [u8; 2] = self
+            .buf
+            .get(..2)
+            .and_then(|s| s.try_into().ok())
+            .ok_or(ProtocolError::Truncated { field })?;
+        self.buf.advance(2);
+        Ok(u16::from_be_bytes(bytes))
+    }
+
+    pub(crate) fn read_u32(&mut self, field: &'static str) -> Result<u32, ProtocolError> {
+        let bytes: [u8; 4] = self
+            .buf
+            .get(..4)
+            .and_then(|s| s.try_into().ok())
+            .ok_or(ProtocolError::Truncated { field })?;
+        self.buf.advance(4);
+        Ok(u32::from_be_bytes(bytes))
+    }
+
+    /// A Variable Byte Integer inside a packet body. These only occur in MQTT 5 (property
+    /// lengths, identifiers, subscription identifiers), so the minimal encoding is required
+    /// [MQTT-1.5.5-1].
+    pub(crate) fn read_varint(&mut self, field: &'static str) -> Result<u32, ProtocolError> {
+        let varint = decode_varint(&self.buf)?.ok_or(ProtocolError::Truncated { field })?;
+        if !varint.minimal {
+            return Err(ProtocolError::VarIntNotMinimal);
+        }
+        self.buf.advance(varint.len);
+        Ok(varint.value)
+    }
+
+    /// The next `len` bytes, without copying.
+    pub(crate) fn read_bytes(
+        &mut self,
+        len: usize,
+        field: &'static str,
+    ) -> Result<Bytes, ProtocolError> {
+        if len > self.buf.len() {
+            return Err(ProtocolError::Truncated { field });
+        }
+        Ok(self.buf.split_to(len))
+    }
+
+    /// Binary Data (1.5.6): a two-byte length and that many bytes.
+    pub(crate) fn read_binary(&mut self, field: &'static str) -> Result<Bytes, ProtocolError> {
+        let len = self.read_u16(field)?;
+        self.read_bytes(usize::from(len), field)
+    }
+
+    /// A UTF-8 Encoded String (1.5.4), checked against [MQTT-1.5.4-1] and [MQTT-1.5.4-2].
+    pub(crate) fn read_string(&mut self, field: &'static str) -> Result<MqttString, ProtocolError> {
+        let bytes = self.read_binary(field)?;
+        MqttString::from_bytes(bytes).map_err(|error| ProtocolError::InvalidString { field, error })
+    }
+
+    /// A reader over the next `len` bytes, which this reader skips.
+    pub(crate) fn split(&mut self, len: usize, field: &'static str) -> Result<Self, ProtocolError> {
+        self.read_bytes(len, field).map(Self::new)
+    }
+
+    /// Everything not read yet, such as the payload of a PUBLISH.
+    pub(crate) fn take_rest(&mut self) -> Bytes {
+        std::mem::take(&mut self.buf)
+    }
+}
+
+/// Appends a UTF-8 string with its two-byte length; `MqttString` guarantees the length fits.
+pub(crate) fn put_string(buf: &mut impl BufMut, s: &MqttString) {
+    put_short_bytes(buf, s.as_bytes());
+}
+
+/// Appends Binary Data with its two-byte length.
+pub(crate) fn put_binary(
+    buf: &mut impl BufMut,
+    data: &[u8],
+    field: &'static str,
+) -> Result<(), ProtocolError> {
+    check_binary_len(data, field)?;
+    put_short_bytes(buf, data);
+    Ok(())
+}
+
+/// Checks that binary data fits a two-byte length prefix (1.5.6).
+pub(crate) fn check_binary_len(data: &[u8], field: &'static str) -> Result<(), ProtocolError> {
+    if data.len() > usize::from(u16::MAX) {
+        return Err(ProtocolError::BinaryTooLong {
+            field,
+            len: data.len(),
+        });
+    }
+    Ok(())
+}
+
+fn put_short_bytes(buf: &mut impl BufMut, data: &[u8]) {
+    // Callers have checked `data.len() <= u16::MAX`; saturate instead of truncating anyway.
+    buf.put_u16(u16::try_from(data.len()).unwrap_or(u16::MAX));
+    buf.put_slice(data);
+}
+
+/// Encoded size of a string or binary field: its two-byte length plus its bytes.
+pub(crate) fn prefixed_len(data: &[u8]) -> usize {
+    2 + data.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader(bytes: &'static [u8]) -> Reader {
+        Reader::new(Bytes::from_static(bytes))
+    }
+
+    #[test]
+    fn integers_are_big_endian_and_bounds_checked() {
+        let mut r = reader(&[0x01, 0x02, 0x03, 0x04, 0x05, 0x06]);
+        assert_eq!(r.read_u8("a"), Ok(0x01));
+        assert_eq!(r.read_u32("c"), Ok(0x0203_0405));
+        assert_eq!(
+            r.read_u16("b"),
+            Err(ProtocolError::Truncated { field: "b" })
+        );
+        // A failed read consumes nothing.
+        assert_eq!(r.remaining(), 1);
+        assert_eq!(r.read_u8("a"), Ok(0x06));
+        assert!(r.is_empty());
+        assert_eq!(r.read_u8("d"), Err(ProtocolError::Truncated { field: "d" }));
+        assert_eq!(
+            r.read_u16("e"),
+            Err(ProtocolError::Truncated { field: "e" })
+        );
+    }
+
+    #[test]
+    fn strings_are_length_prefixed_slices() {
+        // The example of 1.5.4: "A𪛔" is 0x41 0xF0 0xAA 0x9B 0x94 after a length of 5.
+        let mut r = reader(&[0x00, 0x05, 0x41, 0xF0, 0xAA, 0x9B, 0x94, 0xAA]);
+        let s = r.read_string("text").unwrap();
+        assert_eq!(s.as_str(), "A\u{2A6D4}");
+        assert_eq!(r.remaining(), 1);
+    }
+
+    #[test]
+    fn string_rules_are_enforced() {
+        let mut r = reader(&[0x00, 0x03, b'a', 0x00, b'b']);
+        assert_eq!(
+            r.read_string("text"),
+            Err(ProtocolError::InvalidString {
+                field: "text",
+                error: crate::string::StringError::NullCharacter
+            })
+        );
+        let mut r = reader(&[0x00, 0x03, 0xED, 0xA0, 0x80]);
+        assert_eq!(
+            r.read_string("text"),
+            Err(ProtocolError::InvalidString {
+                field: "text",
+                error: crate::string::StringError::InvalidUtf8
+            })
+        );
+        // A length that runs past the end is truncation, not a short string.
+        let mut r = reader(&[0x00, 0x04, b'a', b'b']);
+        assert_eq!(
+            r.read_string("text"),
+            Err(ProtocolError::Truncated { field: "text" })
+        );
+    }
+
+    #[test]
+    fn varints_in_bodies_must_be_minimal() {
+        let mut r = reader(&[0x80, 0x01, 0x80, 0x00]);
+        assert_eq!(r.read_varint("v"), Ok(128));
+        assert_eq!(r.read_varint("v"), Err(ProtocolError::VarIntNotMinimal));
+        let mut r = reader(&[0x80]);
+        assert_eq!(
+            r.read_varint("v"),
+            Err(ProtocolError::Truncated { field: "v" })
+        );
+    }
+
+    #[test]
+    fn binary_writes_check_the_length() {
+        let mut out = Vec::new();
+        put_binary(&mut out, b"xy", "data").unwrap();
+        assert_eq!(out, [0x00, 0x02, b'x', b'y']);
+        let big = vec![0u8; 65_536];
+        assert_eq!(
+            put_binary(&mut out, &big, "data"),
+            Err(ProtocolError::BinaryTooLong {
+                field: "data",
+                len: 65_536
+            })
+        );
+        assert_eq!(out.len(), 4);
+    }
+}
