@@ -398,6 +398,27 @@ fn will_retain_without_will_flag() {
 }
 
 #[test]
+fn will_rules_name_the_statement_of_their_version() {
+    // The will rules are numbered differently: 5.0 [MQTT-3.1.2-11] Will QoS without will,
+    // [MQTT-3.1.2-12] Will QoS values, [MQTT-3.1.2-13] Will Retain without will; 3.1.1 numbers
+    // the same rules 3.1.2-13, 3.1.2-14 and 3.1.2-15.
+    let will_v4 = [0x00, 0x00, 0x00, 0x01, b't', 0x00, 0x00];
+    let will_v5 = [0x00, 0x00, 0x00, 0x00, 0x01, b't', 0x00, 0x00];
+    let cases = [
+        (connect_v4(0x0A, &[0x00, 0x00]), "MQTT-3.1.2-13"),
+        (connect_v4(0x1E, &will_v4), "MQTT-3.1.2-14"),
+        (connect_v4(0x22, &[0x00, 0x00]), "MQTT-3.1.2-15"),
+        (connect_v5(0x0A, &[], &[0x00, 0x00]), "MQTT-3.1.2-11"),
+        (connect_v5(0x1E, &[], &will_v5), "MQTT-3.1.2-12"),
+        (connect_v5(0x22, &[], &[0x00, 0x00]), "MQTT-3.1.2-13"),
+    ];
+    for (bytes, id) in cases {
+        let error = decode_error_with_limit(V4, &bytes, u32::MAX);
+        assert_eq!(error.conformance(), Some(id), "{bytes:02X?}: {error}");
+    }
+}
+
+#[test]
 fn password_without_user_name_before_5_0() {
     // "If the User Name Flag is set to 0, the Password Flag MUST be set to 0" [MQTT-3.1.2-22].
     let bytes = connect_v4(0x42, &[0x00, 0x00, 0x00, 0x01, b'p']);
@@ -446,8 +467,9 @@ fn protocol_name_that_does_not_match_the_level() {
 
 #[test]
 fn connack_reserved_flags() {
-    // "Bits 7-1 are reserved and MUST be set to 0" [MQTT-3.2.2-1].
-    assert_rejected(V4, &[0x20, 0x02, 0x02, 0x00], MALFORMED, true);
+    // "Bits 7-1 are reserved and MUST be set to 0" [MQTT-3.2.2-1] (3.1.1 states the rule in
+    // 3.2.2.1 without a number).
+    assert_rejected(V4, &[0x20, 0x02, 0x02, 0x00], MALFORMED, false);
     assert_rejected(V5, &[0x20, 0x03, 0x80, 0x00, 0x00], MALFORMED, true);
 }
 

@@ -46,6 +46,10 @@ pub(crate) fn arb_topic_filter() -> impl Strategy<Value = TopicFilter> {
             if multi_level {
                 text.push_str("/#");
             }
+            // A filter is at least one character long [MQTT-4.7.3-1].
+            if text.is_empty() {
+                text.push('+');
+            }
             if let Some(name) = share {
                 text = format!("$share/{name}/{text}");
             }
@@ -330,9 +334,12 @@ fn arb_connack(version: ProtocolVersion) -> impl Strategy<Value = Packet> {
         arb_reason(codes),
         arb_properties(version, PropertyScope::ConnAck),
     )
-        .prop_map(|(session_present, reason_code, properties)| {
-            // A refusal never has a session [MQTT-3.2.2-6].
-            let session_present = session_present && reason_code == ReasonCode::Success;
+        .prop_map(move |(session_present, reason_code, properties)| {
+            // A refusal never has a session [MQTT-3.2.2-6], and MQTT 3.1 has no Session
+            // Present flag at all (its byte is reserved).
+            let session_present = session_present
+                && reason_code == ReasonCode::Success
+                && version != ProtocolVersion::V3_1;
             Packet::ConnAck(ConnAck {
                 session_present,
                 reason_code,
