@@ -301,7 +301,6 @@ impl ProtocolError {
             | Self::ConnAckReservedFlags { .. }
             | Self::PublishQoS3
             | Self::DupOnQoS0
-            | Self::ZeroPacketId { .. }
             | Self::SubscriptionOptionsReserved { .. }
             | Self::InvalidReasonCode { .. }
             | Self::UnknownProperty { .. }
@@ -324,6 +323,8 @@ impl ProtocolError {
             | Self::InvalidResponseTopic(_)
             | Self::SessionPresentOnFailure { .. }
             | Self::PacketIdMismatch { .. }
+            // A zero identifier parses; it is data the protocol does not allow (4.13).
+            | Self::ZeroPacketId { .. }
             | Self::EmptyTopicWithoutAlias
             | Self::NoTopicFilters { .. }
             | Self::RetainHandling3

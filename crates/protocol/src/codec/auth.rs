@@ -5,9 +5,8 @@
 use bytes::BufMut;
 
 use super::primitives::Reader;
-use super::properties::{
-    decode_properties, encode_properties, properties_block_len, PropertyContext,
-};
+use super::properties::{decode_properties, encode_properties, properties_block_len};
+use super::property_rules::PropertyContext;
 use super::{check_reason, reason_in};
 use crate::error::ProtocolError;
 use crate::packet::{Auth, PacketType};

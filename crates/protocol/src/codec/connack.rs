@@ -4,9 +4,8 @@
 use bytes::BufMut;
 
 use super::primitives::Reader;
-use super::properties::{
-    decode_properties, encode_properties, properties_block_len, PropertyContext,
-};
+use super::properties::{encode_properties, properties_block_len, properties_if_v5};
+use super::property_rules::PropertyContext;
 use super::{check_reason, reason_in};
 use crate::error::ProtocolError;
 use crate::packet::{ConnAck, PacketType};
@@ -66,11 +65,7 @@ pub(crate) fn decode(r: &mut Reader, version: ProtocolVersion) -> Result<ConnAck
     if session_present && reason_code != ReasonCode::Success {
         return Err(ProtocolError::SessionPresentOnFailure { version });
     }
-    let properties = if version.is_v5() {
-        decode_properties(r, PropertyContext::ConnAck)?
-    } else {
-        Default::default()
-    };
+    let properties = properties_if_v5(r, version, PropertyContext::ConnAck)?;
     Ok(ConnAck {
         session_present,
         reason_code,

@@ -3,12 +3,12 @@
 //! will, user name and password. Rules a server applies on top (client identifier length in
 //! 3.1, authentication) are not the codec's.
 
-use bytes::{BufMut, Bytes};
+use bytes::BufMut;
 
 use super::primitives::{prefixed_len, put_binary, put_string, Reader};
-use super::properties::{
-    decode_properties, encode_properties, properties_block_len, PropertyContext,
-};
+use super::properties::{encode_properties, properties_block_len, properties_if_v5};
+use super::property_rules::PropertyContext;
+use super::varint::decode_varint;
 use crate::error::ProtocolError;
 use crate::packet::{Connect, Will};
 use crate::topic::TopicName;
@@ -23,8 +23,8 @@ const CLEAN_START: u8 = 0b0000_0010;
 const RESERVED: u8 = 0b0000_0001;
 
 /// Maps the protocol name and level to a version; anything else is answered with 0x84.
-fn protocol_version(name: &Bytes, level: u8) -> Result<ProtocolVersion, ProtocolError> {
-    match (name.as_ref(), level) {
+fn protocol_version(name: &[u8], level: u8) -> Result<ProtocolVersion, ProtocolError> {
+    match (name, level) {
         (b"MQTT", 5) => Ok(ProtocolVersion::V5),
         (b"MQTT", 4) => Ok(ProtocolVersion::V3_1_1),
         (b"MQIsdp", 3) => Ok(ProtocolVersion::V3_1),
@@ -33,6 +33,21 @@ fn protocol_version(name: &Bytes, level: u8) -> Result<ProtocolVersion, Protocol
             level,
         }),
     }
+}
+
+/// The version a CONNECT at the start of `buf` names, if its protocol name and level have
+/// arrived and are known. Lets a server answer a CONNECT that fails to decode in the format of
+/// the version the client asked for.
+pub(crate) fn peek_version(buf: &[u8]) -> Option<ProtocolVersion> {
+    if buf.first().map(|b| b >> 4) != Some(1) {
+        return None;
+    }
+    let header = decode_varint(buf.get(1..)?).ok()??;
+    let rest = buf.get(1 + header.len..)?;
+    let name_len = usize::from(u16::from_be_bytes([*rest.first()?, *rest.get(1)?]));
+    let name = rest.get(2..2 + name_len)?;
+    let level = *rest.get(2 + name_len)?;
+    protocol_version(name, level).ok()
 }
 
 pub(crate) fn decode(r: &mut Reader) -> Result<Connect, ProtocolError> {
@@ -68,20 +83,12 @@ pub(crate) fn decode(r: &mut Reader) -> Result<Connect, ProtocolError> {
         return Err(ProtocolError::PasswordWithoutUsername);
     }
     let keep_alive = r.read_u16("keep alive")?;
-    let properties = if protocol.is_v5() {
-        decode_properties(r, PropertyContext::Connect)?
-    } else {
-        Default::default()
-    };
+    let properties = properties_if_v5(r, protocol, PropertyContext::Connect)?;
     // "The ClientID MUST be present and is the first field in the CONNECT packet Payload"
     // [MQTT-3.1.3-3], "MUST be a UTF-8 Encoded String" [MQTT-3.1.3-4].
     let client_id = r.read_string("client identifier")?;
     let will = if has_will {
-        let will_properties = if protocol.is_v5() {
-            decode_properties(r, PropertyContext::Will)?
-        } else {
-            Default::default()
-        };
+        let will_properties = properties_if_v5(r, protocol, PropertyContext::Will)?;
         let topic = r.read_string("will topic")?;
         let topic = TopicName::from_string(topic).map_err(ProtocolError::InvalidTopicName)?;
         let payload = r.read_binary("will payload")?;
@@ -192,7 +199,7 @@ pub(crate) fn encode_body(c: &Connect, buf: &mut impl BufMut) -> Result<(), Prot
 
 #[cfg(test)]
 mod tests {
-    use bytes::BytesMut;
+    use bytes::{Bytes, BytesMut};
 
     use super::*;
     use crate::codec::{decode, Decoder};

@@ -1,143 +1,18 @@
-//! MQTT 5 properties on the wire (2.2.2): the property length, each identifier and value, which
-//! packet may carry which property (table 2-4), which may repeat, and the value ranges the spec
-//! allows. Properties are written in ascending identifier order, repeated ones in the order of
-//! their vector. Only MQTT 5 packets call into this module.
+//! MQTT 5 properties on the wire (2.2.2): the property length, each identifier and value, and
+//! the value ranges the spec allows, applying the placement and repetition rules of
+//! `property_rules`. Properties are written in ascending identifier order, repeated ones in the
+//! order of their vector. Only MQTT 5 packets call into this module.
 
 use bytes::{BufMut, Bytes};
 
 use super::primitives::{check_binary_len, prefixed_len, put_binary, put_string, Reader};
+use super::property_rules::PropertyContext;
 use super::varint::{encode_varint, varint_len, MAX_VARINT};
 use crate::error::ProtocolError;
 use crate::properties::{Properties, PropertyId};
 use crate::string::MqttString;
 use crate::topic::TopicName;
-
-/// Where a property set sits: the packet that carries it, or the will of a CONNECT.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[allow(missing_docs)]
-pub enum PropertyContext {
-    Connect,
-    /// The will properties inside the CONNECT payload (3.1.3.2).
-    Will,
-    ConnAck,
-    Publish,
-    PubAck,
-    PubRec,
-    PubRel,
-    PubComp,
-    Subscribe,
-    SubAck,
-    Unsubscribe,
-    UnsubAck,
-    Disconnect,
-    Auth,
-}
-
-impl PropertyContext {
-    const fn bit(self) -> u16 {
-        1 << self as u16
-    }
-}
-
-impl PropertyId {
-    /// Every property identifier, in numeric order.
-    pub const ALL: [Self; 27] = [
-        Self::PayloadFormatIndicator,
-        Self::MessageExpiryInterval,
-        Self::ContentType,
-        Self::ResponseTopic,
-        Self::CorrelationData,
-        Self::SubscriptionIdentifier,
-        Self::SessionExpiryInterval,
-        Self::AssignedClientIdentifier,
-        Self::ServerKeepAlive,
-        Self::AuthenticationMethod,
-        Self::AuthenticationData,
-        Self::RequestProblemInformation,
-        Self::WillDelayInterval,
-        Self::RequestResponseInformation,
-        Self::ResponseInformation,
-        Self::ServerReference,
-        Self::ReasonString,
-        Self::ReceiveMaximum,
-        Self::TopicAliasMaximum,
-        Self::TopicAlias,
-        Self::MaximumQoS,
-        Self::RetainAvailable,
-        Self::UserProperty,
-        Self::MaximumPacketSize,
-        Self::WildcardSubscriptionAvailable,
-        Self::SubscriptionIdentifierAvailable,
-        Self::SharedSubscriptionAvailable,
-    ];
-
-    /// The identifier byte on the wire.
-    pub fn as_u8(self) -> u8 {
-        self as u8
-    }
-
-    /// Looks up an identifier; `None` for one the spec does not define.
-    pub fn from_u8(value: u8) -> Option<Self> {
-        Self::ALL
-            .binary_search_by_key(&value, |id| id.as_u8())
-            .ok()
-            .and_then(|i| Self::ALL.get(i).copied())
-    }
-
-    /// Whether table 2-4 lets this property appear in `context`.
-    pub fn allowed_in(self, context: PropertyContext) -> bool {
-        use PropertyContext as C;
-        let publish_and_will = C::Publish.bit() | C::Will.bit();
-        let acks = C::PubAck.bit() | C::PubRec.bit() | C::PubRel.bit() | C::PubComp.bit();
-        let allowed = match self {
-            Self::PayloadFormatIndicator
-            | Self::MessageExpiryInterval
-            | Self::ContentType
-            | Self::ResponseTopic
-            | Self::CorrelationData => publish_and_will,
-            Self::SubscriptionIdentifier => C::Publish.bit() | C::Subscribe.bit(),
-            Self::SessionExpiryInterval => {
-                C::Connect.bit() | C::ConnAck.bit() | C::Disconnect.bit()
-            }
-            Self::AuthenticationMethod | Self::AuthenticationData => {
-                C::Connect.bit() | C::ConnAck.bit() | C::Auth.bit()
-            }
-            Self::RequestProblemInformation | Self::RequestResponseInformation => C::Connect.bit(),
-            Self::WillDelayInterval => C::Will.bit(),
-            Self::AssignedClientIdentifier
-            | Self::ServerKeepAlive
-            | Self::ResponseInformation
-            | Self::MaximumQoS
-            | Self::RetainAvailable
-            | Self::WildcardSubscriptionAvailable
-            | Self::SubscriptionIdentifierAvailable
-            | Self::SharedSubscriptionAvailable => C::ConnAck.bit(),
-            Self::ServerReference => C::ConnAck.bit() | C::Disconnect.bit(),
-            Self::ReasonString => {
-                C::ConnAck.bit()
-                    | acks
-                    | C::SubAck.bit()
-                    | C::UnsubAck.bit()
-                    | C::Disconnect.bit()
-                    | C::Auth.bit()
-            }
-            Self::ReceiveMaximum | Self::TopicAliasMaximum | Self::MaximumPacketSize => {
-                C::Connect.bit() | C::ConnAck.bit()
-            }
-            Self::TopicAlias => C::Publish.bit(),
-            Self::UserProperty => u16::MAX,
-        };
-        allowed & context.bit() != 0
-    }
-
-    /// Whether the property may appear more than once in `context`: User Property always
-    /// (2.2.2.2), Subscription Identifier in a PUBLISH (3.3.2.3.8). Repeating any other is a
-    /// Protocol Error.
-    pub fn may_repeat(self, context: PropertyContext) -> bool {
-        self == Self::UserProperty
-            || (self == Self::SubscriptionIdentifier && context == PropertyContext::Publish)
-    }
-}
+use crate::types::ProtocolVersion;
 
 /// One property value, borrowed from a `Properties`, in the data type table 2-4 gives it.
 #[derive(Debug, Clone, Copy)]
@@ -355,6 +230,21 @@ pub(crate) fn encode_properties(
     })
 }
 
+/// The properties of a packet that carries them only in MQTT 5; before 5.0 the set is empty.
+// Inlined into its callers, see the note on `decode_packet`.
+#[inline(always)]
+pub(crate) fn properties_if_v5(
+    r: &mut Reader,
+    version: ProtocolVersion,
+    context: PropertyContext,
+) -> Result<Properties, ProtocolError> {
+    if version.is_v5() {
+        decode_properties(r, context)
+    } else {
+        Ok(Properties::default())
+    }
+}
+
 /// Reads the property length and the properties that follow, enforcing table 2-4, the
 /// repetition rules and the value ranges.
 pub(crate) fn decode_properties(
@@ -491,219 +381,5 @@ fn read_value(r: &mut Reader, id: PropertyId, p: &mut Properties) -> Result<(), 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use bytes::BytesMut;
-
-    fn decode(bytes: &'static [u8], context: PropertyContext) -> Result<Properties, ProtocolError> {
-        decode_properties(&mut Reader::new(Bytes::from_static(bytes)), context)
-    }
-
-    fn encode(p: &Properties, context: PropertyContext) -> Result<BytesMut, ProtocolError> {
-        let mut buf = BytesMut::new();
-        encode_properties(p, context, &mut buf).map(|()| buf)
-    }
-
-    #[test]
-    fn every_identifier_round_trips_through_from_u8() {
-        for id in PropertyId::ALL {
-            assert_eq!(PropertyId::from_u8(id.as_u8()), Some(id));
-        }
-        for undefined in [0x00, 0x04, 0x0A, 0x14, 0x1B, 0x20, 0x2B, 0xFF] {
-            assert_eq!(PropertyId::from_u8(undefined), None);
-        }
-    }
-
-    #[test]
-    fn table_2_4_examples() {
-        use PropertyContext as C;
-        assert!(PropertyId::TopicAlias.allowed_in(C::Publish));
-        assert!(!PropertyId::TopicAlias.allowed_in(C::Will));
-        assert!(PropertyId::WillDelayInterval.allowed_in(C::Will));
-        assert!(!PropertyId::WillDelayInterval.allowed_in(C::Connect));
-        assert!(PropertyId::SessionExpiryInterval.allowed_in(C::Disconnect));
-        assert!(!PropertyId::ReasonString.allowed_in(C::Publish));
-        assert!(PropertyId::UserProperty.allowed_in(C::Auth));
-        assert!(PropertyId::SubscriptionIdentifier.may_repeat(C::Publish));
-        assert!(!PropertyId::SubscriptionIdentifier.may_repeat(C::Subscribe));
-    }
-
-    #[test]
-    fn round_trip_in_ascending_order() {
-        let props = Properties {
-            receive_maximum: Some(20),
-            session_expiry_interval: Some(0xFFFF_FFFF),
-            user_properties: vec![(MqttString::from_static("k"), MqttString::from_static("v"))],
-            ..Properties::default()
-        };
-        let buf = encode(&props, PropertyContext::Connect).unwrap();
-        assert_eq!(
-            &buf[..],
-            &[15, 0x11, 0xFF, 0xFF, 0xFF, 0xFF, 0x21, 0x00, 20, 0x26, 0, 1, b'k', 0, 1, b'v']
-        );
-        assert_eq!(buf.len(), properties_block_len(&props));
-        let mut r = Reader::new(buf.freeze());
-        assert_eq!(
-            decode_properties(&mut r, PropertyContext::Connect),
-            Ok(props)
-        );
-    }
-
-    #[test]
-    fn misplaced_repeated_and_unknown_properties_are_rejected() {
-        assert_eq!(
-            decode(&[2, 0x23, 0x00], PropertyContext::Connect),
-            Err(ProtocolError::PropertyNotAllowed {
-                property: PropertyId::TopicAlias,
-                context: PropertyContext::Connect
-            })
-        );
-        assert_eq!(
-            decode(&[6, 0x21, 0, 1, 0x21, 0, 2], PropertyContext::Connect),
-            Err(ProtocolError::DuplicateProperty(PropertyId::ReceiveMaximum))
-        );
-        assert_eq!(
-            decode(&[4, 0x0B, 1, 0x0B, 2], PropertyContext::Subscribe),
-            Err(ProtocolError::DuplicateProperty(
-                PropertyId::SubscriptionIdentifier
-            ))
-        );
-        assert_eq!(
-            decode(&[4, 0x0B, 1, 0x0B, 2], PropertyContext::Publish)
-                .map(|p| p.subscription_identifiers),
-            Ok(vec![1, 2])
-        );
-        assert_eq!(
-            decode(&[2, 0x04, 0], PropertyContext::Publish),
-            Err(ProtocolError::UnknownProperty { id: 4 })
-        );
-    }
-
-    #[test]
-    fn values_out_of_range_are_rejected() {
-        let cases: [(&'static [u8], PropertyContext, ProtocolError); 6] = [
-            (
-                &[3, 0x21, 0, 0],
-                PropertyContext::Connect,
-                ProtocolError::InvalidPropertyValue {
-                    property: PropertyId::ReceiveMaximum,
-                    value: 0,
-                },
-            ),
-            (
-                &[5, 0x27, 0, 0, 0, 0],
-                PropertyContext::ConnAck,
-                ProtocolError::InvalidPropertyValue {
-                    property: PropertyId::MaximumPacketSize,
-                    value: 0,
-                },
-            ),
-            (
-                &[3, 0x23, 0, 0],
-                PropertyContext::Publish,
-                ProtocolError::TopicAliasZero,
-            ),
-            (
-                &[2, 0x0B, 0],
-                PropertyContext::Subscribe,
-                ProtocolError::InvalidPropertyValue {
-                    property: PropertyId::SubscriptionIdentifier,
-                    value: 0,
-                },
-            ),
-            (
-                &[2, 0x01, 2],
-                PropertyContext::Publish,
-                ProtocolError::InvalidPropertyValue {
-                    property: PropertyId::PayloadFormatIndicator,
-                    value: 2,
-                },
-            ),
-            (
-                &[2, 0x24, 2],
-                PropertyContext::ConnAck,
-                ProtocolError::InvalidPropertyValue {
-                    property: PropertyId::MaximumQoS,
-                    value: 2,
-                },
-            ),
-        ];
-        for (bytes, context, expected) in cases {
-            assert_eq!(decode(bytes, context), Err(expected), "{bytes:?}");
-        }
-    }
-
-    #[test]
-    fn lengths_must_fit() {
-        assert_eq!(
-            decode(&[5, 0x21, 0, 1], PropertyContext::Connect),
-            Err(ProtocolError::PropertyLengthExceeded {
-                declared: 5,
-                available: 3
-            })
-        );
-        // The value runs past the declared property length.
-        assert_eq!(
-            decode(&[2, 0x21, 0, 1], PropertyContext::Connect),
-            Err(ProtocolError::Truncated {
-                field: "property value"
-            })
-        );
-    }
-
-    #[test]
-    fn authentication_data_needs_a_method() {
-        assert_eq!(
-            decode(&[4, 0x16, 0, 1, 7], PropertyContext::Auth),
-            Err(ProtocolError::AuthenticationDataWithoutMethod)
-        );
-        let props = Properties {
-            authentication_data: Some(Bytes::from_static(b"x")),
-            ..Properties::default()
-        };
-        assert_eq!(
-            encode(&props, PropertyContext::Auth),
-            Err(ProtocolError::AuthenticationDataWithoutMethod)
-        );
-    }
-
-    #[test]
-    fn response_topics_are_topic_names() {
-        assert_eq!(
-            decode(&[6, 0x08, 0, 3, b'a', b'/', b'#'], PropertyContext::Publish),
-            Err(ProtocolError::InvalidResponseTopic(
-                crate::topic::TopicError::WildcardInName
-            ))
-        );
-    }
-
-    #[test]
-    fn encoding_checks_context_and_values() {
-        let props = Properties {
-            topic_alias: Some(3),
-            ..Properties::default()
-        };
-        assert!(matches!(
-            encode(&props, PropertyContext::Will),
-            Err(ProtocolError::PropertyNotAllowed { .. })
-        ));
-        let props = Properties {
-            subscription_identifiers: vec![1, 2],
-            ..Properties::default()
-        };
-        assert_eq!(
-            encode(&props, PropertyContext::Subscribe),
-            Err(ProtocolError::DuplicateProperty(
-                PropertyId::SubscriptionIdentifier
-            ))
-        );
-        let props = Properties {
-            subscription_identifiers: vec![MAX_VARINT + 1],
-            ..Properties::default()
-        };
-        assert!(matches!(
-            encode(&props, PropertyContext::Publish),
-            Err(ProtocolError::InvalidPropertyValue { .. })
-        ));
-    }
-}
+#[path = "properties_tests.rs"]
+mod tests;

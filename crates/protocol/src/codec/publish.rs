@@ -5,15 +5,16 @@
 use bytes::BufMut;
 
 use super::primitives::{prefixed_len, put_string, Reader};
-use super::properties::{
-    decode_properties, encode_properties, properties_block_len, PropertyContext,
-};
+use super::properties::{encode_properties, properties_block_len, properties_if_v5};
+use super::property_rules::PropertyContext;
 use super::read_packet_id;
 use crate::error::ProtocolError;
 use crate::packet::{PacketType, Publish};
 use crate::topic::{TopicError, TopicName};
 use crate::types::{ProtocolVersion, QoS};
 
+// Inlined into `decode_packet`, see the note there.
+#[inline(always)]
 pub(crate) fn decode(
     r: &mut Reader,
     flags: u8,
@@ -30,11 +31,7 @@ pub(crate) fn decode(
     } else {
         Some(read_packet_id(r, PacketType::Publish, version)?)
     };
-    let properties = if version.is_v5() {
-        decode_properties(r, PropertyContext::Publish)?
-    } else {
-        Default::default()
-    };
+    let properties = properties_if_v5(r, version, PropertyContext::Publish)?;
     let topic = if topic.is_empty() && version.is_v5() {
         // A zero-length Topic Name stands for the name mapped to the Topic Alias; "It is a
         // Protocol Error if the Topic Name is zero length and there is no Topic Alias"
@@ -232,7 +229,7 @@ mod tests {
                     packet_type: PacketType::Publish,
                     version: ProtocolVersion::V3_1_1,
                 },
-                ReasonCode::MalformedPacket,
+                ReasonCode::ProtocolError,
             ),
             (
                 &[0x30, 5, 0, 3, b'a', b'/', b'+'],

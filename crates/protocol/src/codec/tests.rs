@@ -310,3 +310,27 @@ fn oversized_packets_are_not_encoded() {
     );
     assert!(buf.is_empty());
 }
+
+#[test]
+fn a_failed_connect_still_reveals_its_version() {
+    let mut bytes = encoded(&sample_connect(ProtocolVersion::V5), ProtocolVersion::V5);
+    // Set the reserved connect flag: byte 2 + 2 + 4 + 1 of the packet is the flags byte.
+    let flags_at = 2 + 2 + 4 + 1;
+    if let Some(flags) = bytes.get_mut(flags_at) {
+        *flags |= 1;
+    }
+    let mut decoder = Decoder::new(1024);
+    assert_eq!(
+        decoder.decode(&mut bytes),
+        Err(ProtocolError::ConnectReservedFlag)
+    );
+    assert_eq!(decoder.version(), Some(ProtocolVersion::V5));
+    // An unsupported level reveals nothing.
+    let mut decoder = Decoder::new(1024);
+    let mut bytes = BytesMut::from(&[0x10, 10, 0, 4, b'M', b'Q', b'T', b'T', 9, 2, 0, 0, 0, 0][..]);
+    assert!(matches!(
+        decoder.decode(&mut bytes),
+        Err(ProtocolError::UnsupportedProtocol { level: 9, .. })
+    ));
+    assert_eq!(decoder.version(), None);
+}
