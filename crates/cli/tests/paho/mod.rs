@@ -21,6 +21,21 @@ pub fn start_broker() -> BrokerProcess {
     BrokerProcess::start(&["tcp://127.0.0.1:0", "ws://127.0.0.1:0/mqtt"], &[])
 }
 
+/// A broker like [`start_broker`] whose configuration file holds `config_toml`; the file's
+/// directory is returned with it and must live as long as the broker.
+pub fn start_broker_with_config(config_toml: &str) -> (BrokerProcess, tempfile::TempDir) {
+    require_paho();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("broker.toml");
+    std::fs::write(&path, config_toml).expect("write the config file");
+    let config = path.to_str().expect("temp paths are UTF-8");
+    let broker = BrokerProcess::start(
+        &["tcp://127.0.0.1:0", "ws://127.0.0.1:0/mqtt"],
+        &["--config", config],
+    );
+    (broker, dir)
+}
+
 /// Plays `scenario` once over TCP and once over WebSocket against `broker`.
 pub fn play_over_both_transports(broker: &BrokerProcess, scenario: &str) {
     play(scenario, "tcp", broker.port(0));

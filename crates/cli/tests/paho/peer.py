@@ -3,6 +3,7 @@ connection with every callback turned into a queue the scenario reads with a bou
 and the few packet builders (properties, subscription options, reason codes) the scenarios
 share. Nothing here asserts protocol behaviour; the scenarios do."""
 
+import json
 import queue
 import select
 import subprocess
@@ -111,16 +112,22 @@ class Peer:
         self.disconnects.put(reason_code.value)
 
     def connect(self):
-        """Connects and waits for CONNACK; returns (session_present, reason, properties)."""
+        """Connects and waits for a successful CONNACK; returns (session_present, reason,
+        properties)."""
+        connack = self.try_connect()
+        check(connack[1] == 0, f"connection refused with reason {connack[1]:#x}")
+        return connack
+
+    def try_connect(self):
+        """Connects and waits for CONNACK, whatever its reason code; returns
+        (session_present, reason, properties)."""
         kwargs = {}
         if self.protocol == mqtt.MQTTv5:
             kwargs["clean_start"] = self.clean_start
             kwargs["properties"] = self.connect_properties
         self.client.connect(self.target.host, self.target.port, keepalive=30, **kwargs)
         self.client.loop_start()
-        connack = take(self.connacks, "CONNACK")
-        check(connack[1] == 0, f"connection refused with reason {connack[1]:#x}")
-        return connack
+        return take(self.connacks, "CONNACK")
 
     def subscribe(self, topic, qos=1, options=None, props=None):
         """Subscribes one filter and waits for its SUBACK; returns the reason codes."""
@@ -177,13 +184,12 @@ def take(source, what):
 
 def spawn_held_connection(target, client_id, protocol, will, session_expiry=None):
     """Starts a separate process that connects with `will` and then idles, so that killing it
-    loses the connection without a DISCONNECT, as a crashed device would. Returns the process
-    once its CONNACK arrived."""
+    loses the connection without a DISCONNECT, as a crashed device would. `will` has `topic`
+    and `payload`, optionally `delay` (seconds), `retain` and `user` (user properties, a list
+    of pairs). Returns the process once its CONNACK arrived."""
     args = [sys.executable, sys.argv[0], "hold-connection", "--host", target.host,
             "--port", str(target.port), "--transport", target.transport,
-            "--client-id", client_id, "--protocol", str(protocol),
-            "--will-topic", will["topic"], "--will-payload", will["payload"],
-            "--will-delay", str(will.get("delay", 0))]
+            "--client-id", client_id, "--protocol", str(protocol), "--will", json.dumps(will)]
     if session_expiry is not None:
         args += ["--session-expiry", str(session_expiry)]
     process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
@@ -195,15 +201,18 @@ def spawn_held_connection(target, client_id, protocol, will, session_expiry=None
     return process
 
 
-def hold_connection(target, client_id, protocol, will_topic, will_payload, will_delay,
-                    session_expiry):
+def hold_connection(target, client_id, protocol, will_json, session_expiry):
     """The body of the process started by `spawn_held_connection`."""
+    will = json.loads(will_json)
     will_props = None
     if protocol == mqtt.MQTTv5:
-        will_props = properties(PacketTypes.WILLMESSAGE, WillDelayInterval=will_delay)
+        will_props = properties(PacketTypes.WILLMESSAGE,
+                                WillDelayInterval=will.get("delay", 0))
+        if will.get("user"):
+            will_props.UserProperty = [tuple(pair) for pair in will["user"]]
     peer = Peer(target, client_id, protocol=protocol, session_expiry=session_expiry,
-                will={"topic": will_topic, "payload": will_payload, "qos": 1,
-                      "properties": will_props})
+                will={"topic": will["topic"], "payload": will["payload"], "qos": 1,
+                      "retain": will.get("retain", False), "properties": will_props})
     peer.connect()
     print("connected", flush=True)
     # Killed by the scenario long before this; the bound keeps a forgotten process from

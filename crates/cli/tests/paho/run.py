@@ -12,6 +12,8 @@ import traceback
 
 import paho.mqtt.client as mqtt
 
+import conformance_scenarios
+import raw_packets
 import v311_scenarios
 import v5_scenarios
 import v5_subscriptions
@@ -44,6 +46,9 @@ SCENARIOS = {
     "v311-empty-client-id": v311_scenarios.empty_client_id,
     "v311-takeover": v311_scenarios.takeover,
 }
+# Conformance scenarios are named after their normative statement, like their Rust tests.
+SCENARIOS.update({name: function for module in (raw_packets, conformance_scenarios)
+                  for name, function in vars(module).items() if name.startswith("mqtt_")})
 
 
 def main():
@@ -56,15 +61,12 @@ def main():
     # Only for the helper process of will scenarios.
     parser.add_argument("--client-id")
     parser.add_argument("--protocol", type=int, default=mqtt.MQTTv5)
-    parser.add_argument("--will-topic")
-    parser.add_argument("--will-payload")
-    parser.add_argument("--will-delay", type=int, default=0)
+    parser.add_argument("--will", help="the will, as JSON")
     parser.add_argument("--session-expiry", type=int)
     args = parser.parse_args()
     target = Target(args.host, args.port, args.transport, args.path)
     if args.scenario == "hold-connection":
-        hold_connection(target, args.client_id, args.protocol, args.will_topic,
-                        args.will_payload, args.will_delay, args.session_expiry)
+        hold_connection(target, args.client_id, args.protocol, args.will, args.session_expiry)
         return 0
     try:
         SCENARIOS[args.scenario](target)
