@@ -84,6 +84,60 @@ fn mqtt_3_14_1_1_disconnect_with_reserved_flags_is_malformed() {
     );
 }
 
+/// A QoS 2 shared message whose member lost its connection before PUBREC goes to no other
+/// member: it is completed when that member resumes, dropped if its session ended.
+#[test]
+fn mqtt_4_8_2_4_and_5_qos2_shared_message_stays_with_its_member() {
+    let broker = start_broker();
+    play(
+        "mqtt_4_8_2_4_and_5_qos2_shared_message_stays_with_its_member",
+        "tcp",
+        broker.port(0),
+    );
+}
+
+/// A Topic Alias of one connection is unknown on the next one of the same session.
+#[test]
+fn mqtt_3_3_2_7_topic_aliases_do_not_survive_a_reconnect() {
+    let broker = start_broker();
+    play(
+        "mqtt_3_3_2_7_topic_aliases_do_not_survive_a_reconnect",
+        "tcp",
+        broker.port(0),
+    );
+}
+
+/// A full Receive Maximum window holds back PUBLISH packets only: PINGREQ and SUBSCRIBE are
+/// answered, and the PUBACK releases the next PUBLISH.
+#[test]
+fn mqtt_3_3_4_10_a_full_window_holds_back_only_publishes() {
+    let broker = start_broker();
+    play(
+        "mqtt_3_3_4_10_a_full_window_holds_back_only_publishes",
+        "tcp",
+        broker.port(0),
+    );
+}
+
+/// A client that does not ask for Response Information gets none in CONNACK.
+#[test]
+fn mqtt_3_1_2_28_no_response_information_unless_requested() {
+    play_over_both_transports(
+        &start_broker(),
+        "mqtt_3_1_2_28_no_response_information_unless_requested",
+    );
+}
+
+/// With Request Problem Information 0, a PUBACK 0x10 carries no Reason String or User
+/// Property.
+#[test]
+fn mqtt_3_1_2_29_no_reason_string_on_acknowledgements() {
+    play_over_both_transports(
+        &start_broker(),
+        "mqtt_3_1_2_29_no_reason_string_on_acknowledgements",
+    );
+}
+
 /// A will with Will Retain 1 is retained, one with Will Retain 0 is not.
 #[test]
 fn mqtt_3_1_2_14_and_15_will_retain_flag() {

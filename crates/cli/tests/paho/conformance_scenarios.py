@@ -5,7 +5,11 @@ normalisation, and what a broker configured with Maximum QoS 1 and no retained m
 announces and refuses (those scenarios need `maximum_qos = 1` and `retain_available = false`
 in the broker's `[mqtt]` configuration)."""
 
-from peer import Peer, check, spawn_held_connection
+import queue
+
+from paho.mqtt.packettypes import PacketTypes
+
+from peer import Peer, check, properties, spawn_held_connection, take
 
 V5 = 5
 
@@ -94,6 +98,36 @@ def mqtt_4_7_3_4_topics_match_without_normalisation(target):
     check(got == [b"exact", b"precomposed"], f"matched {got}")
     pub.disconnect()
     sub.disconnect()
+
+
+def mqtt_3_1_2_28_no_response_information_unless_requested(target):
+    """A client that does not ask for Response Information gets none [MQTT-3.1.2-28]."""
+    for request in (None, 0):
+        connect_props = None
+        if request is not None:
+            connect_props = properties(PacketTypes.CONNECT, RequestResponseInformation=request)
+        peer = Peer(target, target.label("respinfo"), connect_properties=connect_props)
+        _, _, props = peer.connect()
+        check(getattr(props, "ResponseInformation", None) is None,
+              f"CONNACK carries Response Information {props}")
+        peer.disconnect()
+
+
+def mqtt_3_1_2_29_no_reason_string_on_acknowledgements(target):
+    """With Request Problem Information 0, acknowledgements carry no Reason String or User
+    Property, even when their reason code says something went wrong [MQTT-3.1.2-29]."""
+    peer = Peer(target, target.label("probinfo"),
+                connect_properties=properties(PacketTypes.CONNECT,
+                                              RequestProblemInformation=0))
+    acks = queue.Queue()
+    peer.client.on_publish = lambda _c, _u, _mid, code, props: acks.put((code.value, props))
+    peer.connect()
+    peer.client.publish(target.label("probinfo") + "/nobody", b"x", qos=1)
+    code, props = take(acks, "PUBACK")
+    check(code == 0x10, f"PUBACK {code:#x}, expected 0x10 No matching subscribers")
+    check(getattr(props, "ReasonString", None) is None, "PUBACK carries a Reason String")
+    check(not getattr(props, "UserProperty", None), "PUBACK carries User Properties")
+    peer.disconnect()
 
 
 def mqtt_3_2_2_9_maximum_qos_is_announced(target):

@@ -13,6 +13,7 @@ import traceback
 import paho.mqtt.client as mqtt
 
 import conformance_scenarios
+import raw_flows
 import raw_packets
 import v311_scenarios
 import v5_scenarios
@@ -47,7 +48,7 @@ SCENARIOS = {
     "v311-takeover": v311_scenarios.takeover,
 }
 # Conformance scenarios are named after their normative statement, like their Rust tests.
-SCENARIOS.update({name: function for module in (raw_packets, conformance_scenarios)
+SCENARIOS.update({name: function for module in (raw_packets, raw_flows, conformance_scenarios)
                   for name, function in vars(module).items() if name.startswith("mqtt_")})
 
 
