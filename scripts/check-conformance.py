@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Checks docs/conformance.md against the test suite: every test the table names must exist
 (as `file::test`, where `file` is the end of a `.rs` path under crates/ without `.rs`), and
-every test named after a normative statement (`fn mqtt_x_y_z_n_...`) must appear in the
-table. Prints what is wrong and exits 1, or prints a coverage summary and exits 0.
+every test named after a normative statement (`fn mqtt_x_y_z_n_...`, four numbers) must
+appear in the table. Prints what is wrong and exits 1, or prints a coverage summary and exits 0.
 
     python3 scripts/check-conformance.py
 """
@@ -16,6 +16,9 @@ TABLE = ROOT / "docs" / "conformance.md"
 
 TEST_FN = re.compile(r"#\[(?:tokio::)?test[^\]]*\]\s*(?:async\s+)?fn\s+(\w+)")
 REFERENCE = re.compile(r"`([\w/]+)::(\w+)`")
+# A test named after a statement: mqtt_ and the four numbers of an id, like mqtt_3_1_2_4_...
+# (mqtt_3_1_... alone names the protocol version 3.1, not a statement).
+STATEMENT_TEST = re.compile(r"^mqtt_\d+_\d+_\d+_\d+_")
 ROW = re.compile(r"^\| (MQTT-[\d.]+-\d+) \|")
 
 
@@ -43,7 +46,7 @@ def main():
         referenced.add(name)
     for file, names in sorted(tests.items()):
         for name in sorted(names):
-            if name.startswith("mqtt_") and name not in referenced:
+            if STATEMENT_TEST.match(name) and name not in referenced:
                 problems.append(f"crates/{file}.rs::{name} is named after a statement but "
                                 f"is not in {TABLE.name}")
     rows = [line for line in text.splitlines() if ROW.match(line)]
