@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::commands::lab::LabArgs;
 use crate::commands::publish::PubArgs;
 use crate::commands::subscribe::SubArgs;
 
@@ -30,6 +31,8 @@ pub enum Command {
     Pub(PubArgs),
     /// Subscribe and print messages: `mquictt sub --url quic://127.0.0.1 -t 'sensors/#' -v`.
     Sub(SubArgs),
+    /// Run the study's experiments on emulated links (needs root): `mquictt lab all --out DIR`.
+    Lab(LabArgs),
 }
 
 /// `mquictt broker`

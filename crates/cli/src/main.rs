@@ -50,6 +50,7 @@ fn main() -> ExitCode {
             Command::Sub(args) => commands::subscribe::run(args)
                 .await
                 .map_err(|e| e.to_string()),
+            Command::Lab(args) => commands::lab::run(args).await.map_err(|e| e.to_string()),
         }
     });
     match result {

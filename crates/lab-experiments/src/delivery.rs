@@ -1,0 +1,683 @@
+//! Experiment 2, delivery under the study's scenarios: for each scenario, link type, QoS and
+//! seed, one lab in which every (broker, transport) pair under test has its own publisher and
+//! subscriber hosts on the scenario's link type, side by side; the broker host sits behind an
+//! ideal link, so the pairs do not compete and each one's losses come from its own hosts'
+//! seeded loss streams. The publisher sends the scenario's message 100 times (one every
+//! 10 ms) through our broker or Mosquitto; the subscriber (on a wildcard filter) records
+//! when each sequence number first arrives. Reported per run: delivery ratio, duplicates,
+//! latency percentiles and completion time; across seeds: median and spread.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mquictt_client::{Client, ClientOptions, Message, QoS, Subscription};
+use mquictt_lab::{HostLink, Lab, LinkProfile, QueueLimit, Scenario, Topology};
+use tokio::sync::oneshot;
+
+use crate::brokers::{BrokerFiles, RunningBroker};
+use crate::connection::{lab_options, tempdir};
+use crate::error::ExperimentError;
+use crate::multistream;
+use crate::plot::{self, Labels, Series};
+use crate::run::ClientThread;
+use crate::settings::{Progress, Settings};
+use crate::stats::{format_value, Percentiles, Spread};
+use crate::table::Table;
+use crate::transports::{BrokerKind, Transport};
+use crate::workload::{sequence_number, Workload};
+
+/// Time between two publishes of a run.
+pub const PUBLISH_INTERVAL: Duration = Duration::from_millis(10);
+
+/// The QoS levels compared.
+pub const QOS_LEVELS: [QoS; 3] = [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce];
+
+/// One run of one (broker, transport) pair.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryRun {
+    /// Scenario key.
+    pub scenario: String,
+    /// Link type.
+    pub link: String,
+    /// QoS of the publishes and the subscription.
+    pub qos: u8,
+    /// Broker.
+    pub broker: BrokerKind,
+    /// Transport of both clients.
+    pub transport: Transport,
+    /// Seed of the lab's loss streams.
+    pub seed: u64,
+    /// Messages published.
+    pub sent: u32,
+    /// Distinct messages received.
+    pub delivered: u32,
+    /// Messages received more than once.
+    pub duplicates: u32,
+    /// Latency from publish call to arrival, ms, over the delivered messages.
+    pub latency: Percentiles,
+    /// From the first publish to the last message's arrival, ms; `NaN` when some were lost.
+    pub completion_ms: f64,
+    /// From the first publish to the last arrival, ms, whether or not all arrived.
+    pub span_ms: f64,
+    /// Payload bytes of the delivered messages.
+    pub delivered_bytes: u64,
+    /// Why the clients could not start (no connection within the deadline), if so.
+    pub failure: Option<String>,
+}
+
+impl DeliveryRun {
+    /// Delivered over sent.
+    pub fn ratio(&self) -> f64 {
+        if self.sent == 0 {
+            f64::NAN
+        } else {
+            f64::from(self.delivered) / f64::from(self.sent)
+        }
+    }
+}
+
+/// What the experiment produced.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DeliveryResults {
+    /// Every run.
+    pub runs: Vec<DeliveryRun>,
+    /// Labs the relay flagged as late.
+    pub flagged_runs: u32,
+    /// Pairs left out, with the reason.
+    pub left_out: Vec<String>,
+}
+
+/// The (broker, transport) pairs of this run.
+pub fn pairs(settings: &Settings, left_out: &mut Vec<String>) -> Vec<(BrokerKind, Transport)> {
+    let mut pairs = vec![
+        (BrokerKind::Mquictt, Transport::Tcp),
+        (BrokerKind::Mquictt, Transport::Tls13),
+        (BrokerKind::Mquictt, Transport::Quic),
+    ];
+    pairs.push((BrokerKind::Mquictt, Transport::QuicMultiStream));
+    if settings.mosquitto.is_some() {
+        pairs.push((BrokerKind::Mosquitto, Transport::Tcp));
+        pairs.push((BrokerKind::Mosquitto, Transport::Tls13));
+    } else {
+        left_out.push("Mosquitto rows: Mosquitto is not installed".to_owned());
+    }
+    pairs
+}
+
+/// Messages per run: the study's 100, or 20 when quick.
+fn message_count(settings: &Settings) -> u32 {
+    if settings.quick {
+        20
+    } else {
+        100
+    }
+}
+
+/// Runs the experiment and writes `delivery.csv`, `delivery_summary.csv` and the charts.
+pub fn run(settings: &Settings, progress: &dyn Progress) -> Result<DeliveryResults, ExperimentError> {
+    let scenarios = settings.selected_scenarios()?;
+    let mut plan: Vec<(&Scenario, &LinkProfile)> = Vec::new();
+    for scenario in &scenarios {
+        for link in settings.selected_links(scenario)? {
+            plan.push((scenario, link));
+        }
+    }
+    let qos_levels: Vec<QoS> = if settings.quick {
+        vec![QoS::AtLeastOnce]
+    } else {
+        QOS_LEVELS.to_vec()
+    };
+    let seeds = settings.seed_list();
+    let mut results = DeliveryResults::default();
+    let pairs = pairs(settings, &mut results.left_out);
+    progress.begin(
+        "delivery",
+        (plan.len() * qos_levels.len() * seeds.len()) as u64,
+    );
+    let work = tempdir(settings, "delivery")?;
+    let files = BrokerFiles::prepare(&work)?;
+    for (scenario, link) in &plan {
+        for &qos in &qos_levels {
+            for &seed in &seeds {
+                let spec = RunSpec {
+                    workload: Workload::for_scenario(&scenario.name),
+                    scenario: scenario.name.clone(),
+                    link: (*link).clone(),
+                    qos,
+                    seed,
+                    count: message_count(settings),
+                    drain: settings.drain_deadline(),
+                    interval: PUBLISH_INTERVAL,
+                    payload_size: None,
+                };
+                let (runs, flagged) = run_lab(settings, &files, &spec, &pairs)?;
+                if flagged {
+                    results.flagged_runs += 1;
+                    progress.note(&format!(
+                        "delivery {}/{} QoS {} seed {seed}: the relay ran late",
+                        scenario.name, link.name, qos as u8
+                    ));
+                }
+                results.runs.extend(runs);
+                progress.step(&format!("{}/{} QoS {} seed {seed}", scenario.name, link.name, qos as u8));
+            }
+        }
+    }
+    write_outputs(settings, &results)?;
+    progress.end("delivery");
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(results)
+}
+
+/// What one lab runs.
+#[derive(Debug, Clone)]
+pub(crate) struct RunSpec {
+    pub(crate) workload: Workload,
+    pub(crate) scenario: String,
+    pub(crate) link: LinkProfile,
+    pub(crate) qos: QoS,
+    pub(crate) seed: u64,
+    pub(crate) count: u32,
+    pub(crate) drain: Duration,
+    /// Time between publishes; zero publishes back to back.
+    pub(crate) interval: Duration,
+    /// A fixed payload size instead of the workload's message.
+    pub(crate) payload_size: Option<usize>,
+}
+
+impl RunSpec {
+    pub(crate) fn payload(&self, seq: u32) -> bytes::Bytes {
+        match self.payload_size {
+            Some(size) => crate::workload::sized_payload(seq, size),
+            None => self.workload.payload(seq),
+        }
+    }
+}
+
+pub(crate) fn run_lab(
+    settings: &Settings,
+    files: &BrokerFiles,
+    spec: &RunSpec,
+    pairs: &[(BrokerKind, Transport)],
+) -> Result<(Vec<DeliveryRun>, bool), ExperimentError> {
+    let client_link = HostLink::symmetric(spec.link.link_config(QueueLimit::default()));
+    let topology =
+        Topology::star(HostLink::default(), vec![client_link; 2 * pairs.len()]).with_seed(spec.seed);
+    let lab = Lab::start_with(topology, lab_options())?;
+    let mut brokers = Vec::new();
+    for kind in [BrokerKind::Mquictt, BrokerKind::Mosquitto] {
+        if pairs.iter().any(|(b, _)| *b == kind) {
+            brokers.push(RunningBroker::start(
+                kind,
+                lab.broker(),
+                files,
+                &settings.broker_program,
+                settings.mosquitto.as_deref(),
+            )?);
+        }
+    }
+    let tls = files.client_tls()?;
+    let mut threads = Vec::new();
+    for (k, &(broker, transport)) in pairs.iter().enumerate() {
+        let (publisher, subscriber) = match (lab.client(2 * k), lab.client(2 * k + 1)) {
+            (Some(p), Some(s)) => (p, s),
+            _ => return Err(ExperimentError::Client("missing client hosts".to_owned())),
+        };
+        let flow = Flow::new(spec.count);
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let options = FlowOptions {
+            url: broker.url(transport),
+            tls: transport.client_tls(tls.clone()),
+            transport,
+            id: k,
+            spec: spec.clone(),
+        };
+        let sub = {
+            let (flow, options) = (flow.clone(), options.clone());
+            ClientThread::spawn(subscriber, move || subscribe_side(options, flow, ready_tx))?
+        };
+        let publ = {
+            let (flow, options) = (flow.clone(), options.clone());
+            ClientThread::spawn(publisher, move || publish_side(options, flow, ready_rx))?
+        };
+        threads.push((broker, transport, flow, sub, publ));
+    }
+    let mut runs = Vec::new();
+    for (broker, transport, flow, sub, publ) in threads {
+        let publish_outcome = publ.join()?;
+        let subscribe_outcome = sub.join()?;
+        let failure = publish_outcome.err().or(subscribe_outcome.err());
+        runs.push(flow.summarise(spec, broker, transport, failure));
+    }
+    drop(brokers);
+    let stats = lab.finish()?;
+    Ok((runs, stats.is_flagged()))
+}
+
+/// How a pair's clients connect.
+#[derive(Debug, Clone)]
+pub(crate) struct FlowOptions {
+    pub(crate) url: String,
+    pub(crate) tls: mquictt_client::ClientTlsSettings,
+    pub(crate) transport: Transport,
+    pub(crate) id: usize,
+    pub(crate) spec: RunSpec,
+}
+
+impl FlowOptions {
+    fn client_options(&self, role: &str) -> Result<ClientOptions, String> {
+        Ok(ClientOptions::new(&self.url)
+            .map_err(|e| e.to_string())?
+            .client_id(format!("{role}-{}", self.id))
+            .tls(self.tls.clone())
+            // The session outlives a dropped connection, so QoS 1 and 2 messages survive
+            // reconnects as MQTT promises.
+            .session_expiry(Duration::from_secs(600))
+            .connect_timeout(Duration::from_secs(10)))
+    }
+}
+
+/// What the two sides of a pair share: when each message was sent and first received.
+#[derive(Debug, Clone)]
+pub(crate) struct Flow {
+    inner: Arc<Mutex<FlowState>>,
+}
+
+#[derive(Debug)]
+struct FlowState {
+    sent: Vec<Option<Instant>>,
+    received: Vec<Option<Instant>>,
+    duplicates: u32,
+    publishing_done: Option<Instant>,
+}
+
+impl Flow {
+    pub(crate) fn new(count: u32) -> Flow {
+        Flow {
+            inner: Arc::new(Mutex::new(FlowState {
+                sent: vec![None; count as usize],
+                received: vec![None; count as usize],
+                duplicates: 0,
+                publishing_done: None,
+            })),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, FlowState> {
+        // A panicking client thread leaves timestamps that are still valid.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn mark_sent(&self, seq: u32) {
+        if let Some(slot) = self.state().sent.get_mut(seq as usize) {
+            *slot = Some(Instant::now());
+        }
+    }
+
+    /// Records an arrival; returns whether every message has now arrived.
+    pub(crate) fn mark_received(&self, payload: &[u8]) -> bool {
+        let now = Instant::now();
+        let mut state = self.state();
+        if let Some(slot) = sequence_number(payload).and_then(|seq| state.received.get_mut(seq as usize)) {
+            if slot.is_some() {
+                state.duplicates += 1;
+            } else {
+                *slot = Some(now);
+            }
+        }
+        state.received.iter().all(Option::is_some)
+    }
+
+    /// Whether every message has arrived.
+    pub(crate) fn is_complete(&self) -> bool {
+        self.state().received.iter().all(Option::is_some)
+    }
+
+    /// Latencies of the delivered messages, ms.
+    pub(crate) fn latencies_ms(&self) -> Vec<f64> {
+        let state = self.state();
+        state
+            .sent
+            .iter()
+            .zip(&state.received)
+            .filter_map(|(s, r)| Some(r.as_ref()?.saturating_duration_since(*s.as_ref()?).as_secs_f64() * 1000.0))
+            .collect()
+    }
+
+    pub(crate) fn publishing_done(&self) {
+        self.state().publishing_done = Some(Instant::now());
+    }
+
+    /// Whether the receiver should stop waiting: publishing ended more than `drain` ago.
+    pub(crate) fn drained(&self, drain: Duration) -> bool {
+        self.state().publishing_done.is_some_and(|t| t.elapsed() > drain)
+    }
+
+    pub(crate) fn summarise(
+        &self,
+        spec: &RunSpec,
+        broker: BrokerKind,
+        transport: Transport,
+        failure: Option<String>,
+    ) -> DeliveryRun {
+        let state = self.state();
+        let latencies: Vec<f64> = state
+            .sent
+            .iter()
+            .zip(&state.received)
+            .filter_map(|(s, r)| Some(r.as_ref()?.saturating_duration_since(*s.as_ref()?).as_secs_f64() * 1000.0))
+            .collect();
+        let sent = state.sent.iter().filter(|s| s.is_some()).count() as u32;
+        let delivered = state.received.iter().filter(|r| r.is_some()).count() as u32;
+        let first = state.sent.iter().flatten().min().copied();
+        let last = state.received.iter().flatten().max().copied();
+        let complete = sent == spec.count && delivered == spec.count;
+        let completion_ms = match (first, last) {
+            (Some(first), Some(last)) if complete => {
+                last.saturating_duration_since(first).as_secs_f64() * 1000.0
+            }
+            _ => f64::NAN,
+        };
+        let span_ms = match (first, last) {
+            (Some(first), Some(last)) => last.saturating_duration_since(first).as_secs_f64() * 1000.0,
+            _ => f64::NAN,
+        };
+        let delivered_bytes = state
+            .received
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.is_some())
+            .map(|(seq, _)| spec.payload(seq as u32).len() as u64)
+            .sum();
+        DeliveryRun {
+            span_ms,
+            delivered_bytes,
+            scenario: spec.scenario.clone(),
+            link: spec.link.name.clone(),
+            qos: spec.qos as u8,
+            broker,
+            transport,
+            seed: spec.seed,
+            sent,
+            delivered,
+            duplicates: state.duplicates,
+            latency: Percentiles::of(&latencies),
+            completion_ms,
+            failure,
+        }
+    }
+}
+
+/// Connects, retrying until `budget` runs out (a lossy link can lose a whole handshake).
+pub(crate) async fn connect_within(
+    options: &FlowOptions,
+    role: &str,
+    budget: Duration,
+) -> Result<(Client, mquictt_client::Messages), String> {
+    let deadline = Instant::now() + budget;
+    loop {
+        match Client::connect(options.client_options(role)?).await {
+            Ok(pair) => return Ok(pair),
+            Err(e) if Instant::now() >= deadline => return Err(format!("{role}: {e}")),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// How long the clients may take to connect and subscribe: a lossy link can cost several
+/// handshake timeouts.
+pub(crate) const SETUP_BUDGET: Duration = Duration::from_secs(30);
+
+async fn subscribe_side(
+    options: FlowOptions,
+    flow: Flow,
+    ready: oneshot::Sender<()>,
+) -> Result<(), String> {
+    if options.transport == Transport::QuicMultiStream {
+        return multistream::subscribe_side(options, flow, ready).await;
+    }
+    let spec = &options.spec;
+    let (client, mut messages) = connect_within(&options, "sub", SETUP_BUDGET).await?;
+    let subscription =
+        Subscription::new(spec.workload.filter(), spec.qos).map_err(|e| e.to_string())?;
+    tokio::time::timeout(SETUP_BUDGET, client.subscribe(subscription))
+        .await
+        .map_err(|_| "sub: no SUBACK".to_owned())?
+        .map_err(|e| format!("sub: {e}"))?;
+    let _ = ready.send(());
+    loop {
+        match tokio::time::timeout(Duration::from_millis(50), messages.recv()).await {
+            Ok(Some(message)) => {
+                if flow.mark_received(&message.payload) {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(_) if flow.drained(spec.drain) => break,
+            Err(_) => {}
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), client.disconnect()).await;
+    Ok(())
+}
+
+async fn publish_side(
+    options: FlowOptions,
+    flow: Flow,
+    ready: oneshot::Receiver<()>,
+) -> Result<(), String> {
+    if options.transport == Transport::QuicMultiStream {
+        return multistream::publish_side(options, flow, ready).await;
+    }
+    let spec = &options.spec;
+    let connected = connect_within(&options, "pub", SETUP_BUDGET).await;
+    // The subscriber must be in place before the first message; it may fail to connect.
+    let subscribed = tokio::time::timeout(2 * SETUP_BUDGET, ready).await;
+    let (client, _messages) = match (connected, subscribed) {
+        (Ok(pair), Ok(Ok(()))) => pair,
+        (Err(e), _) => {
+            flow.publishing_done();
+            return Err(e);
+        }
+        (Ok(_), _) => {
+            flow.publishing_done();
+            return Err("sub: not subscribed in time".to_owned());
+        }
+    };
+    let mut ticker = tokio::time::interval(spec.interval.max(Duration::from_nanos(1)));
+    let mut handles = Vec::with_capacity(spec.count as usize);
+    for seq in 0..spec.count {
+        if !spec.interval.is_zero() {
+            ticker.tick().await;
+        }
+        let message = Message::new(spec.workload.topic(), spec.payload(seq))
+            .map_err(|e| e.to_string())?
+            .qos(spec.qos);
+        flow.mark_sent(seq);
+        handles.push(client.publish(message).map_err(|e| format!("pub: {e}"))?);
+    }
+    let deadline = tokio::time::Instant::now() + spec.drain;
+    for handle in handles {
+        if tokio::time::timeout_at(deadline, handle).await.is_err() {
+            break;
+        }
+    }
+    flow.publishing_done();
+    // Stay connected until the subscriber is done, so nothing in flight is cut off.
+    while !flow.drained(spec.drain) && !flow.is_complete() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), client.disconnect()).await;
+    Ok(())
+}
+
+fn qos_label(qos: u8) -> String {
+    format!("QoS {qos}")
+}
+
+/// The pair's label in tables and charts: transport, and the broker when it is not ours.
+pub fn pair_label(broker: BrokerKind, transport: Transport) -> String {
+    match broker {
+        BrokerKind::Mquictt => transport.label().to_owned(),
+        BrokerKind::Mosquitto => format!("{} (Mosquitto)", transport.label()),
+    }
+}
+
+fn write_outputs(settings: &Settings, results: &DeliveryResults) -> Result<(), ExperimentError> {
+    let out = &settings.out_dir;
+    runs_table(results).write_csv(&out.join("delivery.csv"))?;
+    summary_table(results).write_csv(&out.join("delivery_summary.csv"))?;
+    let mut left_out = Vec::new();
+    let pairs = pairs(settings, &mut left_out);
+    let groups = groups(results);
+    let categories: Vec<String> = groups
+        .iter()
+        .map(|(scenario, link, qos)| format!("{}/{link}/Q{qos}", short_scenario(scenario)))
+        .collect();
+    let series = |value: &dyn Fn(&DeliveryRun) -> f64| -> Vec<Series<f64>> {
+        pairs
+            .iter()
+            .map(|&(broker, transport)| Series {
+                name: pair_label(broker, transport),
+                values: groups
+                    .iter()
+                    .map(|(scenario, link, qos)| {
+                        Spread::of(
+                            results
+                                .runs
+                                .iter()
+                                .filter(|r| {
+                                    &r.scenario == scenario
+                                        && &r.link == link
+                                        && r.qos == *qos
+                                        && r.broker == broker
+                                        && r.transport == transport
+                                })
+                                .map(value),
+                        )
+                        .median
+                    })
+                    .collect(),
+            })
+            .collect()
+    };
+    plot::grouped_bars(
+        out,
+        "delivery_ratio",
+        &Labels::new("Delivery ratio (median over seeds)", "scenario / link / QoS", "delivered / sent"),
+        &categories,
+        &series(&|r| r.ratio()),
+    )?;
+    plot::grouped_bars(
+        out,
+        "delivery_latency_p99",
+        &Labels::new("99th percentile latency (median over seeds)", "scenario / link / QoS", "ms"),
+        &categories,
+        &series(&|r| r.latency.p99),
+    )
+}
+
+fn short_scenario(name: &str) -> &str {
+    match name {
+        "smart_home" => "home",
+        "printer_farm" => "farm",
+        "synthetic" => "synth",
+        other => other,
+    }
+}
+
+/// The (scenario, link, QoS) groups in order of first appearance.
+fn groups(results: &DeliveryResults) -> Vec<(String, String, u8)> {
+    let mut groups: Vec<(String, String, u8)> = Vec::new();
+    for r in &results.runs {
+        let key = (r.scenario.clone(), r.link.clone(), r.qos);
+        if !groups.contains(&key) {
+            groups.push(key);
+        }
+    }
+    groups
+}
+
+fn runs_table(results: &DeliveryResults) -> Table {
+    let mut table = Table::new(&[
+        "scenario", "link", "qos", "broker", "transport", "seed", "sent", "delivered",
+        "duplicates", "ratio", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms",
+        "latency_max_ms", "completion_ms", "failure",
+    ]);
+    for r in &results.runs {
+        table.push(vec![
+            r.scenario.clone(),
+            r.link.clone(),
+            r.qos.to_string(),
+            r.broker.label().to_owned(),
+            r.transport.label().to_owned(),
+            r.seed.to_string(),
+            r.sent.to_string(),
+            r.delivered.to_string(),
+            r.duplicates.to_string(),
+            format_value(r.ratio(), 3),
+            format_value(r.latency.p50, 2),
+            format_value(r.latency.p90, 2),
+            format_value(r.latency.p99, 2),
+            format_value(r.latency.max, 2),
+            format_value(r.completion_ms, 1),
+            r.failure.clone().unwrap_or_default(),
+        ]);
+    }
+    table
+}
+
+/// Median and spread (min-max) over seeds per scenario, link, QoS, broker and transport.
+pub fn summary_table(results: &DeliveryResults) -> Table {
+    let mut table = Table::new(&[
+        "scenario", "link", "qos", "pair", "seeds", "ratio_median", "ratio_min",
+        "p50_ms_median", "p99_ms_median", "p99_ms_min", "p99_ms_max", "completion_ms_median",
+        "completion_ms_min", "completion_ms_max", "complete_runs",
+    ]);
+    for (scenario, link, qos) in groups(results) {
+        let mut pairs: Vec<(BrokerKind, Transport)> = Vec::new();
+        for r in &results.runs {
+            if !pairs.contains(&(r.broker, r.transport)) {
+                pairs.push((r.broker, r.transport));
+            }
+        }
+        for (broker, transport) in pairs {
+            let runs: Vec<&DeliveryRun> = results
+                .runs
+                .iter()
+                .filter(|r| {
+                    r.scenario == scenario
+                        && r.link == link
+                        && r.qos == qos
+                        && r.broker == broker
+                        && r.transport == transport
+                })
+                .collect();
+            if runs.is_empty() {
+                continue;
+            }
+            let ratio = Spread::of(runs.iter().map(|r| r.ratio()));
+            let p50 = Spread::of(runs.iter().map(|r| r.latency.p50));
+            let p99 = Spread::of(runs.iter().map(|r| r.latency.p99));
+            let completion = Spread::of(runs.iter().map(|r| r.completion_ms));
+            table.push(vec![
+                scenario.clone(),
+                link.clone(),
+                qos_label(qos),
+                pair_label(broker, transport),
+                runs.len().to_string(),
+                format_value(ratio.median, 3),
+                format_value(ratio.min, 3),
+                format_value(p50.median, 1),
+                format_value(p99.median, 1),
+                format_value(p99.min, 1),
+                format_value(p99.max, 1),
+                format_value(completion.median, 0),
+                format_value(completion.min, 0),
+                format_value(completion.max, 0),
+                format!("{}/{}", completion.runs, runs.len()),
+            ]);
+        }
+    }
+    table
+}
