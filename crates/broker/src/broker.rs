@@ -99,12 +99,10 @@ impl Broker {
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::default());
         let stored = storage.load()?;
-        let journal = Arc::new(Journal::new(
-            storage,
-            config.max_storage_bytes,
-            metrics.clone(),
-        )
-        .map_err(StorageError::Io)?);
+        let journal = Arc::new(
+            Journal::new(storage, config.max_storage_bytes, metrics.clone())
+                .map_err(StorageError::Io)?,
+        );
         let mut router = Router::new(
             config.clone(),
             journal.clone(),

@@ -75,7 +75,9 @@ impl Engine for Redb {
             }
             for &seq in removed {
                 queued.remove(key("sub", seq).as_slice()).expect("remove");
-                in_flight.remove(key("sub", seq).as_slice()).expect("remove");
+                in_flight
+                    .remove(key("sub", seq).as_slice())
+                    .expect("remove");
             }
         }
         tx.commit().expect("commit");

@@ -139,7 +139,9 @@ fn put_string(out: &mut Vec<u8>, s: &str) {
 /// A message: format, expiry deadline, publisher, then the message as a PUBLISH packet.
 pub(crate) fn encode_message(message: &Message, clock: &WallClock, out: &mut Vec<u8>) {
     out.push(FORMAT);
-    let expires = message.expires_at.map_or(0, |at| clock.to_millis(at).max(1));
+    let expires = message
+        .expires_at
+        .map_or(0, |at| clock.to_millis(at).max(1));
     out.extend_from_slice(&expires.to_be_bytes());
     match &message.publisher {
         Some(client) => {
@@ -154,7 +156,9 @@ pub(crate) fn encode_message(message: &Message, clock: &WallClock, out: &mut Vec
         retain: message.retain,
         topic: message.topic.clone(),
         // The codec wants an identifier on QoS 1 and 2; it means nothing here.
-        packet_id: (message.qos != QoS::AtMostOnce).then(|| PacketId::new(1)).flatten(),
+        packet_id: (message.qos != QoS::AtMostOnce)
+            .then(|| PacketId::new(1))
+            .flatten(),
         properties: message.properties.clone(),
         payload: message.payload.clone(),
     };
@@ -228,9 +232,7 @@ pub(crate) fn decode_outgoing(bytes: &[u8], clock: &WallClock) -> Result<Outgoin
     let retain = reader.u8()? != 0;
     let shared = match reader.u8()? {
         0 => None,
-        _ => Some(
-            TopicFilter::new(reader.string()?).map_err(|e| damaged(format!("filter: {e}")))?,
-        ),
+        _ => Some(TopicFilter::new(reader.string()?).map_err(|e| damaged(format!("filter: {e}")))?),
     };
     let count = reader.u16()?;
     let subscription_identifiers = (0..count)

@@ -170,10 +170,7 @@ impl DurableStorage {
             .map_err(engine_error)?
         {
             let (client, expiry) = entry.map_err(engine_error)?;
-            let session = state
-                .sessions
-                .entry(client.value().to_owned())
-                .or_default();
+            let session = state.sessions.entry(client.value().to_owned()).or_default();
             session.expiry = std::time::Duration::from_millis(expiry.value());
         }
         for entry in tx
@@ -295,11 +292,7 @@ impl DurableStorage {
         Ok((state, bytes))
     }
 
-    fn apply(
-        &self,
-        tx: &redb::WriteTransaction,
-        changes: &[Change],
-    ) -> Result<i64, StorageError> {
+    fn apply(&self, tx: &redb::WriteTransaction, changes: &[Change]) -> Result<i64, StorageError> {
         let mut sessions = tx.open_table(SESSIONS).map_err(engine_error)?;
         let mut subscriptions = tx.open_table(SUBSCRIPTIONS).map_err(engine_error)?;
         let mut queued = tx.open_table(QUEUED).map_err(engine_error)?;
@@ -385,10 +378,7 @@ impl DurableStorage {
                         .map_err(engine_error)?;
                 }
                 Change::RemoveQueued { client_id, seq } => {
-                    if let Some(old) = queued
-                        .remove((&**client_id, *seq))
-                        .map_err(engine_error)?
-                    {
+                    if let Some(old) = queued.remove((&**client_id, *seq)).map_err(engine_error)? {
                         delta -= size(old.value().len());
                     }
                     in_flight

@@ -16,7 +16,12 @@ use mquictt_protocol::{PacketId, QoS, SubscriptionOptions, TopicFilter, TopicNam
 use mquictt_store::{DurableStorage, OnCorrupt, StoreError, STORE_FILE};
 
 fn message(topic: &str, payload: Vec<u8>, qos: QoS) -> Arc<Message> {
-    let mut m = Message::new(TopicName::new(topic).unwrap(), Bytes::from(payload), qos, false);
+    let mut m = Message::new(
+        TopicName::new(topic).unwrap(),
+        Bytes::from(payload),
+        qos,
+        false,
+    );
     m.publisher = Some("publisher".into());
     Arc::new(m)
 }
@@ -24,7 +29,11 @@ fn message(topic: &str, payload: Vec<u8>, qos: QoS) -> Arc<Message> {
 fn outgoing(n: u64) -> Outgoing {
     Outgoing {
         message: message("t/x", n.to_be_bytes().to_vec(), QoS::ExactlyOnce),
-        qos: if n % 2 == 0 { QoS::AtLeastOnce } else { QoS::ExactlyOnce },
+        qos: if n % 2 == 0 {
+            QoS::AtLeastOnce
+        } else {
+            QoS::ExactlyOnce
+        },
         retain: false,
         subscription_identifiers: vec![1],
         shared: None,
@@ -194,7 +203,11 @@ fn a_zero_filled_store_is_moved_aside_and_an_empty_one_opens() {
     let refused = DurableStorage::open(dir.path(), OnCorrupt::Refuse).unwrap_err();
     assert!(matches!(refused, StoreError::Corrupt { .. }), "{refused}");
     assert!(refused.to_string().contains("damaged"), "{refused}");
-    assert_eq!(std::fs::metadata(&file).unwrap().len(), len, "left in place");
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().len(),
+        len,
+        "left in place"
+    );
 
     let (store, moved) = DurableStorage::open(dir.path(), OnCorrupt::MoveAside).unwrap();
     let moved = moved.expect("the damaged file was moved aside");

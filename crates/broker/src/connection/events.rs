@@ -14,11 +14,11 @@ use tokio::sync::{oneshot, watch, Notify};
 
 use super::{Attached, Deferred, Driver, TAKEOVER_WAIT};
 use crate::connect;
-use crate::storage::{Change, CommitTicket};
 use crate::message::Message;
 use crate::metrics::Metrics;
 use crate::registry::Departure;
 use crate::router::{LinkParts, SubscribeRequest};
+use crate::storage::{Change, CommitTicket};
 
 impl<S> Driver<S>
 where
@@ -181,9 +181,7 @@ where
                     let _ = self.session.ack_incoming(packet_id, e.reason_code());
                 } else {
                     // 3.1.1 cannot refuse a message: the connection closes unacknowledged.
-                    let _ = self
-                        .session
-                        .disconnect(Disconnect::new(e.reason_code()));
+                    let _ = self.session.disconnect(Disconnect::new(e.reason_code()));
                 }
                 return;
             }

@@ -32,7 +32,7 @@ use crate::broker::{PeerInfo, Shared};
 use crate::message::ClientId;
 use crate::metrics::Metrics;
 use crate::registry::{ConnectionId, Departure};
-use crate::router::{Departing, DeliveryState, InFlight};
+use crate::router::{DeliveryState, Departing, InFlight};
 use crate::session::Outgoing;
 use crate::storage::{Change, CommitTicket, InFlightStage};
 

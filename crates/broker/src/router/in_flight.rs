@@ -64,14 +64,9 @@ pub(crate) fn resume_stored(
         };
         state.session.outbound.push(message);
         let shared = stored.outgoing.shared.is_some().then_some(stored.outgoing);
-        state.in_flight.insert(
-            packet_id,
-            InFlight {
-                seq,
-                stage,
-                shared,
-            },
-        );
+        state
+            .in_flight
+            .insert(packet_id, InFlight { seq, stage, shared });
     }
     (state, waiting)
 }
@@ -106,7 +101,10 @@ mod tests {
     fn sent_messages_resume_with_dup_and_their_identifier() {
         let queued = BTreeMap::from([
             (3, stored(QoS::AtLeastOnce, Some((7, InFlightStage::Sent)))),
-            (4, stored(QoS::ExactlyOnce, Some((8, InFlightStage::Released)))),
+            (
+                4,
+                stored(QoS::ExactlyOnce, Some((8, InFlightStage::Released))),
+            ),
             (5, stored(QoS::AtLeastOnce, None)),
         ]);
         let inbound = vec![PacketId::new(2).unwrap()];
@@ -121,6 +119,9 @@ mod tests {
             }
             other => panic!("unexpected outbound state {other:?}"),
         }
-        assert_eq!(state.in_flight.get(&PacketId::new(8).unwrap()).unwrap().seq, 4);
+        assert_eq!(
+            state.in_flight.get(&PacketId::new(8).unwrap()).unwrap().seq,
+            4
+        );
     }
 }

@@ -302,7 +302,9 @@ mod tests {
             true
         }
         fn stored_bytes(&self) -> u64 {
-            self.inner.load().map_or(0, |s| s.sessions.len() as u64 * 100)
+            self.inner
+                .load()
+                .map_or(0, |s| s.sessions.len() as u64 * 100)
         }
     }
 
@@ -347,7 +349,10 @@ mod tests {
         journal.record(session(2));
         journal.ticket().wait().await.unwrap();
         let state = storage.load().unwrap();
-        assert!(!state.sessions.contains_key("c1"), "nothing of a failed batch");
+        assert!(
+            !state.sessions.contains_key("c1"),
+            "nothing of a failed batch"
+        );
         assert!(state.sessions.contains_key("c2"));
     }
 
