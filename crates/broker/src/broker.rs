@@ -241,6 +241,10 @@ fn snapshot(shared: &Shared) -> SysSnapshot {
         bytes_sent: Metrics::get(&m.bytes_sent),
         subscriptions: router.subscription_count() as u64,
         retained: router.retained_count() as u64,
+        messages_dropped: Metrics::get(&m.messages_dropped),
+        storage_bytes: Metrics::get(&m.storage_bytes),
+        storage_commits: Metrics::get(&m.storage_commits),
+        storage_quota_refusals: Metrics::get(&m.storage_quota_refusals),
     }
 }
 

@@ -20,7 +20,8 @@ use mquictt_broker::message::Message;
 use mquictt_broker::storage::Change;
 use mquictt_broker::{BrokerConfig, Storage};
 use mquictt_protocol::{
-    Packet, Properties, ProtocolVersion, PubAck, Publish, QoS, ReasonCode, SubscriptionOptions, TopicName,
+    Packet, Properties, ProtocolVersion, PubAck, Publish, QoS, ReasonCode, SubscriptionOptions,
+    TopicName,
 };
 use mquictt_store::DurableStorage;
 use redb::backends::InMemoryBackend;
@@ -137,7 +138,11 @@ fn a_full_disk_fails_the_commit_and_keeps_what_was_committed() {
     store.commit(&[retained("kept/2", 100)]).unwrap();
     drop(store);
     let state = disk.storage().load().unwrap();
-    let mut topics: Vec<_> = state.retained.keys().map(|t| t.as_str().to_owned()).collect();
+    let mut topics: Vec<_> = state
+        .retained
+        .keys()
+        .map(|t| t.as_str().to_owned())
+        .collect();
     topics.sort();
     assert_eq!(topics, ["kept/1", "kept/2"], "nothing of the failed commit");
 }
@@ -221,8 +226,7 @@ async fn failed_writes_refuse_the_acknowledgement_and_recover() {
         Some(ReasonCode::UnspecifiedError),
         "MQTT 5 PUBREC says the message was not stored"
     );
-    let (mut v3, _) =
-        TestClient::connect(broker.addr, ProtocolVersion::V3_1_1, "p3", true).await;
+    let (mut v3, _) = TestClient::connect(broker.addr, ProtocolVersion::V3_1_1, "p3", true).await;
     assert_eq!(
         answer(&mut v3, publish(4, QoS::AtLeastOnce, 10)).await,
         None,

@@ -6,6 +6,7 @@
 //! the async runtime never waits for the disk. A store that is not durable is written inline
 //! and its tickets are complete at once. The journal also enforces the disk quota.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -14,6 +15,7 @@ use mquictt_protocol::ReasonCode;
 use tokio::sync::watch;
 
 use super::{Change, Storage, StorageError};
+use crate::message::ClientId;
 use crate::metrics::Metrics;
 
 /// Why the commit that a ticket waits for did not make its changes durable.
@@ -86,7 +88,11 @@ impl CommitTicket {
 
 #[derive(Debug)]
 struct Pending {
-    changes: Vec<Change>,
+    /// Changes in order; `None` where a change was cancelled before it was committed.
+    changes: Vec<Option<Change>>,
+    /// Positions of pending `Queued` and `InFlight` changes by (client, sequence number), so
+    /// that a message acknowledged before its commit never reaches the disk at all.
+    queued_at: HashMap<(ClientId, u64), Vec<usize>>,
     /// Bytes the pending changes add, for the quota until the store counts them.
     bytes: u64,
     /// Completes the batch that `changes` will be committed in.
@@ -96,6 +102,27 @@ struct Pending {
     /// Bytes of the batch being committed.
     committing_bytes: u64,
     stopping: bool,
+}
+
+impl Pending {
+    /// Cancels the pending changes of one queued message; true when its `Queued` was among
+    /// them, so the removal need not be written either.
+    fn cancel(&mut self, client_id: &ClientId, seq: u64) -> bool {
+        let Some(positions) = self.queued_at.remove(&(client_id.clone(), seq)) else {
+            return false;
+        };
+        let mut queued = false;
+        for position in positions {
+            if let Some(slot) = self.changes.get_mut(position) {
+                if let Some(change @ Change::Queued { .. }) = slot {
+                    queued = true;
+                    self.bytes = self.bytes.saturating_sub(change.added_bytes());
+                }
+                *slot = None;
+            }
+        }
+        queued
+    }
 }
 
 #[derive(Debug)]
@@ -142,6 +169,7 @@ impl Journal {
             metrics,
             pending: Mutex::new(Pending {
                 changes: Vec::new(),
+                queued_at: HashMap::new(),
                 bytes: 0,
                 signal,
                 last: None,
@@ -177,11 +205,29 @@ impl Journal {
             return;
         }
         let mut pending = self.shared.pending();
-        pending.bytes += change.added_bytes();
-        pending.changes.push(change);
-        if pending.changes.len() == 1 {
+        if pending.changes.is_empty() {
             self.shared.wake.notify_one();
         }
+        let position = pending.changes.len();
+        match &change {
+            Change::Queued { client_id, seq, .. } | Change::InFlight { client_id, seq, .. } => {
+                pending
+                    .queued_at
+                    .entry((client_id.clone(), *seq))
+                    .or_default()
+                    .push(position);
+            }
+            Change::RemoveQueued { client_id, seq } => {
+                if pending.cancel(client_id, *seq) {
+                    // Queued and acknowledged within one commit window: a subscriber that
+                    // keeps up costs the disk nothing.
+                    return;
+                }
+            }
+            _ => {}
+        }
+        pending.bytes += change.added_bytes();
+        pending.changes.push(Some(change));
     }
 
     /// A ticket covering every change recorded so far.
@@ -246,10 +292,19 @@ fn commit_loop(shared: &Shared) {
             let signal = std::mem::replace(&mut pending.signal, next);
             pending.last = Some(signal.subscribe());
             pending.committing_bytes = std::mem::take(&mut pending.bytes);
-            (std::mem::take(&mut pending.changes), signal)
+            pending.queued_at.clear();
+            let changes: Vec<Change> = std::mem::take(&mut pending.changes)
+                .into_iter()
+                .flatten()
+                .collect();
+            (changes, signal)
         };
         let started = Instant::now();
-        let result = shared.storage.commit(&changes);
+        let result = if changes.is_empty() {
+            Ok(())
+        } else {
+            shared.storage.commit(&changes)
+        };
         let metrics = &shared.metrics;
         Metrics::add(&metrics.storage_commits, 1);
         Metrics::add(&metrics.storage_changes, changes.len() as u64);
@@ -285,10 +340,13 @@ mod tests {
         inner: MemoryStorage,
         fail: AtomicBool,
         commits: Mutex<Vec<usize>>,
+        /// Held by a test to keep the committer inside `commit`.
+        gate: Mutex<()>,
     }
 
     impl Storage for FlakyStorage {
         fn commit(&self, changes: &[Change]) -> Result<(), StorageError> {
+            drop(self.gate.lock().unwrap());
             if self.fail.load(Ordering::SeqCst) {
                 return Err(StorageError::Io(std::io::Error::other("disk full")));
             }
@@ -372,6 +430,66 @@ mod tests {
         let refused = journal.admit().unwrap_err();
         assert_eq!(refused.reason_code(), ReasonCode::QuotaExceeded);
         assert_eq!(Metrics::get(&metrics.storage_quota_refusals), 1);
+    }
+
+    #[tokio::test]
+    async fn a_message_acknowledged_before_its_commit_never_reaches_the_disk() {
+        use crate::session::Outgoing;
+        use bytes::Bytes;
+        use mquictt_protocol::{PacketId, QoS, TopicName};
+        let storage = Arc::new(FlakyStorage::default());
+        let journal = Journal::new(storage.clone(), None, Arc::default()).unwrap();
+        let c = ClientId::from("c");
+        let outgoing = Outgoing {
+            message: Arc::new(crate::message::Message::new(
+                TopicName::new("t").unwrap(),
+                Bytes::from_static(b"x"),
+                QoS::AtLeastOnce,
+                false,
+            )),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            subscription_identifiers: Vec::new(),
+            shared: None,
+        };
+        // The committer is held in a first commit, so what follows gathers in one batch.
+        let gate = storage.gate.lock().unwrap();
+        journal.record(session(0));
+        while !journal.shared.pending().changes.is_empty() {
+            std::thread::yield_now();
+        }
+        journal.record(Change::Session {
+            client_id: c.clone(),
+            expiry: Duration::from_secs(9),
+        });
+        for seq in 0..2 {
+            journal.record(Change::Queued {
+                client_id: c.clone(),
+                seq,
+                outgoing: outgoing.clone(),
+            });
+        }
+        journal.record(Change::InFlight {
+            client_id: c.clone(),
+            seq: 0,
+            packet_id: PacketId::new(1).unwrap(),
+            stage: crate::storage::InFlightStage::Sent,
+        });
+        journal.record(Change::RemoveQueued {
+            client_id: c.clone(),
+            seq: 0,
+        });
+        let mut ticket = journal.ticket();
+        drop(gate);
+        ticket.wait().await.unwrap();
+        let state = storage.load().unwrap();
+        let queued = &state.sessions.get("c").unwrap().queued;
+        assert_eq!(queued.keys().copied().collect::<Vec<_>>(), [1]);
+        assert_eq!(
+            *storage.commits.lock().unwrap(),
+            [1, 2],
+            "message 0 was neither written nor removed"
+        );
     }
 
     #[test]
