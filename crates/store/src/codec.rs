@@ -50,7 +50,7 @@ impl WallClock {
     }
 
     /// Milliseconds since the Unix epoch of `at`.
-    pub(crate) fn to_millis(&self, at: Instant) -> u64 {
+    pub(crate) fn wall_millis(&self, at: Instant) -> u64 {
         let wall = if at >= self.instant {
             self.system + (at - self.instant)
         } else {
@@ -62,7 +62,7 @@ impl WallClock {
 
     /// The `Instant` of a wall-clock deadline, measured from now; a deadline in the past is
     /// now.
-    pub(crate) fn from_millis(&self, millis: u64) -> Instant {
+    pub(crate) fn instant_at(&self, millis: u64) -> Instant {
         let wall = UNIX_EPOCH + Duration::from_millis(millis);
         let now = SystemTime::now();
         let instant_now = Instant::now();
@@ -141,7 +141,7 @@ pub(crate) fn encode_message(message: &Message, clock: &WallClock, out: &mut Vec
     out.push(FORMAT);
     let expires = message
         .expires_at
-        .map_or(0, |at| clock.to_millis(at).max(1));
+        .map_or(0, |at| clock.wall_millis(at).max(1));
     out.extend_from_slice(&expires.to_be_bytes());
     match &message.publisher {
         Some(client) => {
@@ -198,7 +198,7 @@ pub(crate) fn decode_message(bytes: &[u8], clock: &WallClock) -> Result<Message,
         retain: publish.retain,
         properties: publish.properties,
         publisher,
-        expires_at: (expires != 0).then(|| clock.from_millis(expires)),
+        expires_at: (expires != 0).then(|| clock.instant_at(expires)),
     })
 }
 
@@ -291,7 +291,7 @@ pub(crate) fn decode_subscription(filter: &str, bytes: &[u8]) -> Result<Subscrip
 /// A pending will: when it is due, its delay and expiry, then the message.
 pub(crate) fn encode_will(will: &PendingWill, clock: &WallClock) -> Vec<u8> {
     let mut out = Vec::with_capacity(will.will.message.size() + 64);
-    out.extend_from_slice(&clock.to_millis(will.publish_at).to_be_bytes());
+    out.extend_from_slice(&clock.wall_millis(will.publish_at).to_be_bytes());
     let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     out.extend_from_slice(&millis(will.will.delay).to_be_bytes());
     match will.will.expiry {
@@ -308,7 +308,7 @@ pub(crate) fn encode_will(will: &PendingWill, clock: &WallClock) -> Vec<u8> {
 /// Reads a will written by [`encode_will`].
 pub(crate) fn decode_will(bytes: &[u8], clock: &WallClock) -> Result<PendingWill, RecordError> {
     let mut reader = Reader::new(bytes);
-    let publish_at = clock.from_millis(reader.u64()?);
+    let publish_at = clock.instant_at(reader.u64()?);
     let delay = Duration::from_millis(reader.u64()?);
     let expiry = match reader.u8()? {
         0 => None,

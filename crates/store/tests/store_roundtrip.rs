@@ -29,7 +29,7 @@ fn message(topic: &str, payload: Vec<u8>, qos: QoS) -> Arc<Message> {
 fn outgoing(n: u64) -> Outgoing {
     Outgoing {
         message: message("t/x", n.to_be_bytes().to_vec(), QoS::ExactlyOnce),
-        qos: if n % 2 == 0 {
+        qos: if n.is_multiple_of(2) {
             QoS::AtLeastOnce
         } else {
             QoS::ExactlyOnce
@@ -93,19 +93,19 @@ fn changes() -> Vec<Change> {
             }),
             _ => {}
         }
-        if seq % 17 == 0 {
+        if seq.is_multiple_of(17) {
             changes.push(Change::InboundAwaitingRelease {
                 client_id: client.clone(),
                 packet_id: PacketId::new((seq + 1) as u16).unwrap(),
             });
         }
-        if seq % 34 == 0 {
+        if seq.is_multiple_of(34) {
             changes.push(Change::RemoveInbound {
                 client_id: client,
                 packet_id: PacketId::new((seq + 1) as u16).unwrap(),
             });
         }
-        if seq % 50 == 0 {
+        if seq.is_multiple_of(50) {
             changes.push(Change::Retained(message(
                 &format!("r/{}", seq % 3),
                 vec![1; 10],

@@ -273,7 +273,7 @@ impl Router {
             if persisted {
                 self.record(Change::Will {
                     client_id: client_id.clone(),
-                    will: pending,
+                    will: Box::new(pending),
                 });
             }
         }

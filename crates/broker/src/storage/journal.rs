@@ -217,13 +217,9 @@ impl Journal {
                     .or_default()
                     .push(position);
             }
-            Change::RemoveQueued { client_id, seq } => {
-                if pending.cancel(client_id, *seq) {
-                    // Queued and acknowledged within one commit window: a subscriber that
-                    // keeps up costs the disk nothing.
-                    return;
-                }
-            }
+            // Queued and acknowledged within one commit window: a subscriber that keeps up
+            // costs the disk nothing.
+            Change::RemoveQueued { client_id, seq } if pending.cancel(client_id, *seq) => return,
             _ => {}
         }
         pending.bytes += change.added_bytes();

@@ -128,7 +128,7 @@ mod tests {
                 },
                 Change::Will {
                     client_id: c.clone(),
-                    will,
+                    will: Box::new(will),
                 },
                 Change::InboundAwaitingRelease {
                     client_id: c.clone(),

@@ -145,7 +145,7 @@ pub enum Change {
         /// Whose will.
         client_id: ClientId,
         /// The will and when it is due.
-        will: PendingWill,
+        will: Box<PendingWill>,
     },
     /// Removes a pending will (published or cancelled).
     RemoveWill {
@@ -290,7 +290,7 @@ impl StoredState {
             }
             Change::Will { client_id, will } => {
                 if let Some(s) = self.sessions.get_mut(&**client_id) {
-                    s.will = Some(will.clone());
+                    s.will = Some((**will).clone());
                 }
             }
             Change::RemoveWill { client_id } => {
