@@ -201,7 +201,8 @@ impl Broker {
 
     /// Graceful shutdown: refuses new connections, sends DISCONNECT 0x8B Server shutting down
     /// to MQTT 5 clients (3.1.1 clients are just closed), publishes the wills of the dropped
-    /// connections, and waits up to `shutdown_grace` for every connection to finish.
+    /// connections, waits up to `shutdown_grace` for every connection to finish, then for the
+    /// storage commit of what they left.
     pub async fn shutdown(&self) {
         self.shared.shutting_down.send_replace(true);
         self.shared.connection_slots.close();
@@ -220,6 +221,11 @@ impl Broker {
             .is_err()
         {
             tracing::warn!("shutdown grace period passed with connections still open");
+        }
+        // What the departing connections left (sessions, wills) is on disk before the process
+        // exits.
+        if let Err(e) = self.shared.journal.ticket().wait().await {
+            tracing::warn!(error = %e, "storage could not record the final state");
         }
     }
 
