@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use mquictt_protocol::codec::MAX_PACKET_SIZE;
 use mquictt_protocol::{
-    Connect, Disconnect, MqttString, Packet, PacketId, Properties, ProtocolVersion, PubAck,
-    Publish, QoS, ReasonCode, Subscribe, SubscriptionOptions, TopicFilter, TopicName,
+    Connect, Disconnect, MqttString, Packet, PacketId, Properties, PropertySet, ProtocolVersion,
+    PubAck, Publish, QoS, ReasonCode, Subscribe, SubscriptionOptions, TopicFilter, TopicName,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -113,10 +113,10 @@ impl Conn {
             buf: BytesMut::new(),
             version,
         };
-        let properties = Properties {
+        let properties = Properties::from(PropertySet {
             session_expiry_interval: version.is_v5().then_some(3600),
-            ..Properties::default()
-        };
+            ..PropertySet::default()
+        });
         conn.send(Packet::Connect(Box::new(Connect {
             protocol: version,
             clean_start,

@@ -20,8 +20,8 @@ use bytes::{Bytes, BytesMut};
 use mquictt_broker::{AllowAll, Broker, BrokerConfig, NoStorage, Storage};
 use mquictt_protocol::codec::MAX_PACKET_SIZE;
 use mquictt_protocol::{
-    Connect, MqttString, Packet, PacketId, Properties, ProtocolVersion, PubAck, Publish, QoS,
-    Subscribe, SubscriptionOptions, TopicFilter, TopicName,
+    Connect, MqttString, Packet, PacketId, Properties, PropertySet, ProtocolVersion, PubAck,
+    Publish, QoS, Subscribe, SubscriptionOptions, TopicFilter, TopicName,
 };
 use mquictt_store::{DurableStorage, OnCorrupt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -177,11 +177,11 @@ fn connect_packet(client_id: &str, clean_start: bool) -> Packet {
         will: None,
         username: None,
         password: None,
-        properties: Properties {
+        properties: Properties::from(PropertySet {
             session_expiry_interval: (!clean_start).then_some(3600),
             receive_maximum: Some(64),
-            ..Properties::default()
-        },
+            ..PropertySet::default()
+        }),
     }))
 }
 

@@ -351,7 +351,7 @@ pub(crate) fn decode_in_flight(bytes: &[u8]) -> Result<(PacketId, InFlightStage)
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use mquictt_protocol::{MqttString, Properties, TopicName};
+    use mquictt_protocol::{MqttString, Properties, PropertySet, TopicName};
 
     fn message() -> Message {
         Message {
@@ -359,14 +359,14 @@ mod tests {
             payload: Bytes::from_static(b"21.5"),
             qos: QoS::ExactlyOnce,
             retain: true,
-            properties: Properties {
+            properties: Properties::from(PropertySet {
                 content_type: Some(MqttString::new("text/plain").unwrap()),
                 user_properties: vec![(
                     MqttString::new("k").unwrap(),
                     MqttString::new("v").unwrap(),
                 )],
-                ..Properties::default()
-            },
+                ..PropertySet::default()
+            }),
             publisher: Some("sensor-3".into()),
             expires_at: None,
         }

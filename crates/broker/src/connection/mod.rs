@@ -430,16 +430,20 @@ where
     }
 }
 
-/// Removes from `state` the shared-subscription copies that were sent but never acknowledged
-/// (PUBLISH awaiting PUBACK or PUBREC), so they can go to another member of their group (4.8.2).
-/// A copy whose PUBREC arrived stays: the client has it.
+/// Removes from `state` the QoS 1 shared-subscription copies that were sent but never
+/// acknowledged, so they can go to another member of their group: the Server "MAY attempt to
+/// send the message to another Client as soon as it loses its connection to the first Client"
+/// (4.8.2). QoS 2 copies stay in the session: "the Server MUST complete the delivery of the
+/// message to that Client when it reconnects" [MQTT-4.8.2-4], and "If the Client's Session
+/// terminates before the Client reconnects, the Server MUST NOT send the Application Message
+/// to any other subscribed Client" [MQTT-4.8.2-5].
 fn take_shared_unacked(
     state: &mut SessionState,
     in_flight: &mut HashMap<PacketId, InFlight>,
 ) -> Vec<(u64, Outgoing)> {
     let mut taken = Vec::new();
     state.outbound.retain(|entry| match entry {
-        OutboundMessage::Publish(publish) => {
+        OutboundMessage::Publish(publish) if publish.qos == QoS::AtLeastOnce => {
             let shared = publish.packet_id.and_then(|id| {
                 let is_shared = in_flight.get(&id).is_some_and(|e| e.shared.is_some());
                 if is_shared {
@@ -460,7 +464,7 @@ fn take_shared_unacked(
                 _ => true,
             }
         }
-        OutboundMessage::Release(_) => true,
+        OutboundMessage::Publish(_) | OutboundMessage::Release(_) => true,
     });
     taken
 }
