@@ -88,13 +88,25 @@ pub struct DeliveryResults {
 }
 
 /// The (broker, transport) pairs of this run.
-pub fn pairs(settings: &Settings, left_out: &mut Vec<String>) -> Vec<(BrokerKind, Transport)> {
+pub fn pairs(
+    settings: &Settings,
+    multi_stream: bool,
+    left_out: &mut Vec<String>,
+) -> Vec<(BrokerKind, Transport)> {
     let mut pairs = vec![
         (BrokerKind::Mquictt, Transport::Tcp),
         (BrokerKind::Mquictt, Transport::Tls13),
         (BrokerKind::Mquictt, Transport::Quic),
     ];
-    pairs.push((BrokerKind::Mquictt, Transport::QuicMultiStream));
+    if multi_stream {
+        pairs.push((BrokerKind::Mquictt, Transport::QuicMultiStream));
+    } else {
+        left_out.push(
+            "QUIC multi-stream rows: this broker build does not answer a SUBSCRIBE on a QUIC \
+             data stream (multi-stream mode)"
+                .to_owned(),
+        );
+    }
     if settings.mosquitto.is_some() {
         pairs.push((BrokerKind::Mosquitto, Transport::Tcp));
         pairs.push((BrokerKind::Mosquitto, Transport::Tls13));
@@ -129,13 +141,14 @@ pub fn run(settings: &Settings, progress: &dyn Progress) -> Result<DeliveryResul
     };
     let seeds = settings.seed_list();
     let mut results = DeliveryResults::default();
-    let pairs = pairs(settings, &mut results.left_out);
+    let work = tempdir(settings, "delivery")?;
+    let files = BrokerFiles::prepare(&work)?;
+    let multi_stream = multistream::broker_supports(settings, &files)?;
+    let pairs = pairs(settings, multi_stream, &mut results.left_out);
     progress.begin(
         "delivery",
         (plan.len() * qos_levels.len() * seeds.len()) as u64,
     );
-    let work = tempdir(settings, "delivery")?;
-    let files = BrokerFiles::prepare(&work)?;
     for (scenario, link) in &plan {
         for &qos in &qos_levels {
             for &seed in &seeds {
@@ -252,6 +265,28 @@ pub(crate) fn run_lab(
     drop(brokers);
     let stats = lab.finish()?;
     Ok((runs, stats.is_flagged()))
+}
+
+/// A placeholder run for probes that need a [`FlowOptions`] but send no workload.
+pub(crate) fn probe_spec() -> RunSpec {
+    RunSpec {
+        workload: Workload::Synthetic,
+        scenario: "probe".to_owned(),
+        link: LinkProfile {
+            name: "ideal".to_owned(),
+            // 1 Gbit/s is a valid rate.
+            bandwidth: mquictt_lab::Bandwidth::from_bits_per_sec(1_000_000_000)
+                .unwrap_or_else(|| unreachable!("1 Gbit/s is not zero")),
+            delay: Duration::ZERO,
+            loss: mquictt_lab::Probability::ZERO,
+        },
+        qos: QoS::AtMostOnce,
+        seed: 0,
+        count: 0,
+        drain: Duration::ZERO,
+        interval: Duration::ZERO,
+        payload_size: None,
+    }
 }
 
 /// How a pair's clients connect.
@@ -439,7 +474,7 @@ async fn subscribe_side(
     let spec = &options.spec;
     let (client, mut messages) = connect_within(&options, "sub", SETUP_BUDGET).await?;
     let subscription =
-        Subscription::new(spec.workload.filter(), spec.qos).map_err(|e| e.to_string())?;
+        Subscription::new(spec.workload.filter_for(options.id), spec.qos).map_err(|e| e.to_string())?;
     tokio::time::timeout(SETUP_BUDGET, client.subscribe(subscription))
         .await
         .map_err(|_| "sub: no SUBACK".to_owned())?
@@ -490,7 +525,7 @@ async fn publish_side(
         if !spec.interval.is_zero() {
             ticker.tick().await;
         }
-        let message = Message::new(spec.workload.topic(), spec.payload(seq))
+        let message = Message::new(spec.workload.topic_for(options.id), spec.payload(seq))
             .map_err(|e| e.to_string())?
             .qos(spec.qos);
         flow.mark_sent(seq);
@@ -527,8 +562,12 @@ fn write_outputs(settings: &Settings, results: &DeliveryResults) -> Result<(), E
     let out = &settings.out_dir;
     runs_table(results).write_csv(&out.join("delivery.csv"))?;
     summary_table(results).write_csv(&out.join("delivery_summary.csv"))?;
-    let mut left_out = Vec::new();
-    let pairs = pairs(settings, &mut left_out);
+    let mut pairs: Vec<(BrokerKind, Transport)> = Vec::new();
+    for r in &results.runs {
+        if !pairs.contains(&(r.broker, r.transport)) {
+            pairs.push((r.broker, r.transport));
+        }
+    }
     let groups = groups(results);
     let categories: Vec<String> = groups
         .iter()

@@ -14,7 +14,13 @@ use tokio::io::WriteHalf;
 use tokio::sync::{oneshot, Mutex};
 
 use crate::delivery::{Flow, FlowOptions, SETUP_BUDGET};
+use crate::brokers::{BrokerFiles, RunningBroker};
+use crate::connection::lab_options;
+use crate::error::ExperimentError;
 use crate::probe::{publish_packet, write_packet, MqttLine, PacketReader, ProbeError};
+use crate::run::ClientThread;
+use crate::settings::Settings;
+use crate::transports::{BrokerKind, Transport};
 
 /// A connected multi-stream client: the control stream stays open (keep alive off, QUIC's
 /// own PINGs keep the connection) while data streams come and go.
@@ -96,7 +102,7 @@ pub(crate) async fn subscribe_side(
     let spec = options.spec.clone();
     let client = MultiStreamClient::connect(&options, &format!("sub-{}", options.id), SETUP_BUDGET).await?;
     let mut stream = client.data_stream().await?;
-    tokio::time::timeout(SETUP_BUDGET, stream.subscribe(spec.workload.filter(), spec.qos, 1))
+    tokio::time::timeout(SETUP_BUDGET, stream.subscribe(&spec.workload.filter_for(options.id), spec.qos, 1))
         .await
         .map_err(|_| "sub: no SUBACK".to_owned())?
         .map_err(|e| format!("sub: {e}"))?;
@@ -181,7 +187,7 @@ pub(crate) async fn publish_side(
         // Packet ids 1..=count: a run never has more than 65,535 messages.
         let id = u16::try_from(seq % 65_535 + 1).unwrap_or(1);
         let packet = publish_packet(
-            spec.workload.topic(),
+            &spec.workload.topic_for(options.id),
             spec.payload(seq),
             spec.qos,
             (spec.qos != QoS::AtMostOnce).then_some(id),
@@ -265,4 +271,49 @@ pub(crate) async fn receive_topic(
             Err(_) => {}
         }
     }
+}
+
+/// Whether our broker speaks multi-stream mode: a client subscribes on a data stream and
+/// publishes on another, and the message must come back on the first. Checked once per
+/// process in a lab of its own with ideal links.
+pub(crate) fn broker_supports(settings: &Settings, files: &BrokerFiles) -> Result<bool, ExperimentError> {
+    static SUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if let Some(&known) = SUPPORTED.get() {
+        return Ok(known);
+    }
+    let lab = mquictt_lab::Lab::start_with(
+        mquictt_lab::Topology::star(Default::default(), vec![Default::default()]),
+        lab_options(),
+    )?;
+    let broker = RunningBroker::start(BrokerKind::Mquictt, lab.broker(), files, &settings.broker_program, None)?;
+    let client_host = lab
+        .client(0)
+        .ok_or_else(|| ExperimentError::Client("no client host".to_owned()))?;
+    let options = FlowOptions {
+        url: BrokerKind::Mquictt.url(Transport::QuicMultiStream),
+        tls: Transport::QuicMultiStream.client_tls(files.client_tls()?),
+        transport: Transport::QuicMultiStream,
+        id: 0,
+        spec: crate::delivery::probe_spec(),
+    };
+    let supported = ClientThread::spawn(client_host, move || async move {
+        let attempt = async {
+            let client = MultiStreamClient::connect(&options, "multi-stream-probe", Duration::from_secs(5)).await?;
+            let mut sub = client.data_stream().await?;
+            sub.subscribe("probe/#", QoS::AtMostOnce, 1).await.map_err(|e| e.to_string())?;
+            let mut publ = client.data_stream().await?;
+            publ.publish_qos0("probe/1", Bytes::from_static(b"x")).await.map_err(|e| e.to_string())?;
+            loop {
+                if let Packet::Publish(_) = sub.recv().await.map_err(|e| e.to_string())? {
+                    client.close();
+                    return Ok::<bool, String>(true);
+                }
+            }
+        };
+        matches!(tokio::time::timeout(Duration::from_secs(5), attempt).await, Ok(Ok(true)))
+    })?
+    .join()?;
+    drop(broker);
+    lab.finish()?;
+    Ok(*SUPPORTED.get_or_init(|| supported))
 }

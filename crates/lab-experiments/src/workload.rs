@@ -45,6 +45,17 @@ impl Workload {
         }
     }
 
+    /// The topic of pair `pair` of a lab: the first level names the pair's own site (home,
+    /// hall...), so pairs sharing a broker never see each other's messages.
+    pub fn topic_for(self, pair: usize) -> String {
+        own_site(self.topic(), pair)
+    }
+
+    /// The subscriber filter of pair `pair`.
+    pub fn filter_for(self, pair: usize) -> String {
+        own_site(self.filter(), pair)
+    }
+
     /// Message number `seq` as JSON: the reading varies with `seq` so no two are alike.
     pub fn payload(self, seq: u32) -> Bytes {
         let wobble = f64::from(seq % 17) / 10.0;
@@ -73,6 +84,13 @@ impl Workload {
             }
         };
         Bytes::from(text)
+    }
+}
+
+fn own_site(name: &str, pair: usize) -> String {
+    match name.split_once('/') {
+        Some((first, rest)) => format!("{first}-{pair}/{rest}"),
+        None => format!("{name}-{pair}"),
     }
 }
 
@@ -118,6 +136,14 @@ mod tests {
         assert_eq!(sized_payload(5, 1024).len(), 1024);
         assert_eq!(sequence_number(&sized_payload(5, 1024)), Some(5));
         assert_eq!(sequence_number(b"no number"), None);
+    }
+
+    #[test]
+    fn pairs_get_disjoint_topics() {
+        let w = Workload::SmartHome;
+        assert_eq!(w.topic_for(3), "home-3/groundfloor/kitchen/temp");
+        assert!(mquictt_protocol::topic::matches_filter(&w.filter_for(3), &w.topic_for(3)));
+        assert!(!mquictt_protocol::topic::matches_filter(&w.filter_for(3), &w.topic_for(4)));
     }
 
     #[test]
