@@ -39,7 +39,14 @@ fn run_lab(experiment: &str) -> Option<(tempfile::TempDir, PathBuf)> {
     std::fs::write(&links, LINKS).unwrap();
     let out = dir.path().join("out");
     let output = Command::new(env!("CARGO_BIN_EXE_mquictt"))
-        .args(["lab", experiment, "--quick", "--scenario", "lossless", "--out"])
+        .args([
+            "lab",
+            experiment,
+            "--quick",
+            "--scenario",
+            "lossless",
+            "--out",
+        ])
         .arg(&out)
         .arg("--links-file")
         .arg(&links)
@@ -58,7 +65,12 @@ fn run_lab(experiment: &str) -> Option<(tempfile::TempDir, PathBuf)> {
 fn csv(path: &Path) -> Vec<HashMap<String, String>> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut lines = text.lines();
-    let header: Vec<String> = lines.next().unwrap().split(',').map(str::to_owned).collect();
+    let header: Vec<String> = lines
+        .next()
+        .unwrap()
+        .split(',')
+        .map(str::to_owned)
+        .collect();
     lines
         .map(|line| {
             header
@@ -94,7 +106,14 @@ fn connection_cost_respects_round_trips() {
     let Some((_dir, out)) = run_lab("conn") else {
         return;
     };
-    assert_charts(&out, &["connection_connack", "connection_round_trips", "connection_bytes"]);
+    assert_charts(
+        &out,
+        &[
+            "connection_connack",
+            "connection_round_trips",
+            "connection_bytes",
+        ],
+    );
     assert!(report(&out).contains("## 1. Connection cost"));
     let rows = csv(&out.join("connection.csv"));
     let by_transport: HashMap<String, &HashMap<String, String>> =
@@ -130,7 +149,10 @@ fn connection_cost_respects_round_trips() {
         number(zero, "connack_ms") < number(quic, "connack_ms"),
         "0-RTT reached CONNACK no sooner than 1-RTT"
     );
-    assert!(number(by_transport["TLS 1.2"], "connected_bytes") > number(by_transport["TCP"], "connected_bytes"));
+    assert!(
+        number(by_transport["TLS 1.2"], "connected_bytes")
+            > number(by_transport["TCP"], "connected_bytes")
+    );
     assert!(csv(&out.join("connection_summary.csv")).len() == 5);
 }
 
@@ -153,7 +175,8 @@ fn delivery_on_a_lossless_link_delivers_everything() {
     }
     for transport in ["TCP", "TLS 1.3", "QUIC"] {
         assert!(
-            rows.iter().any(|r| r["transport"] == transport && r["broker"] == "mquictt"),
+            rows.iter()
+                .any(|r| r["transport"] == transport && r["broker"] == "mquictt"),
             "no {transport} row"
         );
     }
@@ -170,7 +193,10 @@ fn loss_sweep_measures_throughput_and_head_of_line_latency() {
     let rows = csv(&out.join("sweep_throughput.csv"));
     assert_eq!(rows.len(), 4, "two loss levels x TCP and QUIC: {rows:?}");
     for row in &rows {
-        assert_eq!(row["delivered"], row["sent"], "QoS 1 lost messages: {row:?}");
+        assert_eq!(
+            row["delivered"], row["sent"],
+            "QoS 1 lost messages: {row:?}"
+        );
         let rate = number(row, "mb_per_min");
         // Never faster than the 10 Mbit/s link: 75 MB/min.
         assert!(rate > 0.0 && rate <= 75.0, "{row:?}");

@@ -41,7 +41,9 @@ fn main() -> ExitCode {
 
 async fn run() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
-    let url = args.next().ok_or("usage: mqtt_client URL [--cafile FILE] (--subscribe FILTER | --publish TOPIC MESSAGE)")?;
+    let url = args.next().ok_or(
+        "usage: mqtt_client URL [--cafile FILE] (--subscribe FILTER | --publish TOPIC MESSAGE)",
+    )?;
     let mut cafile: Option<PathBuf> = None;
     let mut action = None;
     while let Some(arg) = args.next() {
@@ -58,8 +60,8 @@ async fn run() -> Result<(), String> {
     }
     let mut options = ClientOptions::new(&url).map_err(|e| e.to_string())?;
     if let Some(cafile) = cafile {
-        options = options
-            .tls(ClientTlsSettings::trusting_ca_file(&cafile).map_err(|e| e.to_string())?);
+        options =
+            options.tls(ClientTlsSettings::trusting_ca_file(&cafile).map_err(|e| e.to_string())?);
     }
     let (client, mut messages) = Client::connect(options).await.map_err(|e| e.to_string())?;
     match action.ok_or("give --subscribe or --publish")? {

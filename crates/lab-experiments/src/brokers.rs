@@ -239,7 +239,9 @@ fn wait_for_ports(ports: &[u16]) -> Result<(), String> {
         let addr = SocketAddr::new(BROKER_ADDR.into(), port);
         while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
             if Instant::now() > deadline {
-                return Err(format!("port {port} not listening within {START_TIMEOUT:?}"));
+                return Err(format!(
+                    "port {port} not listening within {START_TIMEOUT:?}"
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         }

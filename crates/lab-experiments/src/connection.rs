@@ -74,15 +74,25 @@ pub struct ConnectionResults {
 }
 
 /// Runs the experiment and writes `connection.csv`, `connection_summary.csv` and the charts.
-pub fn run(settings: &Settings, progress: &dyn Progress) -> Result<ConnectionResults, ExperimentError> {
+pub fn run(
+    settings: &Settings,
+    progress: &dyn Progress,
+) -> Result<ConnectionResults, ExperimentError> {
     let scenario = settings
         .selected_scenarios()?
         .into_iter()
         .next()
         .ok_or_else(|| ExperimentError::Selection("no scenario selected".to_owned()))?;
     let links = settings.selected_links(scenario)?;
-    let repetitions: u32 = if settings.quick { 1 } else { settings.seeds.max(1) + 2 };
-    progress.begin("connection cost", links.len() as u64 * u64::from(repetitions));
+    let repetitions: u32 = if settings.quick {
+        1
+    } else {
+        settings.seeds.max(1) + 2
+    };
+    progress.begin(
+        "connection cost",
+        links.len() as u64 * u64::from(repetitions),
+    );
     let work = tempdir(settings, "connection")?;
     let files = BrokerFiles::prepare(&work)?;
     let mut results = ConnectionResults::default();
@@ -106,7 +116,10 @@ pub fn run(settings: &Settings, progress: &dyn Progress) -> Result<ConnectionRes
     Ok(results)
 }
 
-pub(crate) fn tempdir(settings: &Settings, name: &str) -> Result<std::path::PathBuf, ExperimentError> {
+pub(crate) fn tempdir(
+    settings: &Settings,
+    name: &str,
+) -> Result<std::path::PathBuf, ExperimentError> {
     let dir = settings.out_dir.join(format!(".work-{name}"));
     std::fs::create_dir_all(&dir).map_err(|e| ExperimentError::io(&dir, e))?;
     Ok(dir)
@@ -121,7 +134,8 @@ fn run_one(
 ) -> Result<(Vec<ConnectionSample>, bool), ExperimentError> {
     let lossless = link.with_loss(Probability::ZERO);
     let client_link = HostLink::symmetric(lossless.link_config(QueueLimit::default()));
-    let topology = Topology::star(HostLink::default(), vec![client_link]).with_seed(u64::from(repetition));
+    let topology =
+        Topology::star(HostLink::default(), vec![client_link]).with_seed(u64::from(repetition));
     let lab = Lab::start_with(topology, lab_options())?;
     let broker = RunningBroker::start(
         BrokerKind::Mquictt,
@@ -132,10 +146,14 @@ fn run_one(
     )?;
     let (arrivals_tx, arrivals_rx) = mpsc::unbounded_channel();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let subscriber = ClientThread::spawn(lab.broker(), move || local_subscriber(ready_tx, arrivals_tx))?;
+    let subscriber = ClientThread::spawn(lab.broker(), move || {
+        local_subscriber(ready_tx, arrivals_tx)
+    })?;
     ready_rx
         .recv_timeout(Duration::from_secs(10))
-        .map_err(|_| ExperimentError::Client("the local subscriber did not subscribe".to_owned()))?;
+        .map_err(|_| {
+            ExperimentError::Client("the local subscriber did not subscribe".to_owned())
+        })?;
 
     let rtt = 2 * link.delay;
     let tls = files.client_tls()?;
@@ -183,7 +201,8 @@ async fn local_subscriber(
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let mut line = MqttLine::new(stream);
-    line.connect("local-subscriber", Duration::from_secs(600)).await?;
+    line.connect("local-subscriber", Duration::from_secs(600))
+        .await?;
     line.subscribe(TOPIC, QoS::AtMostOnce, 1).await?;
     let _ = ready.send(());
     loop {
@@ -239,7 +258,9 @@ async fn measure(
         .await
         .ok()
         .flatten()
-        .ok_or_else(|| ProbeError::Invalid("the PUBLISH never reached the subscriber".to_owned()))?;
+        .ok_or_else(|| {
+            ProbeError::Invalid("the PUBLISH never reached the subscriber".to_owned())
+        })?;
     let first_publish = arrival.saturating_duration_since(start);
     let zero_rtt_accepted = match &connected.quic {
         Some(quic) if transport == Transport::QuicZeroRtt => Some(
@@ -416,10 +437,22 @@ pub fn median_of(
 
 fn samples_table(results: &ConnectionResults) -> Table {
     let mut table = Table::new(&[
-        "link", "transport", "repetition", "rtt_ms", "secure_ms", "connack_ms",
-        "first_publish_ms", "connected_bytes", "connected_packets", "published_bytes",
-        "published_packets", "subscribed_bytes", "subscribed_packets", "disconnected_bytes",
-        "disconnected_packets", "zero_rtt_accepted",
+        "link",
+        "transport",
+        "repetition",
+        "rtt_ms",
+        "secure_ms",
+        "connack_ms",
+        "first_publish_ms",
+        "connected_bytes",
+        "connected_packets",
+        "published_bytes",
+        "published_packets",
+        "subscribed_bytes",
+        "subscribed_packets",
+        "disconnected_bytes",
+        "disconnected_packets",
+        "zero_rtt_accepted",
     ]);
     for s in &results.samples {
         let mut row = vec![
@@ -444,9 +477,20 @@ fn samples_table(results: &ConnectionResults) -> Table {
 /// Medians per link and transport, with round trips (time divided by the path's RTT).
 pub fn summary_table(results: &ConnectionResults) -> Table {
     let mut table = Table::new(&[
-        "link", "transport", "runs", "secure_ms", "connack_ms", "first_publish_ms",
-        "secure_rtts", "connack_rtts", "first_publish_rtts", "connected_bytes",
-        "connected_packets", "published_bytes", "subscribed_bytes", "disconnected_bytes",
+        "link",
+        "transport",
+        "runs",
+        "secure_ms",
+        "connack_ms",
+        "first_publish_ms",
+        "secure_rtts",
+        "connack_rtts",
+        "first_publish_rtts",
+        "connected_bytes",
+        "connected_packets",
+        "published_bytes",
+        "subscribed_bytes",
+        "disconnected_bytes",
     ]);
     for link in link_names(results) {
         for transport in Transport::CONNECTION {
@@ -458,7 +502,8 @@ pub fn summary_table(results: &ConnectionResults) -> Table {
             if runs == 0 {
                 continue;
             }
-            let m = |value: fn(&ConnectionSample) -> f64| median_of(results, &link, transport, value);
+            let m =
+                |value: fn(&ConnectionSample) -> f64| median_of(results, &link, transport, value);
             table.push(vec![
                 link.clone(),
                 transport.label().to_owned(),

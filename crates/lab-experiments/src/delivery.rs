@@ -126,7 +126,10 @@ fn message_count(settings: &Settings) -> u32 {
 }
 
 /// Runs the experiment and writes `delivery.csv`, `delivery_summary.csv` and the charts.
-pub fn run(settings: &Settings, progress: &dyn Progress) -> Result<DeliveryResults, ExperimentError> {
+pub fn run(
+    settings: &Settings,
+    progress: &dyn Progress,
+) -> Result<DeliveryResults, ExperimentError> {
     let scenarios = settings.selected_scenarios()?;
     let mut plan: Vec<(&Scenario, &LinkProfile)> = Vec::new();
     for scenario in &scenarios {
@@ -172,7 +175,10 @@ pub fn run(settings: &Settings, progress: &dyn Progress) -> Result<DeliveryResul
                     ));
                 }
                 results.runs.extend(runs);
-                progress.step(&format!("{}/{} QoS {} seed {seed}", scenario.name, link.name, qos as u8));
+                progress.step(&format!(
+                    "{}/{} QoS {} seed {seed}",
+                    scenario.name, link.name, qos as u8
+                ));
             }
         }
     }
@@ -214,8 +220,8 @@ pub(crate) fn run_lab(
     pairs: &[(BrokerKind, Transport)],
 ) -> Result<(Vec<DeliveryRun>, bool), ExperimentError> {
     let client_link = HostLink::symmetric(spec.link.link_config(QueueLimit::default()));
-    let topology =
-        Topology::star(HostLink::default(), vec![client_link; 2 * pairs.len()]).with_seed(spec.seed);
+    let topology = Topology::star(HostLink::default(), vec![client_link; 2 * pairs.len()])
+        .with_seed(spec.seed);
     let lab = Lab::start_with(topology, lab_options())?;
     let mut brokers = Vec::new();
     for kind in [BrokerKind::Mquictt, BrokerKind::Mosquitto] {
@@ -353,7 +359,9 @@ impl Flow {
     pub(crate) fn mark_received(&self, payload: &[u8]) -> bool {
         let now = Instant::now();
         let mut state = self.state();
-        if let Some(slot) = sequence_number(payload).and_then(|seq| state.received.get_mut(seq as usize)) {
+        if let Some(slot) =
+            sequence_number(payload).and_then(|seq| state.received.get_mut(seq as usize))
+        {
             if slot.is_some() {
                 state.duplicates += 1;
             } else {
@@ -375,7 +383,14 @@ impl Flow {
             .sent
             .iter()
             .zip(&state.received)
-            .filter_map(|(s, r)| Some(r.as_ref()?.saturating_duration_since(*s.as_ref()?).as_secs_f64() * 1000.0))
+            .filter_map(|(s, r)| {
+                Some(
+                    r.as_ref()?
+                        .saturating_duration_since(*s.as_ref()?)
+                        .as_secs_f64()
+                        * 1000.0,
+                )
+            })
             .collect()
     }
 
@@ -385,7 +400,9 @@ impl Flow {
 
     /// Whether the receiver should stop waiting: publishing ended more than `drain` ago.
     pub(crate) fn drained(&self, drain: Duration) -> bool {
-        self.state().publishing_done.is_some_and(|t| t.elapsed() > drain)
+        self.state()
+            .publishing_done
+            .is_some_and(|t| t.elapsed() > drain)
     }
 
     pub(crate) fn summarise(
@@ -400,7 +417,14 @@ impl Flow {
             .sent
             .iter()
             .zip(&state.received)
-            .filter_map(|(s, r)| Some(r.as_ref()?.saturating_duration_since(*s.as_ref()?).as_secs_f64() * 1000.0))
+            .filter_map(|(s, r)| {
+                Some(
+                    r.as_ref()?
+                        .saturating_duration_since(*s.as_ref()?)
+                        .as_secs_f64()
+                        * 1000.0,
+                )
+            })
             .collect();
         let sent = state.sent.iter().filter(|s| s.is_some()).count() as u32;
         let delivered = state.received.iter().filter(|r| r.is_some()).count() as u32;
@@ -414,7 +438,9 @@ impl Flow {
             _ => f64::NAN,
         };
         let span_ms = match (first, last) {
-            (Some(first), Some(last)) => last.saturating_duration_since(first).as_secs_f64() * 1000.0,
+            (Some(first), Some(last)) => {
+                last.saturating_duration_since(first).as_secs_f64() * 1000.0
+            }
             _ => f64::NAN,
         };
         let delivered_bytes = state
@@ -473,8 +499,8 @@ async fn subscribe_side(
     }
     let spec = &options.spec;
     let (client, mut messages) = connect_within(&options, "sub", SETUP_BUDGET).await?;
-    let subscription =
-        Subscription::new(spec.workload.filter_for(options.id), spec.qos).map_err(|e| e.to_string())?;
+    let subscription = Subscription::new(spec.workload.filter_for(options.id), spec.qos)
+        .map_err(|e| e.to_string())?;
     tokio::time::timeout(SETUP_BUDGET, client.subscribe(subscription))
         .await
         .map_err(|_| "sub: no SUBACK".to_owned())?
@@ -603,14 +629,22 @@ fn write_outputs(settings: &Settings, results: &DeliveryResults) -> Result<(), E
     plot::grouped_bars(
         out,
         "delivery_ratio",
-        &Labels::new("Delivery ratio (median over seeds)", "scenario / link / QoS", "delivered / sent"),
+        &Labels::new(
+            "Delivery ratio (median over seeds)",
+            "scenario / link / QoS",
+            "delivered / sent",
+        ),
         &categories,
         &series(&|r| r.ratio()),
     )?;
     plot::grouped_bars(
         out,
         "delivery_latency_p99",
-        &Labels::new("99th percentile latency (median over seeds)", "scenario / link / QoS", "ms"),
+        &Labels::new(
+            "99th percentile latency (median over seeds)",
+            "scenario / link / QoS",
+            "ms",
+        ),
         &categories,
         &series(&|r| r.latency.p99),
     )
@@ -639,9 +673,22 @@ fn groups(results: &DeliveryResults) -> Vec<(String, String, u8)> {
 
 fn runs_table(results: &DeliveryResults) -> Table {
     let mut table = Table::new(&[
-        "scenario", "link", "qos", "broker", "transport", "seed", "sent", "delivered",
-        "duplicates", "ratio", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms",
-        "latency_max_ms", "completion_ms", "failure",
+        "scenario",
+        "link",
+        "qos",
+        "broker",
+        "transport",
+        "seed",
+        "sent",
+        "delivered",
+        "duplicates",
+        "ratio",
+        "latency_p50_ms",
+        "latency_p90_ms",
+        "latency_p99_ms",
+        "latency_max_ms",
+        "completion_ms",
+        "failure",
     ]);
     for r in &results.runs {
         table.push(vec![
@@ -669,9 +716,21 @@ fn runs_table(results: &DeliveryResults) -> Table {
 /// Median and spread (min-max) over seeds per scenario, link, QoS, broker and transport.
 pub fn summary_table(results: &DeliveryResults) -> Table {
     let mut table = Table::new(&[
-        "scenario", "link", "qos", "pair", "seeds", "ratio_median", "ratio_min",
-        "p50_ms_median", "p99_ms_median", "p99_ms_min", "p99_ms_max", "completion_ms_median",
-        "completion_ms_min", "completion_ms_max", "complete_runs",
+        "scenario",
+        "link",
+        "qos",
+        "pair",
+        "seeds",
+        "ratio_median",
+        "ratio_min",
+        "p50_ms_median",
+        "p99_ms_median",
+        "p99_ms_min",
+        "p99_ms_max",
+        "completion_ms_median",
+        "completion_ms_min",
+        "completion_ms_max",
+        "complete_runs",
     ]);
     for (scenario, link, qos) in groups(results) {
         let mut pairs: Vec<(BrokerKind, Transport)> = Vec::new();

@@ -84,7 +84,10 @@ pub struct FootprintResults {
 type Binaries = Vec<(String, PathBuf, String)>;
 
 /// Runs the experiment and writes `footprint_*.csv` and the charts.
-pub fn run(settings: &Settings, progress: &dyn Progress) -> Result<FootprintResults, ExperimentError> {
+pub fn run(
+    settings: &Settings,
+    progress: &dyn Progress,
+) -> Result<FootprintResults, ExperimentError> {
     progress.begin("footprint", 4);
     let work = tempdir(settings, "footprint")?;
     let mut results = FootprintResults::default();
@@ -110,27 +113,38 @@ pub fn run(settings: &Settings, progress: &dyn Progress) -> Result<FootprintResu
         ));
     }
     for (name, path, profile) in &binaries {
-        results.binaries.push(measure_size(name, path, profile, &work)?);
+        results
+            .binaries
+            .push(measure_size(name, path, profile, &work)?);
     }
     progress.step("sizes");
     match &settings.source_dir {
         Some(source) if cargo_bloat_available() => {
             for (name, package, target) in [
-                ("client-only", "mquictt-client", ["--example", CLIENT_EXAMPLE]),
+                (
+                    "client-only",
+                    "mquictt-client",
+                    ["--example", CLIENT_EXAMPLE],
+                ),
                 ("mquictt", "mquictt", ["--bin", "mquictt"]),
             ] {
                 match bloat(source, package, &target) {
-                    Ok(crates) => results.crates.extend(crates.into_iter().map(|(crate_name, bytes)| CrateSize {
-                        binary: name.to_owned(),
-                        crate_name,
-                        bytes,
-                    })),
+                    Ok(crates) => {
+                        results
+                            .crates
+                            .extend(crates.into_iter().map(|(crate_name, bytes)| CrateSize {
+                                binary: name.to_owned(),
+                                crate_name,
+                                bytes,
+                            }))
+                    }
                     Err(e) => results.notes.push(format!("cargo-bloat on {name}: {e}")),
                 }
             }
         }
         Some(_) => results.notes.push(
-            "cargo-bloat is not installed (`cargo install cargo-bloat`): no per-crate breakdown.".to_owned(),
+            "cargo-bloat is not installed (`cargo install cargo-bloat`): no per-crate breakdown."
+                .to_owned(),
         ),
         None => results
             .notes
@@ -156,14 +170,36 @@ fn target_dir(source: &Path) -> PathBuf {
 
 fn build(source: &Path) -> Result<Binaries, ExperimentError> {
     let args = [
-        "build", "--profile", "release-small", "-p", "mquictt", "--bin", "mquictt", "-p",
-        "mquictt-client", "--example", CLIENT_EXAMPLE,
+        "build",
+        "--profile",
+        "release-small",
+        "-p",
+        "mquictt",
+        "--bin",
+        "mquictt",
+        "-p",
+        "mquictt-client",
+        "--example",
+        CLIENT_EXAMPLE,
     ];
-    run_tool(Command::new("cargo").args(args).current_dir(source).env(KEEP_SYMBOLS.0, KEEP_SYMBOLS.1))?;
+    run_tool(
+        Command::new("cargo")
+            .args(args)
+            .current_dir(source)
+            .env(KEEP_SYMBOLS.0, KEEP_SYMBOLS.1),
+    )?;
     let out = target_dir(source).join("release-small");
     Ok(vec![
-        ("client-only".to_owned(), out.join("examples").join(CLIENT_EXAMPLE), "release-small".to_owned()),
-        ("mquictt".to_owned(), out.join("mquictt"), "release-small".to_owned()),
+        (
+            "client-only".to_owned(),
+            out.join("examples").join(CLIENT_EXAMPLE),
+            "release-small".to_owned(),
+        ),
+        (
+            "mquictt".to_owned(),
+            out.join("mquictt"),
+            "release-small".to_owned(),
+        ),
     ])
 }
 
@@ -175,7 +211,10 @@ fn binaries_at_hand(settings: &Settings) -> Binaries {
         .and_then(|d| d.file_name())
         .map_or("unknown".to_owned(), |p| p.to_string_lossy().into_owned());
     let mut binaries = Vec::new();
-    if let Some(example) = program.parent().map(|d| d.join("examples").join(CLIENT_EXAMPLE)) {
+    if let Some(example) = program
+        .parent()
+        .map(|d| d.join("examples").join(CLIENT_EXAMPLE))
+    {
         if example.exists() {
             binaries.push(("client-only".to_owned(), example, profile.clone()));
         }
@@ -201,12 +240,21 @@ fn run_tool(command: &mut Command) -> Result<String, ExperimentError> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-fn measure_size(name: &str, path: &Path, profile: &str, work: &Path) -> Result<BinarySize, ExperimentError> {
-    let unstripped = std::fs::metadata(path).map_err(|e| ExperimentError::io(path, e))?.len();
+fn measure_size(
+    name: &str,
+    path: &Path,
+    profile: &str,
+    work: &Path,
+) -> Result<BinarySize, ExperimentError> {
+    let unstripped = std::fs::metadata(path)
+        .map_err(|e| ExperimentError::io(path, e))?
+        .len();
     let copy = work.join(format!("{name}.stripped"));
     std::fs::copy(path, &copy).map_err(|e| ExperimentError::io(&copy, e))?;
     run_tool(Command::new("strip").arg(&copy))?;
-    let stripped = std::fs::metadata(&copy).map_err(|e| ExperimentError::io(&copy, e))?.len();
+    let stripped = std::fs::metadata(&copy)
+        .map_err(|e| ExperimentError::io(&copy, e))?
+        .len();
     Ok(BinarySize {
         name: name.to_owned(),
         profile: profile.to_owned(),
@@ -225,7 +273,11 @@ fn cargo_bloat_available() -> bool {
 }
 
 /// `cargo bloat --crates` of one target, as (crate, bytes), largest first.
-fn bloat(source: &Path, package: &str, target: &[&str; 2]) -> Result<Vec<(String, u64)>, ExperimentError> {
+fn bloat(
+    source: &Path,
+    package: &str,
+    target: &[&str; 2],
+) -> Result<Vec<(String, u64)>, ExperimentError> {
     let json = run_tool(
         Command::new("cargo")
             .args(["bloat", "--profile", "release-small", "-p", package])
@@ -264,13 +316,23 @@ fn parse_bloat_crates(json: &str) -> Vec<(String, u64)> {
 
 /// Starts each client program per transport in a lab host, waits until it has received a
 /// message (so it is connected and subscribed), lets it idle, and reads its VmRSS.
-fn idle_rss(settings: &Settings, binaries: &Binaries, work: &Path) -> Result<Vec<RssSample>, ExperimentError> {
+fn idle_rss(
+    settings: &Settings,
+    binaries: &Binaries,
+    work: &Path,
+) -> Result<Vec<RssSample>, ExperimentError> {
     let files = BrokerFiles::prepare(work)?;
     let lab = Lab::start_with(
         Topology::star(HostLink::default(), vec![HostLink::default()]),
         lab_options(),
     )?;
-    let broker = RunningBroker::start(BrokerKind::Mquictt, lab.broker(), &files, &settings.broker_program, None)?;
+    let broker = RunningBroker::start(
+        BrokerKind::Mquictt,
+        lab.broker(),
+        &files,
+        &settings.broker_program,
+        None,
+    )?;
     let client = lab
         .client(0)
         .ok_or_else(|| ExperimentError::Client("no client host".to_owned()))?;
@@ -283,7 +345,11 @@ fn idle_rss(settings: &Settings, binaries: &Binaries, work: &Path) -> Result<Vec
             let url = BrokerKind::Mquictt.url(transport);
             let mut command = client.command(path);
             let program = if name == "client-only" {
-                command.arg(&url).arg("--cafile").arg(files.ca_file()).args(["--subscribe", "idle/#"]);
+                command
+                    .arg(&url)
+                    .arg("--cafile")
+                    .arg(files.ca_file())
+                    .args(["--subscribe", "idle/#"]);
                 "client-only".to_owned()
             } else {
                 command
@@ -314,7 +380,9 @@ async fn ping_loop(mut stop: tokio::sync::oneshot::Receiver<()>) -> Result<(), S
         .await
         .map_err(|e| e.to_string())?;
     let mut line = MqttLine::new(stream);
-    line.connect("idle-pinger", Duration::ZERO).await.map_err(|e| e.to_string())?;
+    line.connect("idle-pinger", Duration::ZERO)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut ticker = tokio::time::interval(Duration::from_millis(200));
     loop {
         tokio::select! {
@@ -376,11 +444,19 @@ fn write_outputs(out: &Path, results: &FootprintResults) -> Result<(), Experimen
     binaries_table(results).write_csv(&out.join("footprint_binaries.csv"))?;
     let mut crates = Table::new(&["binary", "crate", "bytes"]);
     for c in &results.crates {
-        crates.push(vec![c.binary.clone(), c.crate_name.clone(), c.bytes.to_string()]);
+        crates.push(vec![
+            c.binary.clone(),
+            c.crate_name.clone(),
+            c.bytes.to_string(),
+        ]);
     }
     crates.write_csv(&out.join("footprint_crates.csv"))?;
     rss_table(results).write_csv(&out.join("footprint_rss.csv"))?;
-    let names: Vec<String> = results.binaries.iter().map(|b| format!("{} ({})", b.name, b.profile)).collect();
+    let names: Vec<String> = results
+        .binaries
+        .iter()
+        .map(|b| format!("{} ({})", b.name, b.profile))
+        .collect();
     plot::grouped_bars(
         out,
         "footprint_sizes",
@@ -389,11 +465,19 @@ fn write_outputs(out: &Path, results: &FootprintResults) -> Result<(), Experimen
         &[
             Series {
                 name: "stripped".to_owned(),
-                values: results.binaries.iter().map(|b| b.stripped_bytes as f64 / 1024.0).collect(),
+                values: results
+                    .binaries
+                    .iter()
+                    .map(|b| b.stripped_bytes as f64 / 1024.0)
+                    .collect(),
             },
             Series {
                 name: "with symbols".to_owned(),
-                values: results.binaries.iter().map(|b| b.unstripped_bytes as f64 / 1024.0).collect(),
+                values: results
+                    .binaries
+                    .iter()
+                    .map(|b| b.unstripped_bytes as f64 / 1024.0)
+                    .collect(),
             },
         ],
     )?;
@@ -407,8 +491,15 @@ fn write_outputs(out: &Path, results: &FootprintResults) -> Result<(), Experimen
     plot::grouped_bars(
         out,
         "footprint_rss",
-        &Labels::new("Resident memory of an idle connected client", "transport", "KiB"),
-        &transports.iter().map(|t| t.label().to_owned()).collect::<Vec<_>>(),
+        &Labels::new(
+            "Resident memory of an idle connected client",
+            "transport",
+            "KiB",
+        ),
+        &transports
+            .iter()
+            .map(|t| t.label().to_owned())
+            .collect::<Vec<_>>(),
         &programs
             .iter()
             .map(|p| Series {
@@ -431,7 +522,12 @@ fn write_outputs(out: &Path, results: &FootprintResults) -> Result<(), Experimen
 fn binaries_table(results: &FootprintResults) -> Table {
     let mut table = Table::new(&["binary", "profile", "stripped_kib", "with_symbols_kib"]);
     for b in &results.binaries {
-        table.push(vec![b.name.clone(), b.profile.clone(), kib(b.stripped_bytes), kib(b.unstripped_bytes)]);
+        table.push(vec![
+            b.name.clone(),
+            b.profile.clone(),
+            kib(b.stripped_bytes),
+            kib(b.unstripped_bytes),
+        ]);
     }
     table
 }
@@ -439,7 +535,11 @@ fn binaries_table(results: &FootprintResults) -> Table {
 fn rss_table(results: &FootprintResults) -> Table {
     let mut table = Table::new(&["program", "transport", "rss_kib"]);
     for r in &results.rss {
-        table.push(vec![r.program.clone(), r.transport.label().to_owned(), r.rss_kib.to_string()]);
+        table.push(vec![
+            r.program.clone(),
+            r.transport.label().to_owned(),
+            r.rss_kib.to_string(),
+        ]);
     }
     table
 }
@@ -459,7 +559,12 @@ pub fn report_section(results: &FootprintResults) -> String {
         md.push_str("Largest crates by code size (cargo-bloat `--crates`, `.text` only):\n\n");
         let mut table = Table::new(&["binary", "crate", "KiB"]);
         for binary in ["client-only", "mquictt"] {
-            for c in results.crates.iter().filter(|c| c.binary == binary).take(12) {
+            for c in results
+                .crates
+                .iter()
+                .filter(|c| c.binary == binary)
+                .take(12)
+            {
                 table.push(vec![c.binary.clone(), c.crate_name.clone(), kib(c.bytes)]);
             }
         }

@@ -9,13 +9,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mquictt_protocol::{Packet, PubAck, QoS};
-use mquictt_transport::{ConnectOptions, Connector, QuicClientConnection, QuicStream, TransportUrl};
+use mquictt_transport::{
+    ConnectOptions, Connector, QuicClientConnection, QuicStream, TransportUrl,
+};
 use tokio::io::WriteHalf;
 use tokio::sync::{oneshot, Mutex};
 
-use crate::delivery::{Flow, FlowOptions, SETUP_BUDGET};
 use crate::brokers::{BrokerFiles, RunningBroker};
 use crate::connection::lab_options;
+use crate::delivery::{Flow, FlowOptions, SETUP_BUDGET};
 use crate::error::ExperimentError;
 use crate::probe::{publish_packet, write_packet, MqttLine, PacketReader, ProbeError};
 use crate::run::ClientThread;
@@ -39,19 +41,26 @@ impl std::fmt::Debug for MultiStreamClient {
 
 impl MultiStreamClient {
     /// Connects and sends CONNECT on the control stream, retrying within `budget`.
-    pub(crate) async fn connect(options: &FlowOptions, client_id: &str, budget: Duration) -> Result<Self, String> {
+    pub(crate) async fn connect(
+        options: &FlowOptions,
+        client_id: &str,
+        budget: Duration,
+    ) -> Result<Self, String> {
         let deadline = tokio::time::Instant::now() + budget;
         loop {
             match Self::connect_once(options, client_id).await {
                 Ok(client) => return Ok(client),
-                Err(e) if tokio::time::Instant::now() >= deadline => return Err(format!("{client_id}: {e}")),
+                Err(e) if tokio::time::Instant::now() >= deadline => {
+                    return Err(format!("{client_id}: {e}"))
+                }
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
         }
     }
 
     async fn connect_once(options: &FlowOptions, client_id: &str) -> Result<Self, ProbeError> {
-        let url = TransportUrl::parse(&options.url).map_err(|e| ProbeError::Invalid(e.to_string()))?;
+        let url =
+            TransportUrl::parse(&options.url).map_err(|e| ProbeError::Invalid(e.to_string()))?;
         let connector = Connector::with_options(
             &options.tls,
             ConnectOptions {
@@ -68,7 +77,8 @@ impl MultiStreamClient {
             .quic
             .ok_or_else(|| ProbeError::Invalid("not a QUIC connection".to_owned()))?;
         let mut control = MqttLine::new(connected.stream);
-        let connack = tokio::time::timeout(SETUP_BUDGET, control.connect(client_id, Duration::ZERO));
+        let connack =
+            tokio::time::timeout(SETUP_BUDGET, control.connect(client_id, Duration::ZERO));
         connack
             .await
             .map_err(|_| ProbeError::Invalid("no CONNACK".to_owned()))??;
@@ -100,12 +110,16 @@ pub(crate) async fn subscribe_side(
     ready: oneshot::Sender<()>,
 ) -> Result<(), String> {
     let spec = options.spec.clone();
-    let client = MultiStreamClient::connect(&options, &format!("sub-{}", options.id), SETUP_BUDGET).await?;
+    let client =
+        MultiStreamClient::connect(&options, &format!("sub-{}", options.id), SETUP_BUDGET).await?;
     let mut stream = client.data_stream().await?;
-    tokio::time::timeout(SETUP_BUDGET, stream.subscribe(&spec.workload.filter_for(options.id), spec.qos, 1))
-        .await
-        .map_err(|_| "sub: no SUBACK".to_owned())?
-        .map_err(|e| format!("sub: {e}"))?;
+    tokio::time::timeout(
+        SETUP_BUDGET,
+        stream.subscribe(&spec.workload.filter_for(options.id), spec.qos, 1),
+    )
+    .await
+    .map_err(|_| "sub: no SUBACK".to_owned())?
+    .map_err(|e| format!("sub: {e}"))?;
     let _ = ready.send(());
     let (mut reader, writer) = stream.into_split();
     let writer = Arc::new(Mutex::new(writer));
@@ -162,7 +176,8 @@ pub(crate) async fn publish_side(
     ready: oneshot::Receiver<()>,
 ) -> Result<(), String> {
     let spec = options.spec.clone();
-    let connected = MultiStreamClient::connect(&options, &format!("pub-{}", options.id), SETUP_BUDGET).await;
+    let connected =
+        MultiStreamClient::connect(&options, &format!("pub-{}", options.id), SETUP_BUDGET).await;
     let subscribed = tokio::time::timeout(2 * SETUP_BUDGET, ready).await;
     let client = match (connected, subscribed) {
         (Ok(client), Ok(Ok(()))) => client,
@@ -276,7 +291,10 @@ pub(crate) async fn receive_topic(
 /// Whether our broker speaks multi-stream mode: a client subscribes on a data stream and
 /// publishes on another, and the message must come back on the first. Checked once per
 /// process in a lab of its own with ideal links.
-pub(crate) fn broker_supports(settings: &Settings, files: &BrokerFiles) -> Result<bool, ExperimentError> {
+pub(crate) fn broker_supports(
+    settings: &Settings,
+    files: &BrokerFiles,
+) -> Result<bool, ExperimentError> {
     static SUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     if let Some(&known) = SUPPORTED.get() {
         return Ok(known);
@@ -285,7 +303,13 @@ pub(crate) fn broker_supports(settings: &Settings, files: &BrokerFiles) -> Resul
         mquictt_lab::Topology::star(Default::default(), vec![Default::default()]),
         lab_options(),
     )?;
-    let broker = RunningBroker::start(BrokerKind::Mquictt, lab.broker(), files, &settings.broker_program, None)?;
+    let broker = RunningBroker::start(
+        BrokerKind::Mquictt,
+        lab.broker(),
+        files,
+        &settings.broker_program,
+        None,
+    )?;
     let client_host = lab
         .client(0)
         .ok_or_else(|| ExperimentError::Client("no client host".to_owned()))?;
@@ -298,11 +322,17 @@ pub(crate) fn broker_supports(settings: &Settings, files: &BrokerFiles) -> Resul
     };
     let supported = ClientThread::spawn(client_host, move || async move {
         let attempt = async {
-            let client = MultiStreamClient::connect(&options, "multi-stream-probe", Duration::from_secs(5)).await?;
+            let client =
+                MultiStreamClient::connect(&options, "multi-stream-probe", Duration::from_secs(5))
+                    .await?;
             let mut sub = client.data_stream().await?;
-            sub.subscribe("probe/#", QoS::AtMostOnce, 1).await.map_err(|e| e.to_string())?;
+            sub.subscribe("probe/#", QoS::AtMostOnce, 1)
+                .await
+                .map_err(|e| e.to_string())?;
             let mut publ = client.data_stream().await?;
-            publ.publish_qos0("probe/1", Bytes::from_static(b"x")).await.map_err(|e| e.to_string())?;
+            publ.publish_qos0("probe/1", Bytes::from_static(b"x"))
+                .await
+                .map_err(|e| e.to_string())?;
             loop {
                 if let Packet::Publish(_) = sub.recv().await.map_err(|e| e.to_string())? {
                     client.close();
@@ -310,7 +340,10 @@ pub(crate) fn broker_supports(settings: &Settings, files: &BrokerFiles) -> Resul
                 }
             }
         };
-        matches!(tokio::time::timeout(Duration::from_secs(5), attempt).await, Ok(Ok(true)))
+        matches!(
+            tokio::time::timeout(Duration::from_secs(5), attempt).await,
+            Ok(Ok(true))
+        )
     })?
     .join()?;
     drop(broker);

@@ -74,7 +74,10 @@ fn register_font_once() -> Result<(), String> {
                 .iter()
                 .find_map(|path| std::fs::read(path).ok())
                 .ok_or_else(|| {
-                    format!("no TrueType font found (looked for {})", FONT_PATHS.join(", "))
+                    format!(
+                        "no TrueType font found (looked for {})",
+                        FONT_PATHS.join(", ")
+                    )
                 })?;
             // plotters keeps registered fonts for the life of the process; one font, leaked
             // once, is the price.
@@ -231,7 +234,11 @@ fn draw_lines<DB: DrawingBackend>(
     let text = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(text)?;
     let finite = |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite();
-    let xs = || series.iter().flat_map(|s| s.values.iter().filter(|p| finite(p)));
+    let xs = || {
+        series
+            .iter()
+            .flat_map(|s| s.values.iter().filter(|p| finite(p)))
+    };
     let x_min = xs().map(|p| p.0).fold(f64::INFINITY, f64::min);
     let x_max = xs().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
     let (x_min, x_max) = if x_min < x_max {
@@ -266,7 +273,11 @@ fn draw_lines<DB: DrawingBackend>(
             .label(s.name.clone())
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2)));
         chart
-            .draw_series(points.into_iter().map(|p| Circle::new(p, 4, colour.filled())))
+            .draw_series(
+                points
+                    .into_iter()
+                    .map(|p| Circle::new(p, 4, colour.filled())),
+            )
             .map_err(text)?;
     }
     chart

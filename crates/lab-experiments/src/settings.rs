@@ -91,9 +91,7 @@ impl Settings {
     ) -> Result<Vec<&'a LinkProfile>, ExperimentError> {
         if self.links.is_empty() {
             if self.quick {
-                let first = scenario
-                    .link("wifi")
-                    .or_else(|| scenario.links.first());
+                let first = scenario.link("wifi").or_else(|| scenario.links.first());
                 return Ok(first.into_iter().collect());
             }
             return Ok(scenario.links.iter().collect());

@@ -37,7 +37,9 @@ fn nearest_rank(sorted: &[f64], percent: usize) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
-    let rank = (percent * sorted.len()).div_ceil(100).clamp(1, sorted.len());
+    let rank = (percent * sorted.len())
+        .div_ceil(100)
+        .clamp(1, sorted.len());
     sorted.get(rank - 1).copied().unwrap_or(f64::NAN)
 }
 

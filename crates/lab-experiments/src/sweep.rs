@@ -134,7 +134,11 @@ fn loss_values(settings: &Settings) -> Vec<Probability> {
 }
 
 fn hol_losses(settings: &Settings) -> Vec<Probability> {
-    let percents: &[f64] = if settings.quick { &[4.0] } else { &[0.0, 2.0, 4.0, 6.0] };
+    let percents: &[f64] = if settings.quick {
+        &[4.0]
+    } else {
+        &[0.0, 2.0, 4.0, 6.0]
+    };
     percents
         .iter()
         .filter_map(|&p| Probability::from_percent(p).ok())
@@ -147,7 +151,10 @@ pub fn run(settings: &Settings, progress: &dyn Progress) -> Result<SweepResults,
     let losses = loss_values(settings);
     let hol = hol_losses(settings);
     let seeds = settings.seed_list();
-    progress.begin("loss sweep", ((losses.len() + hol.len()) * seeds.len()) as u64);
+    progress.begin(
+        "loss sweep",
+        ((losses.len() + hol.len()) * seeds.len()) as u64,
+    );
     let work = tempdir(settings, "sweep")?;
     let files = BrokerFiles::prepare(&work)?;
     let mut results = SweepResults {
@@ -187,7 +194,10 @@ pub fn run(settings: &Settings, progress: &dyn Progress) -> Result<SweepResults,
                     run,
                 });
             }
-            progress.step(&format!("throughput {:.0}% seed {seed}", loss.value() * 100.0));
+            progress.step(&format!(
+                "throughput {:.0}% seed {seed}",
+                loss.value() * 100.0
+            ));
         }
     }
     let rounds = if settings.quick { 50 } else { 150 };
@@ -203,7 +213,10 @@ pub fn run(settings: &Settings, progress: &dyn Progress) -> Result<SweepResults,
             let (runs, flagged) = hol_lab(settings, &files, &link.with_loss(loss), seed, rounds)?;
             results.flagged_runs += u32::from(flagged);
             results.hol.extend(runs);
-            progress.step(&format!("head-of-line {:.0}% seed {seed}", loss.value() * 100.0));
+            progress.step(&format!(
+                "head-of-line {:.0}% seed {seed}",
+                loss.value() * 100.0
+            ));
         }
     }
     write_outputs(settings, &results)?;
@@ -275,7 +288,11 @@ fn hol_lab(
     let mut runs = Vec::new();
     for (transport, flows, sub, publ) in threads {
         let failure = publ.join()?.err().or(sub.join()?.err());
-        let small: Vec<f64> = flows.iter().skip(1).flat_map(|f| f.latencies_ms()).collect();
+        let small: Vec<f64> = flows
+            .iter()
+            .skip(1)
+            .flat_map(|f| f.latencies_ms())
+            .collect();
         let bulk = flows.first().map(|f| f.latencies_ms()).unwrap_or_default();
         let sent = f64::from(rounds) * (HOL_TOPICS - 1) as f64;
         runs.push(HolRun {
@@ -318,7 +335,10 @@ async fn hol_subscriber(
     let drain = options.spec.drain;
     let id = options.id;
     if options.transport == Transport::QuicMultiStream {
-        let client = Arc::new(MultiStreamClient::connect(&options, &format!("sub-{}", options.id), SETUP_BUDGET).await?);
+        let client = Arc::new(
+            MultiStreamClient::connect(&options, &format!("sub-{}", options.id), SETUP_BUDGET)
+                .await?,
+        );
         let mut tasks = Vec::new();
         let mut subscribed = Vec::new();
         for i in 0..HOL_TOPICS {
@@ -357,7 +377,10 @@ async fn hol_subscriber(
         match tokio::time::timeout(Duration::from_millis(50), messages.recv()).await {
             Ok(Some(message)) => {
                 let topic = message.topic.as_str();
-                let index = topic.rsplit('/').next().and_then(|i| i.parse::<usize>().ok());
+                let index = topic
+                    .rsplit('/')
+                    .next()
+                    .and_then(|i| i.parse::<usize>().ok());
                 if let Some(flow) = index.and_then(|i| flows.get(i)) {
                     flow.mark_received(&message.payload);
                 }
@@ -384,7 +407,9 @@ async fn hol_publisher(
     let id = options.id;
     let finish = |flows: &[Flow]| flows.iter().for_each(Flow::publishing_done);
     if options.transport == Transport::QuicMultiStream {
-        let connected = MultiStreamClient::connect(&options, &format!("pub-{}", options.id), SETUP_BUDGET).await;
+        let connected =
+            MultiStreamClient::connect(&options, &format!("pub-{}", options.id), SETUP_BUDGET)
+                .await;
         let subscribed = tokio::time::timeout(2 * SETUP_BUDGET, ready).await;
         let client = match (connected, subscribed) {
             (Ok(client), Ok(Ok(()))) => Arc::new(client),
@@ -406,7 +431,15 @@ async fn hol_publisher(
                         flow.mark_sent(seq);
                     }
                 };
-                multistream::publish_topic(&client, hol_topic(id, i), rounds, hol_size(i), HOL_INTERVAL, sent).await
+                multistream::publish_topic(
+                    &client,
+                    hol_topic(id, i),
+                    rounds,
+                    hol_size(i),
+                    HOL_INTERVAL,
+                    sent,
+                )
+                .await
             }));
         }
         let mut failure = None;
@@ -440,7 +473,8 @@ async fn hol_publisher(
         ticker.tick().await;
         for i in 0..HOL_TOPICS {
             let payload = crate::workload::sized_payload(seq, hol_size(i));
-            let message = Message::new(hol_topic(options.id, i), payload).map_err(|e| e.to_string())?;
+            let message =
+                Message::new(hol_topic(options.id, i), payload).map_err(|e| e.to_string())?;
             if let Some(flow) = flows.get(i) {
                 flow.mark_sent(seq);
             }
@@ -458,8 +492,16 @@ async fn hol_publisher(
 fn write_outputs(settings: &Settings, results: &SweepResults) -> Result<(), ExperimentError> {
     let out = &settings.out_dir;
     let mut table = Table::new(&[
-        "loss_pct", "transport", "seed", "sent", "delivered", "mb_per_min", "latency_p50_ms",
-        "latency_p99_ms", "span_ms", "failure",
+        "loss_pct",
+        "transport",
+        "seed",
+        "sent",
+        "delivered",
+        "mb_per_min",
+        "latency_p50_ms",
+        "latency_p99_ms",
+        "span_ms",
+        "failure",
     ]);
     for t in &results.throughput {
         table.push(vec![
@@ -477,8 +519,17 @@ fn write_outputs(settings: &Settings, results: &SweepResults) -> Result<(), Expe
     }
     table.write_csv(&out.join("sweep_throughput.csv"))?;
     let mut table = Table::new(&[
-        "loss_pct", "transport", "seed", "small_ratio", "small_p50_ms", "small_p90_ms",
-        "small_p99_ms", "small_max_ms", "bulk_p50_ms", "bulk_p99_ms", "failure",
+        "loss_pct",
+        "transport",
+        "seed",
+        "small_ratio",
+        "small_p50_ms",
+        "small_p90_ms",
+        "small_p99_ms",
+        "small_max_ms",
+        "bulk_p50_ms",
+        "bulk_p99_ms",
+        "failure",
     ]);
     for h in &results.hol {
         table.push(vec![
@@ -502,33 +553,58 @@ fn write_outputs(settings: &Settings, results: &SweepResults) -> Result<(), Expe
             .iter()
             .map(|&transport| Series {
                 name: transport.label().to_owned(),
-                values: loss_points(results.throughput.iter().filter(|t| t.transport == transport).map(|t| (t.loss_pct, value(t)))),
+                values: loss_points(
+                    results
+                        .throughput
+                        .iter()
+                        .filter(|t| t.transport == transport)
+                        .map(|t| (t.loss_pct, value(t))),
+                ),
             })
             .collect()
     };
     plot::lines(
         out,
         "sweep_throughput",
-        &Labels::new(format!("Throughput, QoS 1, 1 KiB messages, {}", results.link), "random loss (%)", "MB/min (median over seeds)"),
+        &Labels::new(
+            format!("Throughput, QoS 1, 1 KiB messages, {}", results.link),
+            "random loss (%)",
+            "MB/min (median over seeds)",
+        ),
         &throughput_series(|t| t.mb_per_min()),
     )?;
     plot::lines(
         out,
         "sweep_latency",
-        &Labels::new("Median latency, QoS 1 bulk transfer", "random loss (%)", "ms (median over seeds)"),
+        &Labels::new(
+            "Median latency, QoS 1 bulk transfer",
+            "random loss (%)",
+            "ms (median over seeds)",
+        ),
         &throughput_series(|t| t.run.latency.p50),
     )?;
-    let hol_series: Vec<Series<(f64, f64)>> = [Transport::Tcp, Transport::Quic, Transport::QuicMultiStream]
-        .iter()
-        .map(|&transport| Series {
-            name: transport.label().to_owned(),
-            values: loss_points(results.hol.iter().filter(|h| h.transport == transport).map(|h| (h.loss_pct, h.small.p99))),
-        })
-        .collect();
+    let hol_series: Vec<Series<(f64, f64)>> =
+        [Transport::Tcp, Transport::Quic, Transport::QuicMultiStream]
+            .iter()
+            .map(|&transport| Series {
+                name: transport.label().to_owned(),
+                values: loss_points(
+                    results
+                        .hol
+                        .iter()
+                        .filter(|h| h.transport == transport)
+                        .map(|h| (h.loss_pct, h.small.p99)),
+                ),
+            })
+            .collect();
     plot::lines(
         out,
         "sweep_hol",
-        &Labels::new("Head-of-line blocking: small topics' p99 latency beside a bulk topic", "random loss (%)", "ms (median over seeds)"),
+        &Labels::new(
+            "Head-of-line blocking: small topics' p99 latency beside a bulk topic",
+            "random loss (%)",
+            "ms (median over seeds)",
+        ),
         &hol_series,
     )
 }
@@ -559,7 +635,15 @@ pub fn report_section(results: &SweepResults) -> String {
          back to one subscriber; MB/min = delivered payload / (last arrival - first publish).\n",
         results.link
     );
-    let mut table = Table::new(&["loss %", "transport", "MB/min (median)", "min", "max", "p50 latency ms", "p99 latency ms"]);
+    let mut table = Table::new(&[
+        "loss %",
+        "transport",
+        "MB/min (median)",
+        "min",
+        "max",
+        "p50 latency ms",
+        "p99 latency ms",
+    ]);
     let mut losses: Vec<f64> = results.throughput.iter().map(|t| t.loss_pct).collect();
     losses.sort_by(f64::total_cmp);
     losses.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
@@ -621,7 +705,15 @@ pub fn report_section(results: &SweepResults) -> String {
          behind it; with QUIC multi-stream each topic has its own stream and a loss stalls only \
          the stream it hit.\n\n",
     );
-    let mut table = Table::new(&["loss %", "transport", "small p50 ms", "small p99 ms", "small max ms", "bulk p99 ms", "small delivered"]);
+    let mut table = Table::new(&[
+        "loss %",
+        "transport",
+        "small p50 ms",
+        "small p99 ms",
+        "small max ms",
+        "bulk p99 ms",
+        "small delivered",
+    ]);
     let mut hol_losses: Vec<f64> = results.hol.iter().map(|h| h.loss_pct).collect();
     hol_losses.sort_by(f64::total_cmp);
     hol_losses.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
@@ -657,7 +749,11 @@ pub fn report_section(results: &SweepResults) -> String {
         let _ = writeln!(md, "- Left out: {note}");
     }
     if results.flagged_runs > 0 {
-        let _ = writeln!(md, "{} lab run(s) were flagged: the relay sent packets late.\n", results.flagged_runs);
+        let _ = writeln!(
+            md,
+            "{} lab run(s) were flagged: the relay sent packets late.\n",
+            results.flagged_runs
+        );
     }
     md
 }

@@ -142,8 +142,14 @@ mod tests {
     fn pairs_get_disjoint_topics() {
         let w = Workload::SmartHome;
         assert_eq!(w.topic_for(3), "home-3/groundfloor/kitchen/temp");
-        assert!(mquictt_protocol::topic::matches_filter(&w.filter_for(3), &w.topic_for(3)));
-        assert!(!mquictt_protocol::topic::matches_filter(&w.filter_for(3), &w.topic_for(4)));
+        assert!(mquictt_protocol::topic::matches_filter(
+            &w.filter_for(3),
+            &w.topic_for(3)
+        ));
+        assert!(!mquictt_protocol::topic::matches_filter(
+            &w.filter_for(3),
+            &w.topic_for(4)
+        ));
     }
 
     #[test]

@@ -10,7 +10,9 @@ use clap::{Args, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use mquictt_lab::LinkProfiles;
 use mquictt_lab_experiments::report::Report;
-use mquictt_lab_experiments::{connection, delivery, footprint, sweep, ExperimentError, Progress, Settings};
+use mquictt_lab_experiments::{
+    connection, delivery, footprint, sweep, ExperimentError, Progress, Settings,
+};
 
 /// `mquictt lab`
 #[derive(Debug, Args)]
@@ -45,7 +47,12 @@ pub struct LabArgs {
     pub links_file: Option<PathBuf>,
 
     /// Mosquitto executable for the comparison rows (default /usr/sbin/mosquitto if present).
-    #[arg(long, global = true, value_name = "FILE", conflicts_with = "no_mosquitto")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        conflicts_with = "no_mosquitto"
+    )]
     pub mosquitto: Option<PathBuf>,
 
     /// Leave the Mosquitto rows out.
@@ -126,9 +133,11 @@ pub async fn run(args: LabArgs) -> Result<(), LabCommandError> {
         }
     });
 
-    let report = tokio::task::spawn_blocking(move || run_experiments(&settings, experiment, command, started))
-        .await
-        .map_err(|e| LabCommandError::Join(e.to_string()))??;
+    let report = tokio::task::spawn_blocking(move || {
+        run_experiments(&settings, experiment, command, started)
+    })
+    .await
+    .map_err(|e| LabCommandError::Join(e.to_string()))??;
     println!("report written to {}", args.out.join("report.md").display());
     let _ = report;
     Ok(())
@@ -184,7 +193,10 @@ fn command_line() -> String {
                 .map_or("mquictt".to_owned(), |n| n.to_string_lossy().into_owned())
         })
         .unwrap_or_else(|| "mquictt".to_owned());
-    std::iter::once(program).chain(args).collect::<Vec<_>>().join(" ")
+    std::iter::once(program)
+        .chain(args)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// An indicatif bar per experiment.
@@ -211,9 +223,11 @@ impl Progress for BarProgress {
     fn begin(&self, experiment: &str, steps: u64) {
         let bar = self.bars.add(ProgressBar::new(steps));
         // The template is a constant known to be valid; fall back to the default style anyway.
-        let style = ProgressStyle::with_template("{prefix:>16} [{bar:30}] {pos}/{len} {elapsed_precise} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
+        let style = ProgressStyle::with_template(
+            "{prefix:>16} [{bar:30}] {pos}/{len} {elapsed_precise} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
         bar.set_style(style);
         bar.set_prefix(experiment.to_owned());
         if let Ok(mut current) = self.current.lock() {
