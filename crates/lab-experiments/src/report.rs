@@ -269,14 +269,12 @@ fn delivery_section(results: &DeliveryResults) -> String {
         "Per scenario, link type, QoS and seed one lab: each (broker, transport) pair has its \
          own publisher and subscriber hosts on the scenario's link type (loss applies on both \
          clients' links, in both directions); the broker host sits behind an ideal link. The \
-         publisher sends the scenario's message {} times, one every {} ms; latency runs from \
+         publisher sends the scenario's message 100 times (20 when quick), one every {} ms; latency runs from \
          the publish call to the arrival at the subscriber. A run that has not delivered \
-         everything {} s after the last publish is cut off; its missing messages count as lost \
+         everything 20 s (10 s when quick) after the last publish is cut off; its missing messages count as lost \
          and it has no completion time. Median and spread (min-max) over seeds; every run is \
          in `delivery.csv`.\n",
-        "100 (20 when quick)",
-        delivery::PUBLISH_INTERVAL.as_millis(),
-        "20 (10 when quick)"
+        delivery::PUBLISH_INTERVAL.as_millis()
     );
     for note in &results.left_out {
         let _ = writeln!(md, "- Left out: {note}");
