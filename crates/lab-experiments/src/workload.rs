@@ -132,7 +132,7 @@ mod tests {
             }
         }
         assert_eq!(Workload::Synthetic.payload(3).len(), 64);
-        assert!(Workload::PrinterFarm.payload(3).len() > 200);
+        assert!(Workload::PrinterFarm.payload(3).len() > 150);
         assert_eq!(sized_payload(5, 1024).len(), 1024);
         assert_eq!(sequence_number(&sized_payload(5, 1024)), Some(5));
         assert_eq!(sequence_number(b"no number"), None);
