@@ -16,6 +16,26 @@ use mquictt_transport::{CertificateAuthority, ClientTlsSettings, DevCertificates
 use crate::error::ExperimentError;
 use crate::transports::BrokerKind;
 
+/// Process ids of the brokers running now, so that a signal handler can stop them.
+static RUNNING: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+fn running() -> std::sync::MutexGuard<'static, Vec<u32>> {
+    // The list stays valid if a holder panicked.
+    RUNNING.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Kills every broker process this process started and has not stopped yet; for a signal
+/// handler that is about to end the process (the brokers are not our process group's
+/// business otherwise, and would outlive us).
+pub fn kill_all_brokers() {
+    for pid in std::mem::take(&mut *running()) {
+        // `kill` is the portable way to signal a pid without unsafe code.
+        let _ = std::process::Command::new("kill")
+            .arg(pid.to_string())
+            .status();
+    }
+}
+
 /// How long a broker may take to listen: generous, since the machine may be busy.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -164,6 +184,7 @@ impl RunningBroker {
                     let _ = child.kill();
                     return Err(failed("no standard output".to_owned()));
                 };
+                running().push(child.id());
                 let running = RunningBroker { kind, child };
                 // `mquictt broker` prints one "listening on" line per listener once bound.
                 wait_for_lines(stdout, "listening on", 3).map_err(failed)?;
@@ -181,6 +202,7 @@ impl RunningBroker {
                     .stderr(files.log("mosquitto.log")?)
                     .spawn()
                     .map_err(|e| failed(format!("cannot start {}: {e}", program.display())))?;
+                running().push(child.id());
                 let running = RunningBroker { kind, child };
                 let ports = [
                     BrokerKind::Mosquitto.port(TransportKind::Tcp),
@@ -203,6 +225,8 @@ impl RunningBroker {
 
 impl Drop for RunningBroker {
     fn drop(&mut self) {
+        let pid = self.child.id();
+        running().retain(|p| *p != pid);
         // `ip netns exec` replaced itself with the broker, so this is the broker's pid.
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -124,14 +124,25 @@ pub async fn run(args: LabArgs) -> Result<(), LabCommandError> {
     let command = command_line();
     let experiment = args.experiment;
 
-    // Ctrl-C: delete the lab's namespaces before leaving (the lab's own handlers are off).
-    tokio::spawn(async {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            mquictt_lab::teardown_all();
-            eprintln!("mquictt lab: interrupted; namespaces removed");
-            std::process::exit(130);
+    // Ctrl-C, SIGTERM, SIGHUP: stop the brokers and delete the lab's namespaces before
+    // leaving (the lab's own handlers are off).
+    let signals = [
+        (tokio::signal::unix::SignalKind::interrupt(), 130),
+        (tokio::signal::unix::SignalKind::terminate(), 143),
+        (tokio::signal::unix::SignalKind::hangup(), 129),
+    ];
+    for (kind, status) in signals {
+        if let Ok(mut signal) = tokio::signal::unix::signal(kind) {
+            tokio::spawn(async move {
+                if signal.recv().await.is_some() {
+                    mquictt_lab_experiments::brokers::kill_all_brokers();
+                    mquictt_lab::teardown_all();
+                    eprintln!("mquictt lab: interrupted; brokers stopped and namespaces removed");
+                    std::process::exit(status);
+                }
+            });
         }
-    });
+    }
 
     let report = tokio::task::spawn_blocking(move || {
         run_experiments(&settings, experiment, command, started)
