@@ -161,7 +161,10 @@ fn delivery_on_a_lossless_link_delivers_everything() {
     let Some((_dir, out)) = run_lab("delivery") else {
         return;
     };
-    assert_charts(&out, &["delivery_ratio", "delivery_latency_p99"]);
+    assert_charts(
+        &out,
+        &["delivery_ratio_lossless", "delivery_latency_p99_lossless"],
+    );
     assert!(report(&out).contains("## 2. Delivery"));
     let rows = csv(&out.join("delivery.csv"));
     assert!(rows.len() >= 3, "{rows:?}");

@@ -210,69 +210,78 @@ fn write_outputs(settings: &Settings, results: &DeliveryResults) -> Result<(), E
             pairs.push((r.broker, r.transport));
         }
     }
-    let groups = groups(results);
-    let categories: Vec<String> = groups
-        .iter()
-        .map(|(scenario, link, qos)| format!("{}/{link}/Q{qos}", short_scenario(scenario)))
-        .collect();
-    let series = |value: &dyn Fn(&DeliveryRun) -> f64| -> Vec<Series<f64>> {
-        pairs
+    // One pair of charts per scenario: all of them in one chart are unreadable.
+    for scenario in scenario_names(results) {
+        let groups: Vec<(String, String, u8)> = groups(results)
+            .into_iter()
+            .filter(|(s, _, _)| *s == scenario)
+            .collect();
+        let categories: Vec<String> = groups
             .iter()
-            .map(|&(broker, transport)| Series {
-                name: pair_label(broker, transport),
-                values: groups
-                    .iter()
-                    .map(|(scenario, link, qos)| {
-                        Spread::of(
-                            results
-                                .runs
-                                .iter()
-                                .filter(|r| {
-                                    &r.scenario == scenario
-                                        && &r.link == link
-                                        && r.qos == *qos
-                                        && r.broker == broker
-                                        && r.transport == transport
-                                })
-                                .map(value),
-                        )
-                        .median
-                    })
-                    .collect(),
-            })
-            .collect()
-    };
-    plot::grouped_bars(
-        out,
-        "delivery_ratio",
-        &Labels::new(
-            "Delivery ratio (median over seeds)",
-            "scenario / link / QoS",
-            "delivered / sent",
-        ),
-        &categories,
-        &series(&|r| r.ratio()),
-    )?;
-    plot::grouped_bars(
-        out,
-        "delivery_latency_p99",
-        &Labels::new(
-            "99th percentile latency (median over seeds)",
-            "scenario / link / QoS",
-            "ms",
-        ),
-        &categories,
-        &series(&|r| r.latency.p99),
-    )
+            .map(|(_, link, qos)| format!("{link} Q{qos}"))
+            .collect();
+        let series = |value: &dyn Fn(&DeliveryRun) -> f64| -> Vec<Series<f64>> {
+            pairs
+                .iter()
+                .map(|&(broker, transport)| Series {
+                    name: pair_label(broker, transport),
+                    values: groups
+                        .iter()
+                        .map(|(scenario, link, qos)| {
+                            Spread::of(
+                                results
+                                    .runs
+                                    .iter()
+                                    .filter(|r| {
+                                        &r.scenario == scenario
+                                            && &r.link == link
+                                            && r.qos == *qos
+                                            && r.broker == broker
+                                            && r.transport == transport
+                                    })
+                                    .map(value),
+                            )
+                            .median
+                        })
+                        .collect(),
+                })
+                .collect()
+        };
+        plot::grouped_bars(
+            out,
+            &format!("delivery_ratio_{scenario}"),
+            &Labels::new(
+                format!("Delivery ratio, {scenario} (median over seeds)"),
+                "link type, QoS",
+                "delivered / sent",
+            ),
+            &categories,
+            &series(&|r| r.ratio()),
+        )?;
+        plot::grouped_bars(
+            out,
+            &format!("delivery_latency_p99_{scenario}"),
+            &Labels::new(
+                format!("99th percentile latency, {scenario} (median over seeds)"),
+                "link type, QoS",
+                "ms",
+            ),
+            &categories,
+            &series(&|r| r.latency.p99),
+        )?;
+    }
+    Ok(())
 }
 
-fn short_scenario(name: &str) -> &str {
-    match name {
-        "smart_home" => "home",
-        "printer_farm" => "farm",
-        "synthetic" => "synth",
-        other => other,
+/// The scenarios of the results, in order of first appearance.
+pub fn scenario_names(results: &DeliveryResults) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for r in &results.runs {
+        if !names.contains(&r.scenario) {
+            names.push(r.scenario.clone());
+        }
     }
+    names
 }
 
 /// The (scenario, link, QoS) groups in order of first appearance.

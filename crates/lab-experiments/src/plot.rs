@@ -19,8 +19,14 @@ const FONT_PATHS: [&str; 4] = [
     "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
 ];
 
-/// Chart size in pixels (and SVG user units).
+/// Chart size in pixels (and SVG user units) of a chart with few categories.
 const SIZE: (u32, u32) = (960, 540);
+
+/// A bar chart grows wider with its categories so that their labels do not overlap.
+fn bar_chart_size(categories: usize) -> (u32, u32) {
+    let wide = 160 + 80 * u32::try_from(categories).unwrap_or(u32::MAX / 80);
+    (SIZE.0.max(wide), SIZE.1)
+}
 
 /// Colours of the series, distinguishable in print and for common colour blindness
 /// (Okabe and Ito's palette).
@@ -110,15 +116,16 @@ pub fn grouped_bars(
         message,
     };
     register_font_once().map_err(|m| failed(&svg, m))?;
+    let size = bar_chart_size(categories.len());
     draw_bars(
-        SVGBackend::new(&svg, SIZE).into_drawing_area(),
+        SVGBackend::new(&svg, size).into_drawing_area(),
         labels,
         categories,
         series,
     )
     .map_err(|m| failed(&svg, m))?;
     draw_bars(
-        BitMapBackend::new(&png, SIZE).into_drawing_area(),
+        BitMapBackend::new(&png, size).into_drawing_area(),
         labels,
         categories,
         series,

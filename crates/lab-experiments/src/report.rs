@@ -217,6 +217,21 @@ fn connection_reading(results: &ConnectionResults) -> String {
          itself, in round trips, is where QUIC wins.\n",
         bytes(Transport::Quic)
     );
+    for slow in &links {
+        let at = |t: Transport| connection::median_of(results, slow, t, |s| s.connack_ms);
+        if at(Transport::Quic) > at(Transport::Tls13) {
+            let _ = writeln!(
+                md,
+                "On {slow}, QUIC reached CONNACK later than TLS 1.3 ({:.0} ms against {:.0} ms). \
+                 On a slow link the bytes cost time: each 1200-byte padded Initial datagram and \
+                 each path MTU probe takes tens of milliseconds to serialise, and the probes \
+                 queue ahead of the CONNECT. A client on such a link is better served with MTU \
+                 discovery off.\n",
+                at(Transport::Quic),
+                at(Transport::Tls13)
+            );
+        }
+    }
     let _ = writeln!(
         md,
         "Kumar and Dezfouli (2019) report up to 56% fewer handshake packets and 55% lower \
@@ -285,8 +300,16 @@ fn delivery_section(results: &DeliveryResults) -> String {
     md.push('\n');
     md.push_str(&delivery::summary_table(results).to_markdown());
     md.push('\n');
-    md.push_str(&image("delivery_ratio", "Delivery ratio"));
-    md.push_str(&image("delivery_latency_p99", "99th percentile latency"));
+    for scenario in delivery::scenario_names(results) {
+        md.push_str(&image(
+            &format!("delivery_ratio_{scenario}"),
+            &format!("Delivery ratio, {scenario}"),
+        ));
+        md.push_str(&image(
+            &format!("delivery_latency_p99_{scenario}"),
+            &format!("99th percentile latency, {scenario}"),
+        ));
+    }
     if results.flagged_runs > 0 {
         let _ = writeln!(
             md,
