@@ -225,7 +225,7 @@ fn connection_reading(results: &ConnectionResults) -> String {
                 "On {slow}, QUIC reached CONNACK later than TLS 1.3 ({:.0} ms against {:.0} ms). \
                  On a slow link the bytes cost time: each 1200-byte padded Initial datagram and \
                  each path MTU probe takes tens of milliseconds to serialise, and the probes \
-                 queue ahead of the CONNECT. A client on such a link is better served with MTU \
+                 share the link with the MQTT packets. A client on such a link is better served with MTU \
                  discovery off.\n",
                 at(Transport::Quic),
                 at(Transport::Tls13)
