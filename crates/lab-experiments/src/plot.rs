@@ -274,6 +274,10 @@ fn draw_lines<DB: DrawingBackend>(
     for (k, s) in series.iter().enumerate() {
         let colour = COLOURS[k % COLOURS.len()];
         let points: Vec<(f64, f64)> = s.values.iter().copied().filter(|p| finite(p)).collect();
+        // A series without a single point (a transport left out) gets no legend entry either.
+        if points.is_empty() {
+            continue;
+        }
         chart
             .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
             .map_err(text)?
