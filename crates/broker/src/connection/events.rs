@@ -126,8 +126,10 @@ where
         let resumed = attachment
             .session_present
             .then_some(attachment.delivery_state);
+        let mut properties = admitted.connack_properties;
+        self.fit_keep_alive(&connect, &mut properties);
         let accept = Accept {
-            properties: admitted.connack_properties,
+            properties,
             resumed,
         };
         if let Err(e) = self.session.accept(accept, now) {
@@ -137,6 +139,7 @@ where
         Metrics::add(&self.shared.metrics.connections_current, 1);
         tracing::debug!(client = %client_id, version = %connect.protocol, peer = ?self.peer.remote_addr, transport = self.peer.transport, "client connected");
         self.attached = Some(Attached {
+            owner: client_id.clone(),
             client_id,
             connection: attachment.connection,
             version: connect.protocol,
@@ -146,6 +149,7 @@ where
             _finished: finished_tx,
             shared_in_flight: HashMap::new(),
         });
+        self.announce_data_streams();
     }
 
     fn on_publish(&mut self, publish: Publish) {
@@ -158,7 +162,7 @@ where
         let reason = if !self
             .shared
             .authenticator
-            .authorize_publish(&attached.client_id, &publish.topic)
+            .authorize_publish(&attached.owner, &publish.topic)
         {
             ReasonCode::NotAuthorized
         } else if publish.properties.payload_format_indicator == Some(true)
@@ -168,7 +172,7 @@ where
             // (3.3.2.3.2); it is not forwarded.
             ReasonCode::PayloadFormatInvalid
         } else {
-            let message = Message::from_publish(&publish, Some(attached.client_id.clone()), now);
+            let message = Message::from_publish(&publish, Some(attached.owner.clone()), now);
             let receivers = self.shared.router().publish(Arc::new(message), now);
             if receivers == 0 && v5 {
                 ReasonCode::NoMatchingSubscribers

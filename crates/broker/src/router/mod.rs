@@ -100,7 +100,8 @@ impl Router {
         let registry = SessionRegistry::new(config.max_queued_messages, config.drop_policy);
         Self {
             config,
-            storage,
+            // Data streams' transient sessions never reach the store.
+            storage: crate::quic::transient_storage::PersistentSessionsOnly::wrap(storage),
             authenticator,
             metrics,
             tree: SubscriptionTree::new(),
@@ -422,7 +423,10 @@ impl Router {
 
     /// The number of clients with a live connection.
     pub(crate) fn clients_connected(&self) -> usize {
-        self.links.len()
+        self.links
+            .keys()
+            .filter(|c| !crate::quic::subscriber::is_data_stream(c))
+            .count()
     }
 
     /// Subscriptions in the tree.

@@ -146,7 +146,11 @@ mod tests {
         assert!(data.is_connected() && data.is_data_stream());
         assert_eq!(data.version(), Some(ProtocolVersion::V5));
         assert_eq!(data.poll_transmit(now), None, "no CONNACK on a data stream");
-        assert_eq!(data.poll_timeout(), None, "keep alive runs on the control stream");
+        assert_eq!(
+            data.poll_timeout(),
+            None,
+            "keep alive runs on the control stream"
+        );
         assert!(data.data_stream_template().is_none());
     }
 
