@@ -19,7 +19,10 @@ const V5: ProtocolVersion = ProtocolVersion::V5;
 async fn connected(
     broker: &QuicBroker,
     client_id: &str,
-) -> (PacketStream<mquictt_transport::BoxStream>, QuicClientConnection) {
+) -> (
+    PacketStream<mquictt_transport::BoxStream>,
+    QuicClientConnection,
+) {
     let connected = broker.open(TransportKind::Quic).await;
     let quic = connected.quic.expect("a QUIC connection");
     let mut control = PacketStream::new(connected.stream, V5);
@@ -29,11 +32,17 @@ async fn connected(
 }
 
 async fn data_stream(quic: &QuicClientConnection) -> PacketStream<QuicStream> {
-    PacketStream::new(quic.open_data_stream().await.expect("open a data stream"), V5)
+    PacketStream::new(
+        quic.open_data_stream().await.expect("open a data stream"),
+        V5,
+    )
 }
 
 /// A publisher over plain TCP.
-async fn tcp_publisher(broker: &QuicBroker, client_id: &str) -> PacketStream<mquictt_transport::BoxStream> {
+async fn tcp_publisher(
+    broker: &QuicBroker,
+    client_id: &str,
+) -> PacketStream<mquictt_transport::BoxStream> {
     let mut publisher = PacketStream::new(broker.open(TransportKind::Tcp).await.stream, V5);
     publisher.connect(connect(V5, client_id, true, 0)).await;
     publisher
@@ -45,17 +54,39 @@ async fn a_subscription_is_delivered_on_the_data_stream_it_was_made_on() {
     let (mut control, quic) = connected(&broker, "multi").await;
     let mut stream_a = data_stream(&quic).await;
     let mut stream_b = data_stream(&quic).await;
-    assert_eq!(stream_a.subscribe(1, "a/#", QoS::AtLeastOnce).await.reason_codes, [ReasonCode::GrantedQoS1]);
-    assert_eq!(stream_b.subscribe(1, "b/#", QoS::AtMostOnce).await.reason_codes, [ReasonCode::GRANTED_QOS_0]);
+    assert_eq!(
+        stream_a
+            .subscribe(1, "a/#", QoS::AtLeastOnce)
+            .await
+            .reason_codes,
+        [ReasonCode::GrantedQoS1]
+    );
+    assert_eq!(
+        stream_b
+            .subscribe(1, "b/#", QoS::AtMostOnce)
+            .await
+            .reason_codes,
+        [ReasonCode::GRANTED_QOS_0]
+    );
 
     let mut publisher = tcp_publisher(&broker, "publisher").await;
-    publisher.send(&publish("a/1", "for a", QoS::AtLeastOnce, 1)).await;
-    publisher.send(&publish("b/1", "for b", QoS::AtMostOnce, 0)).await;
+    publisher
+        .send(&publish("a/1", "for a", QoS::AtLeastOnce, 1))
+        .await;
+    publisher
+        .send(&publish("b/1", "for b", QoS::AtMostOnce, 0))
+        .await;
 
     let on_a = stream_a.expect_publish().await;
-    assert_eq!((on_a.topic.as_str(), &on_a.payload[..]), ("a/1", &b"for a"[..]));
+    assert_eq!(
+        (on_a.topic.as_str(), &on_a.payload[..]),
+        ("a/1", &b"for a"[..])
+    );
     let on_b = stream_b.expect_publish().await;
-    assert_eq!((on_b.topic.as_str(), &on_b.payload[..]), ("b/1", &b"for b"[..]));
+    assert_eq!(
+        (on_b.topic.as_str(), &on_b.payload[..]),
+        ("b/1", &b"for b"[..])
+    );
     // The QoS 1 copy is acknowledged on its own stream.
     let id = on_a.packet_id.expect("QoS 1 has an identifier");
     stream_a.send(&Packet::PubAck(PubAck::success(id))).await;
@@ -71,8 +102,12 @@ async fn acknowledgements_go_back_on_the_stream_of_the_publish() {
     let mut stream_a = data_stream(&quic).await;
     let mut stream_b = data_stream(&quic).await;
     // The same packet identifier on two streams: each stream has its own identifier space.
-    stream_a.send(&publish("t/a", "1", QoS::AtLeastOnce, 7)).await;
-    stream_b.send(&publish("t/b", "2", QoS::ExactlyOnce, 7)).await;
+    stream_a
+        .send(&publish("t/a", "1", QoS::AtLeastOnce, 7))
+        .await;
+    stream_b
+        .send(&publish("t/b", "2", QoS::ExactlyOnce, 7))
+        .await;
     match stream_a.recv().await {
         Packet::PubAck(ack) => assert_eq!(ack.packet_id, pid(7)),
         other => panic!("expected PUBACK on stream A, got {other:?}"),
@@ -81,7 +116,9 @@ async fn acknowledgements_go_back_on_the_stream_of_the_publish() {
         Packet::PubRec(rec) => assert_eq!(rec.packet_id, pid(7)),
         other => panic!("expected PUBREC on stream B, got {other:?}"),
     }
-    stream_b.send(&Packet::PubRel(PubAck::success(pid(7)))).await;
+    stream_b
+        .send(&Packet::PubRel(PubAck::success(pid(7))))
+        .await;
     match stream_b.recv().await {
         Packet::PubComp(comp) => assert_eq!(comp.packet_id, pid(7)),
         other => panic!("expected PUBCOMP on stream B, got {other:?}"),
@@ -103,9 +140,13 @@ async fn a_stalled_data_stream_does_not_delay_another() {
     let mut publisher = tcp_publisher(&broker, "bulk-publisher").await;
     let chunk = vec![b'x'; 16 * 1024];
     for _ in 0..256 {
-        publisher.send(&publish("bulk", chunk.clone(), QoS::AtMostOnce, 0)).await;
+        publisher
+            .send(&publish("bulk", chunk.clone(), QoS::AtMostOnce, 0))
+            .await;
     }
-    publisher.send(&publish("live", "now", QoS::AtMostOnce, 0)).await;
+    publisher
+        .send(&publish("live", "now", QoS::AtMostOnce, 0))
+        .await;
 
     let started = tokio::time::Instant::now();
     let message = live.expect_publish().await;
@@ -139,7 +180,9 @@ async fn a_malformed_packet_closes_only_its_data_stream() {
     control.send(&Packet::PingReq).await;
     assert_eq!(control.recv().await, Packet::PingResp);
     let mut publisher = tcp_publisher(&broker, "after-malformed").await;
-    publisher.send(&publish("still/here", "yes", QoS::AtMostOnce, 0)).await;
+    publisher
+        .send(&publish("still/here", "yes", QoS::AtMostOnce, 0))
+        .await;
     assert_eq!(&healthy.expect_publish().await.payload[..], b"yes");
 }
 
@@ -150,7 +193,11 @@ async fn losing_the_control_stream_closes_the_connection_with_error_1() {
     let mut stream = data_stream(&quic).await;
     stream.subscribe(1, "x", QoS::AtMostOnce).await;
     // The client ends the control stream without DISCONNECT.
-    control.stream.shutdown().await.expect("finish the control stream");
+    control
+        .stream
+        .shutdown()
+        .await
+        .expect("finish the control stream");
     let reason = tokio::time::timeout(PATIENCE, quic.connection().closed())
         .await
         .expect("the broker closes the connection");
@@ -194,7 +241,9 @@ async fn data_stream_bytes_wait_until_connect_is_accepted() {
         other => panic!("expected SUBACK on the data stream, got {other:?}"),
     }
     let mut publisher = tcp_publisher(&broker, "early-publisher").await;
-    publisher.send(&publish("early/1", "hi", QoS::AtMostOnce, 0)).await;
+    publisher
+        .send(&publish("early/1", "hi", QoS::AtMostOnce, 0))
+        .await;
     assert_eq!(&early.expect_publish().await.payload[..], b"hi");
 }
 
@@ -214,7 +263,11 @@ async fn data_stream_subscriptions_end_with_their_stream_and_are_not_resumed() {
     assert_eq!(gauge(), 2);
 
     // Closing the data stream ends its subscription; the session's stays.
-    stream.stream.shutdown().await.expect("finish the data stream");
+    stream
+        .stream
+        .shutdown()
+        .await
+        .expect("finish the data stream");
     wait_until("the data stream's subscription is gone", || gauge() == 1).await;
 
     let mut again = data_stream(&quic).await;
@@ -226,8 +279,12 @@ async fn data_stream_subscriptions_end_with_their_stream_and_are_not_resumed() {
 
     // While offline, messages for both filters; only the session's subscription keeps them.
     let mut publisher = tcp_publisher(&broker, "offline-publisher").await;
-    publisher.send(&publish("ctl/1", "kept", QoS::AtLeastOnce, 1)).await;
-    publisher.send(&publish("data/1", "not kept", QoS::AtLeastOnce, 2)).await;
+    publisher
+        .send(&publish("ctl/1", "kept", QoS::AtLeastOnce, 1))
+        .await;
+    publisher
+        .send(&publish("data/1", "not kept", QoS::AtLeastOnce, 2))
+        .await;
     assert!(matches!(publisher.recv().await, Packet::PubAck(_)));
     assert!(matches!(publisher.recv().await, Packet::PubAck(_)));
 
@@ -236,6 +293,9 @@ async fn data_stream_subscriptions_end_with_their_stream_and_are_not_resumed() {
     let connack = control.connect(connect(V5, "resumer", false, 600)).await;
     assert!(connack.session_present);
     let resumed = control.expect_publish().await;
-    assert_eq!((resumed.topic.as_str(), &resumed.payload[..]), ("ctl/1", &b"kept"[..]));
+    assert_eq!(
+        (resumed.topic.as_str(), &resumed.payload[..]),
+        ("ctl/1", &b"kept"[..])
+    );
     control.expect_quiet().await;
 }

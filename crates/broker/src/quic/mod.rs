@@ -130,7 +130,10 @@ async fn accept_data_streams(
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod idle_timeout_tests {
     use super::*;
 
     #[test]

@@ -258,7 +258,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketStream<S> {
 }
 
 /// A CONNECT: clean start, keep alive 60 s, session expiry `expiry` seconds in 5.0.
-pub fn connect(version: ProtocolVersion, client_id: &str, clean_start: bool, expiry: u32) -> Connect {
+pub fn connect(
+    version: ProtocolVersion,
+    client_id: &str,
+    clean_start: bool,
+    expiry: u32,
+) -> Connect {
     Connect {
         protocol: version,
         clean_start,
@@ -295,7 +300,11 @@ pub fn publish(topic: &str, payload: impl Into<Bytes>, qos: QoS, id: u16) -> Pac
         qos,
         retain: false,
         topic: TopicName::new(topic).expect("topic"),
-        packet_id: if qos == QoS::AtMostOnce { None } else { PacketId::new(id) },
+        packet_id: if qos == QoS::AtMostOnce {
+            None
+        } else {
+            PacketId::new(id)
+        },
         properties: Properties::default(),
         payload: payload.into(),
     })
@@ -309,7 +318,10 @@ pub fn pid(id: u16) -> PacketId {
 pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while !condition() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
