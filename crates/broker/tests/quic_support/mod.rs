@@ -149,7 +149,7 @@ fn client_url(listener: &Listener) -> TransportUrl {
 /// What a read brought.
 #[derive(Debug, PartialEq)]
 pub enum Received {
-    Packet(Packet),
+    Packet(Box<Packet>),
     /// End of stream, or the stream or connection was reset.
     Closed,
     /// Nothing within the time given.
@@ -190,7 +190,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketStream<S> {
         let read = async {
             loop {
                 match self.decoder.decode(&mut self.buf) {
-                    Ok(Some(packet)) => return Received::Packet(packet),
+                    Ok(Some(packet)) => return Received::Packet(Box::new(packet)),
                     Ok(None) => {}
                     Err(e) => panic!("broker sent a malformed packet: {e}"),
                 }
@@ -208,7 +208,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketStream<S> {
     /// The next packet; fails the test if none comes.
     pub async fn recv(&mut self) -> Packet {
         match self.next_within(PATIENCE).await {
-            Received::Packet(packet) => packet,
+            Received::Packet(packet) => *packet,
             other => panic!("expected a packet, got {other:?}"),
         }
     }
