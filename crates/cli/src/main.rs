@@ -44,6 +44,12 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Broker(args) => commands::broker::run(args).await.map_err(|e| e.to_string()),
+            Command::Pub(args) => commands::publish::run(args)
+                .await
+                .map_err(|e| e.to_string()),
+            Command::Sub(args) => commands::subscribe::run(args)
+                .await
+                .map_err(|e| e.to_string()),
         }
     });
     match result {

@@ -1,3 +1,5 @@
 //! One module per subcommand; each turns parsed arguments into work.
 
 pub mod broker;
+pub mod publish;
+pub mod subscribe;
