@@ -12,8 +12,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use mquictt_broker::{AllowAll, Broker, BrokerConfig, MemoryStorage, QuicServing};
 use mquictt_protocol::{
-    ConnAck, Connect, Decoder, MqttString, Packet, PacketId, Properties, ProtocolVersion, Publish,
-    QoS, SubAck, Subscribe, SubscriptionOptions, TopicFilter, TopicName,
+    ConnAck, Connect, Decoder, MqttString, Packet, PacketId, Properties, PropertySet,
+    ProtocolVersion, Publish, QoS, SubAck, Subscribe, SubscriptionOptions, TopicFilter, TopicName,
 };
 use mquictt_transport::{
     ClientTlsSettings, ConnectOptions, Connected, Connector, DevCertificates, ListenUrl, Listener,
@@ -272,11 +272,11 @@ pub fn connect(
         will: None,
         username: None,
         password: None,
-        properties: Properties {
+        properties: Properties::from(PropertySet {
             session_expiry_interval: (version == ProtocolVersion::V5 && expiry > 0)
                 .then_some(expiry),
-            ..Properties::default()
-        },
+            ..PropertySet::default()
+        }),
     }
 }
 

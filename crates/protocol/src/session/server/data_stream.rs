@@ -91,7 +91,7 @@ mod tests {
 
     use super::*;
     use crate::packet::{PubAck, Publish};
-    use crate::properties::Properties;
+    use crate::properties::{Properties, PropertySet};
     use crate::session::config::Accept;
     use crate::session::events::ServerEvent;
     use crate::string::MqttString;
@@ -115,10 +115,10 @@ mod tests {
             .unwrap();
         assert!(control.data_stream_template().is_none());
         let accept = Accept {
-            properties: Properties {
+            properties: Properties::from(PropertySet {
                 maximum_qos: Some(1),
-                ..Properties::default()
-            },
+                ..PropertySet::default()
+            }),
             resumed: None,
         };
         control.accept(accept, now).unwrap();
