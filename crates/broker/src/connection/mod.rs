@@ -5,7 +5,10 @@
 //! allows, encodes what the session wants to transmit, and sleeps until the next input, the
 //! next queued message or the session's next deadline. QoS flows, keep alive and topic aliases
 //! are the session's; routing is the router's; CONNECT policy (client identifiers, limits,
-//! authentication, CONNACK properties) is in `connect.rs`.
+//! CONNACK properties) is in `connect.rs`, the authentication exchanges in `authenticate.rs`.
+//! Admission limits are applied here: the connection rate per source and the cap on pending
+//! connections before anything is read, the connect deadline until the session is attached,
+//! the publish rate on every PUBLISH read.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,13 +26,18 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{oneshot, watch, Notify, OwnedSemaphorePermit};
 
 use crate::broker::{PeerInfo, Shared};
+use crate::config::PublishOverload;
+use crate::limits::TokenBucket;
 use crate::message::ClientId;
 use crate::metrics::Metrics;
 use crate::registry::{ConnectionId, Departure};
 use crate::router::Departing;
 use crate::session::Outgoing;
 
+mod authenticate;
 mod events;
+
+use authenticate::PendingAuth;
 
 /// Messages handed to the session per pass, so one busy subscriber cannot hold the router
 /// lock for long.
@@ -43,6 +51,10 @@ const READ_CHUNK: usize = 8 * 1024;
 #[derive(Debug)]
 struct Attached {
     client_id: ClientId,
+    /// The user name it authenticated as, for authorization.
+    username: Option<String>,
+    /// The Authentication Method of its CONNECT; re-authentication must use the same.
+    auth_method: Option<String>,
     connection: ConnectionId,
     version: ProtocolVersion,
     expiry: Duration,
@@ -70,6 +82,30 @@ struct Driver<S> {
     /// Set when the client closed with DISCONNECT; any other end counts as a lost connection
     /// (EOF, IO error, protocol error, timeout, takeover, shutdown).
     client_departure: Option<Departure>,
+    /// Held until the session is attached: counts against `max_pending_connections`.
+    pending: Option<PendingSlot>,
+    /// When a connection that has not been admitted yet is closed: `connect_timeout` after it
+    /// was opened, whether it is silent, trickling bytes or stuck in an AUTH exchange.
+    connect_deadline: Instant,
+    /// An enhanced authentication exchange in progress.
+    auth: Option<PendingAuth>,
+    /// Limits PUBLISH packets read from this client.
+    publish_bucket: Option<TokenBucket>,
+    /// While set, nothing more is read or decoded: the client published too fast.
+    throttled_until: Option<Instant>,
+}
+
+/// A place among the connections still waiting for CONNECT; frees itself and its gauge.
+#[derive(Debug)]
+struct PendingSlot {
+    _permit: OwnedSemaphorePermit,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for PendingSlot {
+    fn drop(&mut self) {
+        Metrics::decrement(&self.metrics.connections_pending);
+    }
 }
 
 /// Serves one connection to its end.
@@ -80,8 +116,12 @@ where
     if *shared.shutting_down.borrow() {
         return;
     }
-    let slot = shared.connection_slots.clone().try_acquire_owned().ok();
     let now = Instant::now();
+    let Some(pending) = admit_pending(&shared, &peer, now) else {
+        // Closed before anything is read: the cheapest answer to a flood.
+        return;
+    };
+    let slot = shared.connection_slots.clone().try_acquire_owned().ok();
     let config = ServerConfig {
         connect_timeout: Some(shared.config.connect_timeout),
         // The broker's session queue is the only buffer, with its own bound and drop policy;
@@ -91,6 +131,8 @@ where
         outbound_topic_aliases: shared.config.outbound_topic_aliases,
         ..ServerConfig::default()
     };
+    let shared_connect_timeout = shared.config.connect_timeout;
+    let publish_rate = shared.config.publish_rate;
     let mut driver = Driver {
         decoder: Decoder::new(shared.config.max_packet_size),
         shared,
@@ -102,9 +144,41 @@ where
         attached: None,
         slot,
         client_departure: None,
+        pending: Some(pending),
+        connect_deadline: now + shared_connect_timeout,
+        auth: None,
+        publish_bucket: publish_rate.map(|rate| TokenBucket::new(rate, now)),
+        throttled_until: None,
     };
     driver.run().await;
     driver.finish().await;
+}
+
+/// The admission checks made before a byte is read: the source's connection rate and the cap
+/// on connections that have not completed CONNECT. `None` closes the connection.
+fn admit_pending(shared: &Arc<Shared>, peer: &PeerInfo, now: Instant) -> Option<PendingSlot> {
+    if let Some(addr) = peer.remote_addr {
+        let admitted = shared
+            .source_rate
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .admit(addr.ip(), now);
+        if !admitted {
+            Metrics::add(&shared.metrics.connection_rate_rejections, 1);
+            tracing::debug!(peer = %addr, "connection rate exceeded, closed");
+            return None;
+        }
+    }
+    let Ok(permit) = shared.pending_slots.clone().try_acquire_owned() else {
+        Metrics::add(&shared.metrics.pending_limit_rejections, 1);
+        tracing::debug!(peer = ?peer.remote_addr, "too many connections waiting for CONNECT, closed");
+        return None;
+    };
+    Metrics::add(&shared.metrics.connections_pending, 1);
+    Some(PendingSlot {
+        _permit: permit,
+        metrics: shared.metrics.clone(),
+    })
 }
 
 impl<S> Driver<S>
@@ -122,7 +196,15 @@ where
             if self.session.is_closed() {
                 return;
             }
-            let deadline = self.session.poll_timeout();
+            let deadline = [
+                self.session.poll_timeout(),
+                self.attached.is_none().then_some(self.connect_deadline),
+                self.throttled_until,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let reading = self.throttled_until.is_none();
             let sleep = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -148,19 +230,14 @@ where
             };
             self.read_buf.reserve(READ_CHUNK);
             tokio::select! {
-                read = self.stream.read_buf(&mut self.read_buf) => match read {
+                read = self.stream.read_buf(&mut self.read_buf), if reading => match read {
                     Ok(0) | Err(_) => return,
                     Ok(n) => {
                         Metrics::add(&self.shared.metrics.bytes_received, n as u64);
                         self.decode_input();
                     }
                 },
-                () = sleep => {
-                    // A timeout error already queued its DISCONNECT (0x8D in 5.0).
-                    if let Err(e) = self.session.handle_timeout(Instant::now()) {
-                        tracing::debug!(peer = ?self.peer.remote_addr, error = %e, "connection timed out");
-                    }
-                }
+                () = sleep => self.on_timer(Instant::now()),
                 () = woken => {}
                 reason = closed => {
                     let reason = reason.unwrap_or(ReasonCode::ServerShuttingDown);
@@ -173,16 +250,68 @@ where
         }
     }
 
-    /// Decodes every complete packet in the read buffer into the session.
+    /// Runs whatever deadline passed: the connect deadline, the end of a throttle, the
+    /// session's own timers.
+    fn on_timer(&mut self, now: Instant) {
+        if self.attached.is_none() && now >= self.connect_deadline && !self.session.is_closed() {
+            Metrics::add(&self.shared.metrics.connect_timeouts, 1);
+            tracing::debug!(peer = ?self.peer.remote_addr, "no CONNECT in time, closed");
+            // Before CONNACK there is nothing to send: the connection just closes.
+            let _ = self
+                .session
+                .disconnect(Disconnect::new(ReasonCode::MaximumConnectTime));
+            return;
+        }
+        if self.throttled_until.is_some_and(|until| now >= until) {
+            self.throttled_until = None;
+            self.decode_input();
+        }
+        // A timeout error already queued its DISCONNECT (0x8D in 5.0).
+        if let Err(e) = self.session.handle_timeout(now) {
+            tracing::debug!(peer = ?self.peer.remote_addr, error = %e, "connection timed out");
+        }
+    }
+
+    /// Counts a PUBLISH against the client's rate; false when it must not be processed.
+    fn within_publish_rate(&mut self, now: Instant) -> bool {
+        let Some(bucket) = &mut self.publish_bucket else {
+            return true;
+        };
+        let Some(resume) = bucket.take(now) else {
+            return true;
+        };
+        Metrics::add(&self.shared.metrics.publish_rate_exceeded, 1);
+        match self.shared.config.publish_overload {
+            PublishOverload::Throttle => {
+                // This PUBLISH is processed; nothing more is read until the debt is paid.
+                self.throttled_until = Some(resume);
+                true
+            }
+            PublishOverload::Disconnect => {
+                tracing::debug!(peer = ?self.peer.remote_addr, "publish rate exceeded, disconnecting");
+                let _ = self
+                    .session
+                    .disconnect(Disconnect::new(ReasonCode::MessageRateTooHigh));
+                false
+            }
+        }
+    }
+
+    /// Decodes every complete packet in the read buffer into the session, unless the client
+    /// is throttled.
     fn decode_input(&mut self) {
         loop {
-            if self.session.is_closed() {
+            if self.session.is_closed() || self.throttled_until.is_some() {
                 return;
             }
             match self.decoder.decode(&mut self.read_buf) {
                 Ok(None) => return,
                 Ok(Some(packet)) => {
-                    if let Err(e) = self.session.handle_packet(packet, Instant::now()) {
+                    let now = Instant::now();
+                    if matches!(packet, Packet::Publish(_)) && !self.within_publish_rate(now) {
+                        return;
+                    }
+                    if let Err(e) = self.session.handle_packet(packet, now) {
                         tracing::debug!(peer = ?self.peer.remote_addr, error = %e, conformance = ?e.conformance(), "protocol error");
                         return;
                     }
@@ -248,7 +377,9 @@ where
         }
         loop {
             let now = Instant::now();
-            let quota = self.session.send_quota();
+            let inflight_room = usize::from(self.shared.config.max_inflight)
+                .saturating_sub(self.session.in_flight());
+            let quota = self.session.send_quota().min(inflight_room);
             let batch = self.shared.router().take_queued(
                 &attached.client_id,
                 attached.connection,
