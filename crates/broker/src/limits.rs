@@ -54,7 +54,8 @@ impl TokenBucket {
     }
 
     /// When the bucket will hold a whole token again, if it does not now.
-    pub(crate) fn ready_at(&self, now: Instant) -> Option<Instant> {
+    pub(crate) fn ready_at(&mut self, now: Instant) -> Option<Instant> {
+        self.refill(now);
         if self.tokens >= 0.0 {
             return None;
         }

@@ -5,6 +5,8 @@
 //! step is bounded by the connect deadline; the connection is admitted by `events.rs` once the
 //! client is known.
 
+use std::future::Future;
+
 use bytes::Bytes;
 use mquictt_protocol::{Auth, Connect, Disconnect, MqttString, Properties, ReasonCode};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -66,9 +68,15 @@ where
     }
 
     /// Runs the authenticator on the blocking pool, at most `password_checks` at once, and
-    /// no later than the connect deadline.
-    async fn check_credentials(&self, connect: &Connect) -> Result<(), ReasonCode> {
+    /// no later than the connect deadline. The future owns what it needs, so the driver is
+    /// not borrowed while the check runs.
+    fn check_credentials(
+        &self,
+        connect: &Connect,
+    ) -> impl Future<Output = Result<(), ReasonCode>> + Send + 'static {
         let shared = self.shared.clone();
+        let metrics = self.shared.metrics.clone();
+        let deadline = self.connect_deadline;
         let client_id = connect.client_id.as_str().to_owned();
         let username = connect.username.as_deref().map(str::to_owned);
         let password = connect.password.clone();
@@ -91,12 +99,14 @@ where
             .await
             .unwrap_or(Err(ReasonCode::UnspecifiedError))
         };
-        tokio::time::timeout_at(self.connect_deadline.into(), check)
-            .await
-            .unwrap_or_else(|_| {
-                Metrics::add(&self.shared.metrics.connect_timeouts, 1);
-                Err(ReasonCode::ServerBusy)
-            })
+        async move {
+            tokio::time::timeout_at(deadline.into(), check)
+                .await
+                .unwrap_or_else(|_| {
+                    Metrics::add(&metrics.connect_timeouts, 1);
+                    Err(ReasonCode::ServerBusy)
+                })
+        }
     }
 
     /// An AUTH from the client: the next step of the exchange in progress, or the start of a

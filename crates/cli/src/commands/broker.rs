@@ -5,18 +5,22 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-use mquictt_broker::{AllowAll, Broker, MemoryStorage, PeerInfo};
+use mquictt_broker::auth::{certificate_username, AuthFileError, CertificateField};
+use mquictt_broker::{
+    Broker, FileAuthenticator, FileAuthenticatorConfig, MemoryStorage, PeerInfo,
+};
 use mquictt_transport::{
-    certs, ClientAuth, DevCertificates, ListenUrl, Listener, ServerTlsSettings, TlsIdentity,
-    TlsVersions, TransportKind,
+    certs, ClientAuth, DevCertificates, ListenUrl, Listener, ListenerOptions, ServerTlsSettings,
+    TlsIdentity, TlsVersions, TransportKind,
 };
 use tokio::sync::watch;
 
 use crate::cli::BrokerArgs;
 use crate::config::{
-    ClientAuthName, ConfigError, FileConfig, ListenerSection, TlsVersionsName, DEFAULT_DATA_DIR,
-    DEFAULT_LISTENERS,
+    CertificateUsernameName, ClientAuthName, ConfigError, FileConfig, ListenerSection,
+    TlsVersionsName, DEFAULT_DATA_DIR, DEFAULT_LISTENERS,
 };
 use crate::metrics_http;
 
@@ -29,10 +33,13 @@ pub enum StartError {
     Listener { url: String, message: String },
     #[error(
         "listener `{url}` binds the non-loopback address {ip} but no authentication is \
-         configured; anyone who can reach it could connect. Set `allow_anonymous = true` in the \
-         config file if that is intended, or bind 127.0.0.1"
+         configured; anyone who can reach it could connect. Set `password_file` (see `mquictt \
+         passwd`) or `client_auth = \"required\"`, set `allow_anonymous = true` in the config \
+         file if open access is intended, or bind 127.0.0.1"
     )]
     AnonymousOnNetwork { url: String, ip: IpAddr },
+    #[error(transparent)]
+    Auth(#[from] AuthFileError),
     #[error("cannot create data directory {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -76,7 +83,22 @@ pub async fn run(args: BrokerArgs) -> Result<(), StartError> {
         .or_else(|| file.data_dir.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
     let plans = listener_plans(&args, &file, &config_path)?;
-    check_anonymous(&plans, file.allow_anonymous.unwrap_or(false))?;
+    check_anonymous(
+        &plans,
+        file.allow_anonymous == Some(true),
+        file.password_file.is_some(),
+    )?;
+    let authenticator = Arc::new(FileAuthenticator::new(FileAuthenticatorConfig {
+        password_file: file.password_file.clone(),
+        acl_file: file.acl_file.clone(),
+        allow_anonymous: file.allow_anonymous,
+    })?);
+    if file.password_file.is_some() || file.acl_file.is_some() {
+        authenticator.watch(AUTH_FILE_POLL);
+        #[cfg(unix)]
+        tokio::spawn(reload_on_sighup(authenticator.clone()));
+    }
+    let handshake_timeout = broker_config.connect_timeout;
 
     std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir {
         path: data_dir.clone(),
@@ -94,22 +116,32 @@ pub async fn run(args: BrokerArgs) -> Result<(), StartError> {
     let broker = Broker::new(
         broker_config,
         Arc::new(MemoryStorage::default()),
-        Arc::new(AllowAll),
+        authenticator,
     )?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut accept_tasks = Vec::new();
     for plan in &plans {
         let tls = server_tls(plan, dev_certs.as_ref(), &config_path)?;
-        let listener = Listener::bind(&plan.url, &tls)
+        let options = ListenerOptions {
+            // TLS, WebSocket and QUIC handshakes get the same bound as CONNECT.
+            handshake_timeout,
+            ..ListenerOptions::default()
+        };
+        let listener = Listener::bind_with_options(&plan.url, &tls, options)
             .await
             .map_err(|e| StartError::Listener {
                 url: plan.section.url.clone(),
                 message: format!("{e} (is another broker already using this port?)"),
             })?;
         println!("listening on {} ({})", plan.url, listener.local_addr());
+        let certificate_field = plan.section.certificate_username.map(|name| match name {
+            CertificateUsernameName::Cn => CertificateField::CommonName,
+            CertificateUsernameName::San => CertificateField::SubjectAltName,
+        });
         accept_tasks.push(tokio::spawn(accept_loop(
             listener,
             broker.clone(),
+            certificate_field,
             stop_rx.clone(),
         )));
     }
@@ -172,14 +204,25 @@ fn listener_plans(
         .collect()
 }
 
-/// Anonymous access is allowed by default only where nobody else can reach the broker.
-fn check_anonymous(plans: &[ListenerPlan], allow_anonymous: bool) -> Result<(), StartError> {
-    if allow_anonymous {
+/// How often the password and ACL files are checked for changes.
+const AUTH_FILE_POLL: Duration = Duration::from_secs(2);
+
+/// Anonymous access is allowed by default only where nobody else can reach the broker: a
+/// listener on another address needs passwords or required client certificates, unless open
+/// access is asked for.
+fn check_anonymous(
+    plans: &[ListenerPlan],
+    allow_anonymous: bool,
+    passwords: bool,
+) -> Result<(), StartError> {
+    if allow_anonymous || passwords {
         return Ok(());
     }
     for plan in plans {
         let ip = plan.url.addr.ip();
-        if !ip.is_loopback() {
+        let certificates_required = plan.url.kind.is_encrypted()
+            && plan.section.client_auth == Some(ClientAuthName::Required);
+        if !ip.is_loopback() && !certificates_required {
             return Err(StartError::AnonymousOnNetwork {
                 url: plan.section.url.clone(),
                 ip,
@@ -263,7 +306,29 @@ fn server_tls(
     Ok(settings)
 }
 
-async fn accept_loop(mut listener: Listener, broker: Broker, mut stop: watch::Receiver<bool>) {
+#[cfg(unix)]
+async fn reload_on_sighup(authenticator: Arc<FileAuthenticator>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; authentication files reload only on change");
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        match authenticator.reload() {
+            Ok(()) => println!("reloaded authentication files"),
+            Err(e) => {
+                tracing::warn!(error = %e, "reload failed; keeping the previous rules");
+            }
+        }
+    }
+}
+
+async fn accept_loop(
+    mut listener: Listener,
+    broker: Broker,
+    certificate_field: Option<CertificateField>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -274,9 +339,14 @@ async fn accept_loop(mut listener: Listener, broker: Broker, mut stop: watch::Re
                         return;
                     }
                 };
+                let certificate_username = certificate_field.and_then(|field| {
+                    let der = accepted.peer.client_cert_der.as_ref()?;
+                    certificate_username(der, field)
+                });
                 let peer = PeerInfo {
                     remote_addr: Some(accepted.peer.remote),
                     transport: transport_label(accepted.peer.transport),
+                    certificate_username,
                 };
                 let broker = broker.clone();
                 tokio::spawn(async move {

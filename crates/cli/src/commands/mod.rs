@@ -1,3 +1,4 @@
 //! One module per subcommand; each turns parsed arguments into work.
 
 pub mod broker;
+pub mod passwd;
