@@ -76,10 +76,7 @@ pub(crate) fn check(
 }
 
 /// The credentials the authenticator sees for `connect`.
-pub(crate) fn request<'a>(
-    connect: &'a Connect,
-    peer: &'a PeerInfo,
-) -> ConnectRequest<'a> {
+pub(crate) fn request<'a>(connect: &'a Connect, peer: &'a PeerInfo) -> ConnectRequest<'a> {
     ConnectRequest {
         client_id: connect.client_id.as_str(),
         username: connect.username.as_deref(),

@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::commands::publish::PubArgs;
+use crate::commands::subscribe::SubArgs;
+
 /// MQTT 3.1.1/5.0 broker and client with QUIC beside TCP, TLS and WebSocket.
 #[derive(Debug, Parser)]
 #[command(name = "mquictt", version, about, propagate_version = true)]
@@ -25,6 +28,10 @@ pub enum Command {
     Broker(BrokerArgs),
     /// Add a user to a password file, change its password, or delete it with -D.
     Passwd(crate::commands::passwd::PasswdArgs),
+    /// Publish messages: `mquictt pub --url quic://127.0.0.1 -t sensors/1 -m 21.5 -q 1`.
+    Pub(PubArgs),
+    /// Subscribe and print messages: `mquictt sub --url quic://127.0.0.1 -t 'sensors/#' -v`.
+    Sub(SubArgs),
 }
 
 /// `mquictt broker`

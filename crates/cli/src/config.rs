@@ -334,8 +334,12 @@ impl FileConfig {
         if let Some(v) = limits.max_subscriptions_per_client {
             config.max_subscriptions_per_client = v;
         }
-        config.publish_rate = rate(config.publish_rate, limits.publish_rate, limits.publish_burst)
-            .map_err(|m| value_error("limits.publish_burst", m))?;
+        config.publish_rate = rate(
+            config.publish_rate,
+            limits.publish_rate,
+            limits.publish_burst,
+        )
+        .map_err(|m| value_error("limits.publish_burst", m))?;
         if let Some(v) = limits.publish_overload {
             config.publish_overload = match v {
                 PublishOverloadName::Throttle => PublishOverload::Throttle,

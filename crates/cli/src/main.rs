@@ -45,7 +45,19 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Broker(args) => commands::broker::run(args).await.map_err(|e| e.to_string()),
             Command::Passwd(args) => commands::passwd::run(&args)
-                .map(|outcome| println!("{outcome:?} user {:?} in {}", args.user, args.file.display()))
+                .map(|outcome| {
+                    println!(
+                        "{outcome:?} user {:?} in {}",
+                        args.user,
+                        args.file.display()
+                    )
+                })
+                .map_err(|e| e.to_string()),
+            Command::Pub(args) => commands::publish::run(args)
+                .await
+                .map_err(|e| e.to_string()),
+            Command::Sub(args) => commands::subscribe::run(args)
+                .await
                 .map_err(|e| e.to_string()),
         }
     });

@@ -1,1 +1,56 @@
-//! placeholder
+//! An async MQTT 3.1.1 and 5.0 client on tokio, built on the sans-IO session machine of
+//! `mquictt-protocol` and the transports of `mquictt-transport`: one URL selects TCP
+//! (`mqtt://`), TLS (`mqtts://`), WebSocket (`ws://`, `wss://`) or QUIC (`quic://`).
+//!
+//! [`Client::connect`] opens the connection and spawns its driver task; the [`Client`] sends
+//! requests, [`Messages`] yields what the subscriptions receive. A publish returns a
+//! [`PublishHandle`] that completes when the broker acknowledged it (QoS 1 and 2, with the
+//! packet identifier and reason code) or when it was written (QoS 0). A lost connection is
+//! re-opened with exponential backoff and jitter ([`ReconnectPolicy`]); a persistent session
+//! (MQTT 5 Session Expiry, or 3.1.1 Clean Session 0) is resumed, unacknowledged messages are
+//! re-sent, and subscriptions are made again when the broker lost the session. Publishes
+//! made while disconnected wait in a bounded offline queue.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), mquictt_client::ClientError> {
+//! use mquictt_client::{Client, ClientOptions, Message, QoS, Subscription};
+//!
+//! let options = ClientOptions::new("mqtt://127.0.0.1")?.client_id("sensor-1");
+//! let (client, mut messages) = Client::connect(options).await?;
+//! client.subscribe(Subscription::new("sensors/#", QoS::AtLeastOnce)?).await?;
+//! let done = client.publish(Message::new("sensors/1/temp", "21.5")?.qos(QoS::AtLeastOnce))?;
+//! let outcome = done.await?;
+//! println!("acknowledged as {:?}: {}", outcome.packet_id, outcome.reason_code);
+//! while let Some(message) = messages.recv().await {
+//!     println!("{} {:?}", message.topic, message.payload);
+//! }
+//! # Ok(()) }
+//! ```
+
+mod backoff;
+mod client;
+mod connection;
+mod driver;
+mod error;
+mod link;
+mod message;
+mod options;
+mod pending;
+mod subscriptions;
+
+pub use backoff::{Backoff, ReconnectPolicy};
+pub use client::{Client, ConnectionStatus, Messages, PublishHandle};
+pub use error::ClientError;
+pub use message::{Message, PublishOutcome, SubscribeOutcome, Subscription, UnsubscribeOutcome};
+pub use options::ClientOptions;
+
+/// The protocol types the API speaks, re-exported so users name the same version.
+pub use mquictt_protocol::session::ConnectionInfo;
+pub use mquictt_protocol::{
+    Disconnect, PacketId, Properties, ProtocolVersion, QoS, ReasonCode, RetainHandling,
+    SubscriptionOptions, TopicFilter, TopicName,
+};
+/// TLS and QUIC settings of the transport layer.
+pub use mquictt_transport::{
+    CertError, ClientTlsSettings, QuicClientOptions, TlsIdentity, TransportUrl,
+};

@@ -109,15 +109,27 @@ pub enum ProtocolError {
     /// [MQTT-3.1.2-3].
     #[error("CONNECT reserved flag is set [MQTT-3.1.2-3]")]
     ConnectReservedFlag,
-    /// "If the Will Flag is set to 0, then the Will QoS MUST be set to 0" [MQTT-3.1.2-13].
-    #[error("will QoS set without the will flag [MQTT-3.1.2-13]")]
-    WillQoSWithoutWill,
-    /// "If the Will Flag is set to 1, the value of Will QoS can be 0, 1, or 2" [MQTT-3.1.2-14].
-    #[error("will QoS 3 [MQTT-3.1.2-14]")]
-    WillQoSInvalid,
-    /// "If the Will Flag is set to 0, then Will Retain MUST be set to 0" [MQTT-3.1.2-15].
-    #[error("will retain set without the will flag [MQTT-3.1.2-15]")]
-    WillRetainWithoutWill,
+    /// "If the Will Flag is set to 0, then the Will QoS MUST be set to 0": [MQTT-3.1.2-11] in
+    /// 5.0, [MQTT-3.1.2-13] in 3.1.1. `v5` tells which numbering applies.
+    #[error("will QoS set without the will flag [{}]", will_rule(*v5, 11, 13))]
+    WillQoSWithoutWill {
+        /// Whether the CONNECT was MQTT 5.
+        v5: bool,
+    },
+    /// "If the Will Flag is set to 1, the value of Will QoS can be 0, 1, or 2": [MQTT-3.1.2-12]
+    /// in 5.0, [MQTT-3.1.2-14] in 3.1.1.
+    #[error("will QoS 3 [{}]", will_rule(*v5, 12, 14))]
+    WillQoSInvalid {
+        /// Whether the CONNECT was MQTT 5.
+        v5: bool,
+    },
+    /// "If the Will Flag is set to 0, then Will Retain MUST be set to 0": [MQTT-3.1.2-13] in
+    /// 5.0, [MQTT-3.1.2-15] in 3.1.1.
+    #[error("will retain set without the will flag [{}]", will_rule(*v5, 13, 15))]
+    WillRetainWithoutWill {
+        /// Whether the CONNECT was MQTT 5.
+        v5: bool,
+    },
     /// MQTT 3.1.1: "If the User Name Flag is set to 0, the Password Flag MUST be set to 0"
     /// [MQTT-3.1.2-22]. MQTT 5 lifts this rule.
     #[error("password without user name [MQTT-3.1.2-22]")]
@@ -294,9 +306,9 @@ impl ProtocolError {
             | Self::TrailingBytes { .. }
             | Self::InvalidString { .. }
             | Self::ConnectReservedFlag
-            | Self::WillQoSWithoutWill
-            | Self::WillQoSInvalid
-            | Self::WillRetainWithoutWill
+            | Self::WillQoSWithoutWill { .. }
+            | Self::WillQoSInvalid { .. }
+            | Self::WillRetainWithoutWill { .. }
             | Self::PasswordWithoutUsername
             | Self::ConnAckReservedFlags { .. }
             | Self::PublishQoS3
@@ -380,9 +392,9 @@ impl ProtocolError {
                 }
             }
             Self::ConnectReservedFlag => "MQTT-3.1.2-3",
-            Self::WillQoSWithoutWill => "MQTT-3.1.2-13",
-            Self::WillQoSInvalid => "MQTT-3.1.2-14",
-            Self::WillRetainWithoutWill => "MQTT-3.1.2-15",
+            Self::WillQoSWithoutWill { v5 } => will_rule(*v5, 11, 13),
+            Self::WillQoSInvalid { v5 } => will_rule(*v5, 12, 14),
+            Self::WillRetainWithoutWill { v5 } => will_rule(*v5, 13, 15),
             Self::PasswordWithoutUsername => "MQTT-3.1.2-22",
             Self::ConnAckReservedFlags { version, .. } => {
                 // 3.1.1 states the same rule without a number.
@@ -552,5 +564,16 @@ mod tests {
             Some("MQTT-3.6.1-1")
         );
         assert_eq!(ProtocolError::RetainHandling3.conformance(), None);
+    }
+}
+
+/// The will rules of 3.1.2 are numbered differently in the two specs.
+fn will_rule(v5: bool, in_v5: u8, in_v311: u8) -> &'static str {
+    match if v5 { in_v5 } else { in_v311 } {
+        11 => "MQTT-3.1.2-11",
+        12 => "MQTT-3.1.2-12",
+        13 => "MQTT-3.1.2-13",
+        14 => "MQTT-3.1.2-14",
+        _ => "MQTT-3.1.2-15",
     }
 }

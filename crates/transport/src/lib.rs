@@ -32,6 +32,7 @@ mod connector;
 mod error;
 mod listener;
 pub mod quic;
+mod quic_stream;
 mod stream;
 mod tcp;
 mod tls;

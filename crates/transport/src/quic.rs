@@ -1,29 +1,43 @@
 //! MQTT over QUIC as EMQX does it: ALPN `mqtt`, TLS 1.3, and MQTT's own framing on
 //! client-opened bidirectional streams. Owns the quinn endpoint and transport settings, the
 //! server-side accept (connection, then its first bidirectional stream: the single stream, or
-//! the control stream of multi-stream mode), the client-side connect, and [`QuicStream`], one
-//! bidirectional stream as a byte stream. [`QuicConnection`] keeps the `quinn::Connection`
-//! reachable for what is built on top: more streams, 0-RTT state, migration.
+//! the control stream of multi-stream mode), the client-side connect (with 0-RTT when a
+//! session ticket allows), and the connection handles [`QuicConnection`] (server) and
+//! [`QuicClientConnection`] (client): further data streams for multi-stream mode, the 0-RTT
+//! outcome and handshake state, and migration to a new local socket.
+//!
+//! Multi-stream mode: the stream handed out with the connection is the control stream (the
+//! first client-opened bidirectional stream); the server takes further client-opened streams
+//! with [`QuicConnection::accept_data_stream`], the client opens them with
+//! [`QuicClientConnection::open_data_stream`]. QUIC announces a stream to the peer only with
+//! its first bytes, so a data stream becomes visible to the server when the client writes.
+//!
+//! 0-RTT: a client [`crate::Connector`] with [`QuicClientOptions::zero_rtt`] keeps session
+//! tickets across connections and writes its first bytes in 0-RTT when it has one; if the
+//! server rejects them, [`QuicStream`] sends them again after the handshake. A server accepts
+//! 0-RTT only with [`crate::ServerTlsSettings::quic_zero_rtt`]; 0-RTT bytes can be replayed
+//! by an attacker, so [`QuicConnection::early_data`] tells the broker that the first bytes came
+//! early and [`QuicConnection::handshake_complete`] when it is safe to act on anything that is
+//! not idempotent. rustls' single-use session cache refuses a second resumption with the same
+//! ticket on the same server, which stops replays against one broker process.
 
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
-use futures_util::FutureExt;
 use quinn::crypto::rustls::{HandshakeData, QuicClientConfig, QuicServerConfig};
-use quinn::{
-    Connection, Endpoint, IdleTimeout, Incoming, RecvStream, SendStream, TransportConfig, VarInt,
-};
+use quinn::{Connection, Endpoint, IdleTimeout, Incoming, TransportConfig, VarInt};
 use rustls::pki_types::CertificateDer;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 
 use crate::error::TransportError;
+pub use crate::quic_stream::QuicStream;
 use crate::tls::MQTT_ALPN;
+
+/// QUIC application error code with which a multi-stream connection is closed when its
+/// control stream is lost, as EMQX does.
+pub const CONTROL_STREAM_LOST_CODE: u32 = 1;
 
 /// QUIC application error code for "the peer spoke the wrong application protocol".
 const WRONG_ALPN_CODE: u32 = 0x10;
@@ -156,6 +170,7 @@ pub struct QuicConnection {
     connection: Connection,
     handshake: HandshakeState,
     early_data: bool,
+    control_stream_id: u64,
 }
 
 impl QuicConnection {
@@ -193,6 +208,27 @@ impl QuicConnection {
     /// client presented one.
     pub fn client_certificate(&self) -> Option<CertificateDer<'static>> {
         client_certificate(&self.connection)
+    }
+
+    /// The id of the stream handed out with the connection: the single stream, or the
+    /// control stream in multi-stream mode (0 in practice).
+    pub fn control_stream_id(&self) -> u64 {
+        self.control_stream_id
+    }
+
+    /// The next bidirectional stream the client opens after the control stream: a data
+    /// stream in multi-stream mode. Fails when the connection ends.
+    pub async fn accept_data_stream(&self) -> Result<QuicStream, quinn::ConnectionError> {
+        let (send, recv) = self.connection.accept_bi().await?;
+        Ok(QuicStream::new(send, recv, self.connection.clone()))
+    }
+
+    /// Closes the connection because the control stream was lost.
+    pub fn close_for_lost_control_stream(&self) {
+        self.connection.close(
+            VarInt::from_u32(CONTROL_STREAM_LOST_CODE),
+            b"control stream lost",
+        );
     }
 }
 
@@ -236,112 +272,16 @@ pub(crate) async fn accept(
     let (send, recv) = connection.accept_bi().await?;
     let early_data = handshake.borrow().is_none();
     let stream = QuicStream::new(send, recv, connection.clone());
+    let control_stream_id = stream.id();
     Ok((
         stream,
         QuicConnection {
             connection,
             handshake,
             early_data,
+            control_stream_id,
         },
     ))
-}
-
-/// Where a [`QuicStream`] is in closing its sending side.
-enum SendShutdown {
-    Open,
-    /// FIN sent; waiting until the peer acknowledged all data, so that dropping the last
-    /// handle (which closes the connection) cannot discard bytes still in flight.
-    Draining(BoxFuture<'static, ()>),
-    Done,
-}
-
-/// One QUIC bidirectional stream as a byte stream. Holds a connection handle so the
-/// connection lives as long as the stream.
-pub struct QuicStream {
-    send: SendStream,
-    recv: RecvStream,
-    connection: Connection,
-    shutdown: SendShutdown,
-}
-
-impl QuicStream {
-    pub(crate) fn new(send: SendStream, recv: RecvStream, connection: Connection) -> Self {
-        QuicStream {
-            send,
-            recv,
-            connection,
-            shutdown: SendShutdown::Open,
-        }
-    }
-
-    /// The QUIC stream id (0 for the first client-opened bidirectional stream).
-    pub fn id(&self) -> u64 {
-        VarInt::from(self.send.id()).into_inner()
-    }
-
-    /// The connection the stream belongs to.
-    pub fn connection(&self) -> &Connection {
-        &self.connection
-    }
-}
-
-impl std::fmt::Debug for QuicStream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QuicStream")
-            .field("id", &self.id())
-            .field("remote", &self.connection.remote_address())
-            .finish_non_exhaustive()
-    }
-}
-
-impl AsyncRead for QuicStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        self.get_mut()
-            .recv
-            .poll_read_buf(cx, buf)
-            .map_err(io::Error::from)
-    }
-}
-
-impl AsyncWrite for QuicStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().send)
-            .poll_write(cx, buf)
-            .map_err(io::Error::from)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // quinn sends as soon as congestion control allows; there is no user-space buffer to
-        // push out.
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        loop {
-            match &mut this.shutdown {
-                SendShutdown::Open => {
-                    // An already finished or reset stream has nothing left to deliver.
-                    let _ = this.send.finish();
-                    let stopped = this.send.stopped();
-                    this.shutdown = SendShutdown::Draining(stopped.map(|_| ()).boxed());
-                }
-                SendShutdown::Draining(stopped) => {
-                    ready!(stopped.as_mut().poll(cx));
-                    this.shutdown = SendShutdown::Done;
-                }
-                SendShutdown::Done => return Poll::Ready(Ok(())),
-            }
-        }
-    }
 }
 
 /// A QUIC connection as seen by the client.
@@ -369,6 +309,21 @@ impl QuicClientConnection {
     /// path and carries on (RFC 9000 section 9).
     pub fn rebind(&self, socket: std::net::UdpSocket) -> io::Result<()> {
         self.endpoint.rebind(socket)
+    }
+
+    /// Opens another bidirectional stream: a data stream in multi-stream mode. The server
+    /// sees it when the first bytes are written.
+    pub async fn open_data_stream(&self) -> Result<QuicStream, quinn::ConnectionError> {
+        let (send, recv) = self.connection.open_bi().await?;
+        Ok(self.new_stream(send, recv))
+    }
+
+    fn new_stream(&self, send: quinn::SendStream, recv: quinn::RecvStream) -> QuicStream {
+        if self.zero_rtt_attempted && self.handshake.borrow().is_none() {
+            QuicStream::new_early(send, recv, self.connection.clone(), self.handshake.clone())
+        } else {
+            QuicStream::new(send, recv, self.connection.clone())
+        }
     }
 
     /// Whether the first bytes were sent as 0-RTT (a session ticket was available and 0-RTT
@@ -411,11 +366,17 @@ pub(crate) async fn connect(
     } else {
         (connecting.await?, watch_handshake(None), false)
     };
-    let (send, recv) = connection.open_bi().await?;
-    let stream = QuicStream::new(send, recv, connection.clone());
+    let handle = QuicClientConnection {
+        endpoint,
+        connection,
+        handshake,
+        zero_rtt_attempted,
+    };
+    let (send, recv) = handle.connection.open_bi().await?;
+    let stream = handle.new_stream(send, recv);
     let peer = crate::stream::PeerInfo {
         remote,
-        local: endpoint.local_addr()?,
+        local: handle.endpoint.local_addr()?,
         transport: crate::url::TransportKind::Quic,
         client_cert_der: None,
         tls_version: Some(crate::stream::TlsVersion::Tls13),
@@ -423,11 +384,24 @@ pub(crate) async fn connect(
     Ok(crate::connector::Connected {
         stream: Box::new(stream),
         peer,
-        quic: Some(QuicClientConnection {
-            endpoint,
-            connection,
-            handshake,
-            zero_rtt_attempted,
-        }),
+        quic: Some(handle),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_follow_the_mqtt_keep_alive() {
+        let options = QuicClientOptions::for_keep_alive(Duration::from_secs(60));
+        assert_eq!(options.idle_timeout, Duration::from_secs(90));
+        assert_eq!(options.keep_alive_interval, Some(Duration::from_secs(15)));
+        let options = QuicClientOptions::for_keep_alive(Duration::from_secs(10));
+        assert_eq!(options.idle_timeout, Duration::from_secs(15));
+        assert_eq!(options.keep_alive_interval, Some(Duration::from_secs(5)));
+        let off = QuicClientOptions::for_keep_alive(Duration::ZERO);
+        assert_eq!(off.idle_timeout, QuicClientOptions::default().idle_timeout);
+        assert!(!off.zero_rtt);
+    }
 }

@@ -54,7 +54,8 @@ pub struct PeerInfo {
     pub transport: TransportKind,
     /// On a server: the client's end-entity certificate (DER), when it presented one that the
     /// verifier accepted (TLS, WSS, QUIC with client certificates enabled). Always `None` on the
-    /// client side.
+    /// client side. On a QUIC connection handed out before its handshake completed (0-RTT),
+    /// ask `QuicConnection::client_certificate` once the handshake is complete.
     pub client_cert_der: Option<CertificateDer<'static>>,
     /// The TLS version negotiated, `None` on TCP and WS.
     pub tls_version: Option<TlsVersion>,

@@ -212,7 +212,10 @@ mod tests {
     #[test]
     fn missing_names_give_none() {
         let der = certificate(None, Vec::new());
-        assert_eq!(certificate_username(&der, CertificateField::CommonName), None);
+        assert_eq!(
+            certificate_username(&der, CertificateField::CommonName),
+            None
+        );
         assert_eq!(
             certificate_username(&der, CertificateField::SubjectAltName),
             None
@@ -235,8 +238,16 @@ mod tests {
             let _ = certificate_username(&flipped, CertificateField::SubjectAltName);
             flipped[i] ^= 0xFF;
         }
-        for junk in [&[][..], &[0x30], &[0x30, 0x84, 0xFF, 0xFF, 0xFF, 0xFF], &[0x30, 0x85]] {
-            assert_eq!(certificate_username(junk, CertificateField::CommonName), None);
+        for junk in [
+            &[][..],
+            &[0x30],
+            &[0x30, 0x84, 0xFF, 0xFF, 0xFF, 0xFF],
+            &[0x30, 0x85],
+        ] {
+            assert_eq!(
+                certificate_username(junk, CertificateField::CommonName),
+                None
+            );
         }
     }
 }

@@ -303,7 +303,10 @@ mod tests {
         );
         config.allow_anonymous = Some(true);
         let open = FileAuthenticator::new(config).unwrap();
-        assert_eq!(open.authenticate(&request(None, None, "192.0.2.1:1")), Ok(()));
+        assert_eq!(
+            open.authenticate(&request(None, None, "192.0.2.1:1")),
+            Ok(())
+        );
     }
 
     #[test]

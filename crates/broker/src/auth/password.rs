@@ -225,8 +225,7 @@ impl PasswordFile {
 
 /// User names end at ':' in this file and at whitespace in the ACL file.
 fn check_username(name: &str) -> Result<(), PasswordError> {
-    if name.is_empty() || name.contains(|c: char| c == ':' || c.is_whitespace() || c.is_control())
-    {
+    if name.is_empty() || name.contains(|c: char| c == ':' || c.is_whitespace() || c.is_control()) {
         return Err(PasswordError::InvalidUsername(name.to_owned()));
     }
     Ok(())

@@ -451,7 +451,10 @@ fn encode_saslname(name: &str) -> String {
 
 /// RFC 5802 `printable`: ASCII 0x21..=0x7E except ','.
 fn is_printable(text: &str) -> bool {
-    !text.is_empty() && text.bytes().all(|b| (0x21..=0x7E).contains(&b) && b != b',')
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| (0x21..=0x7E).contains(&b) && b != b',')
 }
 
 fn salted_password(password: &[u8], salt: &[u8], iterations: NonZeroU32) -> [u8; 32] {
@@ -510,8 +513,7 @@ mod tests {
     fn rfc_7677_test_vector() {
         // RFC 7677 §3: user "user", password "pencil", salt and iteration count from there.
         let salt = BASE64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
-        let creds =
-            ScramCredentials::derive(b"pencil", &salt, NonZeroU32::new(4096).unwrap());
+        let creds = ScramCredentials::derive(b"pencil", &salt, NonZeroU32::new(4096).unwrap());
         let auth_message = "n=user,r=rOprNGfwEbeRWgbNEkqO,\
             r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,\
             c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";

@@ -139,7 +139,8 @@ where
         // sending an AUTH packet with a Reason Code of 0x19 (Re-authentication). The Client
         // MUST set the Authentication Method to the same value as the Authentication Method
         // originally used to authenticate the Network Connection" [MQTT-4.12.1-1].
-        let same_method = attached.auth_method.is_some() && attached.auth_method.as_deref() == method;
+        let same_method =
+            attached.auth_method.is_some() && attached.auth_method.as_deref() == method;
         if auth.reason_code != ReasonCode::ReAuthenticate || !same_method {
             return self.fail_auth(ReasonCode::ProtocolError);
         }

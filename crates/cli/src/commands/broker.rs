@@ -8,9 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mquictt_broker::auth::{certificate_username, AuthFileError, CertificateField};
-use mquictt_broker::{
-    Broker, FileAuthenticator, FileAuthenticatorConfig, MemoryStorage, PeerInfo,
-};
+use mquictt_broker::{Broker, FileAuthenticator, FileAuthenticatorConfig, MemoryStorage, PeerInfo};
 use mquictt_transport::{
     certs, ClientAuth, DevCertificates, ListenUrl, Listener, ListenerOptions, ServerTlsSettings,
     TlsIdentity, TlsVersions, TransportKind,

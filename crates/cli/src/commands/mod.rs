@@ -2,3 +2,5 @@
 
 pub mod broker;
 pub mod passwd;
+pub mod publish;
+pub mod subscribe;

@@ -56,9 +56,7 @@ pub enum PasswdOutcome {
 pub fn run(args: &PasswdArgs) -> Result<PasswdOutcome, PasswdError> {
     let mut file = match PasswordFile::load(&args.file) {
         Ok(file) => file,
-        Err(PasswordError::Io { source, .. })
-            if source.kind() == std::io::ErrorKind::NotFound =>
-        {
+        Err(PasswordError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             PasswordFile::new()
         }
         Err(e) => return Err(e.into()),

@@ -61,22 +61,24 @@ pub(crate) fn decode(r: &mut Reader) -> Result<Connect, ProtocolError> {
     if flags & RESERVED != 0 {
         return Err(ProtocolError::ConnectReservedFlag);
     }
+    let v5 = protocol.is_v5();
     let has_will = flags & WILL_FLAG != 0;
     let will_qos_bits = (flags >> WILL_QOS_SHIFT) & 0b11;
     let will_retain = flags & WILL_RETAIN != 0;
     let has_username = flags & USERNAME != 0;
     let has_password = flags & PASSWORD != 0;
     if !has_will {
-        // [MQTT-3.1.2-13]: no will, so Will QoS is 0; [MQTT-3.1.2-15]: and Will Retain too.
+        // No will, so Will QoS is 0 and Will Retain too (5.0: [MQTT-3.1.2-11], [MQTT-3.1.2-13];
+        // 3.1.1: [MQTT-3.1.2-13], [MQTT-3.1.2-15]).
         if will_qos_bits != 0 {
-            return Err(ProtocolError::WillQoSWithoutWill);
+            return Err(ProtocolError::WillQoSWithoutWill { v5 });
         }
         if will_retain {
-            return Err(ProtocolError::WillRetainWithoutWill);
+            return Err(ProtocolError::WillRetainWithoutWill { v5 });
         }
     }
-    // [MQTT-3.1.2-14]: Will QoS is 0, 1 or 2.
-    let will_qos = QoS::from_u8(will_qos_bits).ok_or(ProtocolError::WillQoSInvalid)?;
+    // Will QoS is 0, 1 or 2 (5.0: [MQTT-3.1.2-12]; 3.1.1: [MQTT-3.1.2-14]).
+    let will_qos = QoS::from_u8(will_qos_bits).ok_or(ProtocolError::WillQoSInvalid { v5 })?;
     // Before 5.0: "If the User Name Flag is set to 0, the Password Flag MUST be set to 0"
     // [MQTT-3.1.2-22].
     if has_password && !has_username && !protocol.is_v5() {
@@ -311,9 +313,12 @@ mod tests {
     fn flag_rules() {
         let cases = [
             (0b0000_0001, ProtocolError::ConnectReservedFlag),
-            (0b0000_1000, ProtocolError::WillQoSWithoutWill),
-            (0b0010_0000, ProtocolError::WillRetainWithoutWill),
-            (0b0001_1100, ProtocolError::WillQoSInvalid),
+            (0b0000_1000, ProtocolError::WillQoSWithoutWill { v5: false }),
+            (
+                0b0010_0000,
+                ProtocolError::WillRetainWithoutWill { v5: false },
+            ),
+            (0b0001_1100, ProtocolError::WillQoSInvalid { v5: false }),
             (0b0100_0000, ProtocolError::PasswordWithoutUsername),
         ];
         for (flags, expected) in cases {

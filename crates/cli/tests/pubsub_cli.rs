@@ -1,0 +1,199 @@
+//! `mquictt pub` and `mquictt sub` against the real broker over every transport: every
+//! subscriber transport receives what was published over every publisher transport, and the
+//! commands interoperate with mosquitto_pub over TCP and TLS.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use common::{require_tool, BrokerProcess};
+
+const LISTENERS: [&str; 5] = [
+    "tcp://127.0.0.1:0",
+    "ws://127.0.0.1:0/mqtt",
+    "tls://127.0.0.1:0",
+    "wss://127.0.0.1:0/mqtt",
+    "quic://127.0.0.1:0",
+];
+
+/// The URL a client uses for the n-th listener of the broker.
+fn client_url(broker: &BrokerProcess, n: usize) -> String {
+    let port = broker.port(n);
+    match n {
+        0 => format!("mqtt://127.0.0.1:{port}"),
+        1 => format!("ws://127.0.0.1:{port}/mqtt"),
+        2 => format!("mqtts://127.0.0.1:{port}"),
+        3 => format!("wss://127.0.0.1:{port}/mqtt"),
+        _ => format!("quic://127.0.0.1:{port}"),
+    }
+}
+
+fn ca_file(broker: &BrokerProcess) -> String {
+    broker
+        .data_dir
+        .path()
+        .join("certs/ca.pem")
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn mquictt(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mquictt"))
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mquictt")
+}
+
+fn assert_success(output: &Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what} failed: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn every_transport_pair_delivers() {
+    let broker = BrokerProcess::start(&LISTENERS, &[]);
+    let ca = ca_file(&broker);
+    let cwd = broker.data_dir.path();
+    let names = ["tcp", "ws", "tls", "wss", "quic"];
+    // Retained messages are delivered on subscribe, so each subscriber sees every publisher's
+    // message without racing the publishers.
+    for (n, name) in names.iter().enumerate() {
+        let url = client_url(&broker, n);
+        let topic = format!("pairs/{name}");
+        let output = mquictt(
+            &[
+                "pub", "--url", &url, "--cafile", &ca, "-t", &topic, "-m", name, "-q", "1", "-r",
+            ],
+            cwd,
+        );
+        assert_success(&output, &format!("pub over {name}"));
+    }
+    for (n, name) in names.iter().enumerate() {
+        let url = client_url(&broker, n);
+        let output = mquictt(
+            &[
+                "sub", "--url", &url, "--cafile", &ca, "-t", "pairs/#", "-q", "1", "-C", "5", "-v",
+            ],
+            cwd,
+        );
+        assert_success(&output, &format!("sub over {name}"));
+        let mut lines: Vec<String> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        let mut expected: Vec<String> = names.iter().map(|p| format!("pairs/{p} {p}")).collect();
+        expected.sort();
+        assert_eq!(lines, expected, "subscriber over {name}");
+    }
+}
+
+#[test]
+fn mosquitto_pub_over_tcp_and_tls_reaches_mquictt_sub_over_quic() {
+    require_tool("mosquitto_pub", "apt-get install mosquitto-clients");
+    let broker = BrokerProcess::start(
+        &[
+            "tcp://127.0.0.1:0",
+            "tls://127.0.0.1:0",
+            "quic://127.0.0.1:0",
+        ],
+        &[],
+    );
+    let ca = ca_file(&broker);
+    for (port, tls) in [(broker.port(0), false), (broker.port(1), true)] {
+        let topic = if tls { "sensors/tls" } else { "sensors/tcp" };
+        let mut command = Command::new("mosquitto_pub");
+        command.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-t",
+            topic,
+            "-m",
+            "1",
+            "-r",
+        ]);
+        if tls {
+            command.args(["--cafile", &ca]);
+        }
+        let status = command.status().expect("run mosquitto_pub");
+        assert!(status.success(), "mosquitto_pub (tls: {tls}) failed");
+    }
+    let url = format!("quic://127.0.0.1:{}", broker.port(2));
+    let output = mquictt(
+        &[
+            "sub",
+            "--url",
+            &url,
+            "--cafile",
+            &ca,
+            "-t",
+            "sensors/#",
+            "-C",
+            "2",
+            "-v",
+        ],
+        broker.data_dir.path(),
+    );
+    assert_success(&output, "mquictt sub over QUIC");
+    let mut lines: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    assert_eq!(lines, ["sensors/tcp 1", "sensors/tls 1"]);
+}
+
+#[test]
+fn mosquitto_sub_receives_from_mquictt_pub_over_quic() {
+    require_tool("mosquitto_sub", "apt-get install mosquitto-clients");
+    let broker = BrokerProcess::start(&["tcp://127.0.0.1:0", "quic://127.0.0.1:0"], &[]);
+    let ca = ca_file(&broker);
+    let url = format!("quic://127.0.0.1:{}", broker.port(1));
+    let output = mquictt(
+        &[
+            "pub",
+            "--url",
+            &url,
+            "--cafile",
+            &ca,
+            "-t",
+            "q/x",
+            "-m",
+            "over-quic",
+            "-q",
+            "2",
+            "-r",
+        ],
+        broker.data_dir.path(),
+    );
+    assert_success(&output, "mquictt pub over QUIC");
+    let sub = Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &broker.port(0).to_string()])
+        .args(["-t", "q/#", "-C", "1", "-W", "20", "-v"])
+        .output()
+        .expect("run mosquitto_sub");
+    assert!(sub.status.success(), "mosquitto_sub failed: {sub:?}");
+    assert_eq!(String::from_utf8_lossy(&sub.stdout).trim(), "q/x over-quic");
+}
+
+#[test]
+fn unreachable_broker_error_says_what_to_do() {
+    // Port 1 on loopback is never an MQTT broker.
+    let dir = tempfile::tempdir().unwrap();
+    let output = mquictt(
+        &["pub", "--url", "mqtt://127.0.0.1:1", "-t", "a", "-m", "b"],
+        dir.path(),
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("127.0.0.1:1"), "{stderr}");
+}

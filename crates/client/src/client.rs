@@ -1,0 +1,329 @@
+//! The application's side of the client: [`Client`] (cheap to clone; sends requests to the
+//! connection's driver task), [`PublishHandle`] (completes when the publish does),
+//! [`Messages`] (the stream of received messages) and [`ConnectionStatus`]. Owns the offline
+//! queue's admission count; everything else happens in the driver.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_util::Stream;
+use mquictt_protocol::codec::MAX_PACKET_SIZE;
+use mquictt_protocol::session::{ConnectionInfo, RequestError};
+use mquictt_protocol::{Disconnect, Packet, Properties, ProtocolVersion, ReasonCode, TopicFilter};
+use mquictt_transport::Connector;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::driver::Driver;
+use crate::error::ClientError;
+use crate::message::{Message, PublishOutcome, SubscribeOutcome, Subscription, UnsubscribeOutcome};
+use crate::options::ClientOptions;
+
+/// Where the connection stands.
+#[derive(Debug, Clone)]
+pub enum ConnectionStatus {
+    /// The first connection is being opened.
+    Connecting,
+    /// CONNACK accepted the connection.
+    Connected(Box<ConnectionInfo>),
+    /// The connection was lost (or an attempt failed); the next attempt starts after the
+    /// backoff delay.
+    Reconnecting {
+        /// Consecutive failed attempts so far.
+        attempt: u32,
+        /// Why the last connection or attempt ended.
+        cause: Arc<ClientError>,
+    },
+    /// The client stopped: disconnected by the application (`None`) or gave up.
+    Closed(Option<Arc<ClientError>>),
+}
+
+/// A request from the application to the driver.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Publish {
+        message: Message,
+        done: oneshot::Sender<Result<PublishOutcome, ClientError>>,
+    },
+    Subscribe {
+        subscription: Subscription,
+        done: oneshot::Sender<Result<SubscribeOutcome, ClientError>>,
+    },
+    Unsubscribe {
+        filters: Vec<TopicFilter>,
+        properties: Properties,
+        done: oneshot::Sender<Result<UnsubscribeOutcome, ClientError>>,
+    },
+    Disconnect {
+        disconnect: Disconnect,
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// Counts publishes the driver holds that the session has not taken yet (requests in the
+/// command channel plus the driver's queue), against the offline queue limit.
+#[derive(Debug)]
+pub(crate) struct QueueCount {
+    queued: AtomicUsize,
+    limit: usize,
+}
+
+impl QueueCount {
+    pub(crate) fn new(limit: usize) -> Self {
+        QueueCount {
+            queued: AtomicUsize::new(0),
+            limit,
+        }
+    }
+
+    /// Admits one more publish if the limit allows.
+    fn try_admit(&self) -> Result<(), ClientError> {
+        self.queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+                (queued < self.limit).then_some(queued + 1)
+            })
+            .map(|_| ())
+            .map_err(|_| ClientError::OfflineQueueFull { limit: self.limit })
+    }
+
+    /// A publish left the queue (taken by the session, or failed).
+    pub(crate) fn release(&self) {
+        // Never below zero: every release follows an admission or a re-admission.
+        let _ = self
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+                queued.checked_sub(1)
+            });
+    }
+
+    /// A publish re-enters the queue after its connection was lost; it was admitted before,
+    /// so the limit does not apply.
+    pub(crate) fn readmit(&self) {
+        self.queued.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn current(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    commands: mpsc::UnboundedSender<Command>,
+    queue: Arc<QueueCount>,
+    status: watch::Receiver<ConnectionStatus>,
+}
+
+/// An MQTT client: one connection to one broker, re-opened when it is lost. Clones share
+/// the connection; when the last clone is dropped the client disconnects normally.
+#[derive(Debug, Clone)]
+pub struct Client {
+    shared: Arc<Shared>,
+}
+
+impl Client {
+    /// Connects and waits for the broker's CONNACK. A failure of this first attempt is
+    /// returned (it is not retried); connections lost later are re-opened as the reconnect
+    /// policy says. Must be called within a tokio runtime.
+    pub async fn connect(options: ClientOptions) -> Result<(Client, Messages), ClientError> {
+        let (first_tx, first_rx) = oneshot::channel();
+        let (client, messages) = Self::spawn(options, Some(first_tx))?;
+        match first_rx.await {
+            Ok(Ok(_info)) => Ok((client, messages)),
+            Ok(Err(error)) => Err(error),
+            Err(_) => Err(ClientError::Closed),
+        }
+    }
+
+    /// Starts connecting in the background and returns at once; failed attempts, the first
+    /// included, are retried as the reconnect policy says. Requests made before the
+    /// connection is up wait in the offline queue. Must be called within a tokio runtime.
+    pub fn start(options: ClientOptions) -> Result<(Client, Messages), ClientError> {
+        Self::spawn(options, None)
+    }
+
+    fn spawn(
+        options: ClientOptions,
+        first: Option<oneshot::Sender<Result<ConnectionInfo, ClientError>>>,
+    ) -> Result<(Client, Messages), ClientError> {
+        let config = options.session_config()?;
+        let connector =
+            Connector::with_options(options.tls_settings(), options.transport_options()).map_err(
+                |source| ClientError::Connect {
+                    url: options.url().to_string(),
+                    source,
+                },
+            )?;
+        let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+        let (messages_tx, messages_rx) = mpsc::channel(options.incoming_capacity());
+        let (status_tx, status_rx) = watch::channel(ConnectionStatus::Connecting);
+        let queue = Arc::new(QueueCount::new(options.offline_queue_limit()));
+        let driver = Driver::new(
+            options,
+            config,
+            connector,
+            commands_rx,
+            messages_tx,
+            status_tx,
+            queue.clone(),
+            first,
+        );
+        tokio::spawn(driver.run());
+        let client = Client {
+            shared: Arc::new(Shared {
+                commands: commands_tx,
+                queue,
+                status: status_rx,
+            }),
+        };
+        Ok((client, Messages { rx: messages_rx }))
+    }
+
+    /// Publishes a message. The handle completes when the message is done: for QoS 0 once
+    /// written to the connection, for QoS 1 at PUBACK, for QoS 2 at PUBCOMP (or at a PUBREC
+    /// refusing it), with the packet identifier and reason code. While disconnected the
+    /// message waits in the offline queue; when that is full it is refused here.
+    pub fn publish(&self, message: Message) -> Result<PublishHandle, ClientError> {
+        // Sized as MQTT 5 (properties included), an upper bound of the 3.1.1 size.
+        let size = Packet::Publish(message.clone().into_publish()).encoded_len(ProtocolVersion::V5);
+        if size > MAX_PACKET_SIZE as usize {
+            return Err(RequestError::PacketTooLarge {
+                size,
+                maximum: MAX_PACKET_SIZE,
+            }
+            .into());
+        }
+        self.shared.queue.try_admit()?;
+        let (done, rx) = oneshot::channel();
+        if self
+            .shared
+            .commands
+            .send(Command::Publish { message, done })
+            .is_err()
+        {
+            self.shared.queue.release();
+            return Err(ClientError::Closed);
+        }
+        Ok(PublishHandle { rx })
+    }
+
+    /// Subscribes and returns the broker's reason codes, one per filter. Filters the broker
+    /// granted are subscribed again on a reconnect that finds no session on the broker.
+    pub async fn subscribe(
+        &self,
+        subscription: Subscription,
+    ) -> Result<SubscribeOutcome, ClientError> {
+        let (done, rx) = oneshot::channel();
+        self.send(Command::Subscribe { subscription, done })?;
+        rx.await.map_err(|_| ClientError::Closed)?
+    }
+
+    /// Unsubscribes from topic filters and returns the broker's reason codes (MQTT 5).
+    pub async fn unsubscribe<I, S>(&self, filters: I) -> Result<UnsubscribeOutcome, ClientError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let filters = filters
+            .into_iter()
+            .map(|filter| TopicFilter::new(filter).map_err(ClientError::from))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.unsubscribe_with(filters, Properties::default()).await
+    }
+
+    /// Unsubscribes with UNSUBSCRIBE properties (User Properties, MQTT 5).
+    pub async fn unsubscribe_with(
+        &self,
+        filters: Vec<TopicFilter>,
+        properties: Properties,
+    ) -> Result<UnsubscribeOutcome, ClientError> {
+        let (done, rx) = oneshot::channel();
+        self.send(Command::Unsubscribe {
+            filters,
+            properties,
+            done,
+        })?;
+        rx.await.map_err(|_| ClientError::Closed)?
+    }
+
+    /// Disconnects normally (the broker discards the will) and stops the client. Waits until
+    /// DISCONNECT is written. Requests still pending fail with [`ClientError::Closed`].
+    pub async fn disconnect(&self) -> Result<(), ClientError> {
+        self.disconnect_with(Disconnect::new(ReasonCode::NORMAL_DISCONNECTION))
+            .await
+    }
+
+    /// Disconnects with a chosen DISCONNECT (MQTT 5: reason code 0x04 asks the broker to
+    /// publish the will; properties such as a new Session Expiry Interval).
+    pub async fn disconnect_with(&self, disconnect: Disconnect) -> Result<(), ClientError> {
+        let (done, rx) = oneshot::channel();
+        self.send(Command::Disconnect { disconnect, done })?;
+        // The driver ending without answering also means the client is stopped.
+        let _ = rx.await;
+        Ok(())
+    }
+
+    /// Where the connection stands now.
+    pub fn status(&self) -> ConnectionStatus {
+        self.shared.status.borrow().clone()
+    }
+
+    /// A receiver that sees every change of [`ConnectionStatus`].
+    pub fn status_changes(&self) -> watch::Receiver<ConnectionStatus> {
+        self.shared.status.clone()
+    }
+
+    /// Publishes waiting to be handed to the session (offline, or beyond the broker's
+    /// receive window).
+    pub fn queued_publishes(&self) -> usize {
+        self.shared.queue.current()
+    }
+
+    fn send(&self, command: Command) -> Result<(), ClientError> {
+        self.shared
+            .commands
+            .send(command)
+            .map_err(|_| ClientError::Closed)
+    }
+}
+
+/// Completes when a publish does; see [`Client::publish`]. Dropping it does not cancel the
+/// publish.
+#[derive(Debug)]
+pub struct PublishHandle {
+    rx: oneshot::Receiver<Result<PublishOutcome, ClientError>>,
+}
+
+impl Future for PublishHandle {
+    type Output = Result<PublishOutcome, ClientError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|result| result.unwrap_or(Err(ClientError::Closed)))
+    }
+}
+
+/// The messages the broker delivers for our subscriptions, in order. QoS 1 and 2 messages
+/// are acknowledged once they are in this stream's buffer. Ends when the client stops.
+#[derive(Debug)]
+pub struct Messages {
+    rx: mpsc::Receiver<Message>,
+}
+
+impl Messages {
+    /// The next message; `None` once the client stopped.
+    pub async fn recv(&mut self) -> Option<Message> {
+        self.rx.recv().await
+    }
+}
+
+impl Stream for Messages {
+    type Item = Message;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+        self.rx.poll_recv(cx)
+    }
+}

@@ -1,0 +1,222 @@
+//! [`QuicStream`]: one QUIC bidirectional stream as a byte stream. Owns the stream's
+//! graceful close (FIN, then wait until the peer acknowledged everything) and, on a client
+//! that sent 0-RTT data, the recovery when the server rejects it: the bytes written before
+//! the handshake completed are kept and written again on a fresh stream, so the caller sees
+//! one unbroken byte stream either way. Recovery runs when the stream is next read or
+//! written (an MQTT client always has a read pending for CONNACK, so at once).
+
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use quinn::{Connection, ConnectionError, ReadError, RecvStream, SendStream, VarInt, WriteError};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::watch;
+
+/// Where the stream stands with respect to 0-RTT.
+enum EarlyState {
+    /// No 0-RTT on this stream (a server stream, or a client that waited for the handshake).
+    None,
+    /// Opened in 0-RTT and the handshake is still running: every byte written is kept.
+    Pending {
+        sent: Vec<u8>,
+        handshake: watch::Receiver<Option<bool>>,
+    },
+    /// The server rejected 0-RTT: opening a replacement stream.
+    Reopening {
+        sent: Vec<u8>,
+        open: BoxFuture<'static, Result<(SendStream, RecvStream), ConnectionError>>,
+    },
+    /// Writing the kept bytes on the replacement stream.
+    Replaying { sent: Vec<u8>, written: usize },
+}
+
+/// Where the stream is in closing its sending side.
+enum SendShutdown {
+    Open,
+    /// FIN sent; waiting until the peer acknowledged all data, so that dropping the last
+    /// handle (which closes the connection) cannot discard bytes still in flight.
+    Draining(BoxFuture<'static, ()>),
+    Done,
+}
+
+/// One QUIC bidirectional stream as a byte stream. Holds a connection handle so the
+/// connection lives as long as the stream.
+pub struct QuicStream {
+    send: SendStream,
+    recv: RecvStream,
+    connection: Connection,
+    early: EarlyState,
+    shutdown: SendShutdown,
+}
+
+impl QuicStream {
+    pub(crate) fn new(send: SendStream, recv: RecvStream, connection: Connection) -> Self {
+        QuicStream {
+            send,
+            recv,
+            connection,
+            early: EarlyState::None,
+            shutdown: SendShutdown::Open,
+        }
+    }
+
+    /// A client stream opened in 0-RTT; `handshake` turns `Some(accepted)` when the
+    /// handshake completes.
+    pub(crate) fn new_early(
+        send: SendStream,
+        recv: RecvStream,
+        connection: Connection,
+        handshake: watch::Receiver<Option<bool>>,
+    ) -> Self {
+        let mut stream = QuicStream::new(send, recv, connection);
+        stream.early = EarlyState::Pending {
+            sent: Vec::new(),
+            handshake,
+        };
+        stream
+    }
+
+    /// The QUIC stream id: 0 for the first client-opened bidirectional stream, then 4, 8, …
+    /// It changes if rejected 0-RTT data had to be sent again on a new stream.
+    pub fn id(&self) -> u64 {
+        VarInt::from(self.send.id()).into_inner()
+    }
+
+    /// The connection the stream belongs to.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
+    /// Leaves the 0-RTT `Pending` state once the handshake has accepted the early data.
+    fn settle_if_accepted(&mut self) {
+        if let EarlyState::Pending { handshake, .. } = &self.early {
+            if *handshake.borrow() == Some(true) {
+                self.early = EarlyState::None;
+            }
+        }
+    }
+
+    /// Starts recovery after quinn reported the 0-RTT data rejected. Returns false when the
+    /// stream was not in 0-RTT (the error is then a real one).
+    fn start_reopening(&mut self) -> bool {
+        let sent = match std::mem::replace(&mut self.early, EarlyState::None) {
+            EarlyState::Pending { sent, .. } => sent,
+            other => {
+                self.early = other;
+                return false;
+            }
+        };
+        let connection = self.connection.clone();
+        self.early = EarlyState::Reopening {
+            sent,
+            open: async move { connection.open_bi().await }.boxed(),
+        };
+        true
+    }
+
+    /// Drives recovery from a rejected 0-RTT attempt to its end.
+    fn poll_recover(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            match &mut self.early {
+                EarlyState::None | EarlyState::Pending { .. } => return Poll::Ready(Ok(())),
+                EarlyState::Reopening { sent, open } => {
+                    let (send, recv) = ready!(open.as_mut().poll(cx)).map_err(io::Error::from)?;
+                    self.send = send;
+                    self.recv = recv;
+                    self.early = EarlyState::Replaying {
+                        sent: std::mem::take(sent),
+                        written: 0,
+                    };
+                }
+                EarlyState::Replaying { sent, written } => {
+                    let Some(rest) = sent.get(*written..).filter(|rest| !rest.is_empty()) else {
+                        self.early = EarlyState::None;
+                        continue;
+                    };
+                    let n = ready!(Pin::new(&mut self.send).poll_write(cx, rest))
+                        .map_err(io::Error::from)?;
+                    *written += n;
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for QuicStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuicStream")
+            .field("id", &self.id())
+            .field("remote", &self.connection.remote_address())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AsyncRead for QuicStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            this.settle_if_accepted();
+            ready!(this.poll_recover(cx))?;
+            match ready!(this.recv.poll_read_buf(cx, buf)) {
+                Err(ReadError::ZeroRttRejected) if this.start_reopening() => {}
+                result => return Poll::Ready(result.map_err(io::Error::from)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for QuicStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        loop {
+            this.settle_if_accepted();
+            ready!(this.poll_recover(cx))?;
+            match ready!(Pin::new(&mut this.send).poll_write(cx, buf)) {
+                Ok(n) => {
+                    if let EarlyState::Pending { sent, .. } = &mut this.early {
+                        sent.extend_from_slice(buf.get(..n).unwrap_or(buf));
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Err(WriteError::ZeroRttRejected) if this.start_reopening() => {}
+                Err(err) => return Poll::Ready(Err(err.into())),
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // quinn sends as soon as congestion control allows; only a replay may be unfinished.
+        self.get_mut().poll_recover(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_recover(cx))?;
+        loop {
+            match &mut this.shutdown {
+                SendShutdown::Open => {
+                    // An already finished or reset stream has nothing left to deliver.
+                    let _ = this.send.finish();
+                    let stopped = this.send.stopped();
+                    this.shutdown = SendShutdown::Draining(stopped.map(|_| ()).boxed());
+                }
+                SendShutdown::Draining(stopped) => {
+                    ready!(stopped.as_mut().poll(cx));
+                    this.shutdown = SendShutdown::Done;
+                }
+                SendShutdown::Done => return Poll::Ready(Ok(())),
+            }
+        }
+    }
+}
