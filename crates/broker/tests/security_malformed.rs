@@ -82,21 +82,27 @@ fn corpus() -> Vec<Case> {
             "unsupported protocol level",
             None,
             V311,
-            &[0x10, 0x0D, 0, 4, b'M', b'Q', b'T', b'T', 6, 0x02, 0, 60, 0, 1, b'c'],
+            &[
+                0x10, 0x0D, 0, 4, b'M', b'Q', b'T', b'T', 6, 0x02, 0, 60, 0, 1, b'c',
+            ],
             Answer::ConnAck(ReasonCode::UnsupportedProtocolVersion),
         ),
         case(
             "5.0 CONNECT with the reserved flag set",
             None,
             V5,
-            &[0x10, 0x0E, 0, 4, b'M', b'Q', b'T', b'T', 5, 0x03, 0, 60, 0, 0, 1, b'c'],
+            &[
+                0x10, 0x0E, 0, 4, b'M', b'Q', b'T', b'T', 5, 0x03, 0, 60, 0, 0, 1, b'c',
+            ],
             Answer::ConnAck(ReasonCode::MalformedPacket),
         ),
         case(
             "5.0 CONNECT with ill-formed UTF-8 in the client id",
             None,
             V5,
-            &[0x10, 0x0F, 0, 4, b'M', b'Q', b'T', b'T', 5, 0x02, 0, 60, 0, 0, 2, 0xC3, 0x28],
+            &[
+                0x10, 0x0F, 0, 4, b'M', b'Q', b'T', b'T', 5, 0x02, 0, 60, 0, 0, 2, 0xC3, 0x28,
+            ],
             Answer::ConnAck(ReasonCode::MalformedPacket),
         ),
         case(
@@ -113,7 +119,9 @@ fn corpus() -> Vec<Case> {
             "5.0 CONNECT cut short inside its properties",
             None,
             V5,
-            &[0x10, 0x0E, 0, 4, b'M', b'Q', b'T', b'T', 5, 0x02, 0, 60, 9, 0x11, 0, 1],
+            &[
+                0x10, 0x0E, 0, 4, b'M', b'Q', b'T', b'T', 5, 0x02, 0, 60, 9, 0x11, 0, 1,
+            ],
             Answer::ConnAck(ReasonCode::MalformedPacket),
         ),
         case(
@@ -155,7 +163,9 @@ fn corpus() -> Vec<Case> {
             "second CONNECT",
             Some(V5),
             V5,
-            &[0x10, 0x0D, 0, 4, b'M', b'Q', b'T', b'T', 5, 0x02, 0, 60, 0, 0, 0],
+            &[
+                0x10, 0x0D, 0, 4, b'M', b'Q', b'T', b'T', 5, 0x02, 0, 60, 0, 0, 0,
+            ],
             Answer::Disconnect(ReasonCode::ProtocolError),
         ),
         case(
@@ -220,7 +230,11 @@ async fn check(case: &Case, mut peer: Peer, end_stream: bool) {
     match case.answer {
         Answer::Close => {
             let sent = peer.until_closed().await;
-            assert!(sent.is_empty(), "{}: expected a silent close, got {sent:?}", case.name);
+            assert!(
+                sent.is_empty(),
+                "{}: expected a silent close, got {sent:?}",
+                case.name
+            );
         }
         Answer::ConnAck(reason) => {
             let sent = peer.until_closed().await;
@@ -233,7 +247,10 @@ async fn check(case: &Case, mut peer: Peer, end_stream: bool) {
             let sent = peer.until_closed().await;
             match sent.as_slice() {
                 [Packet::Disconnect(d)] => assert_eq!(d.reason_code, reason, "{}", case.name),
-                other => panic!("{}: expected DISCONNECT {reason:?}, got {other:?}", case.name),
+                other => panic!(
+                    "{}: expected DISCONNECT {reason:?}, got {other:?}",
+                    case.name
+                ),
             }
         }
         Answer::PubAck(reason) => match peer.recv().await {
@@ -252,8 +269,13 @@ async fn check(case: &Case, mut peer: Peer, end_stream: bool) {
 /// The healthy client still publishes to itself and gets the message.
 async fn still_healthy(peer: &mut Peer, round: u16) {
     let payload = round.to_be_bytes();
-    peer.send(&Packet::Publish(publish("healthy/echo", &payload, QoS::AtMostOnce, 0)))
-        .await;
+    peer.send(&Packet::Publish(publish(
+        "healthy/echo",
+        &payload,
+        QoS::AtMostOnce,
+        0,
+    )))
+    .await;
     match peer.recv_within(Duration::from_secs(2)).await {
         Some(Packet::Publish(p)) => assert_eq!(&p.payload[..], &payload[..]),
         other => panic!("the healthy client was affected: {other:?}"),

@@ -51,24 +51,34 @@ async fn a_session_expiry_flood_stays_within_the_caps() {
         drop(peer);
     }
     assert_eq!(refused, FLOOD - (CAP - 1));
-    assert_eq!(metric(&served.broker, |m| &m.limit_refusals), refused as u64);
+    assert_eq!(
+        metric(&served.broker, |m| &m.limit_refusals),
+        refused as u64
+    );
     // Messages for the vanished sessions are queued (within each session's queue limit) and
     // the well-behaved client is served as usual.
     assert_eq!(
-        publisher.publish_qos1("flood/1/x", b"kept until expiry", 1).await,
+        publisher
+            .publish_qos1("flood/1/x", b"kept until expiry", 1)
+            .await,
         ReasonCode::Success
     );
     // Two seconds after they left, every flooded session is gone.
-    wait_until("the flooded sessions expire", Duration::from_secs(6), || {
-        metric(&served.broker, |m| &m.sessions) == 1
-    })
+    wait_until(
+        "the flooded sessions expire",
+        Duration::from_secs(6),
+        || metric(&served.broker, |m| &m.sessions) == 1,
+    )
     .await;
     assert_eq!(metric(&served.broker, |m| &m.subscriptions), 0);
     // With room again, a new persistent client gets in.
     let mut late = Peer::tcp(served.tcp, ProtocolVersion::V5).await;
     let mut connect = connect_packet(ProtocolVersion::V5, "late");
     connect.properties.session_expiry_interval = Some(u32::MAX);
-    assert_eq!(late.connect_with(connect).await.reason_code, ReasonCode::Success);
+    assert_eq!(
+        late.connect_with(connect).await.reason_code,
+        ReasonCode::Success
+    );
 }
 
 /// Resident memory of this process, in bytes (Linux).
@@ -126,7 +136,12 @@ async fn a_stalled_subscriber_keeps_memory_bounded_and_drops_are_counted() {
     let started = Instant::now();
     for _ in 0..MESSAGES {
         publisher
-            .send(&Packet::Publish(publish("flood", &payload, QoS::AtMostOnce, 0)))
+            .send(&Packet::Publish(publish(
+                "flood",
+                &payload,
+                QoS::AtMostOnce,
+                0,
+            )))
             .await;
     }
     assert_eq!(

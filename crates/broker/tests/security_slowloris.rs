@@ -206,7 +206,8 @@ async fn slow_quic_connections_are_timed_out_while_a_quic_client_works() {
         let (closed, after) = attacker.await.expect("attacker task");
         assert!(closed, "a slow QUIC connection stayed open");
         assert!(
-            after >= CONNECT_TIMEOUT - Duration::from_millis(100) && after <= CONNECT_TIMEOUT + SLACK,
+            after >= CONNECT_TIMEOUT - Duration::from_millis(100)
+                && after <= CONNECT_TIMEOUT + SLACK,
             "closed after {after:?}"
         );
     }

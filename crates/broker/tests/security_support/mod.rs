@@ -64,12 +64,15 @@ impl SecureBroker {
         let server = authority
             .issue_server(&["localhost", "127.0.0.1"])
             .expect("server certificate");
-        let tls = ServerTlsSettings::new(server.identity()).with_client_auth(ClientAuth::Optional(
-            vec![authority.cert_der().clone()],
-        ));
+        let tls = ServerTlsSettings::new(server.identity())
+            .with_client_auth(ClientAuth::Optional(vec![authority.cert_der().clone()]));
         let mut tasks = Vec::new();
         let mut addrs = Vec::new();
-        for url in ["tcp://127.0.0.1:0", "quic://127.0.0.1:0", "tls://127.0.0.1:0"] {
+        for url in [
+            "tcp://127.0.0.1:0",
+            "quic://127.0.0.1:0",
+            "tls://127.0.0.1:0",
+        ] {
             let listener = Listener::bind_with_options(
                 &ListenUrl::parse(url).expect("listen url"),
                 &tls,
@@ -270,8 +273,13 @@ impl Peer {
 
     /// Publishes at QoS 1 and returns the PUBACK reason code.
     pub async fn publish_qos1(&mut self, topic: &str, payload: &[u8], id: u16) -> ReasonCode {
-        self.send(&Packet::Publish(publish(topic, payload, QoS::AtLeastOnce, id)))
-            .await;
+        self.send(&Packet::Publish(publish(
+            topic,
+            payload,
+            QoS::AtLeastOnce,
+            id,
+        )))
+        .await;
         match self.recv().await {
             Some(Packet::PubAck(ack)) => {
                 assert_eq!(ack.packet_id, pid(id));
@@ -341,6 +349,9 @@ pub async fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut()
 }
 
 /// A counter or gauge of the broker.
-pub fn metric(broker: &Broker, pick: fn(&mquictt_broker::Metrics) -> &std::sync::atomic::AtomicU64) -> u64 {
+pub fn metric(
+    broker: &Broker,
+    pick: fn(&mquictt_broker::Metrics) -> &std::sync::atomic::AtomicU64,
+) -> u64 {
     mquictt_broker::Metrics::get(pick(broker.metrics()))
 }
