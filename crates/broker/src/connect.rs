@@ -4,6 +4,7 @@
 //! it gets, its will, and the CONNACK properties that announce the broker's limits (3.1.3,
 //! 3.2.2.3). Pure policy; the connection driver runs authentication and applies the verdict.
 
+use mquictt_protocol::PropertySet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -222,7 +223,7 @@ fn will_spec(will: &mquictt_protocol::Will, client_id: &ClientId) -> WillSpec {
 /// CONNACK properties announcing the broker's limits; absent ones mean the spec default.
 fn connack_properties(config: &BrokerConfig) -> Properties {
     let absent_if = |available: bool| (!available).then_some(false);
-    Properties {
+    Properties::from(PropertySet {
         receive_maximum: (config.receive_maximum != u16::MAX).then_some(config.receive_maximum),
         topic_alias_maximum: (config.topic_alias_maximum > 0).then_some(config.topic_alias_maximum),
         maximum_packet_size: Some(config.max_packet_size),
@@ -237,8 +238,8 @@ fn connack_properties(config: &BrokerConfig) -> Properties {
         server_keep_alive: config
             .server_keep_alive
             .map(|k| u16::try_from(k.as_secs()).unwrap_or(u16::MAX)),
-        ..Properties::default()
-    }
+        ..PropertySet::default()
+    })
 }
 
 #[cfg(test)]

@@ -120,6 +120,7 @@ impl Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mquictt_protocol::PropertySet;
     use mquictt_protocol::{MqttString, PacketId};
 
     fn publish(expiry: Option<u32>) -> Publish {
@@ -129,7 +130,7 @@ mod tests {
             retain: true,
             topic: TopicName::new("a/b").unwrap(),
             packet_id: PacketId::new(7),
-            properties: Properties {
+            properties: Properties::from(PropertySet {
                 message_expiry_interval: expiry,
                 topic_alias: Some(3),
                 subscription_identifiers: vec![9],
@@ -138,8 +139,8 @@ mod tests {
                     MqttString::new("k").unwrap(),
                     MqttString::new("v").unwrap(),
                 )],
-                ..Properties::default()
-            },
+                ..PropertySet::default()
+            }),
             payload: Bytes::from_static(b"hello"),
         }
     }

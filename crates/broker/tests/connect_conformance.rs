@@ -96,6 +96,7 @@ async fn mqtt_3_2_2_16_empty_client_id_gets_an_assigned_identifier() {
     let assigned = ack
         .properties
         .assigned_client_identifier
+        .clone()
         .expect("assigned id");
     assert!(!assigned.is_empty());
     broker.stop().await;

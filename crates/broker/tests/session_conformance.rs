@@ -5,6 +5,7 @@
 
 mod common;
 
+use mquictt_protocol::PropertySet;
 use std::time::Duration;
 
 use common::client::{connect_packet, pid, publish, will, TestClient};
@@ -172,10 +173,10 @@ async fn mqtt_3_1_2_11_2_session_expires_after_its_interval() {
     device
         .send(&Packet::Disconnect(Disconnect {
             reason_code: ReasonCode::Success,
-            properties: Properties {
+            properties: Properties::from(PropertySet {
                 session_expiry_interval: Some(0),
-                ..Properties::default()
-            },
+                ..PropertySet::default()
+            }),
         }))
         .await;
     assert_eq!(device.until_closed().await, Vec::new());

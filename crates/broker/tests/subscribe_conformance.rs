@@ -4,6 +4,7 @@
 
 mod common;
 
+use mquictt_protocol::PropertySet;
 use std::time::Duration;
 
 use common::client::{pid, publish, TestClient};
@@ -22,10 +23,10 @@ fn qos(q: QoS) -> SubscriptionOptions {
 }
 
 fn with_id(id: u32) -> Properties {
-    Properties {
+    Properties::from(PropertySet {
         subscription_identifiers: vec![id],
-        ..Properties::default()
-    }
+        ..PropertySet::default()
+    })
 }
 
 #[tokio::test]

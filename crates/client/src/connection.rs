@@ -197,6 +197,7 @@ impl Driver {
                         reason_string: connack
                             .properties
                             .reason_string
+                            .as_ref()
                             .map(|text| text.to_string()),
                     });
                 }
@@ -270,6 +271,7 @@ impl Driver {
                         reason_string: disconnect
                             .properties
                             .reason_string
+                            .as_ref()
                             .map(|text| text.to_string()),
                     });
                 }

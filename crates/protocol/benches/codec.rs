@@ -4,6 +4,7 @@
 //!
 //! Run with `cargo bench -p mquictt-protocol --bench codec`.
 
+use mquictt_protocol::PropertySet;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -53,12 +54,12 @@ fn connect_case() -> Case {
         will: None,
         username: Some(MqttString::new("device").expect("valid user name")),
         password: Some(Bytes::from_static(b"correct horse battery staple")),
-        properties: Properties {
+        properties: Properties::from(PropertySet {
             session_expiry_interval: Some(3600),
             receive_maximum: Some(32),
             maximum_packet_size: Some(1 << 20),
-            ..Properties::default()
-        },
+            ..PropertySet::default()
+        }),
     }));
     let mut properties = theirs::ConnectProperties::new();
     properties.session_expiry_interval = Some(3600);

@@ -513,6 +513,17 @@ impl From<StringError> for ProtocolError {
     }
 }
 
+/// The will rules of 3.1.2 are numbered differently in the two specs.
+fn will_rule(v5: bool, in_v5: u8, in_v311: u8) -> &'static str {
+    match if v5 { in_v5 } else { in_v311 } {
+        11 => "MQTT-3.1.2-11",
+        12 => "MQTT-3.1.2-12",
+        13 => "MQTT-3.1.2-13",
+        14 => "MQTT-3.1.2-14",
+        _ => "MQTT-3.1.2-15",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -564,16 +575,5 @@ mod tests {
             Some("MQTT-3.6.1-1")
         );
         assert_eq!(ProtocolError::RetainHandling3.conformance(), None);
-    }
-}
-
-/// The will rules of 3.1.2 are numbered differently in the two specs.
-fn will_rule(v5: bool, in_v5: u8, in_v311: u8) -> &'static str {
-    match if v5 { in_v5 } else { in_v311 } {
-        11 => "MQTT-3.1.2-11",
-        12 => "MQTT-3.1.2-12",
-        13 => "MQTT-3.1.2-13",
-        14 => "MQTT-3.1.2-14",
-        _ => "MQTT-3.1.2-15",
     }
 }

@@ -23,7 +23,7 @@ pub use packet::{
     Auth, ConnAck, Connect, Disconnect, Packet, PacketType, PubAck, Publish, SubAck, Subscribe,
     UnsubAck, Unsubscribe, Will,
 };
-pub use properties::{Properties, PropertyId};
+pub use properties::{Properties, PropertyId, PropertySet};
 pub use reason::ReasonCode;
 pub use string::{MqttString, StringError};
 pub use topic::{TopicError, TopicFilter, TopicName};

@@ -2,6 +2,17 @@
 //! properties a packet may hold, and which may repeat, is enforced by the codec when it decodes
 //! (a property where it does not belong is a Malformed Packet or Protocol Error). Before
 //! MQTT 5 the set is always empty on the wire.
+//!
+//! `Properties` is a pointer-sized handle to a shared, copy-on-write `PropertySet`: most
+//! packets carry no properties at all, and a broker forwards one message's properties to many
+//! subscribers, so an inline set of some 400 bytes would be copied on every move and clone.
+//! Reading goes through `Deref` (`props.topic_alias`), writing through `DerefMut`
+//! (`props.topic_alias = Some(3)`), which allocates on the first write and copies only a set
+//! that is shared.
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -45,7 +56,7 @@ pub enum PropertyId {
 /// "absent", which is not always the same as the default value the spec gives; callers apply
 /// defaults, the codec does not.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Properties {
+pub struct PropertySet {
     /// 0x01: payload is UTF-8 (`true`) or unspecified bytes (`false`).
     pub payload_format_indicator: Option<bool>,
     /// 0x02: lifetime of the message in seconds.
@@ -103,9 +114,118 @@ pub struct Properties {
     pub shared_subscription_available: Option<bool>,
 }
 
+impl PropertySet {
+    /// The set with no property in it.
+    pub const EMPTY: Self = Self {
+        payload_format_indicator: None,
+        message_expiry_interval: None,
+        content_type: None,
+        response_topic: None,
+        correlation_data: None,
+        subscription_identifiers: Vec::new(),
+        session_expiry_interval: None,
+        assigned_client_identifier: None,
+        server_keep_alive: None,
+        authentication_method: None,
+        authentication_data: None,
+        request_problem_information: None,
+        will_delay_interval: None,
+        request_response_information: None,
+        response_information: None,
+        server_reference: None,
+        reason_string: None,
+        receive_maximum: None,
+        topic_alias_maximum: None,
+        topic_alias: None,
+        maximum_qos: None,
+        retain_available: None,
+        user_properties: Vec::new(),
+        maximum_packet_size: None,
+        wildcard_subscription_available: None,
+        subscription_identifier_available: None,
+        shared_subscription_available: None,
+    };
+
+    /// Whether no property is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::EMPTY
+    }
+}
+
+/// The properties of a packet: a cheap handle to a shared [`PropertySet`], empty by default.
+#[derive(Clone, Default)]
+pub struct Properties(Option<Arc<PropertySet>>);
+
+/// What an empty handle dereferences to.
+static EMPTY_SET: PropertySet = PropertySet::EMPTY;
+
 impl Properties {
     /// Whether no property is set.
     pub fn is_empty(&self) -> bool {
-        *self == Self::default()
+        self.0.as_deref().is_none_or(PropertySet::is_empty)
+    }
+}
+
+impl Deref for Properties {
+    type Target = PropertySet;
+
+    fn deref(&self) -> &PropertySet {
+        self.0.as_deref().unwrap_or(&EMPTY_SET)
+    }
+}
+
+impl DerefMut for Properties {
+    fn deref_mut(&mut self) -> &mut PropertySet {
+        Arc::make_mut(self.0.get_or_insert_with(Default::default))
+    }
+}
+
+impl From<PropertySet> for Properties {
+    fn from(set: PropertySet) -> Self {
+        if set.is_empty() {
+            Self(None)
+        } else {
+            Self(Some(Arc::new(set)))
+        }
+    }
+}
+
+impl PartialEq for Properties {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Properties {}
+
+impl fmt::Debug for Properties {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_handles_do_not_allocate_and_writes_copy_on_write() {
+        let empty = Properties::default();
+        assert!(empty.is_empty());
+        assert_eq!(empty.topic_alias, None);
+        let mut a = Properties::from(PropertySet {
+            topic_alias: Some(3),
+            ..PropertySet::default()
+        });
+        let b = a.clone();
+        a.topic_alias = Some(4);
+        assert_eq!(a.topic_alias, Some(4));
+        assert_eq!(b.topic_alias, Some(3), "a clone keeps its own values");
+        assert_ne!(a, b);
+        assert_eq!(Properties::from(PropertySet::default()), empty);
+        assert_eq!(
+            std::mem::size_of::<Properties>(),
+            std::mem::size_of::<usize>()
+        );
     }
 }

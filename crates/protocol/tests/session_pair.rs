@@ -3,6 +3,7 @@
 //! decoded as the other side would) before it is handed over, and is logged so the tests can
 //! check what went over the wire. Time only moves when a test says so.
 
+use mquictt_protocol::PropertySet;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -299,7 +300,7 @@ fn connect_negotiates_limits_from_connack() {
         pair.server.accept(Accept::default(), pair.now),
         Err(RequestError::MissingAssignedClientId)
     );
-    let properties = Properties {
+    let properties = Properties::from(PropertySet {
         assigned_client_identifier: Some(MqttString::from_static("auto-7")),
         server_keep_alive: Some(20),
         receive_maximum: Some(5),
@@ -307,8 +308,8 @@ fn connect_negotiates_limits_from_connack() {
         retain_available: Some(false),
         topic_alias_maximum: Some(3),
         maximum_packet_size: Some(1024),
-        ..Properties::default()
-    };
+        ..PropertySet::default()
+    });
     pair.server
         .accept(accept_with(properties), pair.now)
         .unwrap();
@@ -463,10 +464,10 @@ fn inflight_window_respects_receive_maximum_of_two() {
     let mut config = v5();
     config.max_queued_publishes = 2;
     let mut pair = Pair::new(config, ServerConfig::default());
-    pair.connect(accept_with(Properties {
+    pair.connect(accept_with(Properties::from(PropertySet {
         receive_maximum: Some(2),
-        ..Properties::default()
-    }));
+        ..PropertySet::default()
+    })));
     let mut ids = Vec::new();
     for n in 0..4 {
         let payload: &'static [u8] = [&b"0"[..], b"1", b"2", b"3"][n];
@@ -816,10 +817,10 @@ fn topic_aliases_round_trip_both_ways() {
         ..ServerConfig::default()
     };
     let mut pair = Pair::new(config, server_config);
-    pair.connect(accept_with(Properties {
+    pair.connect(accept_with(Properties::from(PropertySet {
         topic_alias_maximum: Some(2),
-        ..Properties::default()
-    }));
+        ..PropertySet::default()
+    })));
     for topic in ["a/1", "a/1", "b/2", "c/3", "b/2"] {
         pair.client
             .publish(message(topic, QoS::AtMostOnce, b"x"))
@@ -889,10 +890,10 @@ fn invalid_and_unknown_topic_aliases_close_the_connection() {
         (1, "", ReasonCode::ProtocolError),
     ] {
         let mut pair = Pair::new(v5(), ServerConfig::default());
-        pair.connect(accept_with(Properties {
+        pair.connect(accept_with(Properties::from(PropertySet {
             topic_alias_maximum: Some(2),
-            ..Properties::default()
-        }));
+            ..PropertySet::default()
+        })));
         let mut publish = message("x", QoS::AtMostOnce, b"x");
         publish.topic = if topic.is_empty() {
             TopicName::empty()
@@ -916,10 +917,10 @@ fn oversized_outbound_messages_are_not_sent() {
     let mut config = v5();
     config.connect.properties.maximum_packet_size = Some(64);
     let mut pair = Pair::new(config, ServerConfig::default());
-    pair.connect(accept_with(Properties {
+    pair.connect(accept_with(Properties::from(PropertySet {
         maximum_packet_size: Some(48),
-        ..Properties::default()
-    }));
+        ..PropertySet::default()
+    })));
     let big: &'static [u8] = &[7; 80];
     // Server to client: dropped for this subscriber and reported [MQTT-3.1.2-28].
     let error = pair
@@ -962,10 +963,10 @@ fn oversized_outbound_messages_are_not_sent() {
         .ack_incoming_with(
             incoming,
             ReasonCode::NotAuthorized,
-            Properties {
+            Properties::from(PropertySet {
                 reason_string: Some(MqttString::new("r".repeat(100)).unwrap()),
-                ..Properties::default()
-            },
+                ..PropertySet::default()
+            }),
         )
         .unwrap();
     pair.drive();
@@ -981,10 +982,10 @@ fn keep_alive_pings_and_server_keep_alive_overrides() {
     let mut config = v5();
     config.connect.keep_alive = 30;
     let mut pair = Pair::new(config, ServerConfig::default());
-    pair.connect(accept_with(Properties {
+    pair.connect(accept_with(Properties::from(PropertySet {
         server_keep_alive: Some(10),
-        ..Properties::default()
-    }));
+        ..PropertySet::default()
+    })));
     assert_eq!(
         pair.client.poll_timeout(),
         Some(pair.now + Duration::from_secs(10))
@@ -1107,10 +1108,10 @@ fn second_connect_is_a_protocol_error() {
 #[test]
 fn receive_maximum_exceeded_is_0x93() {
     let mut pair = Pair::new(v5(), ServerConfig::default());
-    pair.connect(accept_with(Properties {
+    pair.connect(accept_with(Properties::from(PropertySet {
         receive_maximum: Some(1),
-        ..Properties::default()
-    }));
+        ..PropertySet::default()
+    })));
     for n in 1..=2 {
         let mut publish = message("flood", QoS::AtLeastOnce, b"x");
         publish.packet_id = Some(id(n));
@@ -1157,11 +1158,11 @@ fn server_enforces_the_maximum_qos_and_retain_it_announced() {
         (QoS::AtMostOnce, true, ReasonCode::RetainNotSupported),
     ] {
         let mut pair = Pair::new(v5(), ServerConfig::default());
-        pair.connect(accept_with(Properties {
+        pair.connect(accept_with(Properties::from(PropertySet {
             maximum_qos: Some(1),
             retain_available: Some(false),
-            ..Properties::default()
-        }));
+            ..PropertySet::default()
+        })));
         let mut publish = message("m", qos, b"x");
         publish.retain = retain;
         publish.packet_id = (qos != QoS::AtMostOnce).then(|| id(1));
@@ -1372,10 +1373,10 @@ fn accepted_connect_processes_early_packets() {
 fn mqtt_3_1_1_runs_without_properties() {
     let config = ClientConfig::new(connect(ProtocolVersion::V3_1_1, "old-1"));
     let mut pair = Pair::new(config, ServerConfig::default());
-    pair.connect(accept_with(Properties {
+    pair.connect(accept_with(Properties::from(PropertySet {
         receive_maximum: Some(1),
-        ..Properties::default()
-    }));
+        ..PropertySet::default()
+    })));
     let Some(Packet::ConnAck(connack)) = pair.packets(Direction::ToClient).first().copied() else {
         panic!("no CONNACK");
     };
@@ -1430,11 +1431,11 @@ fn enhanced_authentication_passes_through_as_events() {
     ));
     let challenge = mquictt_protocol::Auth {
         reason_code: ReasonCode::ContinueAuthentication,
-        properties: Properties {
+        properties: Properties::from(PropertySet {
             authentication_method: Some(MqttString::from_static("SCRAM-SHA-1")),
             authentication_data: Some(Bytes::from_static(b"server-first")),
-            ..Properties::default()
-        },
+            ..PropertySet::default()
+        }),
     };
     pair.server.auth(challenge.clone()).unwrap();
     pair.drive();

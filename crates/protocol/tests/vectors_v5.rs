@@ -9,6 +9,7 @@ mod common;
 use bytes::{Bytes, BytesMut};
 use common::{assert_alternate, assert_vector, bin, filter, pid, s, topic, NO_LIMIT};
 use mquictt_protocol::properties::Properties;
+use mquictt_protocol::PropertySet;
 use mquictt_protocol::{
     decode, Auth, ConnAck, Connect, Disconnect, Packet, ProtocolVersion, PubAck, Publish, QoS,
     ReasonCode, RetainHandling, SubAck, Subscribe, SubscriptionOptions, TopicName, UnsubAck,
@@ -17,8 +18,8 @@ use mquictt_protocol::{
 
 const V5: ProtocolVersion = ProtocolVersion::V5;
 
-fn props() -> Properties {
-    Properties::default()
+fn props() -> PropertySet {
+    PropertySet::default()
 }
 
 fn connack(reason_code: ReasonCode, properties: Properties) -> Packet {
@@ -62,14 +63,14 @@ fn connect_with_the_spec_variable_header_example() {
             payload: bin(b"bye"),
             qos: QoS::AtLeastOnce,
             retain: false,
-            properties: props(),
+            properties: Properties::default(),
         }),
         username: Some(s("u")),
         password: Some(bin(b"pw")),
-        properties: Properties {
+        properties: Properties::from(PropertySet {
             session_expiry_interval: Some(10),
             ..props()
-        },
+        }),
     };
     assert_vector(V5, &bytes, &Packet::Connect(Box::new(expected)));
 }
@@ -116,7 +117,7 @@ fn connect_with_every_connect_and_will_property() {
             payload: bin(b"gone"),
             qos: QoS::ExactlyOnce,
             retain: true,
-            properties: Properties {
+            properties: Properties::from(PropertySet {
                 payload_format_indicator: Some(true),
                 message_expiry_interval: Some(3600),
                 content_type: Some(s("text/plain")),
@@ -125,11 +126,11 @@ fn connect_with_every_connect_and_will_property() {
                 will_delay_interval: Some(5),
                 user_properties: vec![(s("a"), s("b"))],
                 ..props()
-            },
+            }),
         }),
         username: Some(s("user")),
         password: Some(bin(&[0x00, 0xFF])),
-        properties: Properties {
+        properties: Properties::from(PropertySet {
             session_expiry_interval: Some(u32::MAX),
             authentication_method: Some(s("SCRAM")),
             authentication_data: Some(bin(&[1, 2])),
@@ -140,7 +141,7 @@ fn connect_with_every_connect_and_will_property() {
             user_properties: vec![(s("k"), s("v"))],
             maximum_packet_size: Some(1 << 20),
             ..props()
-        },
+        }),
     };
     assert_vector(V5, &bytes, &Packet::Connect(Box::new(expected)));
 }
@@ -161,7 +162,7 @@ fn connect_with_password_and_no_user_name() {
         will: None,
         username: None,
         password: Some(bin(b"p")),
-        properties: props(),
+        properties: Properties::default(),
     };
     assert_vector(V5, &bytes, &Packet::Connect(Box::new(expected)));
 }
@@ -171,18 +172,18 @@ fn connack_minimal_and_session_present() {
     assert_vector(
         V5,
         &[0x20, 0x03, 0x00, 0x00, 0x00],
-        &connack(ReasonCode::Success, props()),
+        &connack(ReasonCode::Success, Properties::default()),
     );
     let resumed = Packet::ConnAck(ConnAck {
         session_present: true,
         reason_code: ReasonCode::Success,
-        properties: props(),
+        properties: Properties::default(),
     });
     assert_vector(V5, &[0x20, 0x03, 0x01, 0x00, 0x00], &resumed);
     assert_vector(
         V5,
         &[0x20, 0x03, 0x00, 0x87, 0x00],
-        &connack(ReasonCode::NotAuthorized, props()),
+        &connack(ReasonCode::NotAuthorized, Properties::default()),
     );
 }
 
@@ -191,10 +192,10 @@ fn connack_refusal_with_reason_string() {
     let bytes = [0x20, 0x08, 0x00, 0x85, 0x05, 0x1F, 0x00, 0x02, b'n', b'o'];
     let expected = connack(
         ReasonCode::ClientIdentifierNotValid,
-        Properties {
+        Properties::from(PropertySet {
             reason_string: Some(s("no")),
             ..props()
-        },
+        }),
     );
     assert_vector(V5, &bytes, &expected);
 }
@@ -225,7 +226,7 @@ fn connack_with_every_connack_property() {
     ];
     let expected = connack(
         ReasonCode::Success,
-        Properties {
+        Properties::from(PropertySet {
             session_expiry_interval: Some(300),
             assigned_client_identifier: Some(s("auto-1")),
             server_keep_alive: Some(60),
@@ -244,7 +245,7 @@ fn connack_with_every_connack_property() {
             subscription_identifier_available: Some(false),
             shared_subscription_available: Some(true),
             ..props()
-        },
+        }),
     );
     assert_vector(V5, &bytes, &expected);
 }
@@ -260,11 +261,11 @@ fn connack_properties_in_any_order() {
     ];
     let expected = connack(
         ReasonCode::Success,
-        Properties {
+        Properties::from(PropertySet {
             receive_maximum: Some(10),
             maximum_packet_size: Some(1024),
             ..props()
-        },
+        }),
     );
     assert_alternate(V5, &bytes, &expected, &canonical);
 }
@@ -295,7 +296,7 @@ fn publish_with_every_publish_property() {
         retain: true,
         topic: topic("s/t"),
         packet_id: Some(pid(7)),
-        properties: Properties {
+        properties: Properties::from(PropertySet {
             payload_format_indicator: Some(true),
             message_expiry_interval: Some(60),
             content_type: Some(s("json")),
@@ -305,7 +306,7 @@ fn publish_with_every_publish_property() {
             topic_alias: Some(3),
             user_properties: vec![(s("k"), s("v")), (s("k"), s("w"))],
             ..props()
-        },
+        }),
         payload: bin(b"{}"),
     };
     assert_vector(V5, &bytes, &Packet::Publish(expected));
@@ -319,7 +320,7 @@ fn publish_short_forms() {
         retain: false,
         topic: topic("t"),
         packet_id: None,
-        properties: props(),
+        properties: Properties::default(),
         payload: bin(b"x"),
     };
     assert_vector(
@@ -352,10 +353,10 @@ fn publish_with_empty_topic_and_topic_alias() {
         retain: false,
         topic: TopicName::empty(),
         packet_id: None,
-        properties: Properties {
+        properties: Properties::from(PropertySet {
             topic_alias: Some(5),
             ..props()
-        },
+        }),
         payload: bin(b"p"),
     };
     assert_vector(V5, &bytes, &Packet::Publish(expected));
@@ -365,7 +366,7 @@ fn publish_with_empty_topic_and_topic_alias() {
 fn acknowledgement_short_form() {
     // "The Reason Code and Property Length can be omitted if the Reason Code is 0x00 (Success)
     // and there are no Properties. In this case the PUBACK has a Remaining Length of 2."
-    let success = |id| ack(id, ReasonCode::Success, props());
+    let success = |id| ack(id, ReasonCode::Success, Properties::default());
     assert_vector(V5, &[0x40, 0x02, 0x00, 0x01], &Packet::PubAck(success(1)));
     assert_vector(V5, &[0x50, 0x02, 0x00, 0x02], &Packet::PubRec(success(2)));
     assert_vector(V5, &[0x62, 0x02, 0x00, 0x03], &Packet::PubRel(success(3)));
@@ -376,7 +377,7 @@ fn acknowledgement_short_form() {
 fn acknowledgement_with_reason_code_only() {
     // "If the Remaining Length is less than 4 there is no Property Length and the value of 0
     // is used" (3.4.2.2): a reason code without properties takes 3 bytes.
-    let bare = |id, code| ack(id, code, props());
+    let bare = |id, code| ack(id, code, Properties::default());
     assert_vector(
         V5,
         &[0x40, 0x03, 0x00, 0x01, 0x10],
@@ -411,11 +412,11 @@ fn acknowledgement_with_properties() {
     let expected = ack(
         1,
         ReasonCode::QuotaExceeded,
-        Properties {
+        Properties::from(PropertySet {
             reason_string: Some(s("quota")),
             user_properties: vec![(s("a"), s("b"))],
             ..props()
-        },
+        }),
     );
     assert_vector(V5, &puback, &Packet::PubAck(expected));
 
@@ -425,10 +426,10 @@ fn acknowledgement_with_properties() {
     let expected = ack(
         4,
         ReasonCode::PacketIdentifierNotFound,
-        Properties {
+        Properties::from(PropertySet {
             reason_string: Some(s("nf")),
             ..props()
-        },
+        }),
     );
     assert_vector(V5, &pubcomp, &Packet::PubComp(expected));
 }
@@ -437,11 +438,11 @@ fn acknowledgement_with_properties() {
 fn acknowledgement_long_forms_decode_to_the_short_form() {
     // A Success with an explicit reason code, and with an empty property list, is the same
     // packet as the 2-byte form, which is how it is encoded.
-    let success = Packet::PubAck(ack(1, ReasonCode::Success, props()));
+    let success = Packet::PubAck(ack(1, ReasonCode::Success, Properties::default()));
     let short = [0x40, 0x02, 0x00, 0x01];
     assert_alternate(V5, &[0x40, 0x03, 0x00, 0x01, 0x00], &success, &short);
     assert_alternate(V5, &[0x40, 0x04, 0x00, 0x01, 0x00, 0x00], &success, &short);
-    let pubrel = Packet::PubRel(ack(9, ReasonCode::Success, props()));
+    let pubrel = Packet::PubRel(ack(9, ReasonCode::Success, Properties::default()));
     assert_alternate(
         V5,
         &[0x62, 0x04, 0x00, 0x09, 0x00, 0x00],
@@ -485,11 +486,11 @@ fn subscribe_with_options_and_properties() {
                 },
             ),
         ],
-        properties: Properties {
+        properties: Properties::from(PropertySet {
             subscription_identifiers: vec![128],
             user_properties: vec![(s("k"), s("v"))],
             ..props()
-        },
+        }),
     };
     assert_vector(V5, &bytes, &Packet::Subscribe(expected));
 }
@@ -499,7 +500,7 @@ fn subscribe_minimal() {
     let expected = Subscribe {
         packet_id: pid(2),
         filters: vec![(filter("#"), SubscriptionOptions::default())],
-        properties: props(),
+        properties: Properties::default(),
     };
     assert_vector(
         V5,
@@ -526,11 +527,11 @@ fn suback_with_every_suback_reason_code() {
     let expected = SubAck {
         packet_id: pid(1),
         reason_codes,
-        properties: Properties {
+        properties: Properties::from(PropertySet {
             reason_string: Some(s("ok")),
             user_properties: vec![(s("x"), s("y"))],
             ..props()
-        },
+        }),
     };
     assert_vector(V5, &bytes, &Packet::SubAck(expected));
 }
@@ -540,7 +541,7 @@ fn suback_minimal() {
     let expected = SubAck {
         packet_id: pid(1),
         reason_codes: vec![ReasonCode::GrantedQoS1],
-        properties: props(),
+        properties: Properties::default(),
     };
     assert_vector(
         V5,
@@ -561,16 +562,16 @@ fn unsubscribe_with_user_property() {
     let expected = Unsubscribe {
         packet_id: pid(3),
         filters: vec![filter("a/b"), filter("c/#")],
-        properties: Properties {
+        properties: Properties::from(PropertySet {
             user_properties: vec![(s("k"), s("v"))],
             ..props()
-        },
+        }),
     };
     assert_vector(V5, &bytes, &Packet::Unsubscribe(expected));
     let minimal = Unsubscribe {
         packet_id: pid(3),
         filters: vec![filter("#")],
-        properties: props(),
+        properties: Properties::default(),
     };
     assert_vector(
         V5,
@@ -593,16 +594,16 @@ fn unsuback_with_every_unsuback_reason_code() {
     let expected = UnsubAck {
         packet_id: pid(3),
         reason_codes,
-        properties: Properties {
+        properties: Properties::from(PropertySet {
             reason_string: Some(s("ok")),
             ..props()
-        },
+        }),
     };
     assert_vector(V5, &bytes, &Packet::UnsubAck(expected));
     let minimal = UnsubAck {
         packet_id: pid(3),
         reason_codes: vec![ReasonCode::Success],
-        properties: props(),
+        properties: Properties::default(),
     };
     assert_vector(
         V5,
@@ -650,12 +651,12 @@ fn disconnect_with_every_disconnect_property() {
     ];
     let expected = Disconnect {
         reason_code: ReasonCode::DisconnectWithWillMessage,
-        properties: Properties {
+        properties: Properties::from(PropertySet {
             session_expiry_interval: Some(60),
             reason_string: Some(s("bye")),
             user_properties: vec![(s("k"), s("v"))],
             ..props()
-        },
+        }),
     };
     assert_vector(V5, &from_client, &Packet::Disconnect(expected));
 
@@ -664,10 +665,10 @@ fn disconnect_with_every_disconnect_property() {
     ];
     let expected = Disconnect {
         reason_code: ReasonCode::UseAnotherServer,
-        properties: Properties {
+        properties: Properties::from(PropertySet {
             server_reference: Some(s("other")),
             ..props()
-        },
+        }),
     };
     assert_vector(V5, &from_server, &Packet::Disconnect(expected));
 }
@@ -678,7 +679,7 @@ fn auth_short_form_and_exchange() {
     // and there are no Properties. In this case the AUTH has a Remaining Length of 0."
     let success = Packet::Auth(Auth {
         reason_code: ReasonCode::Success,
-        properties: props(),
+        properties: Properties::default(),
     });
     assert_vector(V5, &[0xF0, 0x00], &success);
 
@@ -693,13 +694,13 @@ fn auth_short_form_and_exchange() {
     ];
     let expected = Packet::Auth(Auth {
         reason_code: ReasonCode::ContinueAuthentication,
-        properties: Properties {
+        properties: Properties::from(PropertySet {
             authentication_method: Some(s("SCRAM")),
             authentication_data: Some(bin(&[1, 2, 3])),
             reason_string: Some(s("c")),
             user_properties: vec![(s("k"), s("v"))],
             ..props()
-        },
+        }),
     });
     assert_vector(V5, &continue_auth, &expected);
 
@@ -708,10 +709,10 @@ fn auth_short_form_and_exchange() {
     ];
     let expected = Packet::Auth(Auth {
         reason_code: ReasonCode::ReAuthenticate,
-        properties: Properties {
+        properties: Properties::from(PropertySet {
             authentication_method: Some(s("SCRAM")),
             ..props()
-        },
+        }),
     });
     assert_vector(V5, &reauthenticate, &expected);
 }
@@ -734,7 +735,11 @@ fn two_packets_back_to_back_in_one_buffer() {
         .expect("complete");
     assert_eq!(
         second,
-        Packet::PubAck(ack(1, ReasonCode::NoMatchingSubscribers, props()))
+        Packet::PubAck(ack(
+            1,
+            ReasonCode::NoMatchingSubscribers,
+            Properties::default()
+        ))
     );
     assert!(buf.is_empty());
 }

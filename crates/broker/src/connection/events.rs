@@ -178,6 +178,15 @@ where
         let Some(attached) = &self.attached else {
             return;
         };
+        if !publish.properties.subscription_identifiers.is_empty() {
+            // "A PUBLISH packet sent from a Client to a Server MUST NOT contain a Subscription
+            // Identifier" [MQTT-3.3.4-6]; receiving one "is a Protocol Error" (3.3.2.3.8), so
+            // the message is not routed and the connection ends with 0x82.
+            let _ = self
+                .session
+                .disconnect(Disconnect::new(ReasonCode::ProtocolError));
+            return;
+        }
         let now = Instant::now();
         Metrics::add(&self.shared.metrics.messages_received, 1);
         let v5 = attached.version.is_v5();

@@ -20,7 +20,7 @@ use mquictt_protocol::session::{
 };
 use mquictt_protocol::{
     ConnAck, Decoder, Disconnect, Packet, PacketId, Properties, ProtocolError, ProtocolVersion,
-    ReasonCode,
+    QoS, ReasonCode,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{oneshot, watch, Notify, OwnedSemaphorePermit};
@@ -469,16 +469,20 @@ where
     }
 }
 
-/// Removes from `state` the shared-subscription copies that were sent but never acknowledged
-/// (PUBLISH awaiting PUBACK or PUBREC), so they can go to another member of their group (4.8.2).
-/// A copy whose PUBREC arrived stays: the client has it.
+/// Removes from `state` the QoS 1 shared-subscription copies that were sent but never
+/// acknowledged, so they can go to another member of their group: the Server "MAY attempt to
+/// send the message to another Client as soon as it loses its connection to the first Client"
+/// (4.8.2). QoS 2 copies stay in the session: "the Server MUST complete the delivery of the
+/// message to that Client when it reconnects" [MQTT-4.8.2-4], and "If the Client's Session
+/// terminates before the Client reconnects, the Server MUST NOT send the Application Message
+/// to any other subscribed Client" [MQTT-4.8.2-5].
 fn take_shared_unacked(
     state: &mut SessionState,
     in_flight: &mut HashMap<PacketId, Outgoing>,
 ) -> Vec<Outgoing> {
     let mut taken = Vec::new();
     state.outbound.retain(|entry| match entry {
-        OutboundMessage::Publish(publish) => {
+        OutboundMessage::Publish(publish) if publish.qos == QoS::AtLeastOnce => {
             match publish.packet_id.and_then(|id| in_flight.remove(&id)) {
                 Some(outgoing) => {
                     taken.push(outgoing);
@@ -487,7 +491,7 @@ fn take_shared_unacked(
                 None => true,
             }
         }
-        OutboundMessage::Release(_) => true,
+        OutboundMessage::Publish(_) | OutboundMessage::Release(_) => true,
     });
     taken
 }

@@ -2,6 +2,7 @@
 //! the packets a test gives it and returns exactly what the broker sends, so tests can check
 //! conformance packet by packet, including packets a well-behaved client would never send.
 
+use mquictt_protocol::PropertySet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -44,10 +45,10 @@ pub fn will(topic: &str, payload: &'static [u8], delay: Option<u32>) -> Will {
         payload: Bytes::from_static(payload),
         qos: QoS::AtMostOnce,
         retain: false,
-        properties: Properties {
+        properties: Properties::from(PropertySet {
             will_delay_interval: delay,
-            ..Properties::default()
-        },
+            ..PropertySet::default()
+        }),
     }
 }
 

@@ -271,6 +271,7 @@ fn check(args: &PubArgs, outcome: PublishOutcome) -> Result<(), ClientCommandErr
         reason_string: outcome
             .properties
             .reason_string
+            .as_ref()
             .map(|text| text.to_string()),
     })
 }

@@ -117,6 +117,7 @@ mod tests {
     use crate::reason::ReasonCode;
     use crate::string::MqttString;
     use crate::types::{PacketId, ProtocolVersion};
+    use crate::PropertySet;
 
     fn id(value: u16) -> PacketId {
         PacketId::new(value).unwrap()
@@ -161,10 +162,10 @@ mod tests {
     fn pubrel_uses_flags_0010_and_release_reasons() {
         let pubrel = Packet::PubRel(PubAck {
             reason_code: ReasonCode::PacketIdentifierNotFound,
-            properties: Properties {
+            properties: Properties::from(PropertySet {
                 reason_string: Some(MqttString::from_static("gone")),
-                ..Properties::default()
-            },
+                ..PropertySet::default()
+            }),
             ..PubAck::success(id(300))
         });
         let bytes = encode(&pubrel, ProtocolVersion::V5);

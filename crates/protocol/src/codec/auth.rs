@@ -62,6 +62,7 @@ mod tests {
     use crate::properties::Properties;
     use crate::string::MqttString;
     use crate::types::ProtocolVersion;
+    use crate::PropertySet;
 
     fn decode_bytes(
         bytes: &[u8],
@@ -86,11 +87,11 @@ mod tests {
 
         let step = Packet::Auth(Auth {
             reason_code: ReasonCode::ContinueAuthentication,
-            properties: Properties {
+            properties: Properties::from(PropertySet {
                 authentication_method: Some(MqttString::from_static("SCRAM")),
                 authentication_data: Some(Bytes::from_static(b"nonce")),
-                ..Properties::default()
-            },
+                ..PropertySet::default()
+            }),
         });
         success_len_matches(&step);
         let mut buf = BytesMut::new();

@@ -115,6 +115,7 @@ mod tests {
     use crate::reason::ReasonCode;
     use crate::string::MqttString;
     use crate::types::ProtocolVersion;
+    use crate::PropertySet;
 
     fn decode_bytes(
         bytes: &[u8],
@@ -166,12 +167,12 @@ mod tests {
         let connack = Packet::ConnAck(ConnAck {
             session_present: false,
             reason_code: ReasonCode::BadUserNameOrPassword,
-            properties: Properties {
+            properties: Properties::from(PropertySet {
                 reason_string: Some(MqttString::from_static("no")),
                 maximum_qos: Some(1),
                 retain_available: Some(false),
-                ..Properties::default()
-            },
+                ..PropertySet::default()
+            }),
         });
         let mut buf = BytesMut::new();
         connack.encode(ProtocolVersion::V5, &mut buf).unwrap();

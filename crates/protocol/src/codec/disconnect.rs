@@ -102,6 +102,7 @@ mod tests {
     use crate::codec::decode;
     use crate::packet::Packet;
     use crate::properties::Properties;
+    use crate::PropertySet;
 
     fn encode(packet: &Packet, version: ProtocolVersion) -> Vec<u8> {
         let mut buf = BytesMut::new();
@@ -142,11 +143,11 @@ mod tests {
     fn properties_round_trip() {
         let packet = Packet::Disconnect(Disconnect {
             reason_code: ReasonCode::ServerMoved,
-            properties: Properties {
+            properties: Properties::from(PropertySet {
                 session_expiry_interval: Some(0),
                 server_reference: Some(crate::string::MqttString::from_static("b:1883")),
-                ..Properties::default()
-            },
+                ..PropertySet::default()
+            }),
         });
         let bytes = encode(&packet, ProtocolVersion::V5);
         assert_eq!(decode_bytes(&bytes, ProtocolVersion::V5), Ok(Some(packet)));

@@ -2,6 +2,7 @@
 //! lengths and the authentication method rule.
 
 use super::*;
+use crate::PropertySet;
 use bytes::BytesMut;
 
 fn decode(bytes: &'static [u8], context: PropertyContext) -> Result<Properties, ProtocolError> {
@@ -15,12 +16,12 @@ fn encode(p: &Properties, context: PropertyContext) -> Result<BytesMut, Protocol
 
 #[test]
 fn round_trip_in_ascending_order() {
-    let props = Properties {
+    let props = Properties::from(PropertySet {
         receive_maximum: Some(20),
         session_expiry_interval: Some(0xFFFF_FFFF),
         user_properties: vec![(MqttString::from_static("k"), MqttString::from_static("v"))],
-        ..Properties::default()
-    };
+        ..PropertySet::default()
+    });
     let buf = encode(&props, PropertyContext::Connect).unwrap();
     assert_eq!(
         &buf[..],
@@ -55,7 +56,7 @@ fn misplaced_repeated_and_unknown_properties_are_rejected() {
     );
     assert_eq!(
         decode(&[4, 0x0B, 1, 0x0B, 2], PropertyContext::Publish)
-            .map(|p| p.subscription_identifiers),
+            .map(|p| p.subscription_identifiers.clone()),
         Ok(vec![1, 2])
     );
     assert_eq!(
@@ -142,10 +143,10 @@ fn authentication_data_needs_a_method() {
         decode(&[4, 0x16, 0, 1, 7], PropertyContext::Auth),
         Err(ProtocolError::AuthenticationDataWithoutMethod)
     );
-    let props = Properties {
+    let props = Properties::from(PropertySet {
         authentication_data: Some(Bytes::from_static(b"x")),
-        ..Properties::default()
-    };
+        ..PropertySet::default()
+    });
     assert_eq!(
         encode(&props, PropertyContext::Auth),
         Err(ProtocolError::AuthenticationDataWithoutMethod)
@@ -164,28 +165,28 @@ fn response_topics_are_topic_names() {
 
 #[test]
 fn encoding_checks_context_and_values() {
-    let props = Properties {
+    let props = Properties::from(PropertySet {
         topic_alias: Some(3),
-        ..Properties::default()
-    };
+        ..PropertySet::default()
+    });
     assert!(matches!(
         encode(&props, PropertyContext::Will),
         Err(ProtocolError::PropertyNotAllowed { .. })
     ));
-    let props = Properties {
+    let props = Properties::from(PropertySet {
         subscription_identifiers: vec![1, 2],
-        ..Properties::default()
-    };
+        ..PropertySet::default()
+    });
     assert_eq!(
         encode(&props, PropertyContext::Subscribe),
         Err(ProtocolError::DuplicateProperty(
             PropertyId::SubscriptionIdentifier
         ))
     );
-    let props = Properties {
+    let props = Properties::from(PropertySet {
         subscription_identifiers: vec![MAX_VARINT + 1],
-        ..Properties::default()
-    };
+        ..PropertySet::default()
+    });
     assert!(matches!(
         encode(&props, PropertyContext::Publish),
         Err(ProtocolError::InvalidPropertyValue { .. })

@@ -113,6 +113,7 @@ mod tests {
     use crate::string::MqttString;
     use crate::topic::{TopicError, TopicName};
     use crate::types::{PacketId, ProtocolVersion, QoS};
+    use crate::PropertySet;
 
     fn publish(qos: QoS) -> Publish {
         Publish {
@@ -170,7 +171,7 @@ mod tests {
     fn v5_properties_and_topic_alias() {
         let mut p = publish(QoS::ExactlyOnce);
         p.topic = TopicName::empty();
-        p.properties = Properties {
+        p.properties = Properties::from(PropertySet {
             topic_alias: Some(4),
             subscription_identifiers: vec![1, 300],
             payload_format_indicator: Some(true),
@@ -180,8 +181,8 @@ mod tests {
                 (MqttString::from_static("a"), MqttString::from_static("1")),
                 (MqttString::from_static("a"), MqttString::from_static("2")),
             ],
-            ..Properties::default()
-        };
+            ..PropertySet::default()
+        });
         let packet = Packet::Publish(p);
         let mut buf = BytesMut::new();
         packet.encode(ProtocolVersion::V5, &mut buf).unwrap();

@@ -203,6 +203,7 @@ mod tests {
     use crate::reason::ReasonCode;
     use crate::topic::TopicError;
     use crate::types::PacketId;
+    use crate::PropertySet;
 
     fn id(value: u16) -> PacketId {
         PacketId::new(value).unwrap()
@@ -266,10 +267,10 @@ mod tests {
                     SubscriptionOptions::with_qos(QoS::AtMostOnce),
                 ),
             ],
-            properties: Properties {
+            properties: Properties::from(PropertySet {
                 subscription_identifiers: vec![268_435_455],
-                ..Properties::default()
-            },
+                ..PropertySet::default()
+            }),
         });
         let bytes = round_trip(v5, ProtocolVersion::V5);
         assert_eq!(

@@ -2,6 +2,7 @@
 //! exactly one packet consumed per `Ok(Some)`, the size limit enforced from the fixed header
 //! alone, fixed-header flag rules, and the version tracking of [`Decoder`].
 
+use crate::PropertySet;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::*;
@@ -18,10 +19,10 @@ fn sample_publish() -> Packet {
         retain: false,
         topic: TopicName::new("sensors/1/temp").unwrap(),
         packet_id: PacketId::new(42),
-        properties: Properties {
+        properties: Properties::from(PropertySet {
             message_expiry_interval: Some(60),
-            ..Properties::default()
-        },
+            ..PropertySet::default()
+        }),
         payload: Bytes::from(vec![7u8; 200]),
     })
 }

@@ -115,6 +115,7 @@ mod tests {
     use crate::properties::Properties;
     use crate::reason::ReasonCode;
     use crate::types::QoS;
+    use crate::PropertySet;
 
     fn publish(topic: &str, alias: Option<u16>) -> Publish {
         Publish {
@@ -127,10 +128,10 @@ mod tests {
                 TopicName::new(topic).unwrap()
             },
             packet_id: None,
-            properties: Properties {
+            properties: Properties::from(PropertySet {
                 topic_alias: alias,
-                ..Properties::default()
-            },
+                ..PropertySet::default()
+            }),
             payload: Bytes::new(),
         }
     }

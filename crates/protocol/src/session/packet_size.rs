@@ -81,6 +81,7 @@ mod tests {
     use crate::string::MqttString;
     use crate::topic::TopicName;
     use crate::types::{PacketId, QoS};
+    use crate::PropertySet;
     use bytes::Bytes;
 
     #[test]
@@ -89,11 +90,11 @@ mod tests {
         let ack = PubAck {
             packet_id: id,
             reason_code: ReasonCode::QuotaExceeded,
-            properties: Properties {
+            properties: Properties::from(PropertySet {
                 reason_string: Some(MqttString::new("x".repeat(100)).unwrap()),
                 user_properties: vec![(MqttString::from_static("k"), MqttString::from_static("v"))],
-                ..Properties::default()
-            },
+                ..PropertySet::default()
+            }),
         };
         let fitted = fit_to_maximum(Packet::PubAck(ack), ProtocolVersion::V5, Some(20)).unwrap();
         let Packet::PubAck(fitted) = fitted else {

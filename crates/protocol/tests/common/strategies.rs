@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 use mquictt_protocol::properties::Properties;
+use mquictt_protocol::PropertySet;
 use mquictt_protocol::{
     Auth, ConnAck, Connect, Disconnect, MqttString, Packet, PacketId, ProtocolVersion, PubAck,
     Publish, QoS, ReasonCode, RetainHandling, SubAck, Subscribe, SubscriptionOptions, TopicFilter,
@@ -145,34 +146,36 @@ fn arb_any_properties() -> impl Strategy<Value = Properties> {
         option::of(any::<bool>()),
         option::of(any::<bool>()),
     );
-    (first, second, third).prop_map(|(a, b, c)| Properties {
-        payload_format_indicator: a.0,
-        message_expiry_interval: a.1,
-        content_type: a.2,
-        response_topic: a.3.map(|t| t.as_mqtt_str().clone()),
-        correlation_data: a.4,
-        subscription_identifiers: a.5,
-        session_expiry_interval: a.6,
-        assigned_client_identifier: a.7,
-        server_keep_alive: a.8,
-        authentication_method: a.9,
-        authentication_data: a.10,
-        request_problem_information: a.11,
-        will_delay_interval: b.0,
-        request_response_information: b.1,
-        response_information: b.2,
-        server_reference: b.3,
-        reason_string: b.4,
-        receive_maximum: b.5,
-        topic_alias_maximum: b.6,
-        topic_alias: b.7,
-        maximum_qos: b.8,
-        retain_available: b.9,
-        user_properties: b.10,
-        maximum_packet_size: b.11,
-        wildcard_subscription_available: c.0,
-        subscription_identifier_available: c.1,
-        shared_subscription_available: c.2,
+    (first, second, third).prop_map(|(a, b, c)| {
+        Properties::from(PropertySet {
+            payload_format_indicator: a.0,
+            message_expiry_interval: a.1,
+            content_type: a.2,
+            response_topic: a.3.map(|t| t.as_mqtt_str().clone()),
+            correlation_data: a.4,
+            subscription_identifiers: a.5,
+            session_expiry_interval: a.6,
+            assigned_client_identifier: a.7,
+            server_keep_alive: a.8,
+            authentication_method: a.9,
+            authentication_data: a.10,
+            request_problem_information: a.11,
+            will_delay_interval: b.0,
+            request_response_information: b.1,
+            response_information: b.2,
+            server_reference: b.3,
+            reason_string: b.4,
+            receive_maximum: b.5,
+            topic_alias_maximum: b.6,
+            topic_alias: b.7,
+            maximum_qos: b.8,
+            retain_available: b.9,
+            user_properties: b.10,
+            maximum_packet_size: b.11,
+            wildcard_subscription_available: c.0,
+            subscription_identifier_available: c.1,
+            shared_subscription_available: c.2,
+        })
     })
 }
 
@@ -181,10 +184,10 @@ fn arb_any_properties() -> impl Strategy<Value = Properties> {
 /// SUBSCRIBE).
 fn restrict(all: Properties, scope: PropertyScope) -> Properties {
     use PropertyScope as S;
-    let mut p = Properties {
+    let mut p = Properties::from(PropertySet {
         user_properties: all.user_properties.clone(),
-        ..Properties::default()
-    };
+        ..PropertySet::default()
+    });
     let publish_like = matches!(scope, S::Publish | S::Will);
     if publish_like {
         p.payload_format_indicator = all.payload_format_indicator;
@@ -200,7 +203,12 @@ fn restrict(all: Properties, scope: PropertyScope) -> Properties {
             p.topic_alias = all.topic_alias;
         }
         S::Subscribe => {
-            p.subscription_identifiers = all.subscription_identifiers.into_iter().take(1).collect();
+            p.subscription_identifiers = all
+                .subscription_identifiers
+                .iter()
+                .copied()
+                .take(1)
+                .collect();
         }
         S::Connect => {
             p.session_expiry_interval = all.session_expiry_interval;
@@ -239,7 +247,7 @@ fn restrict(all: Properties, scope: PropertyScope) -> Properties {
         }
         S::Auth => {
             // "It is a Protocol Error to omit the Authentication Method" (3.15.2.2.2).
-            p.authentication_method = Some(all.authentication_method.unwrap_or_default());
+            p.authentication_method = Some(all.authentication_method.clone().unwrap_or_default());
             p.authentication_data = all.authentication_data.clone();
             p.reason_string = all.reason_string.clone();
         }
