@@ -14,8 +14,8 @@ use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
 use mquictt_protocol::session::{Accept, ServerConfig, ServerEvent, ServerSession};
 use mquictt_protocol::{
-    Decoder, Disconnect, MqttString, Properties, ProtocolVersion, Publish, QoS, ReasonCode, SubAck,
-    TopicName, UnsubAck,
+    Decoder, Disconnect, MqttString, Properties, PropertySet, ProtocolError, ProtocolVersion,
+    Publish, QoS, ReasonCode, SubAck, TopicName, UnsubAck,
 };
 
 /// Small enough that the fuzzer reaches the limit.
@@ -61,12 +61,12 @@ fn answer_events(session: &mut ServerSession, policy: &Policy, now: Instant) {
                     let _ = session.refuse(ReasonCode::NotAuthorized, Properties::default());
                     continue;
                 }
-                let mut properties = Properties {
+                let mut properties = Properties::from(PropertySet {
                     receive_maximum: Some(if policy.small_window { 2 } else { 64 }),
                     topic_alias_maximum: Some(4),
                     maximum_packet_size: Some(MAX_PACKET_SIZE),
-                    ..Properties::default()
-                };
+                    ..PropertySet::default()
+                });
                 if connect.client_id.is_empty() {
                     properties.assigned_client_identifier = Some(MqttString::from_static("auto-1"));
                 }
@@ -181,7 +181,13 @@ fuzz_target!(|data: &[u8]| {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    let _ = session.disconnect(Disconnect::new(e.reason_code()));
+                    // As the broker's connection driver answers: an unknown protocol level
+                    // (0x84, a CONNACK-only code) on a second CONNECT is a Protocol Error.
+                    let reason = match e {
+                        ProtocolError::UnsupportedProtocol { .. } => ReasonCode::ProtocolError,
+                        other => other.reason_code(),
+                    };
+                    let _ = session.disconnect(Disconnect::new(reason));
                     drain(&mut session, now);
                     break;
                 }

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use mquictt_broker::auth::{PasswordFile, ScramClient, SCRAM_SHA_256};
 use mquictt_broker::{BrokerConfig, FileAuthenticator, FileAuthenticatorConfig};
 use mquictt_protocol::{
-    Auth, Connect, MqttString, Packet, Properties, ProtocolVersion, QoS, ReasonCode,
+    Auth, Connect, MqttString, Packet, Properties, PropertySet, ProtocolVersion, QoS, ReasonCode,
 };
 use security_support::{connect_packet, metric, publish, Peer, SecureBroker};
 
@@ -214,7 +214,10 @@ async fn scram_connect(
                     .map(MqttString::as_str),
                 Some(SCRAM_SHA_256)
             );
-            auth.properties.authentication_data.expect("server-first")
+            auth.properties
+                .authentication_data
+                .clone()
+                .expect("server-first")
         }
         other => panic!("expected AUTH 0x18, got {other:?}"),
     };
@@ -227,11 +230,11 @@ async fn scram_connect(
 fn continue_auth(data: Bytes) -> Auth {
     Auth {
         reason_code: ReasonCode::ContinueAuthentication,
-        properties: Properties {
+        properties: Properties::from(PropertySet {
             authentication_method: Some(MqttString::from_static(SCRAM_SHA_256)),
             authentication_data: Some(data),
-            ..Properties::default()
-        },
+            ..PropertySet::default()
+        }),
     }
 }
 
@@ -242,7 +245,11 @@ async fn scram_sha_256_over_auth_packets_with_reauthentication() {
     match answer {
         Some(Packet::ConnAck(ack)) => {
             assert_eq!(ack.reason_code, ReasonCode::Success);
-            let server_final = ack.properties.authentication_data.expect("server-final");
+            let server_final = ack
+                .properties
+                .authentication_data
+                .clone()
+                .expect("server-final");
             scram
                 .verify_server_final(&server_final)
                 .expect("the broker proves it knows the credentials");
@@ -258,15 +265,19 @@ async fn scram_sha_256_over_auth_packets_with_reauthentication() {
     let (mut again, first) = ScramClient::start("alice", b"wonderland").expect("client-first");
     peer.send(&Packet::Auth(Auth {
         reason_code: ReasonCode::ReAuthenticate,
-        properties: Properties {
+        properties: Properties::from(PropertySet {
             authentication_method: Some(MqttString::from_static(SCRAM_SHA_256)),
             authentication_data: Some(first),
-            ..Properties::default()
-        },
+            ..PropertySet::default()
+        }),
     }))
     .await;
     let server_first = match peer.recv().await {
-        Some(Packet::Auth(auth)) => auth.properties.authentication_data.expect("server-first"),
+        Some(Packet::Auth(auth)) => auth
+            .properties
+            .authentication_data
+            .clone()
+            .expect("server-first"),
         other => panic!("expected AUTH 0x18, got {other:?}"),
     };
     let last = again.client_final(&server_first).expect("client-final");
@@ -275,7 +286,7 @@ async fn scram_sha_256_over_auth_packets_with_reauthentication() {
         Some(Packet::Auth(auth)) => {
             assert_eq!(auth.reason_code, ReasonCode::Success);
             again
-                .verify_server_final(&auth.properties.authentication_data.expect("final"))
+                .verify_server_final(&auth.properties.authentication_data.clone().expect("final"))
                 .expect("server signature");
         }
         other => panic!("expected AUTH 0x00, got {other:?}"),

@@ -169,6 +169,15 @@ fn corpus() -> Vec<Case> {
             Answer::Disconnect(ReasonCode::ProtocolError),
         ),
         case(
+            "second CONNECT with an unknown protocol level",
+            Some(V5),
+            V5,
+            &[
+                0x10, 0x0D, 0, 4, b'M', b'Q', b'T', b'T', 9, 0x02, 0, 60, 0, 0, 0,
+            ],
+            Answer::Disconnect(ReasonCode::ProtocolError),
+        ),
+        case(
             "PUBLISH topic deeper than the broker allows",
             Some(V5),
             V5,

@@ -8,7 +8,9 @@
 use std::future::Future;
 
 use bytes::Bytes;
-use mquictt_protocol::{Auth, Connect, Disconnect, MqttString, Properties, ReasonCode};
+use mquictt_protocol::{
+    Auth, Connect, Disconnect, MqttString, Properties, PropertySet, ReasonCode,
+};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Driver;
@@ -222,10 +224,10 @@ where
 fn auth_packet(reason_code: ReasonCode, method: &str, data: Option<Bytes>) -> Auth {
     Auth {
         reason_code,
-        properties: Properties {
+        properties: Properties::from(PropertySet {
             authentication_method: MqttString::new(method).ok(),
             authentication_data: data,
-            ..Properties::default()
-        },
+            ..PropertySet::default()
+        }),
     }
 }

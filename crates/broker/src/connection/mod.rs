@@ -330,6 +330,13 @@ where
         let reason = error.reason_code();
         if self.session.is_connected() {
             // 5.0: DISCONNECT with the reason; 3.1.1: the session just closes [MQTT-4.8.0-1].
+            // A second CONNECT naming an unknown protocol level is reported by the codec as
+            // 0x84, which only CONNACK may carry; once connected it is a Protocol Error
+            // [MQTT-3.1.0-2] (found by the server_session fuzz target).
+            let reason = match error {
+                ProtocolError::UnsupportedProtocol { .. } => ReasonCode::ProtocolError,
+                _ => reason,
+            };
             let _ = self.session.disconnect(Disconnect::new(reason));
             return;
         }
