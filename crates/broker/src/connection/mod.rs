@@ -6,9 +6,8 @@
 //! next queued message or the session's next deadline. QoS flows, keep alive and topic aliases
 //! are the session's; routing is the router's; CONNECT policy (client identifiers, limits,
 //! CONNACK properties) is in `connect.rs`, the authentication exchanges in `authenticate.rs`.
-//! Admission limits are applied here: the connection rate per source and the cap on pending
-//! connections before anything is read, the connect deadline until the session is attached,
-//! the publish rate on every PUBLISH read.
+//! The connect deadline is enforced here until the session is attached; the connection rate,
+//! pending-connection cap and publish rate are in `admission.rs`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,7 +25,6 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{oneshot, watch, Notify, OwnedSemaphorePermit};
 
 use crate::broker::{PeerInfo, Shared};
-use crate::config::PublishOverload;
 use crate::limits::TokenBucket;
 use crate::message::ClientId;
 use crate::metrics::Metrics;
@@ -34,9 +32,11 @@ use crate::registry::{ConnectionId, Departure};
 use crate::router::Departing;
 use crate::session::Outgoing;
 
+mod admission;
 mod authenticate;
 mod events;
 
+use admission::{admit_pending, PendingSlot};
 use authenticate::PendingAuth;
 
 /// Messages handed to the session per pass, so one busy subscriber cannot hold the router
@@ -95,19 +95,6 @@ struct Driver<S> {
     throttled_until: Option<Instant>,
 }
 
-/// A place among the connections still waiting for CONNECT; frees itself and its gauge.
-#[derive(Debug)]
-struct PendingSlot {
-    _permit: OwnedSemaphorePermit,
-    metrics: Arc<Metrics>,
-}
-
-impl Drop for PendingSlot {
-    fn drop(&mut self) {
-        Metrics::decrement(&self.metrics.connections_pending);
-    }
-}
-
 /// Serves one connection to its end.
 pub(crate) async fn serve<S>(shared: Arc<Shared>, stream: S, peer: PeerInfo)
 where
@@ -152,33 +139,6 @@ where
     };
     driver.run().await;
     driver.finish().await;
-}
-
-/// The admission checks made before a byte is read: the source's connection rate and the cap
-/// on connections that have not completed CONNECT. `None` closes the connection.
-fn admit_pending(shared: &Arc<Shared>, peer: &PeerInfo, now: Instant) -> Option<PendingSlot> {
-    if let Some(addr) = peer.remote_addr {
-        let admitted = shared
-            .source_rate
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .admit(addr.ip(), now);
-        if !admitted {
-            Metrics::add(&shared.metrics.connection_rate_rejections, 1);
-            tracing::debug!(peer = %addr, "connection rate exceeded, closed");
-            return None;
-        }
-    }
-    let Ok(permit) = shared.pending_slots.clone().try_acquire_owned() else {
-        Metrics::add(&shared.metrics.pending_limit_rejections, 1);
-        tracing::debug!(peer = ?peer.remote_addr, "too many connections waiting for CONNECT, closed");
-        return None;
-    };
-    Metrics::add(&shared.metrics.connections_pending, 1);
-    Some(PendingSlot {
-        _permit: permit,
-        metrics: shared.metrics.clone(),
-    })
 }
 
 impl<S> Driver<S>
@@ -269,31 +229,6 @@ where
         // A timeout error already queued its DISCONNECT (0x8D in 5.0).
         if let Err(e) = self.session.handle_timeout(now) {
             tracing::debug!(peer = ?self.peer.remote_addr, error = %e, "connection timed out");
-        }
-    }
-
-    /// Counts a PUBLISH against the client's rate; false when it must not be processed.
-    fn within_publish_rate(&mut self, now: Instant) -> bool {
-        let Some(bucket) = &mut self.publish_bucket else {
-            return true;
-        };
-        let Some(resume) = bucket.take(now) else {
-            return true;
-        };
-        Metrics::add(&self.shared.metrics.publish_rate_exceeded, 1);
-        match self.shared.config.publish_overload {
-            PublishOverload::Throttle => {
-                // This PUBLISH is processed; nothing more is read until the debt is paid.
-                self.throttled_until = Some(resume);
-                true
-            }
-            PublishOverload::Disconnect => {
-                tracing::debug!(peer = ?self.peer.remote_addr, "publish rate exceeded, disconnecting");
-                let _ = self
-                    .session
-                    .disconnect(Disconnect::new(ReasonCode::MessageRateTooHigh));
-                false
-            }
         }
     }
 
