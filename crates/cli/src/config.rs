@@ -48,6 +48,12 @@ pub enum ConfigError {
 pub struct FileConfig {
     /// Directory for durable data and the generated dev certificate.
     pub data_dir: Option<PathBuf>,
+    /// `"durable"` (default): state in `data_dir`, acknowledged messages survive a crash;
+    /// `"memory"`: nothing survives a restart.
+    pub storage: Option<StorageName>,
+    /// What to do when the store in `data_dir` is damaged: `"move-aside"` (default) or
+    /// `"refuse"`.
+    pub on_corrupt_store: Option<OnCorruptName>,
     /// Clients without credentials: absent, they are allowed only from loopback addresses
     /// (and a non-loopback listener without authentication refuses to start); `true` allows
     /// them everywhere, `false` nowhere.
@@ -157,6 +163,8 @@ pub struct LimitsSection {
     pub publish_rate: Option<u32>,
     pub publish_burst: Option<u32>,
     pub publish_overload: Option<PublishOverloadName>,
+    /// Bytes of messages durable storage may hold; 0: no limit.
+    pub max_storage_bytes: Option<u64>,
 }
 
 /// What happens to a client publishing too fast, as written in the file.
@@ -165,6 +173,22 @@ pub struct LimitsSection {
 pub enum PublishOverloadName {
     Throttle,
     Disconnect,
+}
+
+/// Storage kinds as written in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StorageName {
+    Durable,
+    Memory,
+}
+
+/// Damaged-store policies as written in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnCorruptName {
+    MoveAside,
+    Refuse,
 }
 
 /// Names of the drop policies as written in the file.
@@ -345,6 +369,9 @@ impl FileConfig {
                 PublishOverloadName::Throttle => PublishOverload::Throttle,
                 PublishOverloadName::Disconnect => PublishOverload::Disconnect,
             };
+        }
+        if let Some(v) = limits.max_storage_bytes {
+            config.max_storage_bytes = (v != 0).then_some(v);
         }
         let mqtt = &self.mqtt;
         if let Some(v) = mqtt.server_keep_alive {

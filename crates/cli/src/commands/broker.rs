@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mquictt_broker::auth::{certificate_username, AuthFileError, CertificateField};
-use mquictt_broker::{Broker, FileAuthenticator, FileAuthenticatorConfig, MemoryStorage, PeerInfo};
+use mquictt_broker::{
+    Broker, FileAuthenticator, FileAuthenticatorConfig, NoStorage, PeerInfo, Storage,
+};
+use mquictt_store::{DurableStorage, OnCorrupt};
 use mquictt_transport::{
     certs, ClientAuth, DevCertificates, ListenUrl, Listener, ListenerOptions, ServerTlsSettings,
     TlsIdentity, TlsVersions, TransportKind,
@@ -18,7 +21,7 @@ use tokio::sync::watch;
 use crate::cli::BrokerArgs;
 use crate::config::{
     CertificateUsernameName, ClientAuthName, ConfigError, FileConfig, ListenerSection,
-    TlsVersionsName, DEFAULT_DATA_DIR, DEFAULT_LISTENERS,
+    OnCorruptName, StorageName, TlsVersionsName, DEFAULT_DATA_DIR, DEFAULT_LISTENERS,
 };
 use crate::metrics_http;
 
@@ -49,6 +52,8 @@ pub enum StartError {
         source: certs::CertError,
     },
     #[error(transparent)]
+    Store(#[from] mquictt_store::StoreError),
+    #[error(transparent)]
     Broker(#[from] mquictt_broker::BrokerError),
     #[error("metrics endpoint {addr}: {source}")]
     Metrics {
@@ -66,6 +71,7 @@ struct ListenerPlan {
 
 /// Runs the broker until a shutdown signal arrives.
 pub async fn run(args: BrokerArgs) -> Result<(), StartError> {
+    let shutdown_signals = ShutdownSignals::register();
     let config_path = args
         .config
         .clone()
@@ -111,11 +117,8 @@ pub async fn run(args: BrokerArgs) -> Result<(), StartError> {
         None
     };
 
-    let broker = Broker::new(
-        broker_config,
-        Arc::new(MemoryStorage::default()),
-        authenticator,
-    )?;
+    let storage = open_storage(&file, &data_dir)?;
+    let broker = Broker::new(broker_config, storage, authenticator)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut accept_tasks = Vec::new();
     for plan in &plans {
@@ -152,7 +155,7 @@ pub async fn run(args: BrokerArgs) -> Result<(), StartError> {
         tokio::spawn(metrics_http::serve(server, broker.clone(), stop_rx.clone()));
     }
 
-    wait_for_signal().await;
+    shutdown_signals.wait().await;
     println!("shutting down");
     stop_tx.send_replace(true);
     for task in accept_tasks {
@@ -160,6 +163,30 @@ pub async fn run(args: BrokerArgs) -> Result<(), StartError> {
     }
     broker.shutdown().await;
     Ok(())
+}
+
+/// The store the config asks for: durable in the data directory unless `storage = "memory"`.
+fn open_storage(file: &FileConfig, data_dir: &Path) -> Result<Arc<dyn Storage>, StartError> {
+    if file.storage == Some(StorageName::Memory) {
+        println!("storage: memory (nothing survives a restart)");
+        // The router holds the live state; a memory store would only duplicate it.
+        return Ok(Arc::new(NoStorage));
+    }
+    let on_corrupt = match file.on_corrupt_store {
+        Some(OnCorruptName::Refuse) => OnCorrupt::Refuse,
+        Some(OnCorruptName::MoveAside) | None => OnCorrupt::MoveAside,
+    };
+    let (storage, moved) = DurableStorage::open(data_dir, on_corrupt)?;
+    if let Some(moved) = moved {
+        eprintln!(
+            "warning: the store in {} was damaged ({}); it was moved to {} and the broker starts              with an empty store",
+            data_dir.display(),
+            moved.reason,
+            moved.to.display()
+        );
+    }
+    println!("storage: durable in {}", storage.location().display());
+    Ok(Arc::new(storage))
 }
 
 fn listener_plans(
@@ -362,25 +389,50 @@ fn transport_label(kind: TransportKind) -> &'static str {
     kind.scheme()
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGINT and SIGTERM, registered before the listeners announce themselves, so a signal sent
+/// as soon as the broker says it is listening shuts it down cleanly instead of killing it.
+struct ShutdownSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
+    terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignals {
+    fn register() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Self {
+                terminate: signal(SignalKind::terminate()).ok(),
+                interrupt: signal(SignalKind::interrupt()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        {
+            Self {}
+        }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        {
+            async fn next(signal: Option<&mut tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                () = next(self.terminate.as_mut()) => {}
+                () = next(self.interrupt.as_mut()) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
