@@ -1,6 +1,6 @@
 //! Fixtures of the security tests: a broker served over TCP and QUIC (and optionally TLS with
 //! client certificates) through the real transport listeners on ephemeral loopback ports, a
-//! raw MQTT client over any byte stream, and polling helpers. Built like the binary builds
+//! raw MQTT client over any byte stream, and polling functions. Built like the binary builds
 //! its listeners, so what these tests prove holds for `mquictt broker`.
 
 #![allow(dead_code, unreachable_pub)]
