@@ -26,6 +26,8 @@ pub enum Command {
     /// Run the broker. With no arguments it listens on loopback only (TCP 1883, QUIC 14567,
     /// WebSocket 8083), allows anonymous clients there and keeps its data in ./mquictt-data.
     Broker(BrokerArgs),
+    /// Add a user to a password file, change its password, or delete it with -D.
+    Passwd(crate::commands::passwd::PasswdArgs),
     /// Publish messages: `mquictt pub --url quic://127.0.0.1 -t sensors/1 -m 21.5 -q 1`.
     Pub(PubArgs),
     /// Subscribe and print messages: `mquictt sub --url quic://127.0.0.1 -t 'sensors/#' -v`.

@@ -44,6 +44,15 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Broker(args) => commands::broker::run(args).await.map_err(|e| e.to_string()),
+            Command::Passwd(args) => commands::passwd::run(&args)
+                .map(|outcome| {
+                    println!(
+                        "{outcome:?} user {:?} in {}",
+                        args.user,
+                        args.file.display()
+                    )
+                })
+                .map_err(|e| e.to_string()),
             Command::Pub(args) => commands::publish::run(args)
                 .await
                 .map_err(|e| e.to_string()),

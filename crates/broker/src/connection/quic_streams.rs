@@ -22,6 +22,7 @@ use tokio::sync::{oneshot, watch, Notify};
 
 use super::{Attached, Driver, READ_CHUNK};
 use crate::broker::{PeerInfo, Shared};
+use crate::limits::TokenBucket;
 use crate::message::ClientId;
 use crate::quic::early_data::EarlyDataGate;
 use crate::quic::subscriber::data_stream_subscriber;
@@ -56,6 +57,8 @@ pub(crate) struct ControlStream {
 pub(crate) struct Activation {
     /// The client.
     pub(crate) owner: ClientId,
+    /// The user name the client authenticated as: its data streams act under it.
+    pub(crate) username: Option<String>,
     /// The control stream's connection identifier, part of every data stream's key.
     pub(crate) connection: ConnectionId,
     /// Version and limits every data stream's machine inherits.
@@ -109,6 +112,7 @@ where
         };
         control.activation.send_replace(Some(Arc::new(Activation {
             owner: attached.client_id.clone(),
+            username: attached.username.clone(),
             connection: attached.connection,
             template,
         })));
@@ -189,6 +193,7 @@ pub(crate) async fn serve_data_stream<S>(
     let session = ServerSession::for_data_stream(template, now);
     let mut decoder = Decoder::new(shared.config.max_packet_size);
     decoder.set_version(template.connect().protocol);
+    let shared_publish_rate = shared.config.publish_rate;
     let mut driver = Driver {
         decoder,
         shared,
@@ -200,6 +205,9 @@ pub(crate) async fn serve_data_stream<S>(
         attached: Some(Attached {
             client_id: subscriber,
             owner: activation.owner.clone(),
+            username: activation.username.clone(),
+            // Re-authentication belongs to the control stream.
+            auth_method: None,
             connection: attachment.connection,
             version: template.connect().protocol,
             expiry: Duration::ZERO,
@@ -214,6 +222,13 @@ pub(crate) async fn serve_data_stream<S>(
         slot: None,
         // The stream's session ends with it whatever the reason: no will is involved.
         client_departure: Some(Departure::Normal),
+        // Admitted with its control stream: no pending slot, no CONNECT deadline, no AUTH.
+        pending: None,
+        connect_deadline: now,
+        auth: None,
+        // The publish rate applies to each stream on its own.
+        publish_bucket: shared_publish_rate.map(|rate| TokenBucket::new(rate, now)),
+        throttled_until: None,
         deferred: VecDeque::new(),
         barrier: None,
         quic: Some(QuicStreamHooks {

@@ -83,10 +83,16 @@ impl Broker {
     }
 
     /// Serves a connection from a transport listener, whatever its transport.
-    pub async fn serve_accepted(&self, accepted: Accepted, serving: &QuicServing) {
+    pub async fn serve_accepted(
+        &self,
+        accepted: Accepted,
+        certificate_username: Option<String>,
+        serving: &QuicServing,
+    ) {
         let peer = PeerInfo {
             remote_addr: Some(accepted.peer.remote),
             transport: accepted.peer.transport.scheme(),
+            certificate_username,
         };
         match accepted.quic {
             Some(connection) => {

@@ -497,6 +497,16 @@ impl Router {
             .collect()
     }
 
+    /// Whether a session (connected or not) exists for `client_id`.
+    pub(crate) fn has_session(&self, client_id: &ClientId) -> bool {
+        self.registry.session(client_id).is_some()
+    }
+
+    /// Sessions held, connected or not.
+    pub(crate) fn session_count(&self) -> usize {
+        self.registry.len()
+    }
+
     /// The number of clients with a live connection.
     pub(crate) fn clients_connected(&self) -> usize {
         self.links
