@@ -1,6 +1,8 @@
 //! Test fixtures: the MQuicTT broker started in-process on 127.0.0.1:0 and a bench target
 //! pointing at it.
 
+#![allow(dead_code, unreachable_pub)]
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
