@@ -217,10 +217,9 @@ fn handle_publisher_ack(
     counters: &LiveCounters,
 ) -> Result<(), BenchError> {
     match packet {
-        Packet::PubAck(ack) | Packet::PubComp(ack) => {
-            if inflight.release(ack.packet_id) {
-                LiveCounters::add(&counters.acked, 1);
-            }
+        // A stray or repeated acknowledgement releases nothing and is not counted.
+        Packet::PubAck(ack) | Packet::PubComp(ack) if inflight.release(ack.packet_id) => {
+            LiveCounters::add(&counters.acked, 1);
         }
         // QoS 2, step 2: answer PUBREC with PUBREL (4.3.3). A PUBREC with a failure reason
         // (5.0) ends the exchange there.
@@ -400,7 +399,10 @@ mod tests {
             ids.allocate().unwrap();
         }
         assert_eq!(ids.count, usize::from(u16::MAX));
-        assert!(ids.allocate().is_none(), "all 65,535 identifiers are in use");
+        assert!(
+            ids.allocate().is_none(),
+            "all 65,535 identifiers are in use"
+        );
         assert!(ids.release(b));
         assert_eq!(ids.allocate(), Some(b));
     }

@@ -13,8 +13,8 @@ use mquictt_protocol::{
     SubscriptionOptions, TopicFilter,
 };
 use mquictt_protocol::{ProtocolVersion, QoS};
-use mquictt_transport::{BoxStream, QuicClientConnection, TransportKind};
 use mquictt_transport::url::Host;
+use mquictt_transport::{BoxStream, QuicClientConnection, TransportKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -69,10 +69,14 @@ impl Link {
         client_index: usize,
         client_id: &str,
     ) -> Result<Self, BenchError> {
-        let (stream, quic) = match target.source_addrs.get(client_index % target.source_addrs.len().max(1)) {
-            Some(source) if target.url.kind == TransportKind::Tcp => {
-                (tcp_from(*source, &target.url.host, target.url.port).await?, None)
-            }
+        let (stream, quic) = match target
+            .source_addrs
+            .get(client_index % target.source_addrs.len().max(1))
+        {
+            Some(source) if target.url.kind == TransportKind::Tcp => (
+                tcp_from(*source, &target.url.host, target.url.port).await?,
+                None,
+            ),
             _ => {
                 let connected = target.connector.connect(&target.url).await?;
                 (connected.stream, connected.quic)
@@ -117,7 +121,11 @@ impl Link {
     }
 
     /// Subscribes to one filter and waits for its SUBACK.
-    pub(crate) async fn subscribe(&mut self, filter: TopicFilter, qos: QoS) -> Result<(), BenchError> {
+    pub(crate) async fn subscribe(
+        &mut self,
+        filter: TopicFilter,
+        qos: QoS,
+    ) -> Result<(), BenchError> {
         let packet_id = PacketId::new(1).ok_or(BenchError::Unexpected("packet id 0"))?;
         let subscribe = Subscribe {
             packet_id,
@@ -128,7 +136,11 @@ impl Link {
         loop {
             match self.next_packet().await? {
                 Packet::SubAck(suback) if suback.packet_id == packet_id => {
-                    let reason = suback.reason_codes.first().copied().unwrap_or(ReasonCode::UnspecifiedError);
+                    let reason = suback
+                        .reason_codes
+                        .first()
+                        .copied()
+                        .unwrap_or(ReasonCode::UnspecifiedError);
                     // SUBACK carries the granted QoS 0, 1 or 2 on success; anything from 0x80 up
                     // is a failure (3.9.3).
                     return if reason.as_u8() < 0x80 {

@@ -96,9 +96,10 @@ fn percentiles(summary: &LatencySummary) -> String {
 /// The summary printed after a run.
 pub fn summary_table(report: &ScenarioReport) -> String {
     let mut out = String::new();
-    let rate = report
-        .rate
-        .map_or_else(|| "unlimited".to_owned(), |r| format!("{r} msg/s per publisher"));
+    let rate = report.rate.map_or_else(
+        || "unlimited".to_owned(),
+        |r| format!("{r} msg/s per publisher"),
+    );
     let rows: Vec<(&str, String)> = vec![
         (
             "scenario",
@@ -147,7 +148,10 @@ pub fn summary_table(report: &ScenarioReport) -> String {
             "lost",
             match (report.lost, report.expected) {
                 (Some(lost), Some(expected)) if expected > 0 => {
-                    format!("{lost} of {expected} ({:.3} %)", lost as f64 * 100.0 / expected as f64)
+                    format!(
+                        "{lost} of {expected} ({:.3} %)",
+                        lost as f64 * 100.0 / expected as f64
+                    )
                 }
                 (Some(lost), _) => lost.to_string(),
                 (None, _) => "-".to_owned(),

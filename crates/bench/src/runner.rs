@@ -165,7 +165,8 @@ pub async fn run(
         .scenario
         .receivers_per_message(spec.clients)
         .map(|per_message| sent * per_message);
-    let delivery_elapsed = last_receive.map_or(Duration::ZERO, |last| last.saturating_duration_since(start));
+    let delivery_elapsed =
+        last_receive.map_or(Duration::ZERO, |last| last.saturating_duration_since(start));
     let unique = received.saturating_sub(duplicates);
     Ok(ScenarioReport {
         scenario: spec.scenario,
@@ -265,18 +266,18 @@ async fn client_task(cx: ClientContext) -> TaskEnd {
         Role::Holder(i) => ('c', i),
     };
     let client_id = format!("{}{tag}{index}", cx.target.client_id_prefix);
-    let (link, connect_latency) =
-        match Link::connect(&cx.target, cx.global_index, &client_id).await {
-            Ok(connected) => connected,
-            Err(e) => {
-                LiveCounters::add(&cx.counters.connect_failed, 1);
-                let _ = cx.ready.send(());
-                return TaskEnd {
-                    connect_latency: None,
-                    result: Err(e),
-                };
-            }
-        };
+    let (link, connect_latency) = match Link::connect(&cx.target, cx.global_index, &client_id).await
+    {
+        Ok(connected) => connected,
+        Err(e) => {
+            LiveCounters::add(&cx.counters.connect_failed, 1);
+            let _ = cx.ready.send(());
+            return TaskEnd {
+                connect_latency: None,
+                result: Err(e),
+            };
+        }
+    };
     LiveCounters::add(&cx.counters.connected, 1);
     let result = drive(link, &cx, index).await;
     if result.is_err() {
@@ -290,7 +291,11 @@ async fn client_task(cx: ClientContext) -> TaskEnd {
 
 /// Finishes the role's setup (SUBSCRIBE), signals readiness exactly once, and runs the role's
 /// main loop.
-async fn drive(mut link: Link, cx: &ClientContext, index: usize) -> Result<ClientResult, BenchError> {
+async fn drive(
+    mut link: Link,
+    cx: &ClientContext,
+    index: usize,
+) -> Result<ClientResult, BenchError> {
     let keep_alive = cx.target.keep_alive;
     let counters = cx.counters.clone();
     match cx.role {
@@ -340,7 +345,9 @@ async fn drive(mut link: Link, cx: &ClientContext, index: usize) -> Result<Clien
 fn phase(spec: &LoadSpec, index: usize) -> std::time::Duration {
     let publishers = spec.scenario.publishers(spec.clients).max(1);
     match spec.rate {
-        Some(rate) => Duration::from_secs_f64((index % publishers) as f64 / publishers as f64 / rate),
+        Some(rate) => {
+            Duration::from_secs_f64((index % publishers) as f64 / publishers as f64 / rate)
+        }
         None => Duration::ZERO,
     }
 }

@@ -7,7 +7,9 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use mquictt_protocol::{ProtocolVersion, QoS, TopicFilter, TopicName};
-use mquictt_transport::{ClientTlsSettings, ConnectOptions, Connector, TransportKind, TransportUrl};
+use mquictt_transport::{
+    ClientTlsSettings, ConnectOptions, Connector, TransportKind, TransportUrl,
+};
 
 use crate::error::BenchError;
 use crate::payload::HEADER_LEN;
@@ -220,8 +222,7 @@ impl LoadSpec {
     /// The topic publisher `index` publishes to.
     pub(crate) fn publish_topic(&self, index: usize) -> Result<TopicName, BenchError> {
         let topic = self.topic.replace("%i", &index.to_string());
-        TopicName::new(&topic)
-            .map_err(|e| BenchError::InvalidSpec(format!("topic `{topic}`: {e}")))
+        TopicName::new(&topic).map_err(|e| BenchError::InvalidSpec(format!("topic `{topic}`: {e}")))
     }
 
     /// The filter subscriber `index` subscribes to.
@@ -238,7 +239,9 @@ impl LoadSpec {
     pub(crate) fn check(&self, target: &Target) -> Result<(), BenchError> {
         target.check()?;
         if self.clients == 0 {
-            return Err(BenchError::InvalidSpec("at least one client is needed".into()));
+            return Err(BenchError::InvalidSpec(
+                "at least one client is needed".into(),
+            ));
         }
         let publishes = self.scenario.publishers(self.clients) > 0;
         if publishes && self.payload_size < HEADER_LEN {
@@ -251,10 +254,14 @@ impl LoadSpec {
             return Err(BenchError::InvalidSpec("the rate must be positive".into()));
         }
         if matches!(self.connect_rate, Some(rate) if !(rate > 0.0 && rate.is_finite())) {
-            return Err(BenchError::InvalidSpec("the connect rate must be positive".into()));
+            return Err(BenchError::InvalidSpec(
+                "the connect rate must be positive".into(),
+            ));
         }
         if self.inflight == 0 {
-            return Err(BenchError::InvalidSpec("the inflight window must be at least 1".into()));
+            return Err(BenchError::InvalidSpec(
+                "the inflight window must be at least 1".into(),
+            ));
         }
         if publishes {
             self.publish_topic(0)?;

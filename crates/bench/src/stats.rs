@@ -56,7 +56,9 @@ pub(crate) fn new_histogram() -> Histogram<u64> {
 
 /// Records `latency` in microseconds, clamped to the histogram's range.
 pub(crate) fn record(histogram: &mut Histogram<u64>, latency: Duration) {
-    let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).clamp(1, HISTOGRAM_MAX_US);
+    let us = u64::try_from(latency.as_micros())
+        .unwrap_or(u64::MAX)
+        .clamp(1, HISTOGRAM_MAX_US);
     histogram.saturating_record(us);
 }
 

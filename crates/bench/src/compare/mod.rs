@@ -39,6 +39,10 @@ pub struct CompareConfig {
     pub idle_connections: usize,
     /// Local addresses the idle connections are spread over (empty: the system picks).
     pub source_addrs: Vec<IpAddr>,
+    /// Runs of every case per broker; the median run (by the case's metric) is reported, so a
+    /// burst of other work on the machine does not decide a ratio. Rounds alternate which
+    /// broker goes first.
+    pub rounds: usize,
 }
 
 impl CompareConfig {
@@ -51,6 +55,7 @@ impl CompareConfig {
             duration: Duration::from_secs(5),
             idle_connections: 10_000,
             source_addrs: (1..=4).map(|i| IpAddr::from([127, 0, 0, i])).collect(),
+            rounds: 1,
         }
     }
 
@@ -92,7 +97,10 @@ impl Case {
         let s = &self.spec;
         match self.kind {
             CaseKind::IdleMemory => format!("idle {}", s.clients),
-            _ => format!("{} {} QoS {} {} B", s.scenario, s.clients, s.qos as u8, s.payload_size),
+            _ => format!(
+                "{} {} QoS {} {} B",
+                s.scenario, s.clients, s.qos as u8, s.payload_size
+            ),
         }
     }
 }
@@ -115,7 +123,9 @@ impl Measurement {
     pub fn rss_per_connection_kib(&self) -> Option<f64> {
         let report = self.report.as_ref()?;
         (report.connected > 0).then(|| {
-            self.usage.peak_rss_kib.saturating_sub(self.usage.start_rss_kib) as f64
+            self.usage
+                .peak_rss_kib
+                .saturating_sub(self.usage.start_rss_kib) as f64
                 / report.connected as f64
         })
     }
@@ -167,7 +177,11 @@ pub fn cases(config: &CompareConfig) -> Vec<Case> {
         spec: LoadSpec {
             // Held this long after the last connection is up; keep alive 600 s is set on the
             // target in `run_case`.
-            duration: if config.quick { Duration::from_millis(500) } else { Duration::from_secs(3) },
+            duration: if config.quick {
+                Duration::from_millis(500)
+            } else {
+                Duration::from_secs(3)
+            },
             connect_rate: Some(if config.quick { 2_000.0 } else { 5_000.0 }),
             ..LoadSpec::new(Scenario::Idle, config.idle_connections)
         },
@@ -213,22 +227,28 @@ pub async fn compare(
         BrokerProcess::start(kind, program).await?.stop().await;
     }
     let mut results = Vec::new();
-    for (index, case) in cases(config).into_iter().enumerate() {
-        let order = if index % 2 == 0 {
-            [BrokerKind::Mquictt, BrokerKind::Mosquitto]
-        } else {
-            [BrokerKind::Mosquitto, BrokerKind::Mquictt]
-        };
-        let mut ours = None;
-        let mut mosquitto = None;
-        for kind in order {
-            let measurement = run_case(config, &case, kind, progress).await;
-            match kind {
-                BrokerKind::Mquictt => ours = Some(measurement),
-                BrokerKind::Mosquitto => mosquitto = Some(measurement),
+    let mut turn = 0usize;
+    for case in cases(config) {
+        let mut ours = Vec::new();
+        let mut mosquitto = Vec::new();
+        for _ in 0..config.rounds.max(1) {
+            let order = if turn % 2 == 0 {
+                [BrokerKind::Mquictt, BrokerKind::Mosquitto]
+            } else {
+                [BrokerKind::Mosquitto, BrokerKind::Mquictt]
+            };
+            turn += 1;
+            for kind in order {
+                let measurement = run_case(config, &case, kind, progress).await;
+                match kind {
+                    BrokerKind::Mquictt => ours.push(measurement),
+                    BrokerKind::Mosquitto => mosquitto.push(measurement),
+                }
             }
         }
-        if let (Some(ours), Some(mosquitto)) = (ours, mosquitto) {
+        if let (Some(ours), Some(mosquitto)) =
+            (median(case.kind, ours), median(case.kind, mosquitto))
+        {
             let result = CaseResult {
                 case,
                 ours,
@@ -239,6 +259,26 @@ pub async fn compare(
         }
     }
     Ok(Comparison { results })
+}
+
+/// The median measurement by the case's metric; failed runs sort last, so one failure among
+/// three rounds does not hide two good ones.
+fn median(kind: CaseKind, mut runs: Vec<Measurement>) -> Option<Measurement> {
+    let key = |m: &Measurement| -> f64 {
+        let missing = f64::INFINITY;
+        match kind {
+            // Higher is better: sort by the negated rate.
+            CaseKind::Throughput => m.report.as_ref().map_or(missing, |r| -r.delivered_per_sec),
+            CaseKind::Latency => m
+                .report
+                .as_ref()
+                .map_or(missing, |r| r.latency.p99_us as f64),
+            CaseKind::IdleMemory => m.rss_per_connection_kib().unwrap_or(missing),
+        }
+    };
+    runs.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    let middle = runs.len().saturating_sub(1) / 2;
+    (middle < runs.len()).then(|| runs.swap_remove(middle))
 }
 
 async fn run_case(
@@ -261,7 +301,10 @@ async fn run_case(
         Ok(broker) => broker,
         Err(e) => return failed(e.to_string()),
     };
-    let target = match Target::parse(&format!("mqtt://{}", broker.addr), &ClientTlsSettings::default()) {
+    let target = match Target::parse(
+        &format!("mqtt://{}", broker.addr),
+        &ClientTlsSettings::default(),
+    ) {
         Ok(mut target) => {
             if case.kind == CaseKind::IdleMemory {
                 // "Idle" as in the goal: CONNECT done, keep alive 600 s, nothing else.
@@ -273,7 +316,8 @@ async fn run_case(
         Err(e) => return failed(e.to_string()),
     };
     // Let the broker finish starting up before its baseline memory is read.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let settle = if config.quick { 50 } else { 300 };
+    tokio::time::sleep(Duration::from_millis(settle)).await;
     let sampler = match ProcessSampler::start(broker.pid) {
         Ok(sampler) => sampler,
         Err(e) => return failed(format!("cannot read /proc/{}: {e}", broker.pid)),

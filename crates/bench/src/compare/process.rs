@@ -70,7 +70,9 @@ impl BrokerProcess {
                 BrokerKind::Mosquitto => {
                     "not found; install it with `apt-get install mosquitto` (Debian/Ubuntu)".into()
                 }
-                BrokerKind::Mquictt => "not found; build it with `cargo build --release -p mquictt`".into(),
+                BrokerKind::Mquictt => {
+                    "not found; build it with `cargo build --release -p mquictt`".into()
+                }
             }));
         }
         let dir = tempfile::tempdir().map_err(|e| fail(format!("temporary directory: {e}")))?;
@@ -108,7 +110,10 @@ impl BrokerProcess {
                     .stdout(Stdio::piped())
                     .spawn()
                     .map_err(|e| fail(format!("cannot start: {e}")))?;
-                let stdout = child.stdout.take().ok_or_else(|| fail("no stdout".into()))?;
+                let stdout = child
+                    .stdout
+                    .take()
+                    .ok_or_else(|| fail("no stdout".into()))?;
                 let mut lines = BufReader::new(stdout).lines();
                 let addr = tokio::time::timeout(START_TIMEOUT, async {
                     while let Ok(Some(line)) = lines.next_line().await {
@@ -128,7 +133,8 @@ impl BrokerProcess {
                     ))
                 })?;
                 // Keep reading so the broker never blocks on a full pipe.
-                let drain = tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+                let drain =
+                    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
                 (child, addr, Some(drain))
             }
         };
@@ -208,7 +214,9 @@ fn listening_addr(line: &str) -> Option<SocketAddr> {
 
 /// A loopback port nobody listens on right now.
 fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// The path a Debian/Ubuntu `mosquitto` package installs the broker at.
@@ -290,7 +298,10 @@ const USER_HZ: f64 = 100.0;
 pub fn cpu_ticks(pid: u32) -> std::io::Result<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     parse_cpu_ticks(&stat).ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidData, "unexpected /proc/PID/stat format")
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "unexpected /proc/PID/stat format",
+        )
     })
 }
 
@@ -309,7 +320,10 @@ fn parse_cpu_ticks(stat: &str) -> Option<u64> {
 pub fn rss_kib(pid: u32) -> std::io::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     parse_vm_rss(&status).ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidData, "no VmRSS in /proc/PID/status")
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "no VmRSS in /proc/PID/status",
+        )
     })
 }
 

@@ -81,7 +81,12 @@ fn goal_mark(result: &CaseResult) -> &'static str {
 /// The comparison as markdown: one table per case kind.
 pub fn to_markdown(comparison: &Comparison) -> String {
     let mut out = String::new();
-    let of = |kind| comparison.results.iter().filter(move |r| r.case.kind == kind);
+    let of = |kind| {
+        comparison
+            .results
+            .iter()
+            .filter(move |r| r.case.kind == kind)
+    };
 
     if of(CaseKind::Throughput).next().is_some() {
         out.push_str(
@@ -92,7 +97,8 @@ pub fn to_markdown(comparison: &Comparison) -> String {
         for r in of(CaseKind::Throughput) {
             let s = &r.case.spec;
             let (m, q) = (&r.mosquitto, &r.ours);
-            let _ = writeln!(
+            let _ =
+                writeln!(
                 out,
                 "| {} | {} | {} | {} B | {} | {} | {} | {} | {} / {} | {:.0} / {:.0} | {} / {} |",
                 s.scenario,
@@ -145,7 +151,11 @@ pub fn to_markdown(comparison: &Comparison) -> String {
                 s.qos as u8,
                 lat(&r.mosquitto),
                 lat(&r.ours),
-                fmt_ratio(p99(&r.ours).zip(p99(&r.mosquitto)).and_then(|(q, m)| ratio(q, m))),
+                fmt_ratio(
+                    p99(&r.ours)
+                        .zip(p99(&r.mosquitto))
+                        .and_then(|(q, m)| ratio(q, m))
+                ),
                 goal_mark(r),
                 r.mosquitto.usage.cpu_percent,
                 r.ours.usage.cpu_percent,
@@ -163,17 +173,24 @@ pub fn to_markdown(comparison: &Comparison) -> String {
             let per = |m: &Measurement| m.rss_per_connection_kib();
             let connected = |m: &Measurement| m.report.as_ref().map_or(0, |rep| rep.connected);
             let p99 = |m: &Measurement| {
-                m.report
-                    .as_ref()
-                    .map_or_else(|| "-".to_owned(), |rep| human_us(rep.connect_latency.p99_us))
+                m.report.as_ref().map_or_else(
+                    || "-".to_owned(),
+                    |rep| human_us(rep.connect_latency.p99_us),
+                )
             };
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {} | {} / {} | {} / {} |",
                 r.case.spec.clients,
-                cell(&r.mosquitto, |m| per(m).map_or("-".into(), |k| format!("{k:.2}"))),
-                cell(&r.ours, |q| per(q).map_or("-".into(), |k| format!("{k:.2}"))),
-                fmt_ratio(per(&r.ours).zip(per(&r.mosquitto)).and_then(|(q, m)| ratio(q, m))),
+                cell(&r.mosquitto, |m| per(m)
+                    .map_or("-".into(), |k| format!("{k:.2}"))),
+                cell(&r.ours, |q| per(q)
+                    .map_or("-".into(), |k| format!("{k:.2}"))),
+                fmt_ratio(
+                    per(&r.ours)
+                        .zip(per(&r.mosquitto))
+                        .and_then(|(q, m)| ratio(q, m))
+                ),
                 goal_mark(r),
                 connected(&r.mosquitto),
                 connected(&r.ours),
@@ -218,7 +235,11 @@ pub fn write_csv(path: &Path, comparison: &Comparison) -> Result<(), BenchError>
             let Some(report) = &m.report else {
                 continue;
             };
-            let error = m.error.clone().or(report.first_error.clone()).unwrap_or_default();
+            let error = m
+                .error
+                .clone()
+                .or(report.first_error.clone())
+                .unwrap_or_default();
             let _ = writeln!(
                 text,
                 "{},{:?},{},{:.1},{},{},\"{}\",{}",

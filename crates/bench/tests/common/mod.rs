@@ -20,8 +20,12 @@ pub async fn start_broker() -> SocketAddr {
         sys_interval: None,
         ..BrokerConfig::default()
     };
-    let broker = Broker::new(config, Arc::new(MemoryStorage::default()), Arc::new(AllowAll))
-        .expect("broker starts inside the runtime");
+    let broker = Broker::new(
+        config,
+        Arc::new(MemoryStorage::default()),
+        Arc::new(AllowAll),
+    )
+    .expect("broker starts inside the runtime");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
     let addr = listener.local_addr().expect("bound address");
     tokio::spawn(async move {

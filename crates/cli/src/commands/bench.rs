@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use mquictt_bench::compare::{self, table, CompareConfig};
-use mquictt_bench::{run as run_load, summary_table, write_csv, LoadSpec, Progress, Scenario, Target};
+use mquictt_bench::{
+    run as run_load, summary_table, write_csv, LoadSpec, Progress, Scenario, Target,
+};
 use mquictt_protocol::{ProtocolVersion, QoS};
 use mquictt_transport::{ClientTlsSettings, TransportUrl};
 
@@ -20,27 +22,27 @@ pub struct BenchArgs {
     pub command: BenchCommand,
 }
 
-/// The load shapes and the comparison.
+/// The load shapes and the comparison. Boxed, so that `mquictt`'s command enum stays small.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Open N connections at --connect-rate and hold them for --duration; report connect
     /// latency percentiles and failures.
-    Conn(LoadArgs),
+    Conn(Box<LoadArgs>),
     /// Like conn, for memory measurements: keep alive 600 s unless --keep-alive says otherwise.
-    Idle(LoadArgs),
+    Idle(Box<LoadArgs>),
     /// N publishers on --topic (`%i` is the client index).
-    Pub(LoadArgs),
+    Pub(Box<LoadArgs>),
     /// N subscribers on --topic, measuring latency of messages from `mquictt bench pub`.
-    Sub(LoadArgs),
+    Sub(Box<LoadArgs>),
     /// N publishers on topic/%i, one subscriber on topic/+.
-    Fanin(LoadArgs),
+    Fanin(Box<LoadArgs>),
     /// One publisher, N subscribers on one topic.
-    Fanout(LoadArgs),
+    Fanout(Box<LoadArgs>),
     /// N publisher/subscriber pairs, pair i on topic/%i.
-    P2p(LoadArgs),
+    P2p(Box<LoadArgs>),
     /// Start Mosquitto and this broker on loopback, run the same scenarios against each,
     /// alternating, and print a table of ratios (ours / Mosquitto).
-    Compare(CompareArgs),
+    Compare(Box<CompareArgs>),
 }
 
 /// Flags of every load shape.
@@ -128,6 +130,9 @@ pub struct CompareArgs {
     /// Source addresses of the idle connections (default 127.0.0.1-127.0.0.4).
     #[arg(long, value_delimiter = ',', value_name = "ADDR[-ADDR]")]
     pub source: Vec<String>,
+    /// Runs of every case per broker; the median is reported.
+    #[arg(long, default_value_t = 1)]
+    pub rounds: usize,
     /// Directory for comparison.md and comparison.csv.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -150,7 +155,7 @@ pub enum BenchCliError {
 /// Runs a bench subcommand.
 pub async fn run(args: BenchArgs) -> Result<(), BenchCliError> {
     let (scenario, load) = match args.command {
-        BenchCommand::Compare(compare) => return run_compare(compare).await,
+        BenchCommand::Compare(compare) => return run_compare(*compare).await,
         BenchCommand::Conn(load) => (Scenario::Conn, load),
         BenchCommand::Idle(load) => (Scenario::Idle, load),
         BenchCommand::Pub(load) => (Scenario::Pub, load),
@@ -220,7 +225,11 @@ fn target(scenario: Scenario, load: &LoadArgs) -> Result<Target, BenchCliError> 
 
 /// Parses `127.0.0.1,127.0.0.5-127.0.0.8` into addresses.
 fn parse_sources(items: &[String]) -> Result<Vec<IpAddr>, BenchCliError> {
-    let bad = |item: &str| BenchCliError::Usage(format!("--source `{item}`: expected ADDR or IPv4 range ADDR-ADDR"));
+    let bad = |item: &str| {
+        BenchCliError::Usage(format!(
+            "--source `{item}`: expected ADDR or IPv4 range ADDR-ADDR"
+        ))
+    };
     let mut out = Vec::new();
     for item in items.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
         match item.split_once('-') {
@@ -251,6 +260,7 @@ async fn run_compare(args: CompareArgs) -> Result<(), BenchCliError> {
         CompareConfig::full(mquictt)
     };
     config.mosquitto_program = args.mosquitto;
+    config.rounds = args.rounds;
     if let Some(duration) = args.duration {
         config.duration = duration;
     }
@@ -278,7 +288,8 @@ async fn run_compare(args: CompareArgs) -> Result<(), BenchCliError> {
             source,
         })?;
         let md = dir.join("comparison.md");
-        std::fs::write(&md, &markdown).map_err(|source| BenchCliError::Write { path: md, source })?;
+        std::fs::write(&md, &markdown)
+            .map_err(|source| BenchCliError::Write { path: md, source })?;
         table::write_csv(&dir.join("comparison.csv"), &comparison)?;
     }
     Ok(())
