@@ -197,7 +197,7 @@ pub struct LoadSpec {
     pub inflight: u16,
     /// After the publishers stop, how long subscribers may keep receiving stragglers before
     /// the count is final. The wait ends earlier when every expected message has arrived or
-    /// nothing arrived for a second.
+    /// nothing arrived for half a second.
     pub drain: Duration,
 }
 

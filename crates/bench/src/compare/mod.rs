@@ -3,8 +3,9 @@
 //! alternating which goes first so that drift on a shared machine does not favour either.
 //! Cases: delivered msgs/s for fan-in, fan-out and point-to-point with 10 and 100 clients at
 //! QoS 0 and 1 with 64 B and 1 KiB payloads; latency at a fixed moderate rate both sustain; RSS
-//! growth per idle connection. Broker CPU and RSS are sampled during every run. [`table`]
-//! writes the ratios (ours / Mosquitto) as markdown and CSV.
+//! growth per idle connection. Broker CPU and RSS are sampled during every run; with several
+//! rounds the median run of each broker is kept. [`table`] writes the ratios (ours /
+//! Mosquitto) as markdown and CSV.
 
 pub mod process;
 pub mod table;
