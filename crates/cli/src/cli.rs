@@ -30,6 +30,8 @@ pub enum Command {
     Passwd(crate::commands::passwd::PasswdArgs),
     /// Publish messages: `mquictt pub --url quic://127.0.0.1 -t sensors/1 -m 21.5 -q 1`.
     Pub(PubArgs),
+    /// Load generator and the side-by-side comparison with Mosquitto.
+    Bench(crate::commands::bench::BenchArgs),
     /// Subscribe and print messages: `mquictt sub --url quic://127.0.0.1 -t 'sensors/#' -v`.
     Sub(SubArgs),
 }

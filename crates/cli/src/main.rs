@@ -53,6 +53,7 @@ fn main() -> ExitCode {
                     )
                 })
                 .map_err(|e| e.to_string()),
+            Command::Bench(args) => commands::bench::run(args).await.map_err(|e| e.to_string()),
             Command::Pub(args) => commands::publish::run(args)
                 .await
                 .map_err(|e| e.to_string()),
