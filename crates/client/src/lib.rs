@@ -30,16 +30,21 @@
 mod backoff;
 mod client;
 mod connection;
+mod data_stream;
 mod driver;
 mod error;
+mod lane;
 mod link;
 mod message;
 mod options;
 mod pending;
+mod stream_turn;
 mod subscriptions;
+mod wire;
 
 pub use backoff::{Backoff, ReconnectPolicy};
 pub use client::{Client, ConnectionStatus, Messages, PublishHandle};
+pub use data_stream::DataStream;
 pub use error::ClientError;
 pub use message::{Message, PublishOutcome, SubscribeOutcome, Subscription, UnsubscribeOutcome};
 pub use options::ClientOptions;
