@@ -408,6 +408,12 @@ impl Messages {
     pub async fn recv(&mut self) -> Option<Message> {
         self.rx.recv().await
     }
+
+    /// The next message if one is waiting, without waiting; `None` when none is (or the
+    /// client stopped).
+    pub fn try_recv(&mut self) -> Option<Message> {
+        self.rx.try_recv().ok()
+    }
 }
 
 impl Stream for Messages {
