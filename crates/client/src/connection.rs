@@ -26,11 +26,12 @@ use mquictt_protocol::session::{
 use mquictt_protocol::{Disconnect, PacketId, Properties, ReasonCode};
 use mquictt_transport::BoxStream;
 
-use crate::client::{Command, ConnectionStatus};
+use crate::client::{Command, ConnectionStatus, QueueCount};
 use crate::driver::{Driver, Ended, LaneChange, StopRequest};
 use crate::error::ClientError;
-use crate::lane::LaneId;
+use crate::lane::{Lane, LaneId};
 use crate::link::{DataStreamOpener, Link};
+use crate::message::Message;
 use crate::stream_turn::{apply_event, exchange, renew_subscriptions};
 use crate::wire::{IoEvent, Wire};
 
@@ -352,8 +353,7 @@ impl Driver {
             tracing::debug!(%lane, "data stream broke: {cause}");
             let cause = Arc::new(cause);
             if let Some(state) = self.lanes.get_mut(&lane) {
-                state.requeue_unfinished(wire.written, &cause, &self.queue_count);
-                state.abandon(wire.session.take_state(), &self.queue_count);
+                settle_data_stream(state, &mut wire, &cause, &self.queue_count);
             }
             if !conn.control.session.is_connected() {
                 // The connection is ending; the next one opens the stream again.
@@ -424,8 +424,7 @@ impl Driver {
             let (DataSlot::Open(mut wire), Some(state)) = (slot, self.lanes.get_mut(&lane)) else {
                 continue;
             };
-            state.requeue_unfinished(wire.written, &cause, &self.queue_count);
-            state.abandon(wire.session.take_state(), &self.queue_count);
+            settle_data_stream(state, &mut wire, &cause, &self.queue_count);
         }
         if let Some(lane) = self.lanes.get_mut(&LaneId::CONTROL) {
             lane.requeue_unfinished(conn.control.written, &cause, &self.queue_count);
@@ -442,6 +441,31 @@ impl Driver {
         match Arc::try_unwrap(cause) {
             Ok(cause) => Ended::Lost(cause),
             Err(shared) => Ended::Lost(ClientError::ConnectionLost(shared)),
+        }
+    }
+}
+
+/// Settles what a data stream leaves behind when it ends with its connection still up or
+/// with it: unfinished requests go back to the lane's queue, its session is abandoned (the
+/// broker never resumes a data stream's), and messages received but not yet delivered are
+/// handed over if the lane's buffer has room. The broker discards a closed data stream's
+/// unacknowledged messages rather than sending them again, so delivering them is their only
+/// chance; the control stream's are left to the broker to re-send.
+fn settle_data_stream(
+    lane: &mut Lane,
+    wire: &mut Wire,
+    cause: &Arc<ClientError>,
+    queue_count: &QueueCount,
+) {
+    lane.requeue_unfinished(wire.written, cause, queue_count);
+    lane.abandon(wire.session.take_state(), queue_count);
+    for publish in wire.undelivered.drain(..) {
+        if lane
+            .messages
+            .try_send(Message::from_publish(publish))
+            .is_err()
+        {
+            tracing::debug!("a message received on a closing data stream found no room");
         }
     }
 }
