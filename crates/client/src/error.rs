@@ -78,6 +78,12 @@ pub enum ClientError {
     /// refusal is permanent); the request cannot complete.
     #[error("connection lost and not reconnecting: {0}")]
     ConnectionLost(Arc<ClientError>),
+    /// Data streams (QUIC multi-stream mode) were asked for on a connection that is not QUIC.
+    #[error("data streams need MQTT over QUIC (a quic:// URL); {url} carries a single stream")]
+    DataStreamsNeedQuic {
+        /// The broker URL.
+        url: String,
+    },
     /// The client was disconnected (or every `Client` handle dropped) before the request
     /// completed.
     #[error("the client is disconnected")]
@@ -106,7 +112,8 @@ impl ClientError {
             ClientError::Url(_)
             | ClientError::InvalidOption { .. }
             | ClientError::Topic(_)
-            | ClientError::String(_) => true,
+            | ClientError::String(_)
+            | ClientError::DataStreamsNeedQuic { .. } => true,
             ClientError::Connect { source, .. } => matches!(
                 source,
                 TransportError::Url(_)

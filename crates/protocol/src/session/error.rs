@@ -317,4 +317,8 @@ pub enum RequestError {
     /// A CONNACK refusing a connection needs a reason code of 0x80 or more.
     #[error("reason code {0} does not refuse a connection")]
     NotARefusal(ReasonCode),
+    /// The packet belongs on the control stream of a multi-stream QUIC connection (AUTH), not
+    /// on the data stream this machine serves.
+    #[error("{0:?} may only be sent on the control stream, not on a data stream")]
+    ControlStreamOnly(PacketType),
 }

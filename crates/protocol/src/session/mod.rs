@@ -118,7 +118,7 @@ mod packet_size;
 mod server;
 mod state;
 
-pub use client::ClientSession;
+pub use client::{ClientSession, ClientStreamTemplate};
 pub use config::{
     Accept, ClientConfig, ServerConfig, DEFAULT_MAX_QUEUED_PUBLISHES, DEFAULT_SEND_WINDOW_V3,
 };
