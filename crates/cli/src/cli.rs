@@ -1,9 +1,12 @@
 //! The command line: every subcommand and flag of `mquictt`, as clap definitions. Parsing only;
 //! the work is done in `commands/`.
 
+#[cfg(feature = "broker")]
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+#[cfg(feature = "broker")]
+use clap::Args;
+use clap::{Parser, Subcommand};
 
 use crate::commands::publish::PubArgs;
 use crate::commands::subscribe::SubArgs;
@@ -25,6 +28,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the broker. With no arguments it listens on loopback only (TCP 1883, QUIC 14567,
     /// WebSocket 8083), allows anonymous clients there and keeps its data in ./mquictt-data.
+    #[cfg(feature = "broker")]
     Broker(BrokerArgs),
     /// Publish messages: `mquictt pub --url quic://127.0.0.1 -t sensors/1 -m 21.5 -q 1`.
     Pub(PubArgs),
@@ -33,6 +37,7 @@ pub enum Command {
 }
 
 /// `mquictt broker`
+#[cfg(feature = "broker")]
 #[derive(Debug, Args)]
 pub struct BrokerArgs {
     /// TOML config file (see docs/configuration.md and examples/mquictt.toml).

@@ -1,12 +1,15 @@
 //! The `mquictt` binary: parses the command line, sets up logging and runs a subcommand.
-//! Everything else lives in the library crates.
+//! Everything else lives in the library crates. Without the `broker` feature it is a
+//! client-only binary (`pub`, `sub`) that contains no broker code.
 
 // A binary has no public API: `pub` here only means "visible to the other modules".
 #![allow(unreachable_pub)]
 
 mod cli;
 mod commands;
+#[cfg(feature = "broker")]
 mod config;
+#[cfg(feature = "broker")]
 mod metrics_http;
 
 use std::io::IsTerminal;
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            #[cfg(feature = "broker")]
             Command::Broker(args) => commands::broker::run(args).await.map_err(|e| e.to_string()),
             Command::Pub(args) => commands::publish::run(args)
                 .await

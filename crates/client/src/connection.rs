@@ -69,7 +69,8 @@ impl Driver {
             mut reader,
             mut writer,
             peer,
-            quic: _quic,
+            #[cfg(feature = "quic")]
+                quic: _quic,
         } = link;
         tracing::debug!(remote = %peer.remote, transport = %peer.transport, "connected");
         let (clean_start, resumed) = self.next_session();

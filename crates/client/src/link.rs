@@ -9,7 +9,9 @@
 //! driver routing each SUBSCRIBE and PUBLISH to its stream. Until the transport offers
 //! per-stream framing and its tests, every packet travels on the one stream.
 
-use mquictt_transport::{BoxStream, Connector, PeerInfo, QuicClientConnection, TransportUrl};
+#[cfg(feature = "quic")]
+use mquictt_transport::QuicClientConnection;
+use mquictt_transport::{BoxStream, Connector, PeerInfo, TransportUrl};
 use tokio::io::{ReadHalf, WriteHalf};
 
 use crate::error::ClientError;
@@ -22,6 +24,7 @@ pub(crate) struct Link {
     pub(crate) peer: PeerInfo,
     /// The QUIC connection, kept open for as long as the link: dropping the last handle of
     /// a quinn connection closes it.
+    #[cfg(feature = "quic")]
     pub(crate) quic: Option<QuicClientConnection>,
 }
 
@@ -40,6 +43,7 @@ impl Link {
             reader,
             writer,
             peer: connected.peer,
+            #[cfg(feature = "quic")]
             quic: connected.quic,
         })
     }
