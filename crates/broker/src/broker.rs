@@ -19,6 +19,7 @@ use crate::config::BrokerConfig;
 use crate::message::Message;
 use crate::metrics::Metrics;
 use crate::router::Router;
+use crate::storage::journal::Journal;
 use crate::storage::{Storage, StorageError};
 use crate::sys::{sys_messages, SysSnapshot};
 
@@ -57,6 +58,8 @@ pub(crate) struct Shared {
     pub(crate) config: Arc<BrokerConfig>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) authenticator: Arc<dyn Authenticator>,
+    /// Where changes of persistent state go; acknowledgements wait for its tickets.
+    pub(crate) journal: Arc<Journal>,
     router: Mutex<Router>,
     /// Woken when a change may have moved the next housekeeping deadline earlier.
     pub(crate) housekeeping: Arc<Notify>,
@@ -85,8 +88,8 @@ pub struct Broker {
 
 impl Broker {
     /// Creates a broker with the given limits, persistence and authentication, restores
-    /// retained messages and sessions from `storage`, and starts the housekeeping task. Must be called from
-    /// within a Tokio runtime.
+    /// retained messages and sessions from `storage`, and starts the housekeeping task and,
+    /// for a durable store, the committer thread. Must be called from within a Tokio runtime.
     pub fn new(
         config: BrokerConfig,
         storage: Arc<dyn Storage>,
@@ -96,19 +99,33 @@ impl Broker {
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::default());
         let stored = storage.load()?;
+        let journal = Arc::new(
+            Journal::new(storage, config.max_storage_bytes, metrics.clone())
+                .map_err(StorageError::Io)?,
+        );
         let mut router = Router::new(
             config.clone(),
-            storage,
+            journal.clone(),
             authenticator.clone(),
             metrics.clone(),
         );
-        router.restore(stored, Instant::now());
+        let restored = router.restore(stored, Instant::now());
+        if restored != Default::default() {
+            tracing::info!(
+                sessions = restored.sessions,
+                messages = restored.messages,
+                retained = restored.retained,
+                expired = restored.expired,
+                "restored from storage"
+            );
+        }
         let (shutting_down, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             connection_slots: Arc::new(Semaphore::new(config.max_connections)),
             config,
             metrics,
             authenticator,
+            journal,
             router: Mutex::new(router),
             housekeeping: Arc::new(Notify::new()),
             shutting_down,
@@ -128,14 +145,16 @@ impl Broker {
         &self.shared.metrics
     }
 
-    /// Publishes a message as if a client had sent it (for bridges and the application).
+    /// Publishes a message as if a client had sent it (for bridges and the application);
+    /// returns the number of copies queued. What it changed in storage is committed with the
+    /// next group; it does not wait for it.
     pub fn publish(&self, message: Message) -> usize {
-        let count = self
+        let routed = self
             .shared
             .router()
             .publish(Arc::new(message), Instant::now());
         self.shared.housekeeping.notify_one();
-        count
+        routed.receivers
     }
 
     /// Serves one client over any ordered, reliable byte stream until the connection ends.
@@ -182,7 +201,8 @@ impl Broker {
 
     /// Graceful shutdown: refuses new connections, sends DISCONNECT 0x8B Server shutting down
     /// to MQTT 5 clients (3.1.1 clients are just closed), publishes the wills of the dropped
-    /// connections, and waits up to `shutdown_grace` for every connection to finish.
+    /// connections, waits up to `shutdown_grace` for every connection to finish, then for the
+    /// storage commit of what they left.
     pub async fn shutdown(&self) {
         self.shared.shutting_down.send_replace(true);
         self.shared.connection_slots.close();
@@ -201,6 +221,11 @@ impl Broker {
             .is_err()
         {
             tracing::warn!("shutdown grace period passed with connections still open");
+        }
+        // What the departing connections left (sessions, wills) is on disk before the process
+        // exits.
+        if let Err(e) = self.shared.journal.ticket().wait().await {
+            tracing::warn!(error = %e, "storage could not record the final state");
         }
     }
 
@@ -222,6 +247,10 @@ fn snapshot(shared: &Shared) -> SysSnapshot {
         bytes_sent: Metrics::get(&m.bytes_sent),
         subscriptions: router.subscription_count() as u64,
         retained: router.retained_count() as u64,
+        messages_dropped: Metrics::get(&m.messages_dropped),
+        storage_bytes: Metrics::get(&m.storage_bytes),
+        storage_commits: Metrics::get(&m.storage_commits),
+        storage_quota_refusals: Metrics::get(&m.storage_quota_refusals),
     }
 }
 

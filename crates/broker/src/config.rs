@@ -75,6 +75,12 @@ pub struct BrokerConfig {
     /// How long a graceful shutdown waits for connections to flush their DISCONNECT before
     /// dropping them. 5 s.
     pub shutdown_grace: Duration,
+    /// Bytes of messages (queued, in flight, retained, wills) durable storage may hold; past
+    /// it new QoS 1/2 messages are refused (MQTT 5: PUBACK/PUBREC 0x97 Quota exceeded; 3.1.1:
+    /// the connection is closed) instead of filling the disk. 1 GiB: weeks of backlog for a
+    /// typical sensor fleet, and still a fraction of the smallest SD cards sold. `None`: no
+    /// limit.
+    pub max_storage_bytes: Option<u64>,
 }
 
 impl Default for BrokerConfig {
@@ -100,6 +106,7 @@ impl Default for BrokerConfig {
             max_client_id_len: 256,
             sys_interval: Some(Duration::from_secs(10)),
             shutdown_grace: Duration::from_secs(5),
+            max_storage_bytes: Some(1024 * 1024 * 1024),
         }
     }
 }

@@ -34,6 +34,18 @@ pub struct Metrics {
     pub retained_messages: AtomicU64,
     /// Sessions, connected or not (gauge).
     pub sessions: AtomicU64,
+    /// Group commits made to durable storage.
+    pub storage_commits: AtomicU64,
+    /// Changes written by those commits.
+    pub storage_changes: AtomicU64,
+    /// Time spent in commits (write and sync), in microseconds.
+    pub storage_commit_micros: AtomicU64,
+    /// Commits that failed; the acknowledgements they held were refused.
+    pub storage_commit_failures: AtomicU64,
+    /// Bytes of messages held by durable storage (gauge).
+    pub storage_bytes: AtomicU64,
+    /// Messages refused because the storage quota was reached.
+    pub storage_quota_refusals: AtomicU64,
 }
 
 /// A counter or gauge with its Prometheus name, type and help text.
@@ -66,7 +78,7 @@ impl Metrics {
         value.load(Ordering::Relaxed)
     }
 
-    fn series(&self) -> [Series<'_>; 13] {
+    fn series(&self) -> [Series<'_>; 19] {
         let s = |name, kind, help, value| Series {
             name,
             kind,
@@ -151,6 +163,42 @@ impl Metrics {
                 "gauge",
                 "Sessions, connected or not.",
                 &self.sessions,
+            ),
+            s(
+                "mquictt_storage_commits_total",
+                "counter",
+                "Group commits made to durable storage.",
+                &self.storage_commits,
+            ),
+            s(
+                "mquictt_storage_changes_total",
+                "counter",
+                "Changes written by group commits.",
+                &self.storage_changes,
+            ),
+            s(
+                "mquictt_storage_commit_microseconds_total",
+                "counter",
+                "Time spent writing and syncing group commits.",
+                &self.storage_commit_micros,
+            ),
+            s(
+                "mquictt_storage_commit_failures_total",
+                "counter",
+                "Group commits that failed; their acknowledgements were refused.",
+                &self.storage_commit_failures,
+            ),
+            s(
+                "mquictt_storage_bytes",
+                "gauge",
+                "Bytes of messages held by durable storage.",
+                &self.storage_bytes,
+            ),
+            s(
+                "mquictt_storage_quota_refusals_total",
+                "counter",
+                "Messages refused because the storage quota was reached.",
+                &self.storage_quota_refusals,
             ),
         ]
     }

@@ -28,6 +28,14 @@ pub struct SysSnapshot {
     pub subscriptions: u64,
     /// Retained messages now.
     pub retained: u64,
+    /// Messages dropped because a session queue was full, since start.
+    pub messages_dropped: u64,
+    /// Bytes of messages held by durable storage now.
+    pub storage_bytes: u64,
+    /// Group commits to durable storage since start.
+    pub storage_commits: u64,
+    /// Messages refused because the storage quota was reached, since start.
+    pub storage_quota_refusals: u64,
 }
 
 /// The version string published at `$SYS/broker/version`.
@@ -38,7 +46,7 @@ pub fn version_string() -> String {
 /// The `$SYS` messages for `snapshot`, each retained so that a late subscriber sees the last
 /// value at once.
 pub fn sys_messages(snapshot: &SysSnapshot) -> Vec<Message> {
-    let entries: [(&str, String); 9] = [
+    let entries: [(&str, String); 13] = [
         ("$SYS/broker/version", version_string()),
         (
             "$SYS/broker/uptime",
@@ -69,6 +77,22 @@ pub fn sys_messages(snapshot: &SysSnapshot) -> Vec<Message> {
             "$SYS/broker/retained messages/count",
             snapshot.retained.to_string(),
         ),
+        (
+            "$SYS/broker/messages/dropped",
+            snapshot.messages_dropped.to_string(),
+        ),
+        (
+            "$SYS/broker/store/bytes",
+            snapshot.storage_bytes.to_string(),
+        ),
+        (
+            "$SYS/broker/store/commits",
+            snapshot.storage_commits.to_string(),
+        ),
+        (
+            "$SYS/broker/store/quota refusals",
+            snapshot.storage_quota_refusals.to_string(),
+        ),
     ];
     entries
         .into_iter()
@@ -96,10 +120,11 @@ mod tests {
             clients_connected: 3,
             subscriptions: 5,
             retained: 2,
+            storage_bytes: 4096,
             ..SysSnapshot::default()
         };
         let messages = sys_messages(&snapshot);
-        assert_eq!(messages.len(), 9);
+        assert_eq!(messages.len(), 13);
         assert!(messages.iter().all(|m| m.retain && m.topic.is_system()));
         let value = |topic: &str| {
             messages
@@ -117,6 +142,7 @@ mod tests {
             value("$SYS/broker/retained messages/count").as_deref(),
             Some("2")
         );
+        assert_eq!(value("$SYS/broker/store/bytes").as_deref(), Some("4096"));
         assert!(value("$SYS/broker/version")
             .unwrap()
             .starts_with("mquictt version "));

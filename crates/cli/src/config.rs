@@ -48,6 +48,12 @@ pub enum ConfigError {
 pub struct FileConfig {
     /// Directory for durable data and the generated dev certificate.
     pub data_dir: Option<PathBuf>,
+    /// `"durable"` (default): state in `data_dir`, acknowledged messages survive a crash;
+    /// `"memory"`: nothing survives a restart.
+    pub storage: Option<StorageName>,
+    /// What to do when the store in `data_dir` is damaged: `"move-aside"` (default) or
+    /// `"refuse"`.
+    pub on_corrupt_store: Option<OnCorruptName>,
     /// Allow clients without credentials on listeners bound to non-loopback addresses.
     /// Loopback listeners always allow them.
     pub allow_anonymous: Option<bool>,
@@ -126,6 +132,24 @@ pub struct LimitsSection {
     pub max_client_id_len: Option<usize>,
     #[serde(default, with = "opt_duration")]
     pub shutdown_grace: Option<Duration>,
+    /// Bytes of messages durable storage may hold; 0: no limit.
+    pub max_storage_bytes: Option<u64>,
+}
+
+/// Storage kinds as written in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StorageName {
+    Durable,
+    Memory,
+}
+
+/// Damaged-store policies as written in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnCorruptName {
+    MoveAside,
+    Refuse,
 }
 
 /// Names of the drop policies as written in the file.
@@ -255,6 +279,9 @@ impl FileConfig {
         }
         if let Some(v) = limits.shutdown_grace {
             config.shutdown_grace = v;
+        }
+        if let Some(v) = limits.max_storage_bytes {
+            config.max_storage_bytes = (v != 0).then_some(v);
         }
         let mqtt = &self.mqtt;
         if let Some(v) = mqtt.server_keep_alive {

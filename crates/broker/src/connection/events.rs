@@ -1,23 +1,24 @@
 //! The driver's answers to what its session machine reports: CONNECT (admission, takeover,
-//! attaching the session, CONNACK), PUBLISH (authorization, payload format, routing, the
-//! acknowledgement), SUBSCRIBE and UNSUBSCRIBE (through the router), and DISCONNECT (which
-//! decides the fate of the will and may change the session expiry).
+//! attaching the session, CONNACK), PUBLISH (authorization, payload format, storage quota,
+//! routing, the acknowledgement once durable), SUBSCRIBE and UNSUBSCRIBE (through the router),
+//! and DISCONNECT (which decides the fate of the will and may change the session expiry).
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
 use mquictt_protocol::session::{Accept, ServerEvent};
-use mquictt_protocol::{Disconnect, Properties, Publish, ReasonCode, SubAck, UnsubAck};
+use mquictt_protocol::{Disconnect, Properties, Publish, QoS, ReasonCode, SubAck, UnsubAck};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{oneshot, watch, Notify};
 
-use super::{Attached, Driver, TAKEOVER_WAIT};
+use super::{Attached, Deferred, Driver, TAKEOVER_WAIT};
 use crate::connect;
 use crate::message::Message;
 use crate::metrics::Metrics;
 use crate::registry::Departure;
 use crate::router::{LinkParts, SubscribeRequest};
+use crate::storage::{Change, CommitTicket};
 
 impl<S> Driver<S>
 where
@@ -29,15 +30,16 @@ where
                 ServerEvent::Connect(connect) => self.on_connect(*connect).await,
                 ServerEvent::Publish(publish) => self.on_publish(publish),
                 ServerEvent::PublishAcknowledged { packet_id, .. } => {
-                    if let Some(attached) = &mut self.attached {
-                        attached.shared_in_flight.remove(&packet_id);
-                    }
+                    self.complete_outgoing(packet_id);
                 }
                 ServerEvent::PublishDropped {
                     publish,
                     size,
                     maximum,
                 } => {
+                    if let Some(packet_id) = publish.packet_id {
+                        self.complete_outgoing(packet_id);
+                    }
                     Metrics::add(&self.shared.metrics.messages_oversized, 1);
                     tracing::debug!(topic = %publish.topic, size, maximum, "resumed message too large for the client, dropped");
                 }
@@ -46,15 +48,20 @@ where
                     let Some(attached) = &self.attached else {
                         continue;
                     };
-                    let codes = self
-                        .shared
-                        .router()
-                        .unsubscribe(&attached.client_id, &unsubscribe.filters);
-                    let _ = self.session.unsuback(UnsubAck {
-                        packet_id: unsubscribe.packet_id,
-                        reason_codes: codes,
-                        properties: Properties::default(),
-                    });
+                    let (codes, recorded) = {
+                        let mut router = self.shared.router();
+                        let codes = router.unsubscribe(&attached.client_id, &unsubscribe.filters);
+                        (codes, router.take_recorded())
+                    };
+                    let ticket = self.ticket_if(recorded);
+                    self.answer_when_durable(
+                        ticket,
+                        Deferred::UnsubAck(UnsubAck {
+                            packet_id: unsubscribe.packet_id,
+                            reason_codes: codes,
+                            properties: Properties::default(),
+                        }),
+                    );
                 }
                 ServerEvent::Auth(_) => {
                     // CONNECTs with an Authentication Method are refused (0x8C), so an AUTH
@@ -123,9 +130,19 @@ where
             },
             now,
         );
-        let resumed = attachment
-            .session_present
-            .then_some(attachment.delivery_state);
+        let persistent = !admitted.expiry.is_zero();
+        let delivery = attachment.delivery;
+        let inbound_stored: HashSet<_> = if persistent {
+            delivery
+                .session
+                .inbound_awaiting_release
+                .iter()
+                .copied()
+                .collect()
+        } else {
+            HashSet::new()
+        };
+        let resumed = attachment.session_present.then_some(delivery.session);
         let accept = Accept {
             properties: admitted.connack_properties,
             resumed,
@@ -144,7 +161,9 @@ where
             wake,
             close: close_rx,
             _finished: finished_tx,
-            shared_in_flight: HashMap::new(),
+            persistent,
+            in_flight: delivery.in_flight,
+            inbound_stored,
         });
     }
 
@@ -164,6 +183,19 @@ where
         let now = Instant::now();
         Metrics::add(&self.shared.metrics.messages_received, 1);
         let v5 = attached.version.is_v5();
+        if publish.qos != QoS::AtMostOnce {
+            if let Err(e) = self.shared.journal.admit() {
+                tracing::warn!(client = %attached.client_id, error = %e, "message refused");
+                if let (true, Some(packet_id)) = (v5, publish.packet_id) {
+                    let _ = self.session.ack_incoming(packet_id, e.reason_code());
+                } else {
+                    // 3.1.1 cannot refuse a message: the connection closes unacknowledged.
+                    let _ = self.session.disconnect(Disconnect::new(e.reason_code()));
+                }
+                return;
+            }
+        }
+        let mut persisted = false;
         let reason = if !self
             .shared
             .authenticator
@@ -178,8 +210,9 @@ where
             ReasonCode::PayloadFormatInvalid
         } else {
             let message = Message::from_publish(&publish, Some(attached.client_id.clone()), now);
-            let receivers = self.shared.router().publish(Arc::new(message), now);
-            if receivers == 0 && v5 {
+            let routed = self.shared.router().publish(Arc::new(message), now);
+            persisted = routed.persisted;
+            if routed.receivers == 0 && v5 {
                 ReasonCode::NoMatchingSubscribers
             } else {
                 ReasonCode::Success
@@ -188,7 +221,30 @@ where
         if let Some(packet_id) = publish.packet_id {
             // 3.1.1 has no negative acknowledgement: the message is acknowledged and dropped.
             let reason = if v5 { reason } else { ReasonCode::Success };
-            let _ = self.session.ack_incoming(packet_id, reason);
+            if publish.qos == QoS::ExactlyOnce && attached.persistent && !reason.is_error() {
+                // Recorded with the message, so that after a restart a re-sent PUBLISH with
+                // this identifier is answered with PUBREC and not delivered again
+                // [MQTT-4.3.3-10].
+                self.shared.journal.record(Change::InboundAwaitingRelease {
+                    client_id: attached.client_id.clone(),
+                    packet_id,
+                });
+                if let Some(attached) = &mut self.attached {
+                    attached.inbound_stored.insert(packet_id);
+                }
+                persisted = true;
+            }
+            let ticket = self.ticket_if(persisted);
+            self.answer_when_durable(ticket, Deferred::Ack { packet_id, reason });
+        }
+    }
+
+    /// A ticket for the changes just recorded, or none when nothing was.
+    fn ticket_if(&self, recorded: bool) -> CommitTicket {
+        if recorded {
+            self.shared.journal.ticket()
+        } else {
+            CommitTicket::done()
         }
     }
 
@@ -214,16 +270,19 @@ where
             .into_iter()
             .map(|(filter, options)| SubscribeRequest { filter, options })
             .collect();
-        let codes = self.shared.router().subscribe(
-            &attached.client_id,
-            requests,
-            identifier,
-            Instant::now(),
+        let (codes, recorded) = {
+            let mut router = self.shared.router();
+            let codes = router.subscribe(&attached.client_id, requests, identifier, Instant::now());
+            (codes, router.take_recorded())
+        };
+        let ticket = self.ticket_if(recorded);
+        self.answer_when_durable(
+            ticket,
+            Deferred::SubAck(SubAck {
+                packet_id: subscribe.packet_id,
+                reason_codes: codes,
+                properties: Properties::default(),
+            }),
         );
-        let _ = self.session.suback(SubAck {
-            packet_id: subscribe.packet_id,
-            reason_codes: codes,
-            properties: Properties::default(),
-        });
     }
 }

@@ -6,8 +6,14 @@
 //! next queued message or the session's next deadline. QoS flows, keep alive and topic aliases
 //! are the session's; routing is the router's; CONNECT policy (client identifiers, limits,
 //! authentication, CONNACK properties) is in `connect.rs`.
+//!
+//! Durability: an answer that promises the client something is stored (PUBACK, PUBREC, SUBACK,
+//! UNSUBACK) waits in `deferred` until the journal's commit holding it is durable; packets
+//! that must not reach the client before a change is durable (a QoS 2 PUBLISH with its packet
+//! identifier, a PUBREL, a PUBCOMP that frees an identifier) wait behind a write barrier.
+//! Waiting never blocks the task: the driver keeps reading while commits run.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +23,7 @@ use mquictt_protocol::session::{
 };
 use mquictt_protocol::{
     ConnAck, Decoder, Disconnect, Packet, PacketId, Properties, ProtocolError, ProtocolVersion,
-    QoS, ReasonCode,
+    QoS, ReasonCode, SubAck, UnsubAck,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{oneshot, watch, Notify, OwnedSemaphorePermit};
@@ -26,9 +32,11 @@ use crate::broker::{PeerInfo, Shared};
 use crate::message::ClientId;
 use crate::metrics::Metrics;
 use crate::registry::{ConnectionId, Departure};
-use crate::router::Departing;
+use crate::router::{DeliveryState, Departing, InFlight};
 use crate::session::Outgoing;
+use crate::storage::{Change, CommitTicket, InFlightStage};
 
+mod durable;
 mod events;
 
 /// Messages handed to the session per pass, so one busy subscriber cannot hold the router
@@ -50,9 +58,26 @@ struct Attached {
     close: oneshot::Receiver<ReasonCode>,
     /// Dropped when this driver has detached; a successor waits for that.
     _finished: watch::Sender<()>,
-    /// Copies for shared subscriptions in flight, by packet identifier, so that they can go
-    /// to another member of the group if this client leaves without acknowledging them.
-    shared_in_flight: HashMap<PacketId, Outgoing>,
+    /// Whether the session outlives the connection, so its exchanges are persisted.
+    persistent: bool,
+    /// Outgoing QoS 1/2 exchanges by packet identifier: the queue entry each one carries, and
+    /// for shared subscriptions the copy, so that it can go to another member of the group if
+    /// this client leaves without acknowledging it.
+    in_flight: HashMap<PacketId, InFlight>,
+    /// Incoming QoS 2 identifiers recorded in storage as awaiting PUBREL.
+    inbound_stored: HashSet<PacketId>,
+}
+
+/// An answer that may go out only once the changes it acknowledges are durable.
+#[derive(Debug)]
+enum Deferred {
+    /// PUBACK or PUBREC for an incoming message.
+    Ack {
+        packet_id: PacketId,
+        reason: ReasonCode,
+    },
+    SubAck(SubAck),
+    UnsubAck(UnsubAck),
 }
 
 struct Driver<S> {
@@ -70,6 +95,10 @@ struct Driver<S> {
     /// Set when the client closed with DISCONNECT; any other end counts as a lost connection
     /// (EOF, IO error, protocol error, timeout, takeover, shutdown).
     client_departure: Option<Departure>,
+    /// Answers waiting for their commit, in the order they were made.
+    deferred: VecDeque<(CommitTicket, Deferred)>,
+    /// A commit that must be durable before the next write.
+    barrier: Option<CommitTicket>,
 }
 
 /// Serves one connection to its end.
@@ -102,6 +131,8 @@ where
         attached: None,
         slot,
         client_departure: None,
+        deferred: VecDeque::new(),
+        barrier: None,
     };
     driver.run().await;
     driver.finish().await;
@@ -115,6 +146,7 @@ where
         let mut shutdown = self.shared.shutting_down.subscribe();
         loop {
             self.handle_events().await;
+            self.release_deferred();
             self.deliver_queued();
             if self.flush().await.is_err() {
                 return;
@@ -146,6 +178,16 @@ where
                     None => std::future::pending().await,
                 }
             };
+            let oldest_deferred = self.deferred.front().map(|(ticket, _)| ticket.clone());
+            let committed = async {
+                match oldest_deferred {
+                    Some(mut ticket) => {
+                        // The outcome is read again by `release_deferred`.
+                        let _ = ticket.wait().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             self.read_buf.reserve(READ_CHUNK);
             tokio::select! {
                 read = self.stream.read_buf(&mut self.read_buf) => match read {
@@ -162,6 +204,7 @@ where
                     }
                 }
                 () = woken => {}
+                () = committed => {}
                 reason = closed => {
                     let reason = reason.unwrap_or(ReasonCode::ServerShuttingDown);
                     let _ = self.session.disconnect(Disconnect::new(reason));
@@ -257,23 +300,58 @@ where
                 now,
             );
             let full_batch = batch.len() == DELIVERY_BATCH;
-            for outgoing in batch {
-                match self.session.publish(outgoing.to_publish(now)) {
-                    Ok(packet_id) => {
+            let mut needs_barrier = false;
+            for (seq, outgoing) in batch {
+                let qos = outgoing.qos;
+                let result = self.session.publish(outgoing.to_publish(now));
+                match result {
+                    Ok(Some(packet_id)) => {
                         Metrics::add(&self.shared.metrics.messages_sent, 1);
-                        if let (Some(id), Some(_)) = (packet_id, &outgoing.shared) {
-                            attached.shared_in_flight.insert(id, outgoing);
+                        if attached.persistent {
+                            self.shared.journal.record(Change::InFlight {
+                                client_id: attached.client_id.clone(),
+                                seq,
+                                packet_id,
+                                stage: InFlightStage::Sent,
+                            });
+                            // A QoS 2 receiver that got this PUBLISH treats the identifier as
+                            // taken until PUBREL; re-sending the message under another one
+                            // after a crash would deliver it twice. QoS 1 may be delivered
+                            // twice, so it does not wait.
+                            needs_barrier |= qos == QoS::ExactlyOnce;
                         }
+                        let shared = outgoing.shared.is_some().then_some(outgoing);
+                        attached.in_flight.insert(
+                            packet_id,
+                            InFlight {
+                                seq,
+                                stage: InFlightStage::Sent,
+                                shared,
+                            },
+                        );
                     }
-                    Err(RequestError::PacketTooLarge { .. }) => {
-                        // "the Server MUST NOT send packets exceeding Maximum Packet Size to
-                        // the Client" [MQTT-3.1.2-24]: dropped for this subscriber only.
-                        Metrics::add(&self.shared.metrics.messages_oversized, 1);
+                    Ok(None) => {
+                        Metrics::add(&self.shared.metrics.messages_sent, 1);
                     }
                     Err(e) => {
-                        tracing::debug!(client = %attached.client_id, error = %e, "message not handed to the session");
+                        if let RequestError::PacketTooLarge { .. } = e {
+                            // "the Server MUST NOT send packets exceeding Maximum Packet Size
+                            // to the Client" [MQTT-3.1.2-24]: dropped for this subscriber only.
+                            Metrics::add(&self.shared.metrics.messages_oversized, 1);
+                        } else {
+                            tracing::debug!(client = %attached.client_id, error = %e, "message not handed to the session");
+                        }
+                        if attached.persistent && qos != QoS::AtMostOnce {
+                            self.shared.journal.record(Change::RemoveQueued {
+                                client_id: attached.client_id.clone(),
+                                seq,
+                            });
+                        }
                     }
                 }
+            }
+            if needs_barrier {
+                self.barrier = Some(self.shared.journal.ticket());
             }
             if !full_batch {
                 return;
@@ -281,15 +359,26 @@ where
         }
     }
 
-    /// Encodes everything the session wants to send and writes it.
+    /// Encodes everything the session wants to send and writes it, once what it depends on
+    /// is durable.
     async fn flush(&mut self) -> std::io::Result<()> {
         let now = Instant::now();
         while let Some(packet) = self.session.poll_transmit(now) {
+            self.persist_before_sending(&packet);
             let version = self.session.version().unwrap_or(ProtocolVersion::V3_1_1);
             self.queue_raw(&packet, version);
         }
         if self.write_buf.is_empty() {
             return Ok(());
+        }
+        if let Some(mut barrier) = self.barrier.take() {
+            if let Err(e) = barrier.wait().await {
+                // What these packets promise could not be stored: they are not sent, and the
+                // session resumes from storage on the next connection.
+                self.write_buf.clear();
+                tracing::warn!(peer = ?self.peer.remote_addr, error = %e, "closing: session state could not be stored");
+                return Err(std::io::Error::other(e));
+            }
         }
         let bytes = self.write_buf.split();
         let write = async {
@@ -320,14 +409,17 @@ where
         };
         let departure = self.client_departure.unwrap_or(Departure::Lost);
         let mut state = self.session.take_state();
-        let shared_unacked = take_shared_unacked(&mut state, &mut attached.shared_in_flight);
+        let shared_unacked = take_shared_unacked(&mut state, &mut attached.in_flight);
         self.shared.router().detach(
             &attached.client_id,
             attached.connection,
             Departing {
                 departure,
                 expiry: attached.expiry,
-                delivery_state: state,
+                delivery: DeliveryState {
+                    session: state,
+                    in_flight: attached.in_flight,
+                },
                 shared_unacked,
             },
             Instant::now(),
@@ -347,17 +439,29 @@ where
 /// to any other subscribed Client" [MQTT-4.8.2-5].
 fn take_shared_unacked(
     state: &mut SessionState,
-    in_flight: &mut HashMap<PacketId, Outgoing>,
-) -> Vec<Outgoing> {
+    in_flight: &mut HashMap<PacketId, InFlight>,
+) -> Vec<(u64, Outgoing)> {
     let mut taken = Vec::new();
     state.outbound.retain(|entry| match entry {
         OutboundMessage::Publish(publish) if publish.qos == QoS::AtLeastOnce => {
-            match publish.packet_id.and_then(|id| in_flight.remove(&id)) {
-                Some(outgoing) => {
-                    taken.push(outgoing);
+            let shared = publish.packet_id.and_then(|id| {
+                let is_shared = in_flight.get(&id).is_some_and(|e| e.shared.is_some());
+                if is_shared {
+                    in_flight.remove(&id)
+                } else {
+                    None
+                }
+            });
+            match shared {
+                Some(InFlight {
+                    seq,
+                    shared: Some(outgoing),
+                    ..
+                }) => {
+                    taken.push((seq, outgoing));
                     false
                 }
-                None => true,
+                _ => true,
             }
         }
         OutboundMessage::Publish(_) | OutboundMessage::Release(_) => true,

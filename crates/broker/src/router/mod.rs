@@ -1,15 +1,16 @@
 //! The shared heart of a running broker: the subscription tree, the session registry, the
 //! retained store and the links to live connections, changed only under one lock by short,
 //! non-blocking calls. Connection drivers call in with what their client did (attach,
-//! publish, subscribe, detach); the router writes through to storage, queues copies in the
-//! receivers' sessions and wakes their drivers. Nothing here awaits or touches a socket.
+//! publish, subscribe, detach); the router records every change of persistent state in the
+//! journal (only for sessions that outlive their connection: a session with expiry 0 ends with
+//! any crash anyway), queues copies in the receivers' sessions and wakes their drivers.
+//! Nothing here awaits, syncs or touches a socket.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mquictt_protocol::session::SessionState;
-use mquictt_protocol::{ReasonCode, SubscriptionOptions, TopicFilter};
+use mquictt_protocol::{QoS, ReasonCode, SubscriptionOptions, TopicFilter};
 use tokio::sync::{oneshot, watch, Notify};
 
 use crate::auth::Authenticator;
@@ -19,11 +20,15 @@ use crate::metrics::Metrics;
 use crate::registry::{ConnectionId, Departure, EndedSession, RegistryEvent, SessionRegistry};
 use crate::retained::{RetainOutcome, RetainedStore};
 use crate::session::{Enqueued, Outgoing, WillSpec};
-use crate::storage::Storage;
+use crate::storage::journal::Journal;
+use crate::storage::Change;
 use crate::subscriptions::{Delivery, SubscriptionTree};
 
+mod in_flight;
 mod restore;
 mod subscribe;
+
+pub(crate) use in_flight::{DeliveryState, InFlight};
 
 /// How the router reaches a live connection's driver.
 #[derive(Debug)]
@@ -52,7 +57,7 @@ pub(crate) struct Attachment {
     pub(crate) connection: ConnectionId,
     pub(crate) session_present: bool,
     /// QoS 1/2 exchanges left unfinished by the previous connection, to resume.
-    pub(crate) delivery_state: SessionState,
+    pub(crate) delivery: DeliveryState,
 }
 
 /// What a connection leaves behind when it ends.
@@ -63,9 +68,19 @@ pub(crate) struct Departing {
     /// The session expiry in force at the end.
     pub(crate) expiry: Duration,
     /// Its unfinished QoS 1/2 exchanges.
-    pub(crate) delivery_state: SessionState,
-    /// Copies for shared subscriptions it never acknowledged.
-    pub(crate) shared_unacked: Vec<Outgoing>,
+    pub(crate) delivery: DeliveryState,
+    /// Copies for shared subscriptions it never acknowledged, with their queue numbers.
+    pub(crate) shared_unacked: Vec<(u64, Outgoing)>,
+}
+
+/// What routing one message did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Routed {
+    /// Copies queued for subscribers.
+    pub(crate) receivers: usize,
+    /// Whether a change was recorded in the journal (a stored copy or retained message), so
+    /// the acknowledgement must wait for its commit.
+    pub(crate) persisted: bool,
 }
 
 /// A subscription request of one SUBSCRIBE packet.
@@ -79,7 +94,7 @@ pub(crate) struct SubscribeRequest {
 #[derive(Debug)]
 pub(crate) struct Router {
     config: Arc<BrokerConfig>,
-    storage: Arc<dyn Storage>,
+    journal: Arc<Journal>,
     authenticator: Arc<dyn Authenticator>,
     metrics: Arc<Metrics>,
     tree: SubscriptionTree,
@@ -87,20 +102,22 @@ pub(crate) struct Router {
     retained: RetainedStore,
     links: HashMap<ClientId, Link>,
     /// QoS 1/2 exchange state of offline sessions, by client.
-    delivery_states: HashMap<ClientId, SessionState>,
+    delivery_states: HashMap<ClientId, DeliveryState>,
+    /// Set when a change is recorded, so a caller can tell whether it must wait for a commit.
+    recorded: bool,
 }
 
 impl Router {
     pub(crate) fn new(
         config: Arc<BrokerConfig>,
-        storage: Arc<dyn Storage>,
+        journal: Arc<Journal>,
         authenticator: Arc<dyn Authenticator>,
         metrics: Arc<Metrics>,
     ) -> Self {
         let registry = SessionRegistry::new(config.max_queued_messages, config.drop_policy);
         Self {
             config,
-            storage,
+            journal,
             authenticator,
             metrics,
             tree: SubscriptionTree::new(),
@@ -108,7 +125,26 @@ impl Router {
             retained: RetainedStore::new(),
             links: HashMap::new(),
             delivery_states: HashMap::new(),
+            recorded: false,
         }
+    }
+
+    /// Records a change of persistent state for the next group commit.
+    fn record(&mut self, change: Change) {
+        self.journal.record(change);
+        self.recorded = true;
+    }
+
+    /// Whether `client_id`'s session outlives its connection, so its state is persisted.
+    fn persists(&self, client_id: &ClientId) -> bool {
+        self.registry
+            .session(client_id)
+            .is_some_and(|s| !s.expiry.is_zero())
+    }
+
+    /// Clears the flag that tells whether a change was recorded.
+    pub(crate) fn take_recorded(&mut self) -> bool {
+        std::mem::take(&mut self.recorded)
     }
 
     /// Asks the live connection of `client_id`, if any, to close with 0x8E Session taken over
@@ -147,22 +183,27 @@ impl Router {
             }
         }
         for will in attached.wills {
-            self.publish(Arc::new(will), now);
+            self.route(Arc::new(will), now);
         }
         if let Some(ended) = attached.ended {
             self.end_session(ended, now);
         }
-        let delivery_state = if attached.session_present {
+        let delivery = if attached.session_present {
             self.delivery_states.remove(client_id).unwrap_or_default()
         } else {
             self.delivery_states.remove(client_id);
-            SessionState::default()
+            DeliveryState::default()
         };
-        if let Err(e) = self.storage.save_session(client_id, expiry) {
-            tracing::warn!(client = %client_id, error = %e, "could not persist session");
-        }
-        if let Err(e) = self.storage.remove_will(client_id) {
-            tracing::warn!(client = %client_id, error = %e, "could not remove pending will");
+        let client = client_id.clone();
+        if expiry.is_zero() {
+            // The session ends with this connection, or with a crash: nothing of it is kept.
+            self.record(Change::RemoveSession { client_id: client });
+        } else {
+            self.record(Change::Session {
+                client_id: client.clone(),
+                expiry,
+            });
+            self.record(Change::RemoveWill { client_id: client });
         }
         self.links.insert(
             client_id.clone(),
@@ -179,7 +220,7 @@ impl Router {
         Attachment {
             connection: attached.connection,
             session_present: attached.session_present,
-            delivery_state,
+            delivery,
         }
     }
 
@@ -196,41 +237,48 @@ impl Router {
         let Departing {
             departure,
             expiry,
-            delivery_state,
+            delivery,
             shared_unacked,
         } = departing;
         if !self.registry.is_current(client_id, connection) {
             return;
         }
+        let persisted = self.persists(client_id);
         self.links.remove(client_id);
         let detached = self
             .registry
             .disconnect(client_id, connection, departure, expiry, now);
         let mut to_redeliver = shared_unacked;
         if let Some(session) = self.registry.session_mut(client_id) {
-            to_redeliver.extend(session.queue.take_shared().into_iter().map(|(seq, o)| {
-                let _ = self.storage.remove_queued(client_id, seq);
-                o
-            }));
-            if let Err(e) = self.storage.save_delivery_state(client_id, &delivery_state) {
-                tracing::warn!(client = %client_id, error = %e, "could not persist delivery state");
-            }
-            self.delivery_states
-                .insert(client_id.clone(), delivery_state);
-            if let Err(e) = self.storage.save_session(client_id, expiry) {
-                tracing::warn!(client = %client_id, error = %e, "could not persist session");
+            to_redeliver.extend(session.queue.take_shared());
+            self.delivery_states.insert(client_id.clone(), delivery);
+            if persisted {
+                // DISCONNECT may have changed the expiry (3.14.2.2.2).
+                self.record(Change::Session {
+                    client_id: client_id.clone(),
+                    expiry,
+                });
             }
         }
-        for outgoing in to_redeliver {
+        for (seq, outgoing) in to_redeliver {
+            if persisted {
+                self.record(Change::RemoveQueued {
+                    client_id: client_id.clone(),
+                    seq,
+                });
+            }
             self.redeliver_shared(client_id, outgoing, now);
         }
-        if let Some(pending) = self.registry.pending_will(client_id) {
-            if let Err(e) = self.storage.save_will(client_id, pending) {
-                tracing::warn!(client = %client_id, error = %e, "could not persist will");
+        if let Some(pending) = self.registry.pending_will(client_id).cloned() {
+            if persisted {
+                self.record(Change::Will {
+                    client_id: client_id.clone(),
+                    will: Box::new(pending),
+                });
             }
         }
         if let Some(will) = detached.will {
-            self.publish(Arc::new(will), now);
+            self.route(Arc::new(will), now);
         }
         if let Some(ended) = detached.ended {
             self.end_session(ended, now);
@@ -245,9 +293,9 @@ impl Router {
                 .unsubscribe(&ended.client_id, &subscription.filter);
         }
         self.delivery_states.remove(&ended.client_id);
-        if let Err(e) = self.storage.remove_session(&ended.client_id) {
-            tracing::warn!(client = %ended.client_id, error = %e, "could not remove session");
-        }
+        self.record(Change::RemoveSession {
+            client_id: ended.client_id.clone(),
+        });
         for outgoing in ended.undelivered {
             self.redeliver_shared(&ended.client_id, outgoing, now);
         }
@@ -271,8 +319,17 @@ impl Router {
 
     /// Routes a message: updates the retained store for RETAIN=1, then queues a copy for
     /// every matching subscription. Returns how many copies were made, so a 5.0 publisher
-    /// can be told 0x10 No matching subscribers.
-    pub(crate) fn publish(&mut self, message: Arc<Message>, now: Instant) -> usize {
+    /// can be told 0x10 No matching subscribers, and whether anything was persisted.
+    pub(crate) fn publish(&mut self, message: Arc<Message>, now: Instant) -> Routed {
+        self.recorded = false;
+        let receivers = self.route(message, now);
+        Routed {
+            receivers,
+            persisted: self.take_recorded(),
+        }
+    }
+
+    fn route(&mut self, message: Arc<Message>, now: Instant) -> usize {
         if message.is_expired(now) {
             return 0;
         }
@@ -295,13 +352,12 @@ impl Router {
         if message.publisher.is_none() && message.topic.is_system() {
             return;
         }
-        let result = match outcome {
-            RetainOutcome::Stored | RetainOutcome::Replaced => self.storage.save_retained(message),
-            RetainOutcome::Deleted => self.storage.remove_retained(&message.topic),
-            RetainOutcome::Unchanged => Ok(()),
-        };
-        if let Err(e) = result {
-            tracing::warn!(topic = %message.topic, error = %e, "could not persist retained message");
+        match outcome {
+            RetainOutcome::Stored | RetainOutcome::Replaced => {
+                self.record(Change::Retained(message.clone()));
+            }
+            RetainOutcome::Deleted => self.record(Change::RemoveRetained(message.topic.clone())),
+            RetainOutcome::Unchanged => {}
         }
     }
 
@@ -310,9 +366,10 @@ impl Router {
     fn deliver(&mut self, message: Arc<Message>, delivery: Delivery, now: Instant) {
         let client = delivery.client.clone();
         let online = self.links.get(&client);
-        if online.is_none() && delivery.qos == mquictt_protocol::QoS::AtMostOnce {
+        if online.is_none() && delivery.qos == QoS::AtMostOnce {
             return;
         }
+        let persisted = self.persists(&client);
         if message.is_expired(now) {
             Metrics::add(&self.metrics.messages_expired, 1);
             return;
@@ -321,12 +378,16 @@ impl Router {
             return;
         };
         let outgoing = Outgoing::new(message, delivery);
-        let persist = outgoing.qos != mquictt_protocol::QoS::AtMostOnce;
-        let stored = persist.then(|| outgoing.clone());
+        // QoS 0 is "at most once": it is never stored.
+        let stored = (persisted && outgoing.qos != QoS::AtMostOnce).then(|| outgoing.clone());
         match session.queue.push(outgoing) {
             Enqueued::Queued(seq) => {
-                if let Some(o) = stored {
-                    let _ = self.storage.save_queued(&client, seq, &o);
+                if let Some(outgoing) = stored {
+                    self.record(Change::Queued {
+                        client_id: client.clone(),
+                        seq,
+                        outgoing,
+                    });
                 }
             }
             Enqueued::DroppedNewest => {
@@ -335,9 +396,16 @@ impl Router {
             }
             Enqueued::DroppedOldest { dropped, queued } => {
                 Metrics::add(&self.metrics.messages_dropped, 1);
-                let _ = self.storage.remove_queued(&client, dropped);
-                if let Some(o) = stored {
-                    let _ = self.storage.save_queued(&client, queued, &o);
+                if let Some(outgoing) = stored {
+                    self.record(Change::RemoveQueued {
+                        client_id: client.clone(),
+                        seq: dropped,
+                    });
+                    self.record(Change::Queued {
+                        client_id: client.clone(),
+                        seq: queued,
+                        outgoing,
+                    });
                 }
             }
         }
@@ -346,9 +414,11 @@ impl Router {
         }
     }
 
-    /// Takes queued messages, in order, for the live connection `connection`: at most
-    /// `batch` of them, of which at most `quota` with QoS 1 or 2 (the client's free Receive
-    /// Maximum window). Expired messages are dropped on the way [MQTT-3.3.2-5].
+    /// Takes queued messages with their sequence numbers, in order, for the live connection
+    /// `connection`: at most `batch` of them, of which at most `quota` with QoS 1 or 2 (the
+    /// client's free Receive Maximum window). Expired messages are dropped on the way
+    /// [MQTT-3.3.2-5]. A stored QoS 1 or 2 message stays stored until the client acknowledges
+    /// it; the driver records that.
     pub(crate) fn take_queued(
         &mut self,
         client_id: &ClientId,
@@ -356,30 +426,35 @@ impl Router {
         mut quota: usize,
         batch: usize,
         now: Instant,
-    ) -> Vec<Outgoing> {
+    ) -> Vec<(u64, Outgoing)> {
         if !self.registry.is_current(client_id, connection) {
             return Vec::new();
         }
+        let persisted = self.persists(client_id);
         let Some(session) = self.registry.session_mut(client_id) else {
             return Vec::new();
         };
         let mut taken = Vec::new();
         let mut expired = Vec::new();
         while taken.len() < batch {
-            let admitted = session.queue.pop_if(now, &mut expired, |o| {
-                o.qos == mquictt_protocol::QoS::AtMostOnce || quota > 0
-            });
+            let admitted = session
+                .queue
+                .pop_if(now, &mut expired, |o| o.qos == QoS::AtMostOnce || quota > 0);
             let Some((seq, outgoing)) = admitted else {
                 break;
             };
-            if outgoing.qos != mquictt_protocol::QoS::AtMostOnce {
+            if outgoing.qos != QoS::AtMostOnce {
                 quota -= 1;
-                let _ = self.storage.remove_queued(client_id, seq);
             }
-            taken.push(outgoing);
+            taken.push((seq, outgoing));
         }
-        for seq in &expired {
-            let _ = self.storage.remove_queued(client_id, *seq);
+        if persisted {
+            for seq in &expired {
+                self.record(Change::RemoveQueued {
+                    client_id: client_id.clone(),
+                    seq: *seq,
+                });
+            }
         }
         Metrics::add(&self.metrics.messages_expired, expired.len() as u64);
         taken
@@ -392,9 +467,9 @@ impl Router {
             match event {
                 RegistryEvent::WillDue(will) => {
                     if let Some(client) = will.publisher.clone() {
-                        let _ = self.storage.remove_will(&client);
+                        self.record(Change::RemoveWill { client_id: client });
                     }
-                    self.publish(Arc::new(*will), now);
+                    self.route(Arc::new(*will), now);
                 }
                 RegistryEvent::SessionExpired(ended) => self.end_session(ended, now),
             }

@@ -8,12 +8,14 @@ use mquictt_protocol::{ReasonCode, RetainHandling, TopicFilter};
 
 use super::{Router, SubscribeRequest};
 use crate::message::ClientId;
+use crate::storage::Change;
 use crate::subscriptions::{Delivery, Subscription};
 
 impl Router {
     /// Applies the filters of one SUBSCRIBE and returns one reason code per filter, in order
     /// [MQTT-3.8.4-6]. Matching retained messages are queued for the client as Retain
-    /// Handling directs (3.8.3.1).
+    /// Handling directs (3.8.3.1). `take_recorded` then tells whether SUBACK must wait for a
+    /// commit.
     pub(crate) fn subscribe(
         &mut self,
         client_id: &ClientId,
@@ -21,6 +23,7 @@ impl Router {
         identifier: Option<u32>,
         now: Instant,
     ) -> Vec<ReasonCode> {
+        self.recorded = false;
         let mut codes = Vec::with_capacity(requests.len());
         for request in requests {
             let code = self.subscribe_one(client_id, request, identifier, now);
@@ -62,8 +65,11 @@ impl Router {
                 .subscriptions
                 .insert(filter.clone(), subscription.clone());
         }
-        if let Err(e) = self.storage.save_subscription(client_id, &subscription) {
-            tracing::warn!(client = %client_id, error = %e, "could not persist subscription");
+        if self.persists(client_id) {
+            self.record(Change::Subscription {
+                client_id: client_id.clone(),
+                subscription: subscription.clone(),
+            });
         }
         // "Retained messages are not sent to the Session when it establishes a new Shared
         // Subscription" (4.8.2).
@@ -99,6 +105,7 @@ impl Router {
         client_id: &ClientId,
         filters: &[TopicFilter],
     ) -> Vec<ReasonCode> {
+        self.recorded = false;
         let codes = filters
             .iter()
             .map(|filter| {
@@ -106,8 +113,11 @@ impl Router {
                 if let Some(session) = self.registry.session_mut(client_id) {
                     session.subscriptions.remove(filter);
                 }
-                if let Err(e) = self.storage.remove_subscription(client_id, filter) {
-                    tracing::warn!(client = %client_id, error = %e, "could not persist unsubscribe");
+                if self.persists(client_id) {
+                    self.record(Change::RemoveSubscription {
+                        client_id: client_id.clone(),
+                        filter: filter.clone(),
+                    });
                 }
                 if existed {
                     ReasonCode::Success

@@ -6,7 +6,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use mquictt_broker::{AllowAll, Broker, MemoryStorage, PeerInfo};
+use mquictt_broker::{AllowAll, Broker, NoStorage, PeerInfo, Storage};
+use mquictt_store::{DurableStorage, OnCorrupt};
 use mquictt_transport::{
     certs, ClientAuth, DevCertificates, ListenUrl, Listener, ServerTlsSettings, TlsIdentity,
     TlsVersions, TransportKind,
@@ -15,8 +16,8 @@ use tokio::sync::watch;
 
 use crate::cli::BrokerArgs;
 use crate::config::{
-    ClientAuthName, ConfigError, FileConfig, ListenerSection, TlsVersionsName, DEFAULT_DATA_DIR,
-    DEFAULT_LISTENERS,
+    ClientAuthName, ConfigError, FileConfig, ListenerSection, OnCorruptName, StorageName,
+    TlsVersionsName, DEFAULT_DATA_DIR, DEFAULT_LISTENERS,
 };
 use crate::metrics_http;
 
@@ -43,6 +44,8 @@ pub enum StartError {
         dir: PathBuf,
         source: certs::CertError,
     },
+    #[error(transparent)]
+    Store(#[from] mquictt_store::StoreError),
     #[error(transparent)]
     Broker(#[from] mquictt_broker::BrokerError),
     #[error("metrics endpoint {addr}: {source}")]
@@ -91,11 +94,8 @@ pub async fn run(args: BrokerArgs) -> Result<(), StartError> {
         None
     };
 
-    let broker = Broker::new(
-        broker_config,
-        Arc::new(MemoryStorage::default()),
-        Arc::new(AllowAll),
-    )?;
+    let storage = open_storage(&file, &data_dir)?;
+    let broker = Broker::new(broker_config, storage, Arc::new(AllowAll))?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut accept_tasks = Vec::new();
     for plan in &plans {
@@ -130,6 +130,30 @@ pub async fn run(args: BrokerArgs) -> Result<(), StartError> {
     }
     broker.shutdown().await;
     Ok(())
+}
+
+/// The store the config asks for: durable in the data directory unless `storage = "memory"`.
+fn open_storage(file: &FileConfig, data_dir: &Path) -> Result<Arc<dyn Storage>, StartError> {
+    if file.storage == Some(StorageName::Memory) {
+        println!("storage: memory (nothing survives a restart)");
+        // The router holds the live state; a memory store would only duplicate it.
+        return Ok(Arc::new(NoStorage));
+    }
+    let on_corrupt = match file.on_corrupt_store {
+        Some(OnCorruptName::Refuse) => OnCorrupt::Refuse,
+        Some(OnCorruptName::MoveAside) | None => OnCorrupt::MoveAside,
+    };
+    let (storage, moved) = DurableStorage::open(data_dir, on_corrupt)?;
+    if let Some(moved) = moved {
+        eprintln!(
+            "warning: the store in {} was damaged ({}); it was moved to {} and the broker starts              with an empty store",
+            data_dir.display(),
+            moved.reason,
+            moved.to.display()
+        );
+    }
+    println!("storage: durable in {}", storage.location().display());
+    Ok(Arc::new(storage))
 }
 
 fn listener_plans(

@@ -1,0 +1,510 @@
+//! Group commit: the router and the connection drivers record changes here, cheaply and
+//! without blocking, and a committer thread hands everything recorded while the previous
+//! commit ran to the [`Storage`] in one atomic, synced commit. Whoever must not answer a client
+//! before its change is durable (PUBACK, PUBREC, SUBACK, a PUBREL or PUBCOMP that frees an
+//! identifier) takes a [`CommitTicket`] and awaits it; so many connections share one sync, and
+//! the async runtime never waits for the disk. A store that is not durable is written inline
+//! and its tickets are complete at once. The journal also enforces the disk quota.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use mquictt_protocol::ReasonCode;
+use tokio::sync::watch;
+
+use super::{Change, Storage, StorageError};
+use crate::message::ClientId;
+use crate::metrics::Metrics;
+
+/// Why the commit that a ticket waits for did not make its changes durable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommitFailure {
+    /// The disk quota was reached.
+    #[error("storage quota exceeded")]
+    QuotaExceeded,
+    /// The store failed to write or sync.
+    #[error("storage commit failed: {0}")]
+    Failed(Arc<str>),
+    /// The broker stopped before the commit ran.
+    #[error("storage closed before the commit")]
+    Closed,
+}
+
+impl CommitFailure {
+    /// The MQTT 5 reason code that refuses what could not be stored: 0x97 Quota exceeded or
+    /// 0x80 Unspecified error.
+    pub fn reason_code(&self) -> ReasonCode {
+        match self {
+            Self::QuotaExceeded => ReasonCode::QuotaExceeded,
+            Self::Failed(_) | Self::Closed => ReasonCode::UnspecifiedError,
+        }
+    }
+}
+
+impl From<&StorageError> for CommitFailure {
+    fn from(error: &StorageError) -> Self {
+        match error {
+            StorageError::QuotaExceeded { .. } => Self::QuotaExceeded,
+            other => Self::Failed(other.to_string().into()),
+        }
+    }
+}
+
+type Outcome = Option<Result<(), CommitFailure>>;
+
+/// A claim on the outcome of the commit holding some changes: complete once they are durable
+/// (or failed to become so).
+#[derive(Debug, Clone)]
+pub struct CommitTicket(Option<watch::Receiver<Outcome>>);
+
+impl CommitTicket {
+    /// A ticket with nothing to wait for.
+    pub fn done() -> Self {
+        Self(None)
+    }
+
+    /// The outcome if the commit has finished.
+    pub fn outcome(&self) -> Option<Result<(), CommitFailure>> {
+        match &self.0 {
+            None => Some(Ok(())),
+            Some(rx) => rx.borrow().clone(),
+        }
+    }
+
+    /// Waits for the commit to finish.
+    pub async fn wait(&mut self) -> Result<(), CommitFailure> {
+        let Some(rx) = &mut self.0 else {
+            return Ok(());
+        };
+        let outcome = match rx.wait_for(Option::is_some).await {
+            Ok(outcome) => outcome.clone(),
+            Err(_) => None,
+        };
+        outcome.unwrap_or(Err(CommitFailure::Closed))
+    }
+}
+
+#[derive(Debug)]
+struct Pending {
+    /// Changes in order; `None` where a change was cancelled before it was committed.
+    changes: Vec<Option<Change>>,
+    /// Positions of pending `Queued` and `InFlight` changes by (client, sequence number), so
+    /// that a message acknowledged before its commit never reaches the disk at all.
+    queued_at: HashMap<(ClientId, u64), Vec<usize>>,
+    /// Bytes the pending changes add, for the quota until the store counts them.
+    bytes: u64,
+    /// Completes the batch that `changes` will be committed in.
+    signal: watch::Sender<Outcome>,
+    /// The outcome of the batch being committed (or the last one); `None` before the first.
+    last: Option<watch::Receiver<Outcome>>,
+    /// Bytes of the batch being committed.
+    committing_bytes: u64,
+    stopping: bool,
+}
+
+impl Pending {
+    /// Cancels the pending changes of one queued message; true when its `Queued` was among
+    /// them, so the removal need not be written either.
+    fn cancel(&mut self, client_id: &ClientId, seq: u64) -> bool {
+        let Some(positions) = self.queued_at.remove(&(client_id.clone(), seq)) else {
+            return false;
+        };
+        let mut queued = false;
+        for position in positions {
+            if let Some(slot) = self.changes.get_mut(position) {
+                if let Some(change @ Change::Queued { .. }) = slot {
+                    queued = true;
+                    self.bytes = self.bytes.saturating_sub(change.added_bytes());
+                }
+                *slot = None;
+            }
+        }
+        queued
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    storage: Arc<dyn Storage>,
+    quota: Option<u64>,
+    metrics: Arc<Metrics>,
+    pending: Mutex<Pending>,
+    wake: Condvar,
+}
+
+impl Shared {
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        // Nothing panics while holding this lock (pushes and swaps only), but a poisoned lock
+        // still holds consistent data.
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The broker's way to its storage. See the [module documentation](self).
+#[derive(Debug)]
+pub(crate) struct Journal {
+    shared: Arc<Shared>,
+    durable: bool,
+    committer: Option<JoinHandle<()>>,
+}
+
+impl Journal {
+    /// A journal over `storage`, refusing new messages once `quota` bytes are stored. A durable
+    /// store gets a committer thread.
+    pub(crate) fn new(
+        storage: Arc<dyn Storage>,
+        quota: Option<u64>,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<Self> {
+        let durable = storage.is_durable();
+        let (signal, _) = watch::channel(None);
+        Metrics::set(&metrics.storage_bytes, storage.stored_bytes());
+        let shared = Arc::new(Shared {
+            storage,
+            quota,
+            metrics,
+            pending: Mutex::new(Pending {
+                changes: Vec::new(),
+                queued_at: HashMap::new(),
+                bytes: 0,
+                signal,
+                last: None,
+                committing_bytes: 0,
+                stopping: false,
+            }),
+            wake: Condvar::new(),
+        });
+        let committer = if durable {
+            let shared = shared.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("mquictt-commit".into())
+                    .spawn(move || commit_loop(&shared))?,
+            )
+        } else {
+            None
+        };
+        Ok(Self {
+            shared,
+            durable,
+            committer,
+        })
+    }
+
+    /// Records a change; it is committed with the next group.
+    pub(crate) fn record(&self, change: Change) {
+        if !self.durable {
+            if let Err(e) = self.shared.storage.commit(std::slice::from_ref(&change)) {
+                tracing::warn!(error = %e, "storage write failed");
+                Metrics::add(&self.shared.metrics.storage_commit_failures, 1);
+            }
+            return;
+        }
+        let mut pending = self.shared.pending();
+        if pending.changes.is_empty() {
+            self.shared.wake.notify_one();
+        }
+        let position = pending.changes.len();
+        match &change {
+            Change::Queued { client_id, seq, .. } | Change::InFlight { client_id, seq, .. } => {
+                pending
+                    .queued_at
+                    .entry((client_id.clone(), *seq))
+                    .or_default()
+                    .push(position);
+            }
+            // Queued and acknowledged within one commit window: a subscriber that keeps up
+            // costs the disk nothing.
+            Change::RemoveQueued { client_id, seq } if pending.cancel(client_id, *seq) => return,
+            _ => {}
+        }
+        pending.bytes += change.added_bytes();
+        pending.changes.push(Some(change));
+    }
+
+    /// A ticket covering every change recorded so far.
+    pub(crate) fn ticket(&self) -> CommitTicket {
+        if !self.durable {
+            return CommitTicket::done();
+        }
+        let pending = self.shared.pending();
+        if pending.changes.is_empty() {
+            // Batches commit in order: the last one covers everything recorded before it.
+            CommitTicket(pending.last.clone())
+        } else {
+            CommitTicket(Some(pending.signal.subscribe()))
+        }
+    }
+
+    /// Refuses new messages once the quota is reached. The check comes before a message is
+    /// routed, so the quota can be passed by at most one message's copies.
+    pub(crate) fn admit(&self) -> Result<(), StorageError> {
+        let Some(quota) = self.shared.quota else {
+            return Ok(());
+        };
+        let in_journal = {
+            let pending = self.shared.pending();
+            pending.bytes + pending.committing_bytes
+        };
+        let used = self.shared.storage.stored_bytes() + in_journal;
+        if used >= quota {
+            Metrics::add(&self.shared.metrics.storage_quota_refusals, 1);
+            return Err(StorageError::QuotaExceeded { used, quota });
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.shared.pending().stopping = true;
+        self.shared.wake.notify_one();
+        if let Some(committer) = self.committer.take() {
+            // The committer finishes the batch it holds (one sync) and what is pending, so a
+            // store reopened after the broker is dropped sees every acknowledged change.
+            let _ = committer.join();
+        }
+    }
+}
+
+fn commit_loop(shared: &Shared) {
+    loop {
+        let (changes, signal) = {
+            let mut pending = shared.pending();
+            while pending.changes.is_empty() && !pending.stopping {
+                pending = shared
+                    .wake
+                    .wait(pending)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+            }
+            if pending.changes.is_empty() {
+                return;
+            }
+            let (next, _) = watch::channel(None);
+            let signal = std::mem::replace(&mut pending.signal, next);
+            pending.last = Some(signal.subscribe());
+            pending.committing_bytes = std::mem::take(&mut pending.bytes);
+            pending.queued_at.clear();
+            let changes: Vec<Change> = std::mem::take(&mut pending.changes)
+                .into_iter()
+                .flatten()
+                .collect();
+            (changes, signal)
+        };
+        let started = Instant::now();
+        let result = if changes.is_empty() {
+            Ok(())
+        } else {
+            shared.storage.commit(&changes)
+        };
+        let metrics = &shared.metrics;
+        Metrics::add(&metrics.storage_commits, 1);
+        Metrics::add(&metrics.storage_changes, changes.len() as u64);
+        Metrics::add(
+            &metrics.storage_commit_micros,
+            started.elapsed().as_micros() as u64,
+        );
+        Metrics::set(&metrics.storage_bytes, shared.storage.stored_bytes());
+        let outcome = match &result {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::error!(error = %e, changes = changes.len(), "storage commit failed; the acknowledgements it held are refused");
+                Metrics::add(&metrics.storage_commit_failures, 1);
+                Err(CommitFailure::from(e))
+            }
+        };
+        shared.pending().committing_bytes = 0;
+        signal.send_replace(Some(outcome));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::ClientId;
+    use crate::storage::{MemoryStorage, StoredState};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    /// A durable-looking store in memory whose commits can be made to fail.
+    #[derive(Debug, Default)]
+    struct FlakyStorage {
+        inner: MemoryStorage,
+        fail: AtomicBool,
+        commits: Mutex<Vec<usize>>,
+        /// Held by a test to keep the committer inside `commit`.
+        gate: Mutex<()>,
+    }
+
+    impl Storage for FlakyStorage {
+        fn commit(&self, changes: &[Change]) -> Result<(), StorageError> {
+            drop(self.gate.lock().unwrap());
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(StorageError::Io(std::io::Error::other("disk full")));
+            }
+            self.commits.lock().unwrap().push(changes.len());
+            self.inner.commit(changes)
+        }
+        fn load(&self) -> Result<StoredState, StorageError> {
+            self.inner.load()
+        }
+        fn is_durable(&self) -> bool {
+            true
+        }
+        fn stored_bytes(&self) -> u64 {
+            self.inner
+                .load()
+                .map_or(0, |s| s.sessions.len() as u64 * 100)
+        }
+    }
+
+    fn session(n: usize) -> Change {
+        Change::Session {
+            client_id: ClientId::from(format!("c{n}")),
+            expiry: Duration::from_secs(60),
+        }
+    }
+
+    #[tokio::test]
+    async fn tickets_complete_once_the_group_is_committed() {
+        let storage = Arc::new(FlakyStorage::default());
+        let journal = Journal::new(storage.clone(), None, Arc::default()).unwrap();
+        let mut tickets = Vec::new();
+        for n in 0..100 {
+            journal.record(session(n));
+            tickets.push(journal.ticket());
+        }
+        for ticket in &mut tickets {
+            ticket.wait().await.unwrap();
+        }
+        assert_eq!(storage.load().unwrap().sessions.len(), 100);
+        let commits = storage.commits.lock().unwrap().clone();
+        assert_eq!(commits.iter().sum::<usize>(), 100);
+        assert!(commits.len() < 100, "changes were grouped: {commits:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_commit_fails_its_tickets_and_later_ones_succeed() {
+        let storage = Arc::new(FlakyStorage::default());
+        let journal = Journal::new(storage.clone(), None, Arc::default()).unwrap();
+        storage.fail.store(true, Ordering::SeqCst);
+        journal.record(session(1));
+        let mut failed = journal.ticket();
+        assert!(matches!(failed.wait().await, Err(CommitFailure::Failed(_))));
+        assert_eq!(
+            failed.outcome().unwrap().unwrap_err().reason_code(),
+            ReasonCode::UnspecifiedError
+        );
+        storage.fail.store(false, Ordering::SeqCst);
+        journal.record(session(2));
+        journal.ticket().wait().await.unwrap();
+        let state = storage.load().unwrap();
+        assert!(
+            !state.sessions.contains_key("c1"),
+            "nothing of a failed batch"
+        );
+        assert!(state.sessions.contains_key("c2"));
+    }
+
+    #[tokio::test]
+    async fn quota_refuses_once_reached() {
+        let storage = Arc::new(FlakyStorage::default());
+        let metrics = Arc::new(Metrics::default());
+        let journal = Journal::new(storage.clone(), Some(250), metrics.clone()).unwrap();
+        for n in 0..2 {
+            journal.admit().unwrap();
+            journal.record(session(n));
+        }
+        journal.ticket().wait().await.unwrap();
+        journal.admit().unwrap();
+        journal.record(session(3));
+        journal.ticket().wait().await.unwrap();
+        let refused = journal.admit().unwrap_err();
+        assert_eq!(refused.reason_code(), ReasonCode::QuotaExceeded);
+        assert_eq!(Metrics::get(&metrics.storage_quota_refusals), 1);
+    }
+
+    #[tokio::test]
+    async fn a_message_acknowledged_before_its_commit_never_reaches_the_disk() {
+        use crate::session::Outgoing;
+        use bytes::Bytes;
+        use mquictt_protocol::{PacketId, QoS, TopicName};
+        let storage = Arc::new(FlakyStorage::default());
+        let journal = Journal::new(storage.clone(), None, Arc::default()).unwrap();
+        let c = ClientId::from("c");
+        let outgoing = Outgoing {
+            message: Arc::new(crate::message::Message::new(
+                TopicName::new("t").unwrap(),
+                Bytes::from_static(b"x"),
+                QoS::AtLeastOnce,
+                false,
+            )),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            subscription_identifiers: Vec::new(),
+            shared: None,
+        };
+        // The committer is held in a first commit, so what follows gathers in one batch.
+        let gate = storage.gate.lock().unwrap();
+        journal.record(session(0));
+        while !journal.shared.pending().changes.is_empty() {
+            std::thread::yield_now();
+        }
+        journal.record(Change::Session {
+            client_id: c.clone(),
+            expiry: Duration::from_secs(9),
+        });
+        for seq in 0..2 {
+            journal.record(Change::Queued {
+                client_id: c.clone(),
+                seq,
+                outgoing: outgoing.clone(),
+            });
+        }
+        journal.record(Change::InFlight {
+            client_id: c.clone(),
+            seq: 0,
+            packet_id: PacketId::new(1).unwrap(),
+            stage: crate::storage::InFlightStage::Sent,
+        });
+        journal.record(Change::RemoveQueued {
+            client_id: c.clone(),
+            seq: 0,
+        });
+        let mut ticket = journal.ticket();
+        drop(gate);
+        ticket.wait().await.unwrap();
+        let state = storage.load().unwrap();
+        let queued = &state.sessions.get("c").unwrap().queued;
+        assert_eq!(queued.keys().copied().collect::<Vec<_>>(), [1]);
+        assert_eq!(
+            *storage.commits.lock().unwrap(),
+            [1, 2],
+            "message 0 was neither written nor removed"
+        );
+    }
+
+    #[test]
+    fn memory_storage_is_written_inline() {
+        let storage = Arc::new(MemoryStorage::new());
+        let journal = Journal::new(storage.clone(), None, Arc::default()).unwrap();
+        journal.record(session(1));
+        assert_eq!(journal.ticket().outcome(), Some(Ok(())));
+        assert_eq!(storage.load().unwrap().sessions.len(), 1);
+    }
+
+    #[test]
+    fn dropping_the_journal_commits_what_is_pending() {
+        let storage = Arc::new(FlakyStorage::default());
+        let journal = Journal::new(storage.clone(), None, Arc::default()).unwrap();
+        for n in 0..10 {
+            journal.record(session(n));
+        }
+        drop(journal);
+        assert_eq!(storage.load().unwrap().sessions.len(), 10);
+    }
+}
