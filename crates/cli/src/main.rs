@@ -16,23 +16,28 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|e| {
+    // `Targets` takes the `--log` syntax (`info`, `mquictt_broker=trace,warn`) without the
+    // regex engine `EnvFilter` carries, which would be an eighth of a client-only binary.
+    let filter: Targets = cli.log.parse().unwrap_or_else(|e| {
         eprintln!(
             "mquictt: bad --log filter {:?} ({e}); using \"info\"",
             cli.log
         );
-        EnvFilter::new("info")
+        Targets::new().with_default(tracing::Level::INFO)
     });
     tracing_subscriber::fmt()
-        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        .finish()
+        .with(filter)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
