@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use mquictt_broker::{BrokerConfig, DropPolicy};
+use mquictt_broker::{BrokerConfig, DropPolicy, EarlyDataPolicy};
 use mquictt_protocol::QoS;
 use serde::Deserialize;
 
@@ -90,8 +90,36 @@ pub struct ListenerSection {
     pub client_auth: Option<ClientAuthName>,
     /// TLS versions for tls/wss: `"1.2+1.3"` (default), `"1.2"` or `"1.3"`.
     pub tls_versions: Option<TlsVersionsName>,
-    /// Accept QUIC 0-RTT data from resuming clients (see docs/configuration.md).
-    pub quic_zero_rtt: Option<bool>,
+    /// QUIC 0-RTT replay policy: `"idempotent"` (default), `"connect-only"` or `"refuse"`
+    /// (see docs/quic.md).
+    pub quic_zero_rtt: Option<ZeroRttName>,
+    /// QUIC idle timeout; default 60 s, raised to 1.5 x `mqtt.server_keep_alive` if larger.
+    #[serde(default, with = "opt_duration")]
+    pub quic_idle_timeout: Option<Duration>,
+}
+
+/// The QUIC listener's idle timeout when the file does not set one: long enough for clients
+/// that ping every 15 to 40 s, short enough that a vanished device frees its slot soon.
+pub const DEFAULT_QUIC_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// QUIC 0-RTT replay policies as written in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ZeroRttName {
+    Refuse,
+    Idempotent,
+    ConnectOnly,
+}
+
+impl ZeroRttName {
+    /// The broker library's policy.
+    pub fn policy(self) -> EarlyDataPolicy {
+        match self {
+            ZeroRttName::Refuse => EarlyDataPolicy::Refuse,
+            ZeroRttName::Idempotent => EarlyDataPolicy::Idempotent,
+            ZeroRttName::ConnectOnly => EarlyDataPolicy::ConnectOnly,
+        }
+    }
 }
 
 /// Client certificate policy as written in the file.
@@ -385,7 +413,30 @@ mod tests {
         assert_eq!(config.listener.len(), DEFAULT_LISTENERS.len());
         for (section, url) in config.listener.iter().zip(DEFAULT_LISTENERS) {
             assert_eq!(section.url, *url);
+            // QUIC settings shown in the example are the defaults.
+            if let Some(policy) = section.quic_zero_rtt {
+                assert_eq!(policy.policy(), EarlyDataPolicy::default());
+            }
+            if let Some(idle) = section.quic_idle_timeout {
+                assert_eq!(idle, DEFAULT_QUIC_IDLE_TIMEOUT);
+            }
         }
+    }
+
+    #[test]
+    fn quic_settings_parse() {
+        let config = parse(
+            "[[listener]]\nurl = \"quic://127.0.0.1:14567\"\nquic_zero_rtt = \"connect-only\"\n\
+             quic_idle_timeout = \"2m\"\n",
+        )
+        .unwrap();
+        let l = &config.listener[0];
+        assert_eq!(
+            l.quic_zero_rtt.map(ZeroRttName::policy),
+            Some(EarlyDataPolicy::ConnectOnly)
+        );
+        assert_eq!(l.quic_idle_timeout, Some(Duration::from_secs(120)));
+        assert!(parse("[[listener]]\nurl = \"quic://x\"\nquic_zero_rtt = true\n").is_err());
     }
 
     #[test]

@@ -217,8 +217,9 @@ impl QuicConnection {
     pub async fn handshake_complete(&self) -> Result<(), quinn::ConnectionError> {
         let mut handshake = self.handshake.clone();
         tokio::select! {
-            result = handshake.wait_for(Option::is_some) => match result {
-                Ok(_) => Ok(()),
+            // The watch guard is dropped before any await, so the future stays `Send`.
+            result = async { handshake.wait_for(Option::is_some).await.map(|_| ()) } => match result {
+                Ok(()) => Ok(()),
                 Err(_) => Err(self.connection.closed().await),
             },
             err = self.connection.closed() => Err(err),
@@ -362,8 +363,11 @@ impl QuicClientConnection {
     pub async fn zero_rtt_accepted(&self) -> Result<bool, quinn::ConnectionError> {
         let mut handshake = self.handshake.clone();
         tokio::select! {
-            result = handshake.wait_for(Option::is_some) => match result {
-                Ok(state) => Ok(state.unwrap_or(false)),
+            // The watch guard is dropped before any await, so the future stays `Send`.
+            result = async {
+                handshake.wait_for(Option::is_some).await.map(|state| state.unwrap_or(false))
+            } => match result {
+                Ok(accepted) => Ok(accepted),
                 Err(_) => Err(self.connection.closed().await),
             },
             err = self.connection.closed() => Err(err),

@@ -143,8 +143,10 @@ where
             HashSet::new()
         };
         let resumed = attachment.session_present.then_some(delivery.session);
+        let mut properties = admitted.connack_properties;
+        self.fit_keep_alive(&connect, &mut properties);
         let accept = Accept {
-            properties: admitted.connack_properties,
+            properties,
             resumed,
         };
         if let Err(e) = self.session.accept(accept, now) {
@@ -154,6 +156,7 @@ where
         Metrics::add(&self.shared.metrics.connections_current, 1);
         tracing::debug!(client = %client_id, version = %connect.protocol, peer = ?self.peer.remote_addr, transport = self.peer.transport, "client connected");
         self.attached = Some(Attached {
+            owner: client_id.clone(),
             client_id,
             connection: attachment.connection,
             version: connect.protocol,
@@ -165,6 +168,7 @@ where
             in_flight: delivery.in_flight,
             inbound_stored,
         });
+        self.announce_data_streams();
     }
 
     fn on_publish(&mut self, publish: Publish) {
@@ -199,7 +203,7 @@ where
         let reason = if !self
             .shared
             .authenticator
-            .authorize_publish(&attached.client_id, &publish.topic)
+            .authorize_publish(&attached.owner, &publish.topic)
         {
             ReasonCode::NotAuthorized
         } else if publish.properties.payload_format_indicator == Some(true)
@@ -209,7 +213,7 @@ where
             // (3.3.2.3.2); it is not forwarded.
             ReasonCode::PayloadFormatInvalid
         } else {
-            let message = Message::from_publish(&publish, Some(attached.client_id.clone()), now);
+            let message = Message::from_publish(&publish, Some(attached.owner.clone()), now);
             let routed = self.shared.router().publish(Arc::new(message), now);
             persisted = routed.persisted;
             if routed.receivers == 0 && v5 {

@@ -38,6 +38,9 @@ use crate::storage::{Change, CommitTicket, InFlightStage};
 
 mod durable;
 mod events;
+mod quic_streams;
+
+pub(crate) use quic_streams::{serve_data_stream, Activation, ControlStream, QuicStreamHooks};
 
 /// Messages handed to the session per pass, so one busy subscriber cannot hold the router
 /// lock for long.
@@ -50,7 +53,11 @@ const READ_CHUNK: usize = 8 * 1024;
 /// The session this connection holds once its CONNECT was accepted.
 #[derive(Debug)]
 struct Attached {
+    /// Whose session this is: the client identifier, or on a QUIC data stream the stream's
+    /// own subscriber key (see `quic/subscriber.rs`).
     client_id: ClientId,
+    /// The client that publishes through this connection, for authorization and No Local.
+    owner: ClientId,
     connection: ConnectionId,
     version: ProtocolVersion,
     expiry: Duration,
@@ -99,11 +106,28 @@ struct Driver<S> {
     deferred: VecDeque<(CommitTicket, Deferred)>,
     /// A commit that must be durable before the next write.
     barrier: Option<CommitTicket>,
+    /// On a QUIC stream: the 0-RTT gate and, on the control stream, its data streams.
+    quic: Option<QuicStreamHooks>,
+    /// A packet that waits for the QUIC handshake to complete (0-RTT replay policy); nothing
+    /// after it is read until then.
+    held: Option<Packet>,
 }
 
 /// Serves one connection to its end.
 pub(crate) async fn serve<S>(shared: Arc<Shared>, stream: S, peer: PeerInfo)
 where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    serve_with(shared, stream, peer, None).await;
+}
+
+/// Serves one connection to its end, with the QUIC hooks of its stream if it has any.
+pub(crate) async fn serve_with<S>(
+    shared: Arc<Shared>,
+    stream: S,
+    peer: PeerInfo,
+    quic: Option<QuicStreamHooks>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     if *shared.shutting_down.borrow() {
@@ -133,6 +157,8 @@ where
         client_departure: None,
         deferred: VecDeque::new(),
         barrier: None,
+        quic,
+        held: None,
     };
     driver.run().await;
     driver.finish().await;
@@ -188,9 +214,22 @@ where
                     None => std::future::pending().await,
                 }
             };
+            let holding = self.held.is_some();
+            let mut gate = self.quic.as_ref().and_then(|q| q.gate.clone());
+            let handshake = async {
+                match &mut gate {
+                    Some(gate) => gate.wait().await,
+                    None => std::future::pending().await,
+                }
+            };
             self.read_buf.reserve(READ_CHUNK);
             tokio::select! {
-                read = self.stream.read_buf(&mut self.read_buf) => match read {
+                complete = handshake, if holding => {
+                    if !self.release_held(complete) {
+                        return;
+                    }
+                }
+                read = self.stream.read_buf(&mut self.read_buf), if !holding => match read {
                     Ok(0) | Err(_) => return,
                     Ok(n) => {
                         Metrics::add(&self.shared.metrics.bytes_received, n as u64);
@@ -225,6 +264,10 @@ where
             match self.decoder.decode(&mut self.read_buf) {
                 Ok(None) => return,
                 Ok(Some(packet)) => {
+                    if self.must_hold(&packet) {
+                        self.held = Some(packet);
+                        return;
+                    }
                     if let Err(e) = self.session.handle_packet(packet, Instant::now()) {
                         tracing::debug!(peer = ?self.peer.remote_addr, error = %e, conformance = ?e.conformance(), "protocol error");
                         return;
@@ -404,6 +447,7 @@ where
     async fn finish(mut self) {
         let _ = self.flush().await;
         let _ = self.stream.shutdown().await;
+        self.close_quic_connection();
         let Some(mut attached) = self.attached.take() else {
             return;
         };
@@ -424,8 +468,11 @@ where
             },
             Instant::now(),
         );
-        Metrics::decrement(&self.shared.metrics.connections_current);
         self.shared.housekeeping.notify_one();
+        if self.session.is_data_stream() {
+            return;
+        }
+        Metrics::decrement(&self.shared.metrics.connections_current);
         tracing::debug!(client = %attached.client_id, ?departure, "client disconnected");
     }
 }

@@ -47,7 +47,9 @@ impl Router {
         if filter.has_wildcards() && !self.config.wildcard_subscription_available {
             return ReasonCode::WildcardSubscriptionsNotSupported;
         }
-        if !self.authenticator.authorize_subscribe(client_id, &filter) {
+        // A QUIC data stream subscribes on behalf of its client.
+        let owner = crate::quic::subscriber::owner(client_id);
+        if !self.authenticator.authorize_subscribe(owner, &filter) {
             return ReasonCode::NotAuthorized;
         }
         let mut options = request.options;

@@ -6,18 +6,19 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use mquictt_broker::{AllowAll, Broker, NoStorage, PeerInfo, Storage};
+use mquictt_broker::quic::idle_timeout_for;
+use mquictt_broker::{AllowAll, Broker, NoStorage, QuicServing, Storage};
 use mquictt_store::{DurableStorage, OnCorrupt};
 use mquictt_transport::{
-    certs, ClientAuth, DevCertificates, ListenUrl, Listener, ServerTlsSettings, TlsIdentity,
-    TlsVersions, TransportKind,
+    certs, ClientAuth, DevCertificates, ListenUrl, Listener, ListenerOptions, ServerTlsSettings,
+    TlsIdentity, TlsVersions,
 };
 use tokio::sync::watch;
 
 use crate::cli::BrokerArgs;
 use crate::config::{
     ClientAuthName, ConfigError, FileConfig, ListenerSection, OnCorruptName, StorageName,
-    TlsVersionsName, DEFAULT_DATA_DIR, DEFAULT_LISTENERS,
+    TlsVersionsName, ZeroRttName, DEFAULT_DATA_DIR, DEFAULT_LISTENERS, DEFAULT_QUIC_IDLE_TIMEOUT,
 };
 use crate::metrics_http;
 
@@ -94,13 +95,19 @@ pub async fn run(args: BrokerArgs) -> Result<(), StartError> {
         None
     };
 
+    let server_keep_alive = broker_config.server_keep_alive;
     let storage = open_storage(&file, &data_dir)?;
     let broker = Broker::new(broker_config, storage, Arc::new(AllowAll))?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut accept_tasks = Vec::new();
     for plan in &plans {
         let tls = server_tls(plan, dev_certs.as_ref(), &config_path)?;
-        let listener = Listener::bind(&plan.url, &tls)
+        let serving = quic_serving(&plan.section, server_keep_alive);
+        let mut options = ListenerOptions::default();
+        if let Some(idle) = serving.idle_timeout {
+            options.quic.idle_timeout = idle;
+        }
+        let listener = Listener::bind_with_options(&plan.url, &tls, options)
             .await
             .map_err(|e| StartError::Listener {
                 url: plan.section.url.clone(),
@@ -110,6 +117,7 @@ pub async fn run(args: BrokerArgs) -> Result<(), StartError> {
         accept_tasks.push(tokio::spawn(accept_loop(
             listener,
             broker.clone(),
+            serving,
             stop_rx.clone(),
         )));
     }
@@ -282,12 +290,40 @@ fn server_tls(
     };
     let mut settings = ServerTlsSettings::new(identity)
         .with_client_auth(client_auth)
-        .with_quic_zero_rtt(section.quic_zero_rtt.unwrap_or(false));
+        .with_quic_zero_rtt(zero_rtt_policy(section).accepts_zero_rtt());
     settings.versions = versions;
     Ok(settings)
 }
 
-async fn accept_loop(mut listener: Listener, broker: Broker, mut stop: watch::Receiver<bool>) {
+/// The 0-RTT replay policy of a listener section.
+fn zero_rtt_policy(section: &ListenerSection) -> mquictt_broker::EarlyDataPolicy {
+    section
+        .quic_zero_rtt
+        .map(ZeroRttName::policy)
+        .unwrap_or_default()
+}
+
+/// How a listener serves QUIC connections: its 0-RTT policy, and an idle timeout of at least
+/// one and a half Server Keep Alives. Other transports ignore it.
+fn quic_serving(
+    section: &ListenerSection,
+    server_keep_alive: Option<std::time::Duration>,
+) -> QuicServing {
+    let configured = section
+        .quic_idle_timeout
+        .unwrap_or(DEFAULT_QUIC_IDLE_TIMEOUT);
+    QuicServing {
+        early_data: zero_rtt_policy(section),
+        idle_timeout: Some(idle_timeout_for(configured, server_keep_alive)),
+    }
+}
+
+async fn accept_loop(
+    mut listener: Listener,
+    broker: Broker,
+    serving: QuicServing,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -298,24 +334,14 @@ async fn accept_loop(mut listener: Listener, broker: Broker, mut stop: watch::Re
                         return;
                     }
                 };
-                let peer = PeerInfo {
-                    remote_addr: Some(accepted.peer.remote),
-                    transport: transport_label(accepted.peer.transport),
-                };
                 let broker = broker.clone();
-                tokio::spawn(async move {
-                    // Keep the QUIC connection alive as long as its stream is served.
-                    let _quic = accepted.quic;
-                    broker.serve_connection(accepted.stream, peer).await;
-                });
+                let serving = serving.clone();
+                // QUIC connections are served with their data streams (multi-stream mode).
+                tokio::spawn(async move { broker.serve_accepted(accepted, &serving).await });
             }
             _ = stop.changed() => return,
         }
     }
-}
-
-fn transport_label(kind: TransportKind) -> &'static str {
-    kind.scheme()
 }
 
 async fn wait_for_signal() {
