@@ -114,15 +114,8 @@ impl ClientError {
             | ClientError::Topic(_)
             | ClientError::String(_)
             | ClientError::DataStreamsNeedQuic { .. } => true,
-            ClientError::Connect { source, .. } => matches!(
-                source,
-                TransportError::Url(_)
-                    | TransportError::Cert(_)
-                    | TransportError::NoTrustedCa
-                    | TransportError::TlsConfig(_)
-                    | TransportError::QuicTlsConfig(_)
-                    | TransportError::InvalidServerName(_)
-            ),
+            // A bad URL, certificate or TLS setting, or a transport this build lacks.
+            ClientError::Connect { source, .. } => source.is_configuration(),
             _ => false,
         }
     }
@@ -198,5 +191,22 @@ mod tests {
         assert!(ClientError::OfflineQueueFull { limit: 3 }
             .to_string()
             .contains("offline queue limit"));
+    }
+
+    #[test]
+    fn a_transport_left_out_of_the_build_is_a_permanent_error_naming_the_feature() {
+        let error = ClientError::Connect {
+            url: "quic://127.0.0.1:14567".into(),
+            source: TransportError::NotBuiltIn {
+                kind: mquictt_transport::TransportKind::Quic,
+                features: "quic",
+            },
+        };
+        assert!(error.is_permanent());
+        let text = error.to_string();
+        assert!(
+            text.contains("no QUIC support; rebuild with --features quic"),
+            "{text}"
+        );
     }
 }

@@ -1,6 +1,10 @@
 //! An async MQTT 3.1.1 and 5.0 client on tokio, built on the sans-IO session machine of
 //! `mquictt-protocol` and the transports of `mquictt-transport`: one URL selects TCP
 //! (`mqtt://`), TLS (`mqtts://`), WebSocket (`ws://`, `wss://`) or QUIC (`quic://`).
+//! TCP is always built in; the Cargo features `tls`, `ws` and `quic` (all on by default, and
+//! forwarded to the transport crate) bring the others, so a device build carries only what
+//! it uses. A URL whose transport was left out fails to connect with a permanent error that
+//! names the feature. This crate never depends on the broker.
 //!
 //! [`Client::connect`] opens the connection and spawns its driver task; the [`Client`] sends
 //! requests, [`Messages`] yields what the subscriptions receive. A publish returns a

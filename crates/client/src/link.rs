@@ -9,7 +9,9 @@ use std::io;
 
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
-use mquictt_transport::{BoxStream, Connector, PeerInfo, QuicClientConnection, TransportUrl};
+#[cfg(feature = "quic")]
+use mquictt_transport::QuicClientConnection;
+use mquictt_transport::{BoxStream, Connector, PeerInfo, TransportUrl};
 
 use crate::error::ClientError;
 
@@ -33,10 +35,14 @@ impl Link {
                 url: url.to_string(),
                 source,
             })?;
+        #[cfg(feature = "quic")]
+        let data_streams = connected.quic.map(|quic| DataStreamOpener { quic });
+        #[cfg(not(feature = "quic"))]
+        let data_streams = None;
         Ok(Link {
             stream: connected.stream,
             peer: connected.peer,
-            data_streams: connected.quic.map(|quic| DataStreamOpener { quic }),
+            data_streams,
         })
     }
 }
@@ -45,6 +51,7 @@ impl Link {
 /// the last handle of a quinn connection closes it.
 #[derive(Debug, Clone)]
 pub(crate) struct DataStreamOpener {
+    #[cfg(feature = "quic")]
     quic: QuicClientConnection,
 }
 
@@ -53,10 +60,22 @@ impl DataStreamOpener {
     /// its first bytes. Waits while the broker's stream limit is reached; fails when the
     /// connection is closed.
     pub(crate) fn open(&self) -> BoxFuture<'static, io::Result<BoxStream>> {
-        let quic = self.quic.clone();
-        async move {
-            let stream = quic.open_data_stream().await?;
-            Ok(Box::new(stream) as BoxStream)
+        #[cfg(feature = "quic")]
+        {
+            let quic = self.quic.clone();
+            async move {
+                let stream = quic.open_data_stream().await?;
+                Ok(Box::new(stream) as BoxStream)
+            }
+            .boxed()
+        }
+        // Without QUIC no link carries an opener, so this is never reached; answer anyway.
+        #[cfg(not(feature = "quic"))]
+        async {
+            Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this build has no QUIC support",
+            ))
         }
         .boxed()
     }

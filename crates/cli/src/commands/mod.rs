@@ -1,7 +1,10 @@
 //! One module per subcommand; each turns parsed arguments into work.
 
+#[cfg(feature = "bench")]
 pub mod bench;
+#[cfg(feature = "broker")]
 pub mod broker;
+#[cfg(feature = "broker")]
 pub mod passwd;
 pub mod publish;
 pub mod subscribe;

@@ -4,6 +4,8 @@
 //! stream that does not delay another, streams opened again (with their subscriptions) after
 //! a reconnect, a closed stream's subscriptions gone, and a clear error on other transports.
 
+// The in-process broker needs the `broker` feature; data streams need `quic`.
+#![cfg(all(feature = "broker", feature = "quic"))]
 mod quic_broker;
 
 use std::time::Duration;

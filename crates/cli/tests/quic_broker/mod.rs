@@ -114,7 +114,9 @@ impl QuicBroker {
                 while let Ok(accepted) = listener.accept().await {
                     let broker = broker.clone();
                     let serving = serving.clone();
-                    tokio::spawn(async move { broker.serve_accepted(accepted, &serving).await });
+                    tokio::spawn(
+                        async move { broker.serve_accepted(accepted, None, &serving).await },
+                    );
                 }
             })
         };
