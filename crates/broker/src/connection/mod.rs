@@ -283,7 +283,13 @@ where
                 () = committed => {}
                 reason = closed => {
                     let reason = reason.unwrap_or(ReasonCode::ServerShuttingDown);
-                    let _ = self.session.disconnect(Disconnect::new(reason));
+                    // `select!` picks among ready branches at random: input that had already
+                    // arrived still counts. A client whose DISCONNECT 0x00 is waiting here left
+                    // normally, and its will must not be published by a takeover.
+                    self.take_ready_input().await;
+                    if !self.session.is_closed() {
+                        let _ = self.session.disconnect(Disconnect::new(reason));
+                    }
                 }
                 _ = shutdown.changed(), if awaiting_connect => {
                     let _ = self.session.disconnect(Disconnect::new(ReasonCode::ServerShuttingDown));
@@ -311,6 +317,24 @@ where
         // A timeout error already queued its DISCONNECT (0x8D in 5.0).
         if let Err(e) = self.session.handle_timeout(now) {
             tracing::debug!(peer = ?self.peer.remote_addr, error = %e, "connection timed out");
+        }
+    }
+
+    /// Reads and decodes whatever input is ready now, without waiting for more.
+    async fn take_ready_input(&mut self) {
+        while !self.session.is_closed() {
+            self.read_buf.reserve(READ_CHUNK);
+            // A zero timeout polls the read once: ready data is taken, nothing is awaited.
+            let read =
+                tokio::time::timeout(Duration::ZERO, self.stream.read_buf(&mut self.read_buf))
+                    .await;
+            match read {
+                Ok(Ok(n)) if n > 0 => {
+                    Metrics::add(&self.shared.metrics.bytes_received, n as u64);
+                    self.decode_input();
+                }
+                _ => return,
+            }
         }
     }
 
