@@ -30,6 +30,9 @@ pub enum Command {
     /// WebSocket 8083), allows anonymous clients there and keeps its data in ./mquictt-data.
     #[cfg(feature = "broker")]
     Broker(BrokerArgs),
+    /// Create a CA, server certificates and client certificates (PEM, ECDSA P-256).
+    #[cfg(feature = "broker")]
+    Cert(crate::commands::cert::CertArgs),
     /// Add a user to a password file, change its password, or delete it with -D.
     #[cfg(feature = "broker")]
     Passwd(crate::commands::passwd::PasswdArgs),

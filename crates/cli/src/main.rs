@@ -54,6 +54,8 @@ fn main() -> ExitCode {
             #[cfg(feature = "broker")]
             Command::Broker(args) => commands::broker::run(args).await.map_err(|e| e.to_string()),
             #[cfg(feature = "broker")]
+            Command::Cert(args) => commands::cert::run(args).map_err(|e| e.to_string()),
+            #[cfg(feature = "broker")]
             Command::Passwd(args) => commands::passwd::run(&args)
                 .map(|outcome| {
                     println!(

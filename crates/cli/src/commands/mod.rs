@@ -5,6 +5,8 @@ pub mod bench;
 #[cfg(feature = "broker")]
 pub mod broker;
 #[cfg(feature = "broker")]
+pub mod cert;
+#[cfg(feature = "broker")]
 pub mod passwd;
 pub mod publish;
 pub mod subscribe;

@@ -23,13 +23,22 @@ impl BrokerProcess {
     /// Starts `mquictt broker` with the given listener URLs (use port 0) and extra arguments,
     /// and waits until every listener is bound.
     pub fn start(listen: &[&str], extra: &[&str]) -> Self {
+        let mut args: Vec<&str> = Vec::new();
+        for url in listen {
+            args.extend(["--listen", url]);
+        }
+        args.extend(extra);
+        Self::start_with(&args, listen.len())
+    }
+
+    /// Starts `mquictt broker` with `args` (listeners from flags or a config file) and waits
+    /// until `listeners` listeners are bound.
+    pub fn start_with(args: &[&str], listeners: usize) -> Self {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let mut command = Command::new(env!("CARGO_BIN_EXE_mquictt"));
         command.arg("broker").arg("--data-dir").arg(data_dir.path());
-        for url in listen {
-            command.arg("--listen").arg(url);
-        }
-        command.args(extra);
+        command.args(args);
+        let listen_count = listeners;
         let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -45,7 +54,7 @@ impl BrokerProcess {
             }
         });
         let mut listeners = Vec::new();
-        while listeners.len() < listen.len() {
+        while listeners.len() < listen_count {
             let line = rx
                 .recv_timeout(Duration::from_secs(30))
                 .expect("broker printed its listeners");
