@@ -17,6 +17,8 @@ pub struct BrokerProcess {
     /// `(url as given, bound address)` for every listener, in order.
     pub listeners: Vec<(String, SocketAddr)>,
     pub data_dir: tempfile::TempDir,
+    /// Later lines of the broker's standard output.
+    stdout: mpsc::Receiver<String>,
 }
 
 impl BrokerProcess {
@@ -69,6 +71,20 @@ impl BrokerProcess {
             child,
             listeners,
             data_dir,
+            stdout: rx,
+        }
+    }
+
+    /// The rest of the first line of standard output that starts with `prefix`.
+    pub fn line_after(&self, prefix: &str) -> String {
+        loop {
+            let line = self
+                .stdout
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("broker printed no line starting with {prefix:?}"));
+            if let Some(rest) = line.strip_prefix(prefix) {
+                return rest.to_string();
+            }
         }
     }
 
