@@ -7,7 +7,7 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use crate::string::{MqttString, StringError};
+use crate::string::{AsciiScan, MqttString, StringError};
 
 /// Why a string is not a valid topic name or topic filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -48,10 +48,23 @@ impl TopicName {
 
     /// Checks an already decoded string without copying it.
     pub fn from_string(s: MqttString) -> Result<Self, TopicError> {
+        let scan = AsciiScan::of(s.as_bytes());
+        Self::from_scanned(s, scan)
+    }
+
+    /// The topic rules for a valid MQTT string whose bytes `scan` describes, so that a
+    /// decoder checks string and topic rules in one pass over plain ASCII names.
+    #[inline]
+    pub(crate) fn from_scanned(s: MqttString, scan: AsciiScan) -> Result<Self, TopicError> {
         if s.is_empty() {
             return Err(TopicError::Empty);
         }
-        if s.as_bytes().iter().any(|&b| b == b'+' || b == b'#') {
+        let wildcard = if scan.plain {
+            scan.wildcard
+        } else {
+            s.as_bytes().iter().any(|&b| b == b'+' || b == b'#')
+        };
+        if wildcard {
             return Err(TopicError::WildcardInName);
         }
         Ok(Self(s))
@@ -257,6 +270,12 @@ mod tests {
         assert_eq!(TopicName::new("a/+"), Err(TopicError::WildcardInName));
         assert_eq!(TopicName::new("#"), Err(TopicError::WildcardInName));
         assert_eq!(TopicName::new(""), Err(TopicError::Empty));
+        // Names that are not plain ASCII take the byte-by-byte wildcard check.
+        assert_eq!(
+            TopicName::new("caf\u{e9}/+"),
+            Err(TopicError::WildcardInName)
+        );
+        assert!(TopicName::new("caf\u{e9}/menu").is_ok());
         // Empty levels and a lone "/" are valid names (4.7.3).
         assert!(TopicName::new("/").is_ok());
         assert!(TopicName::new("a//b").is_ok());

@@ -91,8 +91,9 @@ pub(crate) fn decode(r: &mut Reader) -> Result<Connect, ProtocolError> {
     let client_id = r.read_string("client identifier")?;
     let will = if has_will {
         let will_properties = properties_if_v5(r, protocol, PropertyContext::Will)?;
-        let topic = r.read_string("will topic")?;
-        let topic = TopicName::from_string(topic).map_err(ProtocolError::InvalidTopicName)?;
+        let (topic, scan) = r.read_string_scanned("will topic")?;
+        let topic =
+            TopicName::from_scanned(topic, scan).map_err(ProtocolError::InvalidTopicName)?;
         let payload = r.read_binary("will payload")?;
         Some(Will {
             topic,

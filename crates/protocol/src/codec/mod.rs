@@ -176,6 +176,11 @@ fn decode_packet(
     // Only a CONNECT may arrive while the version is unknown, and it names its own version;
     // the placeholder below is never used to decode anything else.
     let version = version.unwrap_or(ProtocolVersion::V5);
+    if header.packet_type == PacketType::Publish {
+        // The payload is the rest of the packet, so no byte can trail a PUBLISH, and the
+        // packet is built straight into the value returned.
+        return publish::decode(&mut r, header.flags, version).map(|p| Some(Packet::Publish(p)));
+    }
     let packet = decode_body(&mut r, header, version)?;
     if let Packet::Connect(connect) = &packet {
         if connect.protocol.is_v5() && !header.minimal {
@@ -193,6 +198,8 @@ fn decode_packet(
 
 /// Parses and checks the fixed header, if enough of it is there: packet type, flag bits,
 /// remaining length and the size limit. Nothing is consumed.
+// Inlined so that the header stays in registers instead of being returned through memory.
+#[inline(always)]
 fn read_fixed_header(
     buf: &[u8],
     version: Option<ProtocolVersion>,
@@ -253,6 +260,7 @@ fn read_fixed_header(
 
 /// The flag bits of table 2-2: fixed for every type except PUBLISH, whose QoS and DUP bits are
 /// checked here so that a bad PUBLISH is refused before its body is awaited.
+#[inline(always)]
 fn check_flags(
     packet_type: PacketType,
     flags: u8,

@@ -238,11 +238,11 @@ pub(crate) fn properties_if_v5(
     version: ProtocolVersion,
     context: PropertyContext,
 ) -> Result<Properties, ProtocolError> {
-    if version.is_v5() {
-        decode_properties(r, context)
-    } else {
-        Ok(Properties::default())
+    // Most packets carry no properties: a property length of 0 needs none of the work below.
+    if !version.is_v5() || r.skip_zero_byte() {
+        return Ok(Properties::default());
     }
+    decode_properties(r, context)
 }
 
 /// Reads the property length and the properties that follow, enforcing table 2-4, the
@@ -315,11 +315,12 @@ fn read_value(r: &mut Reader, id: PropertyId, p: &mut Properties) -> Result<(), 
         P::MessageExpiryInterval => p.message_expiry_interval = Some(read_four(r, id)?),
         P::ContentType => p.content_type = Some(r.read_string("content type")?),
         P::ResponseTopic => {
-            let topic = r.read_string("response topic")?;
+            let (topic, scan) = r.read_string_scanned("response topic")?;
             // "The Response Topic MUST NOT contain wildcard characters" [MQTT-3.3.2-14]; it
             // is a Topic Name, so it is not empty either.
-            TopicName::from_string(topic.clone()).map_err(ProtocolError::InvalidResponseTopic)?;
-            p.response_topic = Some(topic);
+            let topic = TopicName::from_scanned(topic, scan)
+                .map_err(ProtocolError::InvalidResponseTopic)?;
+            p.response_topic = Some(topic.as_mqtt_str().clone());
         }
         P::CorrelationData => p.correlation_data = Some(r.read_binary("correlation data")?),
         P::SubscriptionIdentifier => {

@@ -25,7 +25,7 @@ pub(crate) fn decode(
     let retain = flags & 0b0001 != 0;
     // "The Topic Name MUST be present as the first field in the PUBLISH packet Variable
     // Header. It MUST be a UTF-8 Encoded String" [MQTT-3.3.2-1].
-    let topic = r.read_string("topic name")?;
+    let (topic, scan) = r.read_string_scanned("topic name")?;
     let packet_id = if qos == QoS::AtMostOnce {
         None
     } else {
@@ -42,7 +42,7 @@ pub(crate) fn decode(
         TopicName::empty()
     } else {
         // [MQTT-3.3.2-2]: no wildcards; [MQTT-4.7.3-1]: at least one character.
-        TopicName::from_string(topic).map_err(ProtocolError::InvalidTopicName)?
+        TopicName::from_scanned(topic, scan).map_err(ProtocolError::InvalidTopicName)?
     };
     Ok(Publish {
         dup,

@@ -25,7 +25,18 @@ pub struct VarInt {
 ///
 /// `Ok(None)` means the bytes end before the last byte of the integer. A continuation bit on
 /// the fourth byte is an error whatever follows.
+#[inline]
 pub fn decode_varint(bytes: &[u8]) -> Result<Option<VarInt>, ProtocolError> {
+    // One byte, 0 to 127, is the common case and always minimal.
+    if let Some(&byte) = bytes.first() {
+        if byte & 0x80 == 0 {
+            return Ok(Some(VarInt {
+                value: u32::from(byte),
+                len: 1,
+                minimal: true,
+            }));
+        }
+    }
     let mut value: u32 = 0;
     for (index, &byte) in bytes.iter().enumerate().take(4) {
         value |= u32::from(byte & 0x7F) << (7 * index);
