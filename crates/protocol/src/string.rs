@@ -117,29 +117,25 @@ pub(crate) struct AsciiScan {
 impl AsciiScan {
     /// Scans `bytes` eight at a time as one integer; the last word overlaps the one before it,
     /// which does not change what is found. Below eight bytes, byte by byte.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn of(bytes: &[u8]) -> Self {
         let mut lanes = ScanLanes::default();
-        match bytes.last_chunk::<WORD>() {
-            Some(last) => {
-                let mut words = bytes.chunks_exact(WORD);
-                for word in words.by_ref() {
-                    // `chunks_exact` only yields whole words, so this always converts.
-                    if let Ok(word) = word.try_into() {
-                        lanes.add(u64::from_ne_bytes(word));
+        let mut rest = bytes;
+        while let Some((word, tail)) = rest.split_first_chunk::<WORD>() {
+            lanes.add(u64::from_ne_bytes(*word));
+            rest = tail;
+        }
+        if !rest.is_empty() {
+            match bytes.last_chunk::<WORD>() {
+                Some(last) => lanes.add(u64::from_ne_bytes(*last)),
+                None => {
+                    // Shorter than a word: pad with a byte that is plain and not a wildcard.
+                    let mut word = [b'a'; WORD];
+                    for (lane, &b) in word.iter_mut().zip(rest) {
+                        *lane = b;
                     }
+                    lanes.add(u64::from_ne_bytes(word));
                 }
-                if !words.remainder().is_empty() {
-                    lanes.add(u64::from_ne_bytes(*last));
-                }
-            }
-            None => {
-                // Pad with a byte that is plain and not a wildcard.
-                let mut word = [b'a'; WORD];
-                for (lane, &b) in word.iter_mut().zip(bytes) {
-                    *lane = b;
-                }
-                lanes.add(u64::from_ne_bytes(word));
             }
         }
         Self {

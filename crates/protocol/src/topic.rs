@@ -56,18 +56,32 @@ impl TopicName {
     /// decoder checks string and topic rules in one pass over plain ASCII names.
     #[inline]
     pub(crate) fn from_scanned(s: MqttString, scan: AsciiScan) -> Result<Self, TopicError> {
-        if s.is_empty() {
+        Self::check_scanned(s.as_bytes(), scan)?;
+        Ok(Self(s))
+    }
+
+    /// The topic rules for the bytes of a valid MQTT string that `scan` describes: at least
+    /// one character [MQTT-4.7.3-1] and no wildcard [MQTT-4.7.0-1].
+    #[inline(always)]
+    pub(crate) fn check_scanned(bytes: &[u8], scan: AsciiScan) -> Result<(), TopicError> {
+        if bytes.is_empty() {
             return Err(TopicError::Empty);
         }
         let wildcard = if scan.plain {
             scan.wildcard
         } else {
-            s.as_bytes().iter().any(|&b| b == b'+' || b == b'#')
+            bytes.iter().any(|&b| b == b'+' || b == b'#')
         };
         if wildcard {
             return Err(TopicError::WildcardInName);
         }
-        Ok(Self(s))
+        Ok(())
+    }
+
+    /// Wraps a string that has passed [`TopicName::check_scanned`].
+    #[inline(always)]
+    pub(crate) fn from_checked(s: MqttString) -> Self {
+        Self(s)
     }
 
     /// Checks raw bytes (from the wire) without copying them.

@@ -4,6 +4,7 @@
 
 use bytes::BufMut;
 
+use super::primitives::Output;
 use crate::error::ProtocolError;
 
 /// The largest value four bytes can carry: 0xFF 0xFF 0xFF 0x7F.
@@ -66,6 +67,35 @@ pub fn varint_len(value: usize) -> usize {
         16_384..=2_097_151 => 3,
         _ => 4,
     }
+}
+
+/// Appends `value` in the minimal encoding through the encoder's [`Output`], built in a
+/// four-byte array and written at once.
+#[inline]
+pub(crate) fn write_varint(value: usize, buf: &mut impl Output) -> Result<(), ProtocolError> {
+    if value > MAX_VARINT as usize {
+        return Err(ProtocolError::RemainingLengthTooLarge { length: value });
+    }
+    if value < 128 {
+        // The mask-free cast is exact: the value is below 128.
+        buf.write_u8(value as u8);
+        return Ok(());
+    }
+    let mut bytes = [0u8; 4];
+    let mut len = 0;
+    let mut rest = value;
+    for byte in bytes.iter_mut() {
+        // The mask keeps the value below 128, so the cast cannot truncate.
+        *byte = (rest & 0x7F) as u8;
+        rest >>= 7;
+        len += 1;
+        if rest == 0 {
+            break;
+        }
+        *byte |= 0x80;
+    }
+    buf.write_slice(bytes.get(..len).unwrap_or_default());
+    Ok(())
 }
 
 /// Appends `value` in the minimal encoding.
