@@ -3,9 +3,7 @@
 //! will, user name and password. Rules a server applies on top (client identifier length in
 //! 3.1, authentication) are not the codec's.
 
-use bytes::BufMut;
-
-use super::primitives::{prefixed_len, put_binary, put_string, Reader};
+use super::primitives::{prefixed_len, put_binary, put_string, Output, Reader};
 use super::properties::{encode_properties, properties_block_len, properties_if_v5};
 use super::property_rules::PropertyContext;
 use super::varint::decode_varint;
@@ -91,8 +89,9 @@ pub(crate) fn decode(r: &mut Reader) -> Result<Connect, ProtocolError> {
     let client_id = r.read_string("client identifier")?;
     let will = if has_will {
         let will_properties = properties_if_v5(r, protocol, PropertyContext::Will)?;
-        let topic = r.read_string("will topic")?;
-        let topic = TopicName::from_string(topic).map_err(ProtocolError::InvalidTopicName)?;
+        let (topic, scan) = r.read_string_scanned("will topic")?;
+        let topic =
+            TopicName::from_scanned(topic, scan).map_err(ProtocolError::InvalidTopicName)?;
         let payload = r.read_binary("will payload")?;
         Some(Will {
             topic,
@@ -148,7 +147,7 @@ pub(crate) fn body_len(c: &Connect) -> usize {
     len
 }
 
-pub(crate) fn encode_body(c: &Connect, buf: &mut impl BufMut) -> Result<(), ProtocolError> {
+pub(crate) fn encode_body(c: &Connect, buf: &mut impl Output) -> Result<(), ProtocolError> {
     let v5 = c.protocol.is_v5();
     if c.password.is_some() && c.username.is_none() && !v5 {
         return Err(ProtocolError::PasswordWithoutUsername);
@@ -176,9 +175,9 @@ pub(crate) fn encode_body(c: &Connect, buf: &mut impl BufMut) -> Result<(), Prot
     }
     let name = c.protocol.protocol_name().as_bytes();
     put_binary(buf, name, "protocol name")?;
-    buf.put_u8(c.protocol.level());
-    buf.put_u8(flags);
-    buf.put_u16(c.keep_alive);
+    buf.write_u8(c.protocol.level());
+    buf.write_u8(flags);
+    buf.write_u16(c.keep_alive);
     if v5 {
         encode_properties(&c.properties, PropertyContext::Connect, buf)?;
     }
@@ -201,7 +200,7 @@ pub(crate) fn encode_body(c: &Connect, buf: &mut impl BufMut) -> Result<(), Prot
 
 #[cfg(test)]
 mod tests {
-    use bytes::{Bytes, BytesMut};
+    use bytes::{BufMut, Bytes, BytesMut};
 
     use super::*;
     use crate::codec::{decode, Decoder};
