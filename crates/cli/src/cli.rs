@@ -38,11 +38,11 @@ pub enum Command {
     Passwd(crate::commands::passwd::PasswdArgs),
     /// Publish messages: `mquictt pub --url quic://127.0.0.1 -t sensors/1 -m 21.5 -q 1`.
     Pub(PubArgs),
+    /// Subscribe and print messages: `mquictt sub --url quic://127.0.0.1 -t 'sensors/#' -v`.
+    Sub(SubArgs),
     /// Load generator and the side-by-side comparison with Mosquitto.
     #[cfg(feature = "bench")]
     Bench(crate::commands::bench::BenchArgs),
-    /// Subscribe and print messages: `mquictt sub --url quic://127.0.0.1 -t 'sensors/#' -v`.
-    Sub(SubArgs),
 }
 
 /// `mquictt broker`
