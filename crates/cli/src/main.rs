@@ -39,13 +39,10 @@ fn main() -> ExitCode {
         .finish()
         .with(filter)
         .init();
-    // The broker serves many connections on every core; `pub` and `sub` alone drive one
-    // connection, for which a single-threaded runtime is enough and keeps a device binary small.
-    #[cfg(feature = "broker")]
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    #[cfg(not(feature = "broker"))]
-    let mut builder = tokio::runtime::Builder::new_current_thread();
-    let runtime = match builder.enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("mquictt: cannot start the async runtime: {e}");

@@ -21,6 +21,7 @@ const CLEAN_START: u8 = 0b0000_0010;
 const RESERVED: u8 = 0b0000_0001;
 
 /// Maps the protocol name and level to a version; anything else is answered with 0x84.
+#[inline]
 fn protocol_version(name: &[u8], level: u8) -> Result<ProtocolVersion, ProtocolError> {
     match (name, level) {
         (b"MQTT", 5) => Ok(ProtocolVersion::V5),
@@ -48,11 +49,25 @@ pub(crate) fn peek_version(buf: &[u8]) -> Option<ProtocolVersion> {
     protocol_version(name, level).ok()
 }
 
+// Inlined so that the connect is built where the box is filled, see `decode_packet`.
+#[inline(always)]
 pub(crate) fn decode(r: &mut Reader) -> Result<Connect, ProtocolError> {
-    // Read as binary so that an unknown name is reported as such, not as a bad string.
-    let name = r.read_binary("protocol name")?;
-    let level = r.read_u8("protocol level")?;
-    let protocol = protocol_version(&name, level)?;
+    // Read as binary so that an unknown name is reported as such, not as a bad string; it is
+    // only compared, so it is read in place rather than split off.
+    const NAME: &str = "protocol name";
+    let (name_len, rest) = r
+        .peek()
+        .split_first_chunk::<2>()
+        .ok_or(ProtocolError::Truncated { field: NAME })?;
+    let name_len = usize::from(u16::from_be_bytes(*name_len));
+    let (name, rest) = rest
+        .split_at_checked(name_len)
+        .ok_or(ProtocolError::Truncated { field: NAME })?;
+    let level = *rest.first().ok_or(ProtocolError::Truncated {
+        field: "protocol level",
+    })?;
+    let protocol = protocol_version(name, level)?;
+    r.skip(2 + name_len + 1);
     let flags = r.read_u8("connect flags")?;
     // "The Server MUST validate that the reserved flag in the CONNECT packet is set to 0"
     // [MQTT-3.1.2-3].

@@ -21,6 +21,12 @@ impl Reader {
         Self { buf }
     }
 
+    /// The bytes not read yet, to look at without consuming them.
+    #[inline(always)]
+    pub(crate) fn peek(&self) -> &[u8] {
+        &self.buf
+    }
+
     /// Bytes not read yet.
     #[inline]
     pub(crate) fn remaining(&self) -> usize {

@@ -9,7 +9,7 @@ use super::primitives::{check_binary_len, prefixed_len, put_binary, put_string, 
 use super::property_rules::PropertyContext;
 use super::varint::{varint_len, write_varint, MAX_VARINT};
 use crate::error::ProtocolError;
-use crate::properties::{Properties, PropertyId};
+use crate::properties::{Properties, PropertyId, PropertySet};
 use crate::string::MqttString;
 use crate::topic::TopicName;
 use crate::types::ProtocolVersion;
@@ -283,6 +283,9 @@ pub(crate) fn decode_properties(
         return Ok(props);
     }
     let mut block = r.split(declared as usize, "properties")?;
+    // A non-empty block holds at least one property: take the set once, rather than through
+    // the copy-on-write handle on every write.
+    let set: &mut PropertySet = &mut props;
     let mut seen: u64 = 0;
     while !block.is_empty() {
         let raw_id = block.read_varint("property identifier")?;
@@ -301,9 +304,9 @@ pub(crate) fn decode_properties(
             return Err(ProtocolError::DuplicateProperty(id));
         }
         seen |= bit;
-        read_value(&mut block, id, &mut props)?;
+        read_value(&mut block, id, set)?;
     }
-    if props.authentication_data.is_some() && props.authentication_method.is_none() {
+    if set.authentication_data.is_some() && set.authentication_method.is_none() {
         return Err(ProtocolError::AuthenticationDataWithoutMethod);
     }
     Ok(props)
@@ -327,7 +330,7 @@ fn read_four(r: &mut Reader, id: PropertyId) -> Result<u32, ProtocolError> {
     Ok(v)
 }
 
-fn read_value(r: &mut Reader, id: PropertyId, p: &mut Properties) -> Result<(), ProtocolError> {
+fn read_value(r: &mut Reader, id: PropertyId, p: &mut PropertySet) -> Result<(), ProtocolError> {
     use PropertyId as P;
     match id {
         P::PayloadFormatIndicator => p.payload_format_indicator = Some(read_flag(r, id)?),

@@ -102,7 +102,9 @@ pub(crate) fn decode_frame(
         TopicName::from_checked(MqttString::from_checked(text))
     };
     let mut payload = frame;
-    payload.advance(payload_start.min(payload.len()));
+    // `payload_start` is `frame.len()` minus the bytes left after the fields read, so it is
+    // within the frame and `advance` cannot panic.
+    payload.advance(payload_start);
     Ok(Publish {
         dup,
         qos,

@@ -77,7 +77,7 @@ pub(crate) fn write_varint(value: usize, buf: &mut impl Output) -> Result<(), Pr
         return Err(ProtocolError::RemainingLengthTooLarge { length: value });
     }
     if value < 128 {
-        // The mask-free cast is exact: the value is below 128.
+        // Below 128, so the cast cannot truncate.
         buf.write_u8(value as u8);
         return Ok(());
     }
