@@ -15,6 +15,13 @@ if ! command -v mosquitto_sub >/dev/null || ! command -v mosquitto >/dev/null; t
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients >/dev/null
 fi
 
+# A TrueType font for the lab's charts.
+if [ ! -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
+    echo "== installing fonts-dejavu-core (Debian)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-dejavu-core >/dev/null
+fi
+
 # paho-mqtt, the Python client used by the MQTT 5 interoperability tests.
 if ! python3 -c 'import paho.mqtt' 2>/dev/null; then
     echo "== installing paho-mqtt (PyPI)"

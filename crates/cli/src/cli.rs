@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use clap::Args;
 use clap::{Parser, Subcommand};
 
+#[cfg(feature = "lab")]
+use crate::commands::lab::LabArgs;
 use crate::commands::publish::PubArgs;
 use crate::commands::subscribe::SubArgs;
 
@@ -43,6 +45,9 @@ pub enum Command {
     /// Load generator and the side-by-side comparison with Mosquitto.
     #[cfg(feature = "bench")]
     Bench(crate::commands::bench::BenchArgs),
+    /// Run the study's experiments on emulated links (needs root): `mquictt lab all --out DIR`.
+    #[cfg(feature = "lab")]
+    Lab(LabArgs),
 }
 
 /// `mquictt broker`

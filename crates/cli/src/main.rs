@@ -73,6 +73,8 @@ fn main() -> ExitCode {
             Command::Sub(args) => commands::subscribe::run(args)
                 .await
                 .map_err(|e| e.to_string()),
+            #[cfg(feature = "lab")]
+            Command::Lab(args) => commands::lab::run(args).await.map_err(|e| e.to_string()),
         }
     });
     match result {

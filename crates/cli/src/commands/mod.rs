@@ -6,6 +6,8 @@ pub mod bench;
 pub mod broker;
 #[cfg(feature = "broker")]
 pub mod cert;
+#[cfg(feature = "lab")]
+pub mod lab;
 #[cfg(feature = "broker")]
 pub mod passwd;
 pub mod publish;
