@@ -4,28 +4,7 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
-use common::BrokerProcess;
-
-fn mquictt(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mquictt"))
-        .args(args)
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run mquictt")
-}
-
-fn assert_success(output: &Output, what: &str) {
-    assert!(
-        output.status.success(),
-        "{what} failed: {}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
+use common::{assert_success, mquictt, BrokerProcess};
 
 #[test]
 fn certificates_from_mquictt_cert_secure_a_mutual_tls_listener() {

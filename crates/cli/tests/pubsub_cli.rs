@@ -4,10 +4,9 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
-use common::{require_tool, BrokerProcess};
+use common::{assert_success, mquictt, require_tool, BrokerProcess};
 
 const LISTENERS: [&str; 5] = [
     "tcp://127.0.0.1:0",
@@ -36,24 +35,6 @@ fn ca_file(broker: &BrokerProcess) -> String {
         .join("certs/ca.pem")
         .to_string_lossy()
         .into_owned()
-}
-
-fn mquictt(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mquictt"))
-        .args(args)
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run mquictt")
-}
-
-fn assert_success(output: &Output, what: &str) {
-    assert!(
-        output.status.success(),
-        "{what} failed: {}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 #[test]

@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -124,6 +124,26 @@ pub fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<std::pr
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Runs `mquictt ARGS` in `cwd` to completion, with no standard input.
+pub fn mquictt(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mquictt"))
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mquictt")
+}
+
+/// Fails the test with the command's standard error unless it succeeded.
+pub fn assert_success(output: &Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what} failed: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// Fails the test with an install hint when a third-party tool is missing.
