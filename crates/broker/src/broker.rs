@@ -16,6 +16,7 @@ use tokio::sync::{watch, Notify, Semaphore};
 
 use crate::auth::Authenticator;
 use crate::config::BrokerConfig;
+use crate::limits::SourceRateLimiter;
 use crate::message::Message;
 use crate::metrics::Metrics;
 use crate::router::Router;
@@ -41,6 +42,9 @@ pub struct PeerInfo {
     pub remote_addr: Option<SocketAddr>,
     /// A short transport label for logs: "tcp", "ws", "tls", "quic".
     pub transport: &'static str,
+    /// The user name a verified client certificate vouches for, when the listener maps
+    /// certificates to user names (see [`crate::auth::certificate_username`]).
+    pub certificate_username: Option<String>,
 }
 
 impl PeerInfo {
@@ -49,6 +53,7 @@ impl PeerInfo {
         Self {
             remote_addr: Some(remote_addr),
             transport: "tcp",
+            certificate_username: None,
         }
     }
 }
@@ -65,6 +70,13 @@ pub(crate) struct Shared {
     pub(crate) housekeeping: Arc<Notify>,
     /// Limits concurrent connections to `max_connections`.
     pub(crate) connection_slots: Arc<Semaphore>,
+    /// Limits connections that have not completed CONNECT to `max_pending_connections`.
+    pub(crate) pending_slots: Arc<Semaphore>,
+    /// Password checks running at once: each argon2id check takes ~20 MiB and tens of
+    /// milliseconds of a core, so a CONNECT flood must queue rather than exhaust memory.
+    pub(crate) password_checks: Arc<Semaphore>,
+    /// New connections per source address.
+    pub(crate) source_rate: Mutex<SourceRateLimiter>,
     /// Becomes `true` when the broker shuts down.
     pub(crate) shutting_down: watch::Sender<bool>,
     started: Instant,
@@ -122,6 +134,11 @@ impl Broker {
         let (shutting_down, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             connection_slots: Arc::new(Semaphore::new(config.max_connections)),
+            pending_slots: Arc::new(Semaphore::new(config.max_pending_connections)),
+            password_checks: Arc::new(Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
+            source_rate: Mutex::new(SourceRateLimiter::new(config.connection_rate)),
             config,
             metrics,
             authenticator,

@@ -16,6 +16,27 @@ pub enum DropPolicy {
     DropOldest,
 }
 
+/// A token bucket: `burst` events at once, refilled at `per_second`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Sustained events per second (at least 1).
+    pub per_second: u32,
+    /// Events allowed at once after a quiet period (at least 1).
+    pub burst: u32,
+}
+
+/// What happens to a client that publishes faster than `publish_rate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PublishOverload {
+    /// Stop reading from the client until the bucket refills: nothing is lost, the client's
+    /// sends block (TCP and QUIC flow control push back), other clients are unaffected.
+    #[default]
+    Throttle,
+    /// Close the connection: DISCONNECT 0x96 Message rate too high in 5.0, a plain close in
+    /// 3.1.1. For deployments where a flooding client is a fault to surface, not to absorb.
+    Disconnect,
+}
+
 /// Configuration of one broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerConfig {
@@ -25,6 +46,18 @@ pub struct BrokerConfig {
     /// Connections served at once; further ones are closed at once (5.0 clients get CONNACK
     /// 0x89 Server busy first). 10,000 fits in a few hundred MB for typical IoT sessions.
     pub max_connections: usize,
+    /// Connections that have not completed CONNECT (and authentication) at once; further
+    /// ones are closed at once. 1,000: a reconnect storm of that many devices is absorbed,
+    /// while slow or silent sockets (SlowITe, slowloris) cannot take every slot.
+    pub max_pending_connections: usize,
+    /// New connections per source address (per /64 for IPv6); past it they are closed at
+    /// once. Burst 1,000 then 200/s: a NAT gateway's fleet reconnecting after an outage gets
+    /// in, one host opening sockets in a loop does not exhaust the broker. `None`: no limit.
+    pub connection_rate: Option<RateLimit>,
+    /// Sessions kept, connected or not; a CONNECT that would create one more is refused with
+    /// 0x97 Quota exceeded. 100,000 bounds what clients that ask for long sessions and vanish
+    /// can pin in memory.
+    pub max_sessions: usize,
     /// Largest packet accepted from a client and the Maximum Packet Size sent in CONNACK.
     /// 1 MiB: far above sensor payloads, far below the 256 MiB the protocol allows.
     pub max_packet_size: u32,
@@ -34,15 +67,34 @@ pub struct BrokerConfig {
     /// Outbound window for MQTT 3.1.1 clients, which announce no Receive Maximum. 32, the
     /// same order as common 3.1.1 brokers, so old clients are not flooded.
     pub v3_inflight: u16,
+    /// Most QoS 1/2 messages in flight to one MQTT 5 client, whatever its Receive Maximum
+    /// (up to 65,535) allows. 256 keeps a fast consumer busy and bounds per-session state.
+    pub max_inflight: u16,
     /// Messages queued per session while it is offline or its window is full. 1,000 absorbs
     /// a burst or a short outage; past it `drop_policy` applies and a counter records drops.
     pub max_queued_messages: usize,
     /// Which message goes when the queue is full.
     pub drop_policy: DropPolicy,
-    /// Upper bound on the Session Expiry Interval a client may ask for (5.0) and the expiry
-    /// of 3.1.1 sessions with Clean Session 0. 7 days: a device that sleeps over a weekend
-    /// keeps its session, an abandoned one does not hold memory forever.
+    /// Upper bound on the Session Expiry Interval a client may ask for (5.0; the capped value
+    /// is returned in CONNACK) and the expiry of 3.1.1 sessions with Clean Session 0. 1 day:
+    /// a device that sleeps overnight keeps its session; clients asking for 0xFFFFFFFF
+    /// ("never") and vanishing cannot hold memory forever.
     pub max_session_expiry: Duration,
+    /// Longest topic name or filter accepted, in bytes. 4,096: far above real topic trees,
+    /// far below the 65,535 the protocol allows.
+    pub max_topic_length: usize,
+    /// Most levels in a topic name or filter. 128: deep enough for any hierarchy, shallow
+    /// enough that matching stays cheap and bounded.
+    pub max_topic_levels: usize,
+    /// Subscriptions one session may hold; more are refused with SUBACK 0x97 Quota exceeded
+    /// (0x80 in 3.1.1). 1,000 covers a gateway's topics.
+    pub max_subscriptions_per_client: usize,
+    /// PUBLISH packets one connection may send; `publish_overload` says what happens beyond.
+    /// Burst 1,000 then 1,000/s: well above any sensor, low enough that one client cannot fan
+    /// out until the CPU is gone. `None`: no limit.
+    pub publish_rate: Option<RateLimit>,
+    /// What happens to a client that publishes faster than `publish_rate`.
+    pub publish_overload: PublishOverload,
     /// Topic Alias Maximum sent in CONNACK: aliases a client may use towards us. 16 covers the
     /// handful of topics a device publishes to, at a few KiB of memory per connection.
     pub topic_alias_maximum: u16,
@@ -88,12 +140,27 @@ impl Default for BrokerConfig {
         Self {
             connect_timeout: Duration::from_secs(10),
             max_connections: 10_000,
+            max_pending_connections: 1_000,
+            connection_rate: Some(RateLimit {
+                per_second: 200,
+                burst: 1_000,
+            }),
+            max_sessions: 100_000,
             max_packet_size: 1024 * 1024,
             receive_maximum: 64,
             v3_inflight: 32,
+            max_inflight: 256,
             max_queued_messages: 1_000,
             drop_policy: DropPolicy::DropNewest,
-            max_session_expiry: Duration::from_secs(7 * 24 * 60 * 60),
+            max_session_expiry: Duration::from_secs(24 * 60 * 60),
+            max_topic_length: 4_096,
+            max_topic_levels: 128,
+            max_subscriptions_per_client: 1_000,
+            publish_rate: Some(RateLimit {
+                per_second: 1_000,
+                burst: 1_000,
+            }),
+            publish_overload: PublishOverload::Throttle,
             topic_alias_maximum: 16,
             outbound_topic_aliases: 0,
             write_timeout: Duration::from_secs(30),
@@ -129,5 +196,10 @@ mod tests {
         assert!(config.max_client_id_len >= 23, "[MQTT-3.1.3-5]");
         assert!(config.max_queued_messages > 0);
         assert!(config.connect_timeout > Duration::ZERO);
+        assert!(config.max_pending_connections <= config.max_connections);
+        assert!(config.max_sessions >= config.max_connections);
+        assert_eq!(config.max_session_expiry, Duration::from_secs(86_400));
+        assert_eq!(config.max_packet_size, 1024 * 1024);
+        assert!(config.max_topic_length <= usize::from(u16::MAX));
     }
 }

@@ -1,7 +1,8 @@
 //! The broker's answer to a CONNECT: whether it is admitted (connection limit, shutdown,
-//! client identifier rules per version, will limits, authentication), the client identifier
-//! and session expiry it gets, its will, and the CONNACK properties that announce the broker's
-//! limits (3.1.3, 3.2.2.3). Pure policy; the connection driver applies the verdict.
+//! client identifier rules per version, will limits before authentication; will
+//! authorization and the session limit after it), the client identifier and session expiry
+//! it gets, its will, and the CONNACK properties that announce the broker's limits (3.1.3,
+//! 3.2.2.3). Pure policy; the connection driver runs authentication and applies the verdict.
 
 use mquictt_protocol::PropertySet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,14 +10,23 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mquictt_protocol::{Connect, MqttString, Properties, ProtocolVersion, QoS, ReasonCode};
 
-use crate::auth::ConnectRequest;
+use crate::auth::{ConnectRequest, Principal};
 use crate::broker::{PeerInfo, Shared};
 use crate::config::BrokerConfig;
+use crate::limits::topic_within_limits;
 use crate::message::{ClientId, Message};
+use crate::metrics::Metrics;
 use crate::session::WillSpec;
 
 /// The longest client identifier MQTT 3.1 allows.
 const V3_1_MAX_CLIENT_ID: usize = 23;
+
+/// A CONNECT that passed the checks made before authentication.
+#[derive(Debug)]
+pub(crate) struct Checked {
+    client_id: String,
+    assigned: bool,
+}
 
 /// An accepted CONNECT.
 #[derive(Debug)]
@@ -27,26 +37,20 @@ pub(crate) struct Admitted {
     pub(crate) connack_properties: Properties,
 }
 
-/// Decides on `connect`: accepted, or refused with the CONNACK reason code (which the codec
-/// maps to a 3.1.1 return code). `has_slot` is false when `max_connections` is reached.
-pub(crate) fn admit(
+/// The checks that need no credentials: shutdown, the connection limit (`has_slot` is false
+/// when `max_connections` is reached), client identifier rules per version and will limits.
+/// A refusal carries the CONNACK reason code (which the codec maps to a 3.1.1 return code).
+pub(crate) fn check(
     shared: &Shared,
     connect: &Connect,
-    peer: &PeerInfo,
     has_slot: bool,
-) -> Result<Admitted, ReasonCode> {
+) -> Result<Checked, ReasonCode> {
     let config = &shared.config;
     if *shared.shutting_down.borrow() {
         return Err(ReasonCode::ServerUnavailable);
     }
     if !has_slot {
         return Err(ReasonCode::ServerBusy);
-    }
-    // Enhanced authentication (4.12) is not offered: "If the Server does not support the
-    // Authentication Method supplied by the Client, it MAY send a CONNACK with a Reason Code of
-    // 0x8C (Bad authentication method)" (3.1.2.11.9).
-    if connect.properties.authentication_method.is_some() {
-        return Err(ReasonCode::BadAuthenticationMethod);
     }
     let (client_id, assigned) = client_id(connect, config)?;
     if let Some(will) = &connect.will {
@@ -59,23 +63,66 @@ pub(crate) fn admit(
         if will.retain && !config.retain_available {
             return Err(ReasonCode::RetainNotSupported);
         }
-        if !shared
-            .authenticator
-            .authorize_publish(&client_id, &will.topic)
-        {
-            return Err(ReasonCode::NotAuthorized);
+        // "0x90 Topic Name invalid: The Will Topic Name is not malformed, but is not accepted
+        // by this Server" (3.2.2.2).
+        if !topic_within_limits(will.topic.as_str(), config) {
+            Metrics::add(&shared.metrics.limit_refusals, 1);
+            return Err(ReasonCode::TopicNameInvalid);
         }
     }
-    let request = ConnectRequest {
-        client_id: &client_id,
+    Ok(Checked {
+        client_id,
+        assigned,
+    })
+}
+
+/// The credentials the authenticator sees for `connect`.
+pub(crate) fn request<'a>(connect: &'a Connect, peer: &'a PeerInfo) -> ConnectRequest<'a> {
+    ConnectRequest {
+        client_id: connect.client_id.as_str(),
         username: connect.username.as_deref(),
         password: connect.password.as_ref(),
         peer: peer.remote_addr,
+        certificate_username: peer.certificate_username.as_deref(),
+    }
+}
+
+/// Decides on an authenticated CONNECT: the will must be authorized for `username`, the
+/// session limit respected; returns the session expiry, will and CONNACK properties.
+pub(crate) fn admit(
+    shared: &Shared,
+    connect: &Connect,
+    checked: Checked,
+    username: Option<&str>,
+) -> Result<Admitted, ReasonCode> {
+    let config = &shared.config;
+    let Checked {
+        client_id,
+        assigned,
+    } = checked;
+    let principal = Principal {
+        client_id: &client_id,
+        username,
     };
-    shared.authenticator.authenticate(&request)?;
+    if let Some(will) = &connect.will {
+        if !shared
+            .authenticator
+            .authorize_publish(&principal, &will.topic)
+        {
+            Metrics::add(&shared.metrics.authorization_denials, 1);
+            return Err(ReasonCode::NotAuthorized);
+        }
+    }
+    let client_id: ClientId = ClientId::from(client_id.as_str());
+    {
+        let router = shared.router();
+        if !router.has_session(&client_id) && router.session_count() >= config.max_sessions {
+            Metrics::add(&shared.metrics.limit_refusals, 1);
+            return Err(ReasonCode::QuotaExceeded);
+        }
+    }
     let requested_expiry = requested_expiry(connect, config);
     let expiry = capped_expiry(requested_expiry, config);
-    let client_id: ClientId = ClientId::from(client_id.as_str());
     let will = connect
         .will
         .as_ref()

@@ -34,6 +34,24 @@ pub struct Metrics {
     pub retained_messages: AtomicU64,
     /// Sessions, connected or not (gauge).
     pub sessions: AtomicU64,
+    /// Connections that have not completed CONNECT and authentication (gauge).
+    pub connections_pending: AtomicU64,
+    /// Connections closed because they did not complete CONNECT in time.
+    pub connect_timeouts: AtomicU64,
+    /// Connections closed at once because `max_pending_connections` was reached.
+    pub pending_limit_rejections: AtomicU64,
+    /// Connections closed at once because their source exceeded `connection_rate`.
+    pub connection_rate_rejections: AtomicU64,
+    /// CONNECTs refused by authentication (bad credentials, anonymous not allowed, failed
+    /// enhanced authentication).
+    pub authentication_failures: AtomicU64,
+    /// PUBLISHes, subscriptions and retained messages refused by the ACL.
+    pub authorization_denials: AtomicU64,
+    /// Requests refused by a size or count limit: topic length or depth, subscriptions per
+    /// client, sessions.
+    pub limit_refusals: AtomicU64,
+    /// Times a client was paused or disconnected for exceeding `publish_rate`.
+    pub publish_rate_exceeded: AtomicU64,
     /// Group commits made to durable storage.
     pub storage_commits: AtomicU64,
     /// Changes written by those commits.
@@ -78,7 +96,7 @@ impl Metrics {
         value.load(Ordering::Relaxed)
     }
 
-    fn series(&self) -> [Series<'_>; 19] {
+    fn series(&self) -> [Series<'_>; 27] {
         let s = |name, kind, help, value| Series {
             name,
             kind,
@@ -163,6 +181,54 @@ impl Metrics {
                 "gauge",
                 "Sessions, connected or not.",
                 &self.sessions,
+            ),
+            s(
+                "mquictt_connections_pending",
+                "gauge",
+                "Connections that have not completed CONNECT and authentication.",
+                &self.connections_pending,
+            ),
+            s(
+                "mquictt_connect_timeouts_total",
+                "counter",
+                "Connections closed for not completing CONNECT in time.",
+                &self.connect_timeouts,
+            ),
+            s(
+                "mquictt_pending_limit_rejections_total",
+                "counter",
+                "Connections closed because too many were waiting for CONNECT.",
+                &self.pending_limit_rejections,
+            ),
+            s(
+                "mquictt_connection_rate_rejections_total",
+                "counter",
+                "Connections closed because their source connected too often.",
+                &self.connection_rate_rejections,
+            ),
+            s(
+                "mquictt_authentication_failures_total",
+                "counter",
+                "CONNECTs refused by authentication.",
+                &self.authentication_failures,
+            ),
+            s(
+                "mquictt_authorization_denials_total",
+                "counter",
+                "Publishes, subscriptions and retained messages refused by the ACL.",
+                &self.authorization_denials,
+            ),
+            s(
+                "mquictt_limit_refusals_total",
+                "counter",
+                "Requests refused by a topic, subscription or session limit.",
+                &self.limit_refusals,
+            ),
+            s(
+                "mquictt_publish_rate_exceeded_total",
+                "counter",
+                "Times a client was throttled or disconnected for publishing too fast.",
+                &self.publish_rate_exceeded,
             ),
             s(
                 "mquictt_storage_commits_total",

@@ -131,7 +131,10 @@ impl SubscriptionTree {
             for (client, subscription) in &node.clients {
                 // "the Application Message MUST NOT be forwarded to a connection with a
                 // ClientID equal to the ClientID of the publishing connection" [MQTT-3.8.3-3].
-                if subscription.options.no_local && message.publisher.as_ref() == Some(client) {
+                // A QUIC data stream's subscriptions belong to its client.
+                let subscriber = crate::quic::subscriber::owner(client);
+                if subscription.options.no_local && message.publisher.as_deref() == Some(subscriber)
+                {
                     continue;
                 }
                 let copy = delivery_for(client, subscription, message, None);

@@ -279,7 +279,7 @@ impl mquictt_broker::Authenticator for OnlyAlice {
 
     fn authorize_subscribe(
         &self,
-        _client_id: &str,
+        _client: &mquictt_broker::auth::Principal<'_>,
         filter: &mquictt_protocol::TopicFilter,
     ) -> bool {
         !filter.as_str().starts_with("private")

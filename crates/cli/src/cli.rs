@@ -1,10 +1,14 @@
 //! The command line: every subcommand and flag of `mquictt`, as clap definitions. Parsing only;
 //! the work is done in `commands/`.
 
+#[cfg(feature = "broker")]
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+#[cfg(feature = "broker")]
+use clap::Args;
+use clap::{Parser, Subcommand};
 
+#[cfg(feature = "lab")]
 use crate::commands::lab::LabArgs;
 use crate::commands::publish::PubArgs;
 use crate::commands::subscribe::SubArgs;
@@ -26,16 +30,28 @@ pub struct Cli {
 pub enum Command {
     /// Run the broker. With no arguments it listens on loopback only (TCP 1883, QUIC 14567,
     /// WebSocket 8083), allows anonymous clients there and keeps its data in ./mquictt-data.
+    #[cfg(feature = "broker")]
     Broker(BrokerArgs),
+    /// Create a CA, server certificates and client certificates (PEM, ECDSA P-256).
+    #[cfg(feature = "broker")]
+    Cert(crate::commands::cert::CertArgs),
+    /// Add a user to a password file, change its password, or delete it with -D.
+    #[cfg(feature = "broker")]
+    Passwd(crate::commands::passwd::PasswdArgs),
     /// Publish messages: `mquictt pub --url quic://127.0.0.1 -t sensors/1 -m 21.5 -q 1`.
     Pub(PubArgs),
     /// Subscribe and print messages: `mquictt sub --url quic://127.0.0.1 -t 'sensors/#' -v`.
     Sub(SubArgs),
+    /// Load generator and the side-by-side comparison with Mosquitto.
+    #[cfg(feature = "bench")]
+    Bench(crate::commands::bench::BenchArgs),
     /// Run the study's experiments on emulated links (needs root): `mquictt lab all --out DIR`.
+    #[cfg(feature = "lab")]
     Lab(LabArgs),
 }
 
 /// `mquictt broker`
+#[cfg(feature = "broker")]
 #[derive(Debug, Args)]
 pub struct BrokerArgs {
     /// TOML config file (see docs/configuration.md and examples/mquictt.toml).

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use mquictt_broker::{BrokerConfig, DropPolicy};
+use mquictt_broker::{BrokerConfig, DropPolicy, EarlyDataPolicy, PublishOverload, RateLimit};
 use mquictt_protocol::QoS;
 use serde::Deserialize;
 
@@ -54,9 +54,16 @@ pub struct FileConfig {
     /// What to do when the store in `data_dir` is damaged: `"move-aside"` (default) or
     /// `"refuse"`.
     pub on_corrupt_store: Option<OnCorruptName>,
-    /// Allow clients without credentials on listeners bound to non-loopback addresses.
-    /// Loopback listeners always allow them.
+    /// Clients without credentials: absent, they are allowed only from loopback addresses
+    /// (and a non-loopback listener without authentication refuses to start); `true` allows
+    /// them everywhere, `false` nowhere.
     pub allow_anonymous: Option<bool>,
+    /// Password file written by `mquictt passwd` (argon2id hashes and SCRAM-SHA-256
+    /// credentials); reloaded when it changes or on SIGHUP.
+    pub password_file: Option<PathBuf>,
+    /// ACL file (see docs/security.md); once set, whatever it does not allow is denied.
+    /// Reloaded when it changes or on SIGHUP.
+    pub acl_file: Option<PathBuf>,
     /// `[[listener]]` tables; absent: the loopback defaults.
     #[serde(default)]
     pub listener: Vec<ListenerSection>,
@@ -90,8 +97,47 @@ pub struct ListenerSection {
     pub client_auth: Option<ClientAuthName>,
     /// TLS versions for tls/wss: `"1.2+1.3"` (default), `"1.2"` or `"1.3"`.
     pub tls_versions: Option<TlsVersionsName>,
-    /// Accept QUIC 0-RTT data from resuming clients (see docs/configuration.md).
-    pub quic_zero_rtt: Option<bool>,
+    /// QUIC 0-RTT replay policy: `"idempotent"` (default), `"connect-only"` or `"refuse"`
+    /// (see docs/quic.md).
+    pub quic_zero_rtt: Option<ZeroRttName>,
+    /// QUIC idle timeout; default 60 s, raised to 1.5 x `mqtt.server_keep_alive` if larger.
+    #[serde(default, with = "opt_duration")]
+    pub quic_idle_timeout: Option<Duration>,
+    /// Use a verified client certificate's `"cn"` (Common Name) or `"san"` (first e-mail,
+    /// DNS or URI Subject Alternative Name) as the user name; absent: certificates name nobody.
+    pub certificate_username: Option<CertificateUsernameName>,
+}
+
+/// The QUIC listener's idle timeout when the file does not set one: long enough for clients
+/// that ping every 15 to 40 s, short enough that a vanished device frees its slot soon.
+pub const DEFAULT_QUIC_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// QUIC 0-RTT replay policies as written in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ZeroRttName {
+    Refuse,
+    Idempotent,
+    ConnectOnly,
+}
+
+impl ZeroRttName {
+    /// The broker library's policy.
+    pub fn policy(self) -> EarlyDataPolicy {
+        match self {
+            ZeroRttName::Refuse => EarlyDataPolicy::Refuse,
+            ZeroRttName::Idempotent => EarlyDataPolicy::Idempotent,
+            ZeroRttName::ConnectOnly => EarlyDataPolicy::ConnectOnly,
+        }
+    }
+}
+
+/// Which certificate name becomes the user name, as written in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CertificateUsernameName {
+    Cn,
+    San,
 }
 
 /// Client certificate policy as written in the file.
@@ -132,8 +178,29 @@ pub struct LimitsSection {
     pub max_client_id_len: Option<usize>,
     #[serde(default, with = "opt_duration")]
     pub shutdown_grace: Option<Duration>,
+    pub max_pending_connections: Option<usize>,
+    /// New connections per second per source address; 0 switches the limit off.
+    pub connection_rate: Option<u32>,
+    pub connection_burst: Option<u32>,
+    pub max_sessions: Option<usize>,
+    pub max_inflight: Option<u16>,
+    pub max_topic_length: Option<usize>,
+    pub max_topic_levels: Option<usize>,
+    pub max_subscriptions_per_client: Option<usize>,
+    /// PUBLISH packets per second per connection; 0 switches the limit off.
+    pub publish_rate: Option<u32>,
+    pub publish_burst: Option<u32>,
+    pub publish_overload: Option<PublishOverloadName>,
     /// Bytes of messages durable storage may hold; 0: no limit.
     pub max_storage_bytes: Option<u64>,
+}
+
+/// What happens to a client publishing too fast, as written in the file.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PublishOverloadName {
+    Throttle,
+    Disconnect,
 }
 
 /// Storage kinds as written in the file.
@@ -280,6 +347,57 @@ impl FileConfig {
         if let Some(v) = limits.shutdown_grace {
             config.shutdown_grace = v;
         }
+        if let Some(v) = limits.max_pending_connections {
+            if v == 0 {
+                return Err(value_error(
+                    "limits.max_pending_connections",
+                    "must be at least 1 (0 would refuse every client)",
+                ));
+            }
+            config.max_pending_connections = v;
+        }
+        config.connection_rate = rate(
+            config.connection_rate,
+            limits.connection_rate,
+            limits.connection_burst,
+        )
+        .map_err(|m| value_error("limits.connection_burst", m))?;
+        if let Some(v) = limits.max_sessions {
+            config.max_sessions = v;
+        }
+        if let Some(v) = limits.max_inflight {
+            if v == 0 {
+                return Err(value_error("limits.max_inflight", "must be 1..=65535"));
+            }
+            config.max_inflight = v;
+        }
+        if let Some(v) = limits.max_topic_length {
+            if v == 0 || v > usize::from(u16::MAX) {
+                return Err(value_error("limits.max_topic_length", "must be 1..=65535"));
+            }
+            config.max_topic_length = v;
+        }
+        if let Some(v) = limits.max_topic_levels {
+            if v == 0 {
+                return Err(value_error("limits.max_topic_levels", "must be at least 1"));
+            }
+            config.max_topic_levels = v;
+        }
+        if let Some(v) = limits.max_subscriptions_per_client {
+            config.max_subscriptions_per_client = v;
+        }
+        config.publish_rate = rate(
+            config.publish_rate,
+            limits.publish_rate,
+            limits.publish_burst,
+        )
+        .map_err(|m| value_error("limits.publish_burst", m))?;
+        if let Some(v) = limits.publish_overload {
+            config.publish_overload = match v {
+                PublishOverloadName::Throttle => PublishOverload::Throttle,
+                PublishOverloadName::Disconnect => PublishOverload::Disconnect,
+            };
+        }
         if let Some(v) = limits.max_storage_bytes {
             config.max_storage_bytes = (v != 0).then_some(v);
         }
@@ -314,6 +432,32 @@ impl FileConfig {
         }
         Ok(config)
     }
+}
+
+/// A rate limit from its `*_rate` and `*_burst` keys on top of `default`: a rate of 0 switches
+/// it off; a burst alone changes only the burst.
+fn rate(
+    default: Option<RateLimit>,
+    per_second: Option<u32>,
+    burst: Option<u32>,
+) -> Result<Option<RateLimit>, &'static str> {
+    if burst == Some(0) {
+        return Err("must be at least 1");
+    }
+    let limit = match (per_second, default) {
+        (Some(0), _) => return Ok(None),
+        (Some(per_second), Some(d)) => RateLimit { per_second, ..d },
+        (Some(per_second), None) => RateLimit {
+            per_second,
+            burst: per_second,
+        },
+        (None, Some(d)) => d,
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(RateLimit {
+        burst: burst.unwrap_or(limit.burst),
+        ..limit
+    }))
 }
 
 /// Durations written as human-readable strings: `"10s"`, `"500ms"`, `"7d"`, `"1h 30m"`.
@@ -385,7 +529,30 @@ mod tests {
         assert_eq!(config.listener.len(), DEFAULT_LISTENERS.len());
         for (section, url) in config.listener.iter().zip(DEFAULT_LISTENERS) {
             assert_eq!(section.url, *url);
+            // QUIC settings shown in the example are the defaults.
+            if let Some(policy) = section.quic_zero_rtt {
+                assert_eq!(policy.policy(), EarlyDataPolicy::default());
+            }
+            if let Some(idle) = section.quic_idle_timeout {
+                assert_eq!(idle, DEFAULT_QUIC_IDLE_TIMEOUT);
+            }
         }
+    }
+
+    #[test]
+    fn quic_settings_parse() {
+        let config = parse(
+            "[[listener]]\nurl = \"quic://127.0.0.1:14567\"\nquic_zero_rtt = \"connect-only\"\n\
+             quic_idle_timeout = \"2m\"\n",
+        )
+        .unwrap();
+        let l = &config.listener[0];
+        assert_eq!(
+            l.quic_zero_rtt.map(ZeroRttName::policy),
+            Some(EarlyDataPolicy::ConnectOnly)
+        );
+        assert_eq!(l.quic_idle_timeout, Some(Duration::from_secs(120)));
+        assert!(parse("[[listener]]\nurl = \"quic://x\"\nquic_zero_rtt = true\n").is_err());
     }
 
     #[test]
@@ -399,6 +566,44 @@ mod tests {
         assert_eq!(l.client_auth, Some(ClientAuthName::Required));
         assert_eq!(l.tls_versions, Some(TlsVersionsName::Tls13));
         assert!(parse("[[listener]]\nurl = \"tcp://x\"\nport = 1\n").is_err());
+    }
+
+    #[test]
+    fn security_keys_are_applied() {
+        let file = parse(
+            "password_file = \"passwd\"\nacl_file = \"acl\"\n\
+             [[listener]]\nurl = \"tls://127.0.0.1:8883\"\ncertificate_username = \"cn\"\n\
+             [limits]\nmax_pending_connections = 5\nconnection_rate = 0\n\
+             publish_rate = 10\npublish_burst = 20\npublish_overload = \"disconnect\"\n\
+             max_topic_levels = 8\nmax_subscriptions_per_client = 3\nmax_inflight = 4\n",
+        )
+        .unwrap();
+        assert_eq!(file.password_file.as_deref(), Some(Path::new("passwd")));
+        assert_eq!(file.acl_file.as_deref(), Some(Path::new("acl")));
+        assert_eq!(
+            file.listener[0].certificate_username,
+            Some(CertificateUsernameName::Cn)
+        );
+        let config = file.broker_config(Path::new("test.toml")).unwrap();
+        assert_eq!(config.max_pending_connections, 5);
+        assert_eq!(config.connection_rate, None);
+        assert_eq!(
+            config.publish_rate,
+            Some(RateLimit {
+                per_second: 10,
+                burst: 20
+            })
+        );
+        assert_eq!(config.publish_overload, PublishOverload::Disconnect);
+        assert_eq!(config.max_topic_levels, 8);
+        assert_eq!(config.max_subscriptions_per_client, 3);
+        assert_eq!(config.max_inflight, 4);
+        let err = parse("[limits]\npublish_burst = 0\n")
+            .unwrap()
+            .broker_config(Path::new("test.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("limits.publish_burst"), "{err}");
     }
 
     #[test]

@@ -132,3 +132,32 @@ fn bad_listener_url_says_what_is_expected() {
     assert!(stderr.contains("gopher"), "{stderr}");
     assert!(stderr.contains("tcp://127.0.0.1:1883"), "{stderr}");
 }
+
+#[test]
+fn prometheus_metrics_are_served_on_the_configured_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("broker.toml");
+    std::fs::write(
+        &config,
+        "[[listener]]\nurl = \"tcp://127.0.0.1:0\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let broker = BrokerProcess::start_with(&["--config", config.to_str().unwrap()], 1);
+    // "metrics on http://127.0.0.1:PORT/metrics"
+    let url = broker.line_after("metrics on http://");
+    let addr = url.trim_end_matches("/metrics").to_string();
+    let scrape = |path: &str| {
+        let mut stream = std::net::TcpStream::connect(&addr).expect("connect to the endpoint");
+        write!(stream, "GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+        let mut response = String::new();
+        std::io::Read::read_to_string(&mut stream, &mut response).unwrap();
+        response
+    };
+    let response = scrape("/metrics");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response.contains("mquictt_"),
+        "no mquictt_ metrics in {response}"
+    );
+    assert!(scrape("/other").starts_with("HTTP/1.1 404"));
+}

@@ -4,10 +4,9 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
-use common::{require_tool, BrokerProcess};
+use common::{assert_success, mquictt, require_tool, BrokerProcess};
 
 const LISTENERS: [&str; 5] = [
     "tcp://127.0.0.1:0",
@@ -36,24 +35,6 @@ fn ca_file(broker: &BrokerProcess) -> String {
         .join("certs/ca.pem")
         .to_string_lossy()
         .into_owned()
-}
-
-fn mquictt(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mquictt"))
-        .args(args)
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run mquictt")
-}
-
-fn assert_success(output: &Output, what: &str) {
-    assert!(
-        output.status.success(),
-        "{what} failed: {}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 #[test]
@@ -196,4 +177,57 @@ fn unreachable_broker_error_says_what_to_do() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("127.0.0.1:1"), "{stderr}");
+}
+
+#[test]
+fn paho_over_tls_and_wss_reaches_mquictt_sub_over_quic() {
+    common::require_paho();
+    let broker = BrokerProcess::start(
+        &[
+            "tls://127.0.0.1:0",
+            "wss://127.0.0.1:0/mqtt",
+            "quic://127.0.0.1:0",
+        ],
+        &[],
+    );
+    let ca = ca_file(&broker);
+    for (n, transport, topic) in [(0, "tcp", "paho/tls"), (1, "websockets", "paho/wss")] {
+        let script = format!(
+            r#"
+import paho.mqtt.client as mqtt
+c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="paho-{transport}",
+                transport="{transport}", protocol=mqtt.MQTTv5)
+c.tls_set(ca_certs={ca:?})
+if "{transport}" == "websockets":
+    c.ws_set_options(path="/mqtt")
+c.connect("127.0.0.1", {port})
+c.loop_start()
+info = c.publish("{topic}", b"secure", qos=1, retain=True)
+info.wait_for_publish(timeout=20)
+assert info.is_published()
+c.disconnect()
+c.loop_stop()
+"#,
+            port = broker.port(n),
+        );
+        let status = Command::new("python3")
+            .args(["-c", &script])
+            .status()
+            .expect("run python3");
+        assert!(status.success(), "paho over {transport} with TLS failed");
+    }
+    let url = format!("quic://127.0.0.1:{}", broker.port(2));
+    let output = mquictt(
+        &[
+            "sub", "--url", &url, "--cafile", &ca, "-t", "paho/#", "-C", "2", "-v",
+        ],
+        broker.data_dir.path(),
+    );
+    assert_success(&output, "mquictt sub over QUIC");
+    let mut lines: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    assert_eq!(lines, ["paho/tls secure", "paho/wss secure"]);
 }

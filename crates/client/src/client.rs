@@ -1,11 +1,12 @@
 //! The application's side of the client: [`Client`] (cheap to clone; sends requests to the
 //! connection's driver task), [`PublishHandle`] (completes when the publish does),
-//! [`Messages`] (the stream of received messages) and [`ConnectionStatus`]. Owns the offline
-//! queue's admission count; everything else happens in the driver.
+//! [`Messages`] (the stream of received messages) and [`ConnectionStatus`]; opens
+//! [`DataStream`]s. Owns the offline queue's admission count; everything else happens in the
+//! driver.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -13,13 +14,16 @@ use futures_util::Stream;
 use mquictt_protocol::codec::MAX_PACKET_SIZE;
 use mquictt_protocol::session::{ConnectionInfo, RequestError};
 use mquictt_protocol::{Disconnect, Packet, Properties, ProtocolVersion, ReasonCode, TopicFilter};
-use mquictt_transport::Connector;
+use mquictt_transport::{Connector, TransportKind, TransportUrl};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::data_stream::{DataStream, StreamHandle};
 use crate::driver::Driver;
 use crate::error::ClientError;
+use crate::lane::LaneId;
 use crate::message::{Message, PublishOutcome, SubscribeOutcome, Subscription, UnsubscribeOutcome};
 use crate::options::ClientOptions;
+use crate::pending::Request;
 
 /// Where the connection stands.
 #[derive(Debug, Clone)]
@@ -43,19 +47,15 @@ pub enum ConnectionStatus {
 /// A request from the application to the driver.
 #[derive(Debug)]
 pub(crate) enum Command {
-    Publish {
-        message: Message,
-        done: oneshot::Sender<Result<PublishOutcome, ClientError>>,
+    /// A publish, subscribe or unsubscribe request on a lane.
+    Request { lane: LaneId, request: Request },
+    /// The application opened a data stream; its messages go to `messages`.
+    OpenDataStream {
+        lane: LaneId,
+        messages: mpsc::Sender<Message>,
     },
-    Subscribe {
-        subscription: Subscription,
-        done: oneshot::Sender<Result<SubscribeOutcome, ClientError>>,
-    },
-    Unsubscribe {
-        filters: Vec<TopicFilter>,
-        properties: Properties,
-        done: oneshot::Sender<Result<UnsubscribeOutcome, ClientError>>,
-    },
+    /// Every handle of a data stream is gone: close it.
+    CloseDataStream { lane: LaneId },
     Disconnect {
         disconnect: Disconnect,
         done: oneshot::Sender<()>,
@@ -114,6 +114,12 @@ struct Shared {
     commands: mpsc::UnboundedSender<Command>,
     queue: Arc<QueueCount>,
     status: watch::Receiver<ConnectionStatus>,
+    /// The broker URL; data streams need a `quic://` one.
+    url: TransportUrl,
+    /// Capacity of every `Messages` receiver.
+    incoming_capacity: usize,
+    /// The number of the next data stream.
+    next_lane: AtomicU64,
 }
 
 /// An MQTT client: one connection to one broker, re-opened when it is lost. Clones share
@@ -157,7 +163,9 @@ impl Client {
                 },
             )?;
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
-        let (messages_tx, messages_rx) = mpsc::channel(options.incoming_capacity());
+        let incoming_capacity = options.incoming_capacity();
+        let url = options.url().clone();
+        let (messages_tx, messages_rx) = mpsc::channel(incoming_capacity);
         let (status_tx, status_rx) = watch::channel(ConnectionStatus::Connecting);
         let queue = Arc::new(QueueCount::new(options.offline_queue_limit()));
         let driver = Driver::new(
@@ -176,9 +184,18 @@ impl Client {
                 commands: commands_tx,
                 queue,
                 status: status_rx,
+                url,
+                incoming_capacity,
+                next_lane: AtomicU64::new(1),
             }),
         };
-        Ok((client, Messages { rx: messages_rx }))
+        Ok((
+            client,
+            Messages {
+                rx: messages_rx,
+                _stream: None,
+            },
+        ))
     }
 
     /// Publishes a message. The handle completes when the message is done: for QoS 0 once
@@ -186,8 +203,74 @@ impl Client {
     /// refusing it), with the packet identifier and reason code. While disconnected the
     /// message waits in the offline queue; when that is full it is refused here.
     pub fn publish(&self, message: Message) -> Result<PublishHandle, ClientError> {
+        self.publish_on(LaneId::CONTROL, message, None)
+    }
+
+    /// Subscribes and returns the broker's reason codes, one per filter. Filters the broker
+    /// granted are subscribed again on a reconnect that finds no session on the broker.
+    pub async fn subscribe(
+        &self,
+        subscription: Subscription,
+    ) -> Result<SubscribeOutcome, ClientError> {
+        self.subscribe_on(LaneId::CONTROL, subscription).await
+    }
+
+    /// Unsubscribes from topic filters and returns the broker's reason codes (MQTT 5).
+    pub async fn unsubscribe<I, S>(&self, filters: I) -> Result<UnsubscribeOutcome, ClientError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.unsubscribe_with(parse_filters(filters)?, Properties::default())
+            .await
+    }
+
+    /// Unsubscribes with UNSUBSCRIBE properties (User Properties, MQTT 5).
+    pub async fn unsubscribe_with(
+        &self,
+        filters: Vec<TopicFilter>,
+        properties: Properties,
+    ) -> Result<UnsubscribeOutcome, ClientError> {
+        self.unsubscribe_on(LaneId::CONTROL, filters, properties)
+            .await
+    }
+
+    /// Opens a data stream of a multi-stream QUIC connection (EMQX-compatible; `quic://` URLs
+    /// only): publishes, subscriptions and acknowledgements made through the returned
+    /// [`DataStream`] travel on a QUIC stream of their own, so a lost packet or a slow
+    /// consumer on it does not hold up the other streams. The messages of its subscriptions
+    /// arrive on the returned [`Messages`], not on the client's. The stream is opened once
+    /// the connection is up (at once if it is) and opened again, with its subscriptions
+    /// renewed, on every reconnect. See [`DataStream`] for how long it lives.
+    pub fn data_stream(&self) -> Result<(DataStream, Messages), ClientError> {
+        if self.shared.url.kind != TransportKind::Quic {
+            return Err(ClientError::DataStreamsNeedQuic {
+                url: self.shared.url.to_string(),
+            });
+        }
+        let lane = LaneId(self.shared.next_lane.fetch_add(1, Ordering::Relaxed));
+        let (messages_tx, messages_rx) = mpsc::channel(self.shared.incoming_capacity);
+        self.send(Command::OpenDataStream {
+            lane,
+            messages: messages_tx,
+        })?;
+        let handle = Arc::new(StreamHandle::new(lane, self.shared.commands.clone()));
+        let messages = Messages {
+            rx: messages_rx,
+            _stream: Some(handle.clone()),
+        };
+        Ok((DataStream::new(self.clone(), handle), messages))
+    }
+
+    pub(crate) fn publish_on(
+        &self,
+        lane: LaneId,
+        message: Message,
+        stream: Option<Arc<StreamHandle>>,
+    ) -> Result<PublishHandle, ClientError> {
         // Sized as MQTT 5 (properties included), an upper bound of the 3.1.1 size.
-        let size = Packet::Publish(message.clone().into_publish()).encoded_len(ProtocolVersion::V5);
+        let publish = message.into_publish();
+        let size = Packet::Publish(publish.clone()).encoded_len(ProtocolVersion::V5);
         if size > MAX_PACKET_SIZE as usize {
             return Err(RequestError::PacketTooLarge {
                 size,
@@ -197,54 +280,44 @@ impl Client {
         }
         self.shared.queue.try_admit()?;
         let (done, rx) = oneshot::channel();
-        if self
-            .shared
-            .commands
-            .send(Command::Publish { message, done })
-            .is_err()
-        {
+        let request = Request::Publish { publish, done };
+        if self.send(Command::Request { lane, request }).is_err() {
             self.shared.queue.release();
             return Err(ClientError::Closed);
         }
-        Ok(PublishHandle { rx })
+        Ok(PublishHandle {
+            rx,
+            _stream: stream,
+        })
     }
 
-    /// Subscribes and returns the broker's reason codes, one per filter. Filters the broker
-    /// granted are subscribed again on a reconnect that finds no session on the broker.
-    pub async fn subscribe(
+    pub(crate) async fn subscribe_on(
         &self,
+        lane: LaneId,
         subscription: Subscription,
     ) -> Result<SubscribeOutcome, ClientError> {
         let (done, rx) = oneshot::channel();
-        self.send(Command::Subscribe { subscription, done })?;
+        let request = Request::Subscribe {
+            subscription,
+            done: Some(done),
+        };
+        self.send(Command::Request { lane, request })?;
         rx.await.map_err(|_| ClientError::Closed)?
     }
 
-    /// Unsubscribes from topic filters and returns the broker's reason codes (MQTT 5).
-    pub async fn unsubscribe<I, S>(&self, filters: I) -> Result<UnsubscribeOutcome, ClientError>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        let filters = filters
-            .into_iter()
-            .map(|filter| TopicFilter::new(filter).map_err(ClientError::from))
-            .collect::<Result<Vec<_>, _>>()?;
-        self.unsubscribe_with(filters, Properties::default()).await
-    }
-
-    /// Unsubscribes with UNSUBSCRIBE properties (User Properties, MQTT 5).
-    pub async fn unsubscribe_with(
+    pub(crate) async fn unsubscribe_on(
         &self,
+        lane: LaneId,
         filters: Vec<TopicFilter>,
         properties: Properties,
     ) -> Result<UnsubscribeOutcome, ClientError> {
         let (done, rx) = oneshot::channel();
-        self.send(Command::Unsubscribe {
+        let request = Request::Unsubscribe {
             filters,
             properties,
             done,
-        })?;
+        };
+        self.send(Command::Request { lane, request })?;
         rx.await.map_err(|_| ClientError::Closed)?
     }
 
@@ -289,11 +362,24 @@ impl Client {
     }
 }
 
+/// The topic filters of an unsubscribe request, parsed.
+pub(crate) fn parse_filters<I, S>(filters: I) -> Result<Vec<TopicFilter>, ClientError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    filters
+        .into_iter()
+        .map(|filter| TopicFilter::new(filter).map_err(ClientError::from))
+        .collect()
+}
+
 /// Completes when a publish does; see [`Client::publish`]. Dropping it does not cancel the
-/// publish.
+/// publish. A publish on a [`DataStream`] keeps that stream open until it completes.
 #[derive(Debug)]
 pub struct PublishHandle {
     rx: oneshot::Receiver<Result<PublishOutcome, ClientError>>,
+    _stream: Option<Arc<StreamHandle>>,
 }
 
 impl Future for PublishHandle {
@@ -307,16 +393,26 @@ impl Future for PublishHandle {
 }
 
 /// The messages the broker delivers for our subscriptions, in order. QoS 1 and 2 messages
-/// are acknowledged once they are in this stream's buffer. Ends when the client stops.
+/// are acknowledged once they are in this stream's buffer. Ends when the client stops. The
+/// client's own `Messages` carries what the subscriptions made with [`Client::subscribe`]
+/// receive; each [`DataStream`] has its own, which keeps the data stream open while it lives
+/// and ends when the stream is closed.
 #[derive(Debug)]
 pub struct Messages {
     rx: mpsc::Receiver<Message>,
+    _stream: Option<Arc<StreamHandle>>,
 }
 
 impl Messages {
     /// The next message; `None` once the client stopped.
     pub async fn recv(&mut self) -> Option<Message> {
         self.rx.recv().await
+    }
+
+    /// The next message if one is waiting, without waiting; `None` when none is (or the
+    /// client stopped).
+    pub fn try_recv(&mut self) -> Option<Message> {
+        self.rx.try_recv().ok()
     }
 }
 

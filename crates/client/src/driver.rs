@@ -1,31 +1,40 @@
 //! The driver task: one per client, it owns everything mutable and runs the connection's
 //! life: open a [`Link`], run the connection on it (`connection.rs`), and when it is lost,
 //! wait out the backoff delay and open the next one, carrying the session state and the
-//! pending requests over. While no connection is up, requests go to the offline queue. When
-//! the application disconnects (or drops every `Client`), or reconnecting is off or useless,
-//! it fails what is still pending and reports [`ConnectionStatus::Closed`].
+//! pending requests over. Requests are kept per [`Lane`] (the control stream, and each data
+//! stream of a multi-stream QUIC connection). While no connection is up, requests go to the
+//! offline queue. When the application disconnects (or drops every `Client`), or
+//! reconnecting is off or useless, it fails what is still pending and reports
+//! [`ConnectionStatus::Closed`].
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use mquictt_protocol::session::{ClientConfig, ConnectionInfo, OutboundMessage, SessionState};
-use mquictt_protocol::{Properties, ReasonCode};
+use mquictt_protocol::session::{ClientConfig, ConnectionInfo, SessionState};
 use mquictt_transport::{Connector, TransportUrl};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::backoff::{Backoff, ReconnectPolicy};
 use crate::client::{Command, ConnectionStatus, QueueCount};
 use crate::error::ClientError;
+use crate::lane::{Lane, LaneId};
 use crate::link::Link;
 use crate::message::Message;
 use crate::options::ClientOptions;
-use crate::pending::{InFlight, Queued, Request, RequestQueue};
-use crate::subscriptions::SubscriptionRecord;
+use crate::pending::Request;
 
 /// The application asked the client to stop.
 #[derive(Debug)]
 pub(crate) struct StopRequest {
     /// Answered once the client has stopped; `None` when every `Client` was dropped.
     pub(crate) done: Option<oneshot::Sender<()>>,
+}
+
+/// A data stream the application opened or closed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum LaneChange {
+    Opened(LaneId),
+    Closed(LaneId),
 }
 
 /// How a connection ended.
@@ -52,14 +61,12 @@ pub(crate) struct Driver {
     reconnect: ReconnectPolicy,
     pub(crate) backoff: Backoff,
     pub(crate) commands: mpsc::UnboundedReceiver<Command>,
-    pub(crate) messages: mpsc::Sender<Message>,
     pub(crate) status: watch::Sender<ConnectionStatus>,
     pub(crate) queue_count: Arc<QueueCount>,
     /// Waiting for the first CONNACK (`Client::connect`): its failure ends the client.
     pub(crate) first: Option<oneshot::Sender<Result<ConnectionInfo, ClientError>>>,
-    pub(crate) requests: RequestQueue,
-    pub(crate) in_flight: InFlight,
-    pub(crate) subscriptions: SubscriptionRecord,
+    /// The control stream's lane and those of the open data streams, by number.
+    pub(crate) lanes: BTreeMap<LaneId, Lane>,
     /// The state of the last connection's session, to resume on the next one.
     pub(crate) session_state: Option<SessionState>,
     pub(crate) connected_once: bool,
@@ -89,13 +96,10 @@ impl Driver {
             backoff: Backoff::new(reconnect.clone()),
             reconnect,
             commands,
-            messages,
             status,
             queue_count,
             first,
-            requests: RequestQueue::default(),
-            in_flight: InFlight::default(),
-            subscriptions: SubscriptionRecord::default(),
+            lanes: BTreeMap::from([(LaneId::CONTROL, Lane::new(messages))]),
             session_state: None,
             connected_once: false,
             stop: None,
@@ -158,40 +162,12 @@ impl Driver {
         }
     }
 
-    /// Turns the state of a session that will not be resumed back into requests: unfinished
-    /// publishes are published again as new messages ("at least once" holds; the broker never
-    /// confirmed them), and QoS 2 messages whose PUBREC arrived are complete (the broker has
-    /// them).
+    /// Turns the state of a control-stream session that will not be resumed back into
+    /// requests (see [`Lane::abandon`]).
     pub(crate) fn abandon(&mut self, state: SessionState) {
-        let mut resend = Vec::new();
-        for message in state.outbound {
-            match message {
-                OutboundMessage::Publish(publish) => resend.extend(self.republish(*publish)),
-                OutboundMessage::Release(packet_id) => {
-                    self.in_flight.complete_publish(
-                        packet_id,
-                        ReasonCode::Success,
-                        Properties::default(),
-                    );
-                }
-            }
+        if let Some(lane) = self.lanes.get_mut(&LaneId::CONTROL) {
+            lane.abandon(state, &self.queue_count);
         }
-        self.requests.requeue(resend);
-    }
-
-    /// A publish of a lost session, as a new request in its original place.
-    pub(crate) fn republish(&mut self, mut publish: mquictt_protocol::Publish) -> Option<Queued> {
-        let pending = self.in_flight.publishes.remove(&publish.packet_id?)?;
-        publish.packet_id = None;
-        publish.dup = false;
-        self.queue_count.readmit();
-        Some(Queued {
-            seq: pending.seq,
-            request: Request::Publish {
-                publish,
-                done: pending.done,
-            },
-        })
     }
 
     /// Opens the next link, queueing requests meanwhile; `None` when asked to stop.
@@ -244,29 +220,36 @@ impl Driver {
         }
     }
 
-    /// Queues a publish, subscribe or unsubscribe request.
-    pub(crate) fn enqueue(&mut self, command: Command) {
-        let request = match command {
-            Command::Publish { message, done } => Request::Publish {
-                publish: message.into_publish(),
-                done,
-            },
-            Command::Subscribe { subscription, done } => Request::Subscribe {
-                subscription,
-                done: Some(done),
-            },
-            Command::Unsubscribe {
-                filters,
-                properties,
-                done,
-            } => Request::Unsubscribe {
-                filters,
-                properties,
-                done,
-            },
-            Command::Disconnect { .. } => return,
-        };
-        self.requests.push(request);
+    /// Takes a command other than Disconnect into the lanes' bookkeeping: queues a request,
+    /// adds or removes a data stream's lane. Returns the lane that was opened or closed, for
+    /// the connection to act on.
+    pub(crate) fn enqueue(&mut self, command: Command) -> Option<LaneChange> {
+        match command {
+            Command::Request { lane, request } => {
+                match self.lanes.get_mut(&lane) {
+                    Some(target) => target.requests.push(request),
+                    // A request always precedes its stream's closing in the channel; this is
+                    // only reachable if that order were broken.
+                    None => {
+                        if matches!(request, Request::Publish { .. }) {
+                            self.queue_count.release();
+                        }
+                        request.fail(ClientError::Closed);
+                    }
+                }
+                None
+            }
+            Command::OpenDataStream { lane, messages } => {
+                self.lanes.insert(lane, Lane::new(messages));
+                Some(LaneChange::Opened(lane))
+            }
+            Command::CloseDataStream { lane } => {
+                let mut closed = self.lanes.remove(&lane)?;
+                closed.fail_all(&self.queue_count, || ClientError::Closed);
+                Some(LaneChange::Closed(lane))
+            }
+            Command::Disconnect { .. } => None,
+        }
     }
 
     /// Fails everything pending and reports the end.
@@ -280,13 +263,10 @@ impl Driver {
         while let Ok(command) = self.commands.try_recv() {
             self.enqueue(command);
         }
-        for queued in self.requests.drain() {
-            if matches!(queued.request, Request::Publish { .. }) {
-                self.queue_count.release();
-            }
-            queued.request.fail(error());
+        // Dropping the lanes ends every `Messages`.
+        for (_, mut lane) in std::mem::take(&mut self.lanes) {
+            lane.fail_all(&self.queue_count, error);
         }
-        self.in_flight.fail_all(error);
         self.status
             .send_replace(ConnectionStatus::Closed(cause.clone()));
         if let Some(first) = self.first.take() {

@@ -78,6 +78,12 @@ pub enum ClientError {
     /// refusal is permanent); the request cannot complete.
     #[error("connection lost and not reconnecting: {0}")]
     ConnectionLost(Arc<ClientError>),
+    /// Data streams (QUIC multi-stream mode) were asked for on a connection that is not QUIC.
+    #[error("data streams need MQTT over QUIC (a quic:// URL); {url} carries a single stream")]
+    DataStreamsNeedQuic {
+        /// The broker URL.
+        url: String,
+    },
     /// The client was disconnected (or every `Client` handle dropped) before the request
     /// completed.
     #[error("the client is disconnected")]
@@ -106,16 +112,10 @@ impl ClientError {
             ClientError::Url(_)
             | ClientError::InvalidOption { .. }
             | ClientError::Topic(_)
-            | ClientError::String(_) => true,
-            ClientError::Connect { source, .. } => matches!(
-                source,
-                TransportError::Url(_)
-                    | TransportError::Cert(_)
-                    | TransportError::NoTrustedCa
-                    | TransportError::TlsConfig(_)
-                    | TransportError::QuicTlsConfig(_)
-                    | TransportError::InvalidServerName(_)
-            ),
+            | ClientError::String(_)
+            | ClientError::DataStreamsNeedQuic { .. } => true,
+            // A bad URL, certificate or TLS setting, or a transport this build lacks.
+            ClientError::Connect { source, .. } => source.is_configuration(),
             _ => false,
         }
     }
@@ -191,5 +191,22 @@ mod tests {
         assert!(ClientError::OfflineQueueFull { limit: 3 }
             .to_string()
             .contains("offline queue limit"));
+    }
+
+    #[test]
+    fn a_transport_left_out_of_the_build_is_a_permanent_error_naming_the_feature() {
+        let error = ClientError::Connect {
+            url: "quic://127.0.0.1:14567".into(),
+            source: TransportError::NotBuiltIn {
+                kind: mquictt_transport::TransportKind::Quic,
+                features: "quic",
+            },
+        };
+        assert!(error.is_permanent());
+        let text = error.to_string();
+        assert!(
+            text.contains("no QUIC support; rebuild with --features quic"),
+            "{text}"
+        );
     }
 }

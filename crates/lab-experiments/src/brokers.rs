@@ -121,11 +121,12 @@ fn mquictt_config_text() -> String {
     let tls = BrokerKind::Mquictt.port(TransportKind::Tls);
     let quic = BrokerKind::Mquictt.port(TransportKind::Quic);
     // The lab address is not loopback, so anonymous access must be switched on explicitly.
+    // Sessions stay in memory, as Mosquitto's do here (`persistence false`).
     format!(
-        "allow_anonymous = true\n\n\
+        "allow_anonymous = true\nstorage = \"memory\"\n\n\
          [[listener]]\nurl = \"tcp://{BROKER_ADDR}:{tcp}\"\n\n\
          [[listener]]\nurl = \"tls://{BROKER_ADDR}:{tls}\"\n\n\
-         [[listener]]\nurl = \"quic://{BROKER_ADDR}:{quic}\"\nquic_zero_rtt = true\n"
+         [[listener]]\nurl = \"quic://{BROKER_ADDR}:{quic}\"\nquic_zero_rtt = \"idempotent\"\n"
     )
 }
 
@@ -283,7 +284,8 @@ mod tests {
         assert!(ours.contains("allow_anonymous = true"));
         assert!(ours.contains("tcp://10.200.0.1:1883"));
         assert!(ours.contains("tls://10.200.0.1:8883"));
-        assert!(ours.contains("quic://10.200.0.1:14567\"\nquic_zero_rtt = true"));
+        assert!(ours.contains("quic://10.200.0.1:14567\"\nquic_zero_rtt = \"idempotent\""));
+        assert!(ours.contains("storage = \"memory\""));
         let dir = tempfile::tempdir().unwrap();
         let certs = DevCertificates::load_or_create(dir.path()).unwrap();
         let mosquitto = mosquitto_config_text(&certs);

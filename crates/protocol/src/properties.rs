@@ -164,6 +164,13 @@ impl Properties {
     pub fn is_empty(&self) -> bool {
         self.0.as_deref().is_none_or(PropertySet::is_empty)
     }
+
+    /// The set this handle shares, or `None` for a handle that never held one, which is
+    /// empty: the encoder's one-test path for the common packet without properties.
+    #[inline(always)]
+    pub(crate) fn shared_set(&self) -> Option<&PropertySet> {
+        self.0.as_deref()
+    }
 }
 
 impl Deref for Properties {

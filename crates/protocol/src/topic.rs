@@ -7,7 +7,7 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use crate::string::{MqttString, StringError};
+use crate::string::{AsciiScan, MqttString, StringError};
 
 /// Why a string is not a valid topic name or topic filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -48,13 +48,40 @@ impl TopicName {
 
     /// Checks an already decoded string without copying it.
     pub fn from_string(s: MqttString) -> Result<Self, TopicError> {
-        if s.is_empty() {
+        let scan = AsciiScan::of(s.as_bytes());
+        Self::from_scanned(s, scan)
+    }
+
+    /// The topic rules for a valid MQTT string whose bytes `scan` describes, so that a
+    /// decoder checks string and topic rules in one pass over plain ASCII names.
+    #[inline]
+    pub(crate) fn from_scanned(s: MqttString, scan: AsciiScan) -> Result<Self, TopicError> {
+        Self::check_scanned(s.as_bytes(), scan)?;
+        Ok(Self(s))
+    }
+
+    /// The topic rules for the bytes of a valid MQTT string that `scan` describes: at least
+    /// one character [MQTT-4.7.3-1] and no wildcard [MQTT-4.7.0-1].
+    #[inline(always)]
+    pub(crate) fn check_scanned(bytes: &[u8], scan: AsciiScan) -> Result<(), TopicError> {
+        if bytes.is_empty() {
             return Err(TopicError::Empty);
         }
-        if s.as_bytes().iter().any(|&b| b == b'+' || b == b'#') {
+        let wildcard = if scan.plain {
+            scan.wildcard
+        } else {
+            bytes.iter().any(|&b| b == b'+' || b == b'#')
+        };
+        if wildcard {
             return Err(TopicError::WildcardInName);
         }
-        Ok(Self(s))
+        Ok(())
+    }
+
+    /// Wraps a string that has passed [`TopicName::check_scanned`].
+    #[inline(always)]
+    pub(crate) fn from_checked(s: MqttString) -> Self {
+        Self(s)
     }
 
     /// Checks raw bytes (from the wire) without copying them.
@@ -257,6 +284,12 @@ mod tests {
         assert_eq!(TopicName::new("a/+"), Err(TopicError::WildcardInName));
         assert_eq!(TopicName::new("#"), Err(TopicError::WildcardInName));
         assert_eq!(TopicName::new(""), Err(TopicError::Empty));
+        // Names that are not plain ASCII take the byte-by-byte wildcard check.
+        assert_eq!(
+            TopicName::new("caf\u{e9}/+"),
+            Err(TopicError::WildcardInName)
+        );
+        assert!(TopicName::new("caf\u{e9}/menu").is_ok());
         // Empty levels and a lone "/" are valid names (4.7.3).
         assert!(TopicName::new("/").is_ok());
         assert!(TopicName::new("a//b").is_ok());

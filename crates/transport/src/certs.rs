@@ -2,19 +2,24 @@
 //! file), a small certificate authority that issues ECDSA P-256 server and client certificates,
 //! the development certificates a broker creates on first start and re-uses afterwards, and the
 //! SHA-256 fingerprint printed for them. Builds no TLS configuration (that is `tls.rs`).
+//! Loading is always built in; making certificates needs the `cert-gen` feature.
 
 use std::fmt;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+#[cfg(feature = "cert-gen")]
 use std::time::{SystemTime, UNIX_EPOCH};
 
+#[cfg(feature = "cert-gen")]
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
 };
-use rustls::pki_types::pem::{self, PemObject};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls_pki_types::pem::{self, PemObject};
+#[cfg(feature = "cert-gen")]
+use rustls_pki_types::PrivatePkcs8KeyDer;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use thiserror::Error;
 
 /// Why certificates or keys could not be loaded, generated or written.
@@ -51,6 +56,7 @@ pub enum CertError {
     #[error("{0} contains no PEM private key (PKCS#8, PKCS#1 or SEC1)")]
     NoPrivateKey(PathBuf),
     /// The key in the file cannot sign certificates (not a key rcgen supports).
+    #[cfg(feature = "cert-gen")]
     #[error("{path} holds a key that cannot sign certificates: {source}")]
     UnusableKey {
         /// The file.
@@ -67,6 +73,7 @@ pub enum CertError {
         missing: PathBuf,
     },
     /// Certificate generation failed.
+    #[cfg(feature = "cert-gen")]
     #[error("cannot generate a certificate: {0}")]
     Generate(#[from] rcgen::Error),
 }
@@ -107,6 +114,7 @@ fn read_file(path: &Path) -> Result<Vec<u8>, CertError> {
 
 /// The SHA-256 fingerprint of a DER certificate as colon-separated upper-case hex, the form
 /// `openssl x509 -fingerprint -sha256` prints, so users can compare the two.
+#[cfg(feature = "cert-gen")]
 pub fn fingerprint_sha256(cert: &CertificateDer<'_>) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, cert.as_ref());
     let hex: Vec<String> = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
@@ -152,6 +160,7 @@ impl fmt::Debug for TlsIdentity {
 }
 
 /// A certificate and key issued by a [`CertificateAuthority`].
+#[cfg(feature = "cert-gen")]
 pub struct IssuedCertificate {
     /// The certificate, DER.
     pub cert_der: CertificateDer<'static>,
@@ -160,6 +169,7 @@ pub struct IssuedCertificate {
     key: KeyPair,
 }
 
+#[cfg(feature = "cert-gen")]
 impl IssuedCertificate {
     /// The private key, PEM (PKCS#8).
     pub fn key_pem(&self) -> String {
@@ -187,6 +197,7 @@ impl IssuedCertificate {
     }
 }
 
+#[cfg(feature = "cert-gen")]
 impl fmt::Debug for IssuedCertificate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IssuedCertificate")
@@ -198,16 +209,19 @@ impl fmt::Debug for IssuedCertificate {
 /// The subject of every CA this crate creates. Loading a CA re-creates its issuer name from
 /// this constant, so certificates issued later chain to the stored CA certificate without
 /// parsing it (which would need an X.509 parser).
+#[cfg(feature = "cert-gen")]
 const CA_COMMON_NAME: &str = "MQuicTT CA";
 
 /// A certificate authority that issues ECDSA P-256 certificates. Only CAs created by
 /// [`CertificateAuthority::generate`] can be loaded back.
+#[cfg(feature = "cert-gen")]
 pub struct CertificateAuthority {
     cert_der: CertificateDer<'static>,
     cert_pem: String,
     key: KeyPair,
 }
 
+#[cfg(feature = "cert-gen")]
 impl CertificateAuthority {
     /// Creates a new CA with a fresh ECDSA P-256 key, valid for ten years.
     pub fn generate() -> Result<Self, CertError> {
@@ -291,6 +305,7 @@ impl CertificateAuthority {
     }
 }
 
+#[cfg(feature = "cert-gen")]
 impl fmt::Debug for CertificateAuthority {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CertificateAuthority")
@@ -299,6 +314,7 @@ impl fmt::Debug for CertificateAuthority {
     }
 }
 
+#[cfg(feature = "cert-gen")]
 fn ca_params(years: i32) -> CertificateParams {
     let mut params = CertificateParams::default();
     params.distinguished_name = common_name(CA_COMMON_NAME);
@@ -312,6 +328,7 @@ fn ca_params(years: i32) -> CertificateParams {
     params
 }
 
+#[cfg(feature = "cert-gen")]
 fn common_name(name: &str) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, name);
@@ -319,6 +336,7 @@ fn common_name(name: &str) -> DistinguishedName {
 }
 
 /// From yesterday (tolerating clocks a little behind) to `years` from now.
+#[cfg(feature = "cert-gen")]
 fn set_validity(params: &mut CertificateParams, years: i32) {
     let days = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -332,6 +350,7 @@ fn set_validity(params: &mut CertificateParams, years: i32) {
 
 /// Days since 1970-01-01 to a (year, month, day) civil date (proleptic Gregorian), after
 /// Howard Hinnant's `civil_from_days`.
+#[cfg(feature = "cert-gen")]
 fn civil_from_days(days: i64) -> (i32, u8, u8) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -345,6 +364,7 @@ fn civil_from_days(days: i64) -> (i32, u8, u8) {
     (year as i32, month as u8, day as u8)
 }
 
+#[cfg(feature = "cert-gen")]
 fn write_file(path: &Path, contents: &[u8], private: bool) -> Result<(), CertError> {
     let write_error = |source| CertError::Write {
         path: path.to_owned(),
@@ -365,10 +385,12 @@ fn write_file(path: &Path, contents: &[u8], private: bool) -> Result<(), CertErr
 
 /// The names the development server certificate is valid for: loopback only, as the broker
 /// listens on loopback by default.
+#[cfg(feature = "cert-gen")]
 pub const DEV_SERVER_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
 /// The development CA and server certificate in one directory: `ca.pem`, `ca.key`,
 /// `server.pem`, `server.key`.
+#[cfg(feature = "cert-gen")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DevCertificates {
     /// The CA certificate clients trust (`--cafile`).
@@ -385,6 +407,7 @@ pub struct DevCertificates {
     pub server_fingerprint: String,
 }
 
+#[cfg(feature = "cert-gen")]
 impl DevCertificates {
     /// Returns the development certificates in `dir`, creating the directory and a new CA and
     /// server certificate (ECDSA P-256, for `localhost`, `127.0.0.1` and `::1`) if none of the
@@ -445,6 +468,7 @@ impl DevCertificates {
     }
 }
 
+#[cfg(feature = "cert-gen")]
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,11 @@
 //! reachable for multi-stream mode, 0-RTT and migration. [`certs`] loads PEM files and makes
 //! the development CA and server certificate. This crate knows nothing about MQTT packets.
 //!
+//! TCP is always built in; TLS (`tls`), WebSocket (`ws`, and `wss://` with `tls` too), QUIC
+//! (`quic`) and certificate generation (`cert-gen`) are Cargo features, all on by default. A
+//! URL whose transport this build lacks parses, and connecting or binding it fails with
+//! [`TransportError::NotBuiltIn`], which names the feature to enable.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use mquictt_transport::{ClientTlsSettings, Connector, DevCertificates, Listener, ListenUrl,
@@ -32,26 +37,35 @@ mod connector;
 mod error;
 mod listener;
 pub mod quic;
+#[cfg(feature = "quic")]
 mod quic_stream;
 mod stream;
 mod tcp;
 mod tls;
 pub mod url;
+#[cfg(feature = "ws")]
 mod ws;
 
-pub use certs::{CertError, CertificateAuthority, DevCertificates, IssuedCertificate, TlsIdentity};
+pub use certs::{CertError, TlsIdentity};
+#[cfg(feature = "cert-gen")]
+pub use certs::{CertificateAuthority, DevCertificates, IssuedCertificate};
 pub use connector::{connect, ConnectOptions, Connected, Connector};
 pub use error::TransportError;
 pub use listener::{Accepted, Listener, ListenerOptions};
-pub use quic::{
-    QuicClientConnection, QuicClientOptions, QuicConnection, QuicServerOptions, QuicStream,
-};
+#[cfg(feature = "quic")]
+pub use quic::{QuicClientConnection, QuicConnection, QuicStream};
+pub use quic::{QuicClientOptions, QuicServerOptions};
 pub use stream::{BoxStream, ByteStream, PeerInfo, TlsVersion};
 pub use tls::{ClientAuth, ClientTlsSettings, ServerTlsSettings, TlsVersions, MQTT_ALPN};
 pub use url::{Host, ListenUrl, TransportKind, TransportUrl, UrlError, DEFAULT_WS_PATH};
+#[cfg(feature = "ws")]
 pub use ws::{WsByteStream, MQTT_SUBPROTOCOL};
 
 /// The QUIC implementation, re-exported so users name the same version.
+#[cfg(feature = "quic")]
 pub use quinn;
 /// The TLS implementation, re-exported so users name the same version.
+#[cfg(any(feature = "tls", feature = "quic"))]
 pub use rustls;
+/// The certificate and key types, re-exported so users name the same version in every build.
+pub use rustls_pki_types as pki_types;

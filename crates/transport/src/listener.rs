@@ -2,7 +2,8 @@
 //! (a byte stream and its [`PeerInfo`]) the same way for all of them. Handshakes (TLS,
 //! WebSocket, QUIC) run in their own tasks with a timeout and a cap on how many run at once,
 //! so a slow or hostile client never delays the others; a failed handshake is logged and
-//! counted, never returned from `accept`.
+//! counted, never returned from `accept`. Binding a transport this build lacks fails with
+//! [`io::ErrorKind::Unsupported`] and a message naming the feature to enable.
 
 use std::io;
 use std::net::SocketAddr;
@@ -13,14 +14,21 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
-use tokio_rustls::TlsAcceptor;
+#[cfg(feature = "tls")]
+use tokio_rustls::{server::TlsStream, TlsAcceptor};
 
 use crate::error::TransportError;
-use crate::quic::{self, QuicConnection, QuicServerOptions};
+use crate::quic::QuicServerOptions;
+#[cfg(feature = "quic")]
+use crate::quic::{self, QuicConnection};
 use crate::stream::{BoxStream, PeerInfo};
-use crate::tls::{session_facts, ServerTlsSettings};
+use crate::tcp;
+#[cfg(feature = "tls")]
+use crate::tls::session_facts;
+use crate::tls::ServerTlsSettings;
 use crate::url::{ListenUrl, TransportKind};
-use crate::{tcp, ws};
+#[cfg(feature = "ws")]
+use crate::ws;
 
 /// Limits of a listener.
 #[derive(Debug, Clone)]
@@ -55,6 +63,7 @@ pub struct Accepted {
     /// What is known about the peer.
     pub peer: PeerInfo,
     /// For QUIC, the connection: further data streams, 0-RTT state, the live peer address.
+    #[cfg(feature = "quic")]
     pub quic: Option<QuicConnection>,
 }
 
@@ -84,23 +93,37 @@ impl Listener {
     }
 
     /// Binds `url` with the given limits.
+    #[cfg_attr(not(any(feature = "tls", feature = "quic")), allow(unused_variables))]
     pub async fn bind_with_options(
         url: &ListenUrl,
         tls: &ServerTlsSettings,
         options: ListenerOptions,
     ) -> io::Result<Listener> {
+        if !url.kind.is_built_in() {
+            return Err(TransportError::not_built_in(url.kind).into());
+        }
         let (ready_tx, ready) = mpsc::channel(READY_QUEUE);
         let failed_handshakes = Arc::new(AtomicU64::new(0));
         let context = HandshakeContext {
             kind: url.kind,
+            #[cfg(feature = "ws")]
             path: url.path.clone(),
+            #[cfg(feature = "tls")]
+            tls: match url.kind {
+                TransportKind::Tls | TransportKind::Wss => {
+                    Some(TlsAcceptor::from(tls.rustls_config(url.kind)?))
+                }
+                _ => None,
+            },
             timeout: options.handshake_timeout,
             permits: Arc::new(Semaphore::new(options.max_pending_handshakes.max(1))),
             ready: ready_tx,
             failed: failed_handshakes.clone(),
+            #[cfg(feature = "quic")]
             quic_zero_rtt: tls.quic_zero_rtt,
         };
         let (local_addr, accept_task) = match url.kind {
+            #[cfg(feature = "quic")]
             TransportKind::Quic => {
                 let config = tls.rustls_config(TransportKind::Quic)?;
                 let endpoint = quic::server_endpoint(url.addr, config, &options.quic)?;
@@ -108,15 +131,10 @@ impl Listener {
                 let task = tokio::spawn(accept_quic(endpoint, local_addr, context));
                 (local_addr, task)
             }
-            kind => {
-                let acceptor = if kind.is_encrypted() {
-                    Some(TlsAcceptor::from(tls.rustls_config(kind)?))
-                } else {
-                    None
-                };
+            _ => {
                 let listener = tcp::bind(url.addr).await?;
                 let local_addr = listener.local_addr()?;
-                let task = tokio::spawn(accept_tcp(listener, local_addr, acceptor, context));
+                let task = tokio::spawn(accept_tcp(listener, local_addr, context));
                 (local_addr, task)
             }
         };
@@ -167,11 +185,17 @@ impl Drop for Listener {
 #[derive(Clone)]
 struct HandshakeContext {
     kind: TransportKind,
+    /// The one WebSocket path served.
+    #[cfg(feature = "ws")]
     path: String,
+    /// The TLS side of `mqtts://` and `wss://` listeners.
+    #[cfg(feature = "tls")]
+    tls: Option<TlsAcceptor>,
     timeout: Duration,
     permits: Arc<Semaphore>,
     ready: mpsc::Sender<Accepted>,
     failed: Arc<AtomicU64>,
+    #[cfg(feature = "quic")]
     quic_zero_rtt: bool,
 }
 
@@ -203,12 +227,7 @@ impl HandshakeContext {
     }
 }
 
-async fn accept_tcp(
-    listener: TcpListener,
-    local: SocketAddr,
-    acceptor: Option<TlsAcceptor>,
-    context: HandshakeContext,
-) {
+async fn accept_tcp(listener: TcpListener, local: SocketAddr, context: HandshakeContext) {
     loop {
         let Ok(permit) = context.permits.clone().acquire_owned().await else {
             return;
@@ -224,14 +243,7 @@ async fn accept_tcp(
         if context.ready.is_closed() {
             return;
         }
-        let handshake = handshake_tcp(
-            socket,
-            remote,
-            local,
-            acceptor.clone(),
-            context.kind,
-            context.path.clone(),
-        );
+        let handshake = handshake_tcp(socket, remote, local, context.clone());
         context.spawn(remote, permit, handshake);
     }
 }
@@ -240,39 +252,54 @@ async fn handshake_tcp(
     socket: TcpStream,
     remote: SocketAddr,
     local: SocketAddr,
-    acceptor: Option<TlsAcceptor>,
-    kind: TransportKind,
-    path: String,
+    context: HandshakeContext,
 ) -> Result<Accepted, TransportError> {
     tcp::configure(&socket)?;
+    #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
     let mut peer = PeerInfo {
         remote,
         local,
-        transport: kind,
+        transport: context.kind,
         client_cert_der: None,
         tls_version: None,
     };
-    let stream: BoxStream = match (kind, acceptor) {
-        (TransportKind::Tcp, _) => Box::new(socket),
-        (TransportKind::Ws, _) => Box::new(ws::accept(socket, &path).await?),
-        (TransportKind::Tls | TransportKind::Wss, Some(acceptor)) => {
-            let tls = acceptor.accept(socket).await?;
-            (peer.client_cert_der, peer.tls_version) = session_facts(tls.get_ref().1);
-            if kind == TransportKind::Wss {
-                Box::new(ws::accept(tls, &path).await?)
-            } else {
-                Box::new(tls)
-            }
+    let stream: BoxStream = match context.kind {
+        TransportKind::Tcp => Box::new(socket),
+        #[cfg(feature = "ws")]
+        TransportKind::Ws => Box::new(ws::accept(socket, &context.path).await?),
+        #[cfg(feature = "tls")]
+        TransportKind::Tls => Box::new(tls_handshake(socket, context.tls, &mut peer).await?),
+        #[cfg(all(feature = "tls", feature = "ws"))]
+        TransportKind::Wss => {
+            let tls = tls_handshake(socket, context.tls, &mut peer).await?;
+            Box::new(ws::accept(tls, &context.path).await?)
         }
-        (kind, _) => return Err(TransportError::MissingServerCertificate(kind)),
+        // `bind_with_options` refused every kind not built in, and QUIC has its own loop.
+        kind => return Err(TransportError::not_built_in(kind)),
     };
     Ok(Accepted {
         stream,
         peer,
+        #[cfg(feature = "quic")]
         quic: None,
     })
 }
 
+/// The server side of the TLS handshake of `mqtts://` and `wss://`, noting the client
+/// certificate and the negotiated version in `peer`.
+#[cfg(feature = "tls")]
+async fn tls_handshake(
+    socket: TcpStream,
+    acceptor: Option<TlsAcceptor>,
+    peer: &mut PeerInfo,
+) -> Result<TlsStream<TcpStream>, TransportError> {
+    let acceptor = acceptor.ok_or(TransportError::MissingServerCertificate(peer.transport))?;
+    let tls = acceptor.accept(socket).await?;
+    (peer.client_cert_der, peer.tls_version) = session_facts(tls.get_ref().1);
+    Ok(tls)
+}
+
+#[cfg(feature = "quic")]
 async fn accept_quic(endpoint: quinn::Endpoint, local: SocketAddr, context: HandshakeContext) {
     loop {
         let Ok(permit) = context.permits.clone().acquire_owned().await else {
@@ -304,5 +331,25 @@ async fn accept_quic(endpoint: quinn::Endpoint, local: SocketAddr, context: Hand
             })
         };
         context.spawn(remote, permit, handshake);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs in builds without some transports (`--no-default-features`).
+    #[tokio::test]
+    async fn binding_a_transport_left_out_fails_as_unsupported() {
+        let tls = ServerTlsSettings::default();
+        for kind in TransportKind::ALL
+            .into_iter()
+            .filter(|kind| !kind.is_built_in())
+        {
+            let url = ListenUrl::new(kind, "127.0.0.1:0".parse().unwrap());
+            let err = Listener::bind(&url, &tls).await.unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::Unsupported, "{kind}");
+            assert!(err.to_string().contains("rebuild with --features"), "{err}");
+        }
     }
 }

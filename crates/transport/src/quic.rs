@@ -20,19 +20,32 @@
 //! early and [`QuicConnection::handshake_complete`] when it is safe to act on anything that is
 //! not idempotent. rustls' single-use session cache refuses a second resumption with the same
 //! ticket on the same server, which stops replays against one broker process.
+//!
+//! The option types exist in every build, so that configuration code compiles the same
+//! everywhere; the connection code only in builds with the `quic` feature.
 
+#[cfg(feature = "quic")]
 use std::io;
+#[cfg(feature = "quic")]
 use std::net::SocketAddr;
+#[cfg(feature = "quic")]
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(feature = "quic")]
 use quinn::crypto::rustls::{HandshakeData, QuicClientConfig, QuicServerConfig};
+#[cfg(feature = "quic")]
 use quinn::{Connection, Endpoint, IdleTimeout, Incoming, TransportConfig, VarInt};
+#[cfg(feature = "quic")]
 use rustls::pki_types::CertificateDer;
+#[cfg(feature = "quic")]
 use tokio::sync::watch;
 
+#[cfg(feature = "quic")]
 use crate::error::TransportError;
+#[cfg(feature = "quic")]
 pub use crate::quic_stream::QuicStream;
+#[cfg(feature = "quic")]
 use crate::tls::MQTT_ALPN;
 
 /// QUIC application error code with which a multi-stream connection is closed when its
@@ -40,6 +53,7 @@ use crate::tls::MQTT_ALPN;
 pub const CONTROL_STREAM_LOST_CODE: u32 = 1;
 
 /// QUIC application error code for "the peer spoke the wrong application protocol".
+#[cfg(feature = "quic")]
 const WRONG_ALPN_CODE: u32 = 0x10;
 
 /// QUIC settings of a listener.
@@ -104,6 +118,7 @@ impl QuicClientOptions {
     }
 }
 
+#[cfg(feature = "quic")]
 fn idle_timeout(duration: Duration) -> Option<IdleTimeout> {
     // Durations beyond QUIC's 2^62 ms limit cannot be expressed; fall back to no timeout
     // rather than fail, since the MQTT keep alive still bounds a dead connection.
@@ -111,6 +126,7 @@ fn idle_timeout(duration: Duration) -> Option<IdleTimeout> {
 }
 
 /// A server endpoint bound to `addr` presenting `tls` (TLS 1.3, ALPN `mqtt`).
+#[cfg(feature = "quic")]
 pub(crate) fn server_endpoint(
     addr: SocketAddr,
     tls: Arc<rustls::ServerConfig>,
@@ -129,6 +145,7 @@ pub(crate) fn server_endpoint(
 }
 
 /// The quinn client configuration for `tls` (already TLS 1.3 with ALPN `mqtt`).
+#[cfg(feature = "quic")]
 pub(crate) fn client_config(
     tls: rustls::ClientConfig,
     options: &QuicClientOptions,
@@ -147,8 +164,10 @@ pub(crate) fn client_config(
 /// The state of the TLS handshake of a connection, shared by its handles: `None` while it
 /// runs, `Some(accepted)` once it completed (`accepted`: whether 0-RTT data was accepted;
 /// always true on a server, where data arriving before completion *was* 0-RTT).
+#[cfg(feature = "quic")]
 type HandshakeState = watch::Receiver<Option<bool>>;
 
+#[cfg(feature = "quic")]
 fn watch_handshake(zero_rtt: Option<quinn::ZeroRttAccepted>) -> HandshakeState {
     match zero_rtt {
         None => watch::channel(Some(false)).1,
@@ -165,6 +184,7 @@ fn watch_handshake(zero_rtt: Option<quinn::ZeroRttAccepted>) -> HandshakeState {
 }
 
 /// A QUIC connection as seen by the server, with what MQTT needs on top of the byte stream.
+#[cfg(feature = "quic")]
 #[derive(Debug, Clone)]
 pub struct QuicConnection {
     connection: Connection,
@@ -173,6 +193,7 @@ pub struct QuicConnection {
     control_stream_id: u64,
 }
 
+#[cfg(feature = "quic")]
 impl QuicConnection {
     /// The quinn connection, for anything this type does not cover.
     pub fn connection(&self) -> &Connection {
@@ -196,8 +217,9 @@ impl QuicConnection {
     pub async fn handshake_complete(&self) -> Result<(), quinn::ConnectionError> {
         let mut handshake = self.handshake.clone();
         tokio::select! {
-            result = handshake.wait_for(Option::is_some) => match result {
-                Ok(_) => Ok(()),
+            // The watch guard is dropped before any await, so the future stays `Send`.
+            result = async { handshake.wait_for(Option::is_some).await.map(|_| ()) } => match result {
+                Ok(()) => Ok(()),
                 Err(_) => Err(self.connection.closed().await),
             },
             err = self.connection.closed() => Err(err),
@@ -232,6 +254,7 @@ impl QuicConnection {
     }
 }
 
+#[cfg(feature = "quic")]
 pub(crate) fn client_certificate(connection: &Connection) -> Option<CertificateDer<'static>> {
     connection
         .peer_identity()?
@@ -243,6 +266,7 @@ pub(crate) fn client_certificate(connection: &Connection) -> Option<CertificateD
 
 /// Completes the handshake of an incoming connection (or only its first flight, when 0-RTT
 /// is accepted) and accepts its first bidirectional stream.
+#[cfg(feature = "quic")]
 pub(crate) async fn accept(
     incoming: Incoming,
     zero_rtt: bool,
@@ -285,6 +309,7 @@ pub(crate) async fn accept(
 }
 
 /// A QUIC connection as seen by the client.
+#[cfg(feature = "quic")]
 #[derive(Debug, Clone)]
 pub struct QuicClientConnection {
     endpoint: Endpoint,
@@ -293,6 +318,7 @@ pub struct QuicClientConnection {
     zero_rtt_attempted: bool,
 }
 
+#[cfg(feature = "quic")]
 impl QuicClientConnection {
     /// The quinn connection, for anything this type does not cover.
     pub fn connection(&self) -> &Connection {
@@ -337,8 +363,11 @@ impl QuicClientConnection {
     pub async fn zero_rtt_accepted(&self) -> Result<bool, quinn::ConnectionError> {
         let mut handshake = self.handshake.clone();
         tokio::select! {
-            result = handshake.wait_for(Option::is_some) => match result {
-                Ok(state) => Ok(state.unwrap_or(false)),
+            // The watch guard is dropped before any await, so the future stays `Send`.
+            result = async {
+                handshake.wait_for(Option::is_some).await.map(|state| state.unwrap_or(false))
+            } => match result {
+                Ok(accepted) => Ok(accepted),
                 Err(_) => Err(self.connection.closed().await),
             },
             err = self.connection.closed() => Err(err),
@@ -347,6 +376,7 @@ impl QuicClientConnection {
 }
 
 /// Connects to the first of `addrs` and opens the first bidirectional stream.
+#[cfg(feature = "quic")]
 pub(crate) async fn connect(
     addrs: &[SocketAddr],
     config: quinn::ClientConfig,

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use rustls::pki_types::CertificateDer;
+use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::url::TransportKind;
@@ -33,6 +33,7 @@ pub enum TlsVersion {
     Tls13,
 }
 
+#[cfg(feature = "tls")]
 impl TlsVersion {
     pub(crate) fn from_rustls(version: Option<rustls::ProtocolVersion>) -> Option<Self> {
         match version? {

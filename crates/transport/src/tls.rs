@@ -1,19 +1,32 @@
 //! TLS settings for servers ([`ServerTlsSettings`]) and clients ([`ClientTlsSettings`]) and
 //! their translation into rustls configurations for TLS-over-TCP (TLS 1.2 and 1.3), WSS and
 //! QUIC (TLS 1.3 only, ALPN `mqtt`). Always the `ring` crypto provider, passed explicitly so
-//! that another provider enabled elsewhere in a build cannot make rustls pick at random.
+//! that another provider enabled elsewhere in a build cannot make rustls pick at random. The
+//! settings types exist in every build; the rustls translation only in builds with `tls` or
+//! `quic`.
 
 use std::path::Path;
+#[cfg(any(feature = "tls", feature = "quic"))]
 use std::sync::Arc;
 
+#[cfg(any(feature = "tls", feature = "quic"))]
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName};
+#[cfg(any(feature = "tls", feature = "quic"))]
 use rustls::server::WebPkiClientVerifier;
+#[cfg(any(feature = "tls", feature = "quic"))]
 use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion};
+use rustls_pki_types::CertificateDer;
+#[cfg(feature = "tls")]
+use rustls_pki_types::ServerName;
 
-use crate::certs::{load_cert_chain, CertError, DevCertificates, TlsIdentity};
+#[cfg(feature = "cert-gen")]
+use crate::certs::DevCertificates;
+use crate::certs::{load_cert_chain, CertError, TlsIdentity};
+#[cfg(any(feature = "tls", feature = "quic"))]
 use crate::error::TransportError;
+#[cfg(feature = "tls")]
 use crate::stream::TlsVersion;
+#[cfg(any(feature = "tls", feature = "quic"))]
 use crate::url::TransportKind;
 
 /// The ALPN protocol of MQTT over QUIC, as EMQX uses it.
@@ -32,11 +45,15 @@ pub enum TlsVersions {
     OnlyTls13,
 }
 
+#[cfg(any(feature = "tls", feature = "quic"))]
 const TLS12_AND_TLS13: &[&SupportedProtocolVersion] =
     &[&rustls::version::TLS13, &rustls::version::TLS12];
+#[cfg(any(feature = "tls", feature = "quic"))]
 const ONLY_TLS12: &[&SupportedProtocolVersion] = &[&rustls::version::TLS12];
+#[cfg(any(feature = "tls", feature = "quic"))]
 const ONLY_TLS13: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13];
 
+#[cfg(any(feature = "tls", feature = "quic"))]
 impl TlsVersions {
     fn rustls(self) -> &'static [&'static SupportedProtocolVersion] {
         match self {
@@ -91,6 +108,7 @@ impl ServerTlsSettings {
     }
 
     /// Settings presenting the development server certificate.
+    #[cfg(feature = "cert-gen")]
     pub fn from_dev_certificates(dev: &DevCertificates) -> Result<Self, CertError> {
         Ok(Self::new(dev.server_identity()?))
     }
@@ -109,6 +127,7 @@ impl ServerTlsSettings {
 
     /// The rustls configuration for `kind`: TLS-over-TCP and WSS use [`Self::versions`];
     /// QUIC uses TLS 1.3 with ALPN `mqtt` (a client offering no `mqtt` is refused).
+    #[cfg(any(feature = "tls", feature = "quic"))]
     pub(crate) fn rustls_config(
         &self,
         kind: TransportKind,
@@ -198,6 +217,7 @@ impl ClientTlsSettings {
 
     /// The rustls configuration for TLS-over-TCP/WSS (`quic == false`) or QUIC (TLS 1.3,
     /// ALPN `mqtt`, early data enabled so that a resumed session can carry 0-RTT).
+    #[cfg(any(feature = "tls", feature = "quic"))]
     pub(crate) fn rustls_config(&self, quic: bool) -> Result<ClientConfig, TransportError> {
         if self.trusted_cas.is_empty() {
             return Err(TransportError::NoTrustedCa);
@@ -223,6 +243,7 @@ impl ClientTlsSettings {
     }
 
     /// The TLS server name for a URL host.
+    #[cfg(feature = "tls")]
     pub(crate) fn server_name_for(
         &self,
         url_host: &str,
@@ -233,10 +254,12 @@ impl ClientTlsSettings {
     }
 }
 
+#[cfg(any(feature = "tls", feature = "quic"))]
 pub(crate) fn ring_provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+#[cfg(any(feature = "tls", feature = "quic"))]
 fn root_store(cas: &[CertificateDer<'static>]) -> Result<Arc<RootCertStore>, TransportError> {
     let mut roots = RootCertStore::empty();
     for ca in cas {
@@ -246,6 +269,7 @@ fn root_store(cas: &[CertificateDer<'static>]) -> Result<Arc<RootCertStore>, Tra
 }
 
 /// The peer certificate and TLS version of an established TLS session.
+#[cfg(feature = "tls")]
 pub(crate) fn session_facts(
     common: &rustls::CommonState,
 ) -> (Option<CertificateDer<'static>>, Option<TlsVersion>) {

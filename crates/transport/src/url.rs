@@ -29,6 +29,15 @@ pub enum TransportKind {
 }
 
 impl TransportKind {
+    /// Every transport.
+    pub const ALL: [TransportKind; 5] = [
+        TransportKind::Tcp,
+        TransportKind::Tls,
+        TransportKind::Ws,
+        TransportKind::Wss,
+        TransportKind::Quic,
+    ];
+
     /// The IANA/community default port of the transport: 1883 (MQTT), 8883 (MQTT over TLS),
     /// 8083 and 8084 (WebSocket and WebSocket over TLS, as EMQX and NanoMQ use them), 14567 (MQTT
     /// over QUIC, as EMQX uses it).
@@ -64,6 +73,31 @@ impl TransportKind {
     /// Whether the transport is a WebSocket and so has a path.
     pub fn is_websocket(self) -> bool {
         matches!(self, TransportKind::Ws | TransportKind::Wss)
+    }
+
+    /// Whether this build carries the transport: TCP always, the others when their Cargo
+    /// feature is on ([`Self::cargo_features`]).
+    pub fn is_built_in(self) -> bool {
+        match self {
+            TransportKind::Tcp => true,
+            TransportKind::Tls => cfg!(feature = "tls"),
+            TransportKind::Ws => cfg!(feature = "ws"),
+            TransportKind::Wss => cfg!(all(feature = "tls", feature = "ws")),
+            TransportKind::Quic => cfg!(feature = "quic"),
+        }
+    }
+
+    /// The Cargo features of this crate (forwarded under the same names by the client crate
+    /// and the `mquictt` binary) that bring the transport, comma-separated; empty for TCP,
+    /// which is always built in.
+    pub fn cargo_features(self) -> &'static str {
+        match self {
+            TransportKind::Tcp => "",
+            TransportKind::Tls => "tls",
+            TransportKind::Ws => "ws",
+            TransportKind::Wss => "tls,ws",
+            TransportKind::Quic => "quic",
+        }
     }
 
     fn from_scheme(scheme: &str) -> Option<Self> {

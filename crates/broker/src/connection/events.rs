@@ -1,19 +1,25 @@
-//! The driver's answers to what its session machine reports: CONNECT (admission, takeover,
-//! attaching the session, CONNACK), PUBLISH (authorization, payload format, storage quota,
-//! routing, the acknowledgement once durable), SUBSCRIBE and UNSUBSCRIBE (through the router),
-//! and DISCONNECT (which decides the fate of the will and may change the session expiry).
+//! The driver's answers to what its session machine reports: CONNECT once authenticated
+//! (admission, takeover, attaching the session, CONNACK), PUBLISH (topic limits,
+//! authorization, payload format, storage quota, routing, the acknowledgement once durable),
+//! SUBSCRIBE and UNSUBSCRIBE (through the router), AUTH (handed to `authenticate.rs`) and
+//! DISCONNECT (which decides the fate of the will and may change the session expiry).
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use mquictt_protocol::session::{Accept, ServerEvent};
-use mquictt_protocol::{Disconnect, Properties, Publish, QoS, ReasonCode, SubAck, UnsubAck};
+use mquictt_protocol::{
+    Connect, Disconnect, MqttString, Properties, Publish, QoS, ReasonCode, SubAck, UnsubAck,
+};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{oneshot, watch, Notify};
 
 use super::{Attached, Deferred, Driver, TAKEOVER_WAIT};
-use crate::connect;
+use crate::auth::Principal;
+use crate::connect::{self, Checked};
+use crate::limits::topic_within_limits;
 use crate::message::Message;
 use crate::metrics::Metrics;
 use crate::registry::Departure;
@@ -63,13 +69,7 @@ where
                         }),
                     );
                 }
-                ServerEvent::Auth(_) => {
-                    // CONNECTs with an Authentication Method are refused (0x8C), so an AUTH
-                    // here breaks the exchange the client itself never started.
-                    let _ = self
-                        .session
-                        .disconnect(Disconnect::new(ReasonCode::ProtocolError));
-                }
+                ServerEvent::Auth(auth) => self.on_auth(auth).await,
                 ServerEvent::Disconnected(disconnect) => {
                     // "the Will Message MUST be removed ... on receipt of a DISCONNECT packet
                     // with a Reason Code of 0x00 (Normal disconnection)" [MQTT-3.1.2-10];
@@ -91,18 +91,40 @@ where
         }
     }
 
-    async fn on_connect(&mut self, connect: mquictt_protocol::Connect) {
+    /// Refuses the pending CONNECT with `reason` and counts it.
+    pub(super) fn refuse_connect(&mut self, reason: ReasonCode, connect: &Connect) {
+        Metrics::add(&self.shared.metrics.connections_refused, 1);
+        tracing::debug!(peer = ?self.peer.remote_addr, client = %connect.client_id, %reason, "CONNECT refused");
+        let _ = self.session.refuse(reason, Properties::default());
+    }
+
+    /// Admits an authenticated CONNECT: takes over an older connection of the same client,
+    /// attaches the session and sends CONNACK (with the final Authentication Data of an
+    /// enhanced authentication, if any).
+    pub(super) async fn complete_connect(
+        &mut self,
+        connect: Connect,
+        checked: Checked,
+        username: Option<String>,
+        auth_data: Option<Bytes>,
+    ) {
         let now = Instant::now();
-        let admission = connect::admit(&self.shared, &connect, &self.peer, self.slot.is_some());
-        let admitted = match admission {
-            Err(reason) => {
-                Metrics::add(&self.shared.metrics.connections_refused, 1);
-                tracing::debug!(peer = ?self.peer.remote_addr, client = %connect.client_id, %reason, "CONNECT refused");
-                let _ = self.session.refuse(reason, Properties::default());
-                return;
-            }
+        let admission = connect::admit(&self.shared, &connect, checked, username.as_deref());
+        let mut admitted = match admission {
+            Err(reason) => return self.refuse_connect(reason, &connect),
             Ok(admitted) => admitted,
         };
+        let auth_method = connect
+            .properties
+            .authentication_method
+            .as_ref()
+            .map(|m| m.as_str().to_owned());
+        if let Some(method) = &auth_method {
+            // "The Server ... MUST send a CONNACK ... containing the same Authentication
+            // Method" when enhanced authentication succeeds (4.12).
+            admitted.connack_properties.authentication_method = MqttString::new(method).ok();
+            admitted.connack_properties.authentication_data = auth_data;
+        }
         let client_id = admitted.client_id.clone();
         // Takeover: the old connection closes with 0x8E and hands its session back first.
         let waiting = self.shared.router().begin_takeover(&client_id);
@@ -143,8 +165,10 @@ where
             HashSet::new()
         };
         let resumed = attachment.session_present.then_some(delivery.session);
+        let mut properties = admitted.connack_properties;
+        self.fit_keep_alive(&connect, &mut properties);
         let accept = Accept {
-            properties: admitted.connack_properties,
+            properties,
             resumed,
         };
         if let Err(e) = self.session.accept(accept, now) {
@@ -153,8 +177,13 @@ where
         Metrics::add(&self.shared.metrics.connections_total, 1);
         Metrics::add(&self.shared.metrics.connections_current, 1);
         tracing::debug!(client = %client_id, version = %connect.protocol, peer = ?self.peer.remote_addr, transport = self.peer.transport, "client connected");
+        // Admitted: it no longer counts against the pending-connection cap.
+        self.pending = None;
         self.attached = Some(Attached {
+            owner: client_id.clone(),
             client_id,
+            username,
+            auth_method,
             connection: attachment.connection,
             version: connect.protocol,
             expiry: admitted.expiry,
@@ -165,6 +194,7 @@ where
             in_flight: delivery.in_flight,
             inbound_stored,
         });
+        self.announce_data_streams();
     }
 
     fn on_publish(&mut self, publish: Publish) {
@@ -196,11 +226,22 @@ where
             }
         }
         let mut persisted = false;
-        let reason = if !self
+        // On a QUIC data stream the owning client publishes, not the stream's own key.
+        let principal = Principal {
+            client_id: &attached.owner,
+            username: attached.username.as_deref(),
+        };
+        let reason = if !topic_within_limits(publish.topic.as_str(), &self.shared.config) {
+            // "0x90 Topic Name invalid: The Topic Name is not malformed, but is not accepted by
+            // this Client or Server" (3.4.2.1): too long or too deep for this broker.
+            Metrics::add(&self.shared.metrics.limit_refusals, 1);
+            ReasonCode::TopicNameInvalid
+        } else if !self
             .shared
             .authenticator
-            .authorize_publish(&attached.client_id, &publish.topic)
+            .authorize_publish(&principal, &publish.topic)
         {
+            Metrics::add(&self.shared.metrics.authorization_denials, 1);
             ReasonCode::NotAuthorized
         } else if publish.properties.payload_format_indicator == Some(true)
             && std::str::from_utf8(&publish.payload).is_err()
@@ -209,7 +250,7 @@ where
             // (3.3.2.3.2); it is not forwarded.
             ReasonCode::PayloadFormatInvalid
         } else {
-            let message = Message::from_publish(&publish, Some(attached.client_id.clone()), now);
+            let message = Message::from_publish(&publish, Some(attached.owner.clone()), now);
             let routed = self.shared.router().publish(Arc::new(message), now);
             persisted = routed.persisted;
             if routed.receivers == 0 && v5 {
@@ -272,7 +313,13 @@ where
             .collect();
         let (codes, recorded) = {
             let mut router = self.shared.router();
-            let codes = router.subscribe(&attached.client_id, requests, identifier, Instant::now());
+            let codes = router.subscribe(
+                &attached.client_id,
+                attached.username.as_deref(),
+                requests,
+                identifier,
+                Instant::now(),
+            );
             (codes, router.take_recorded())
         };
         let ticket = self.ticket_if(recorded);

@@ -5,7 +5,9 @@
 //! allows, encodes what the session wants to transmit, and sleeps until the next input, the
 //! next queued message or the session's next deadline. QoS flows, keep alive and topic aliases
 //! are the session's; routing is the router's; CONNECT policy (client identifiers, limits,
-//! authentication, CONNACK properties) is in `connect.rs`.
+//! CONNACK properties) is in `connect.rs`, the authentication exchanges in `authenticate.rs`.
+//! The connect deadline is enforced here until the session is attached; the connection rate,
+//! pending-connection cap and publish rate are in `admission.rs`.
 //!
 //! Durability: an answer that promises the client something is stored (PUBACK, PUBREC, SUBACK,
 //! UNSUBACK) waits in `deferred` until the journal's commit holding it is durable; packets
@@ -29,6 +31,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{oneshot, watch, Notify, OwnedSemaphorePermit};
 
 use crate::broker::{PeerInfo, Shared};
+use crate::limits::TokenBucket;
 use crate::message::ClientId;
 use crate::metrics::Metrics;
 use crate::registry::{ConnectionId, Departure};
@@ -36,8 +39,16 @@ use crate::router::{DeliveryState, Departing, InFlight};
 use crate::session::Outgoing;
 use crate::storage::{Change, CommitTicket, InFlightStage};
 
+mod admission;
+mod authenticate;
 mod durable;
 mod events;
+mod quic_streams;
+
+pub(crate) use quic_streams::{serve_data_stream, Activation, ControlStream, QuicStreamHooks};
+
+use admission::{admit_pending, PendingSlot};
+use authenticate::PendingAuth;
 
 /// Messages handed to the session per pass, so one busy subscriber cannot hold the router
 /// lock for long.
@@ -50,7 +61,15 @@ const READ_CHUNK: usize = 8 * 1024;
 /// The session this connection holds once its CONNECT was accepted.
 #[derive(Debug)]
 struct Attached {
+    /// Whose session this is: the client identifier, or on a QUIC data stream the stream's
+    /// own subscriber key (see `quic/subscriber.rs`).
     client_id: ClientId,
+    /// The client that publishes through this connection, for authorization and No Local.
+    owner: ClientId,
+    /// The user name it authenticated as, for authorization.
+    username: Option<String>,
+    /// The Authentication Method of its CONNECT; re-authentication must use the same.
+    auth_method: Option<String>,
     connection: ConnectionId,
     version: ProtocolVersion,
     expiry: Duration,
@@ -95,10 +114,26 @@ struct Driver<S> {
     /// Set when the client closed with DISCONNECT; any other end counts as a lost connection
     /// (EOF, IO error, protocol error, timeout, takeover, shutdown).
     client_departure: Option<Departure>,
+    /// Held until the session is attached: counts against `max_pending_connections`.
+    pending: Option<PendingSlot>,
+    /// When a connection that has not been admitted yet is closed: `connect_timeout` after it
+    /// was opened, whether it is silent, trickling bytes or stuck in an AUTH exchange.
+    connect_deadline: Instant,
+    /// An enhanced authentication exchange in progress.
+    auth: Option<PendingAuth>,
+    /// Limits PUBLISH packets read from this client.
+    publish_bucket: Option<TokenBucket>,
+    /// While set, nothing more is read or decoded: the client published too fast.
+    throttled_until: Option<Instant>,
     /// Answers waiting for their commit, in the order they were made.
     deferred: VecDeque<(CommitTicket, Deferred)>,
     /// A commit that must be durable before the next write.
     barrier: Option<CommitTicket>,
+    /// On a QUIC stream: the 0-RTT gate and, on the control stream, its data streams.
+    quic: Option<QuicStreamHooks>,
+    /// A packet that waits for the QUIC handshake to complete (0-RTT replay policy); nothing
+    /// after it is read until then.
+    held: Option<Packet>,
 }
 
 /// Serves one connection to its end.
@@ -106,11 +141,27 @@ pub(crate) async fn serve<S>(shared: Arc<Shared>, stream: S, peer: PeerInfo)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    serve_with(shared, stream, peer, None).await;
+}
+
+/// Serves one connection to its end, with the QUIC hooks of its stream if it has any.
+pub(crate) async fn serve_with<S>(
+    shared: Arc<Shared>,
+    stream: S,
+    peer: PeerInfo,
+    quic: Option<QuicStreamHooks>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     if *shared.shutting_down.borrow() {
         return;
     }
-    let slot = shared.connection_slots.clone().try_acquire_owned().ok();
     let now = Instant::now();
+    let Some(pending) = admit_pending(&shared, &peer, now) else {
+        // Closed before anything is read: the cheapest answer to a flood.
+        return;
+    };
+    let slot = shared.connection_slots.clone().try_acquire_owned().ok();
     let config = ServerConfig {
         connect_timeout: Some(shared.config.connect_timeout),
         // The broker's session queue is the only buffer, with its own bound and drop policy;
@@ -120,6 +171,8 @@ where
         outbound_topic_aliases: shared.config.outbound_topic_aliases,
         ..ServerConfig::default()
     };
+    let shared_connect_timeout = shared.config.connect_timeout;
+    let publish_rate = shared.config.publish_rate;
     let mut driver = Driver {
         decoder: Decoder::new(shared.config.max_packet_size),
         shared,
@@ -131,8 +184,15 @@ where
         attached: None,
         slot,
         client_departure: None,
+        pending: Some(pending),
+        connect_deadline: now + shared_connect_timeout,
+        auth: None,
+        publish_bucket: publish_rate.map(|rate| TokenBucket::new(rate, now)),
+        throttled_until: None,
         deferred: VecDeque::new(),
         barrier: None,
+        quic,
+        held: None,
     };
     driver.run().await;
     driver.finish().await;
@@ -154,7 +214,15 @@ where
             if self.session.is_closed() {
                 return;
             }
-            let deadline = self.session.poll_timeout();
+            let deadline = [
+                self.session.poll_timeout(),
+                self.attached.is_none().then_some(self.connect_deadline),
+                self.throttled_until,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let reading = self.throttled_until.is_none();
             let sleep = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -188,26 +256,40 @@ where
                     None => std::future::pending().await,
                 }
             };
+            let holding = self.held.is_some();
+            let mut gate = self.quic.as_ref().and_then(|q| q.gate.clone());
+            let handshake = async {
+                match &mut gate {
+                    Some(gate) => gate.wait().await,
+                    None => std::future::pending().await,
+                }
+            };
             self.read_buf.reserve(READ_CHUNK);
             tokio::select! {
-                read = self.stream.read_buf(&mut self.read_buf) => match read {
+                complete = handshake, if holding => {
+                    if !self.release_held(complete) {
+                        return;
+                    }
+                }
+                read = self.stream.read_buf(&mut self.read_buf), if reading && !holding => match read {
                     Ok(0) | Err(_) => return,
                     Ok(n) => {
                         Metrics::add(&self.shared.metrics.bytes_received, n as u64);
                         self.decode_input();
                     }
                 },
-                () = sleep => {
-                    // A timeout error already queued its DISCONNECT (0x8D in 5.0).
-                    if let Err(e) = self.session.handle_timeout(Instant::now()) {
-                        tracing::debug!(peer = ?self.peer.remote_addr, error = %e, "connection timed out");
-                    }
-                }
+                () = sleep => self.on_timer(Instant::now()),
                 () = woken => {}
                 () = committed => {}
                 reason = closed => {
                     let reason = reason.unwrap_or(ReasonCode::ServerShuttingDown);
-                    let _ = self.session.disconnect(Disconnect::new(reason));
+                    // `select!` picks among ready branches at random: input that had already
+                    // arrived still counts. A client whose DISCONNECT 0x00 is waiting here left
+                    // normally, and its will must not be published by a takeover.
+                    self.take_ready_input().await;
+                    if !self.session.is_closed() {
+                        let _ = self.session.disconnect(Disconnect::new(reason));
+                    }
                 }
                 _ = shutdown.changed(), if awaiting_connect => {
                     let _ = self.session.disconnect(Disconnect::new(ReasonCode::ServerShuttingDown));
@@ -216,16 +298,65 @@ where
         }
     }
 
-    /// Decodes every complete packet in the read buffer into the session.
+    /// Runs whatever deadline passed: the connect deadline, the end of a throttle, the
+    /// session's own timers.
+    fn on_timer(&mut self, now: Instant) {
+        if self.attached.is_none() && now >= self.connect_deadline && !self.session.is_closed() {
+            Metrics::add(&self.shared.metrics.connect_timeouts, 1);
+            tracing::debug!(peer = ?self.peer.remote_addr, "no CONNECT in time, closed");
+            // Before CONNACK there is nothing to send: the connection just closes.
+            let _ = self
+                .session
+                .disconnect(Disconnect::new(ReasonCode::MaximumConnectTime));
+            return;
+        }
+        if self.throttled_until.is_some_and(|until| now >= until) {
+            self.throttled_until = None;
+            self.decode_input();
+        }
+        // A timeout error already queued its DISCONNECT (0x8D in 5.0).
+        if let Err(e) = self.session.handle_timeout(now) {
+            tracing::debug!(peer = ?self.peer.remote_addr, error = %e, "connection timed out");
+        }
+    }
+
+    /// Reads and decodes whatever input is ready now, without waiting for more.
+    async fn take_ready_input(&mut self) {
+        while !self.session.is_closed() {
+            self.read_buf.reserve(READ_CHUNK);
+            // A zero timeout polls the read once: ready data is taken, nothing is awaited.
+            let read =
+                tokio::time::timeout(Duration::ZERO, self.stream.read_buf(&mut self.read_buf))
+                    .await;
+            match read {
+                Ok(Ok(n)) if n > 0 => {
+                    Metrics::add(&self.shared.metrics.bytes_received, n as u64);
+                    self.decode_input();
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Decodes every complete packet in the read buffer into the session, unless the client
+    /// is throttled.
     fn decode_input(&mut self) {
         loop {
-            if self.session.is_closed() {
+            if self.session.is_closed() || self.throttled_until.is_some() {
                 return;
             }
             match self.decoder.decode(&mut self.read_buf) {
                 Ok(None) => return,
                 Ok(Some(packet)) => {
-                    if let Err(e) = self.session.handle_packet(packet, Instant::now()) {
+                    if self.must_hold(&packet) {
+                        self.held = Some(packet);
+                        return;
+                    }
+                    let now = Instant::now();
+                    if matches!(packet, Packet::Publish(_)) && !self.within_publish_rate(now) {
+                        return;
+                    }
+                    if let Err(e) = self.session.handle_packet(packet, now) {
                         tracing::debug!(peer = ?self.peer.remote_addr, error = %e, conformance = ?e.conformance(), "protocol error");
                         return;
                     }
@@ -244,6 +375,13 @@ where
         let reason = error.reason_code();
         if self.session.is_connected() {
             // 5.0: DISCONNECT with the reason; 3.1.1: the session just closes [MQTT-4.8.0-1].
+            // A second CONNECT naming an unknown protocol level is reported by the codec as
+            // 0x84, which only CONNACK may carry; once connected it is a Protocol Error
+            // [MQTT-3.1.0-2] (found by the server_session fuzz target).
+            let reason = match error {
+                ProtocolError::UnsupportedProtocol { .. } => ReasonCode::ProtocolError,
+                _ => reason,
+            };
             let _ = self.session.disconnect(Disconnect::new(reason));
             return;
         }
@@ -291,7 +429,9 @@ where
         }
         loop {
             let now = Instant::now();
-            let quota = self.session.send_quota();
+            let inflight_room = usize::from(self.shared.config.max_inflight)
+                .saturating_sub(self.session.in_flight());
+            let quota = self.session.send_quota().min(inflight_room);
             let batch = self.shared.router().take_queued(
                 &attached.client_id,
                 attached.connection,
@@ -404,6 +544,7 @@ where
     async fn finish(mut self) {
         let _ = self.flush().await;
         let _ = self.stream.shutdown().await;
+        self.close_quic_connection();
         let Some(mut attached) = self.attached.take() else {
             return;
         };
@@ -424,8 +565,11 @@ where
             },
             Instant::now(),
         );
-        Metrics::decrement(&self.shared.metrics.connections_current);
         self.shared.housekeeping.notify_one();
+        if self.session.is_data_stream() {
+            return;
+        }
+        Metrics::decrement(&self.shared.metrics.connections_current);
         tracing::debug!(client = %attached.client_id, ?departure, "client disconnected");
     }
 }

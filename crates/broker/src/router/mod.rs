@@ -117,6 +117,8 @@ impl Router {
         let registry = SessionRegistry::new(config.max_queued_messages, config.drop_policy);
         Self {
             config,
+            // Data streams' transient sessions have expiry 0, so `persists` keeps them out of
+            // the journal like any other session that ends with its connection.
             journal,
             authenticator,
             metrics,
@@ -495,9 +497,22 @@ impl Router {
             .collect()
     }
 
+    /// Whether a session (connected or not) exists for `client_id`.
+    pub(crate) fn has_session(&self, client_id: &ClientId) -> bool {
+        self.registry.session(client_id).is_some()
+    }
+
+    /// Sessions held, connected or not.
+    pub(crate) fn session_count(&self) -> usize {
+        self.registry.len()
+    }
+
     /// The number of clients with a live connection.
     pub(crate) fn clients_connected(&self) -> usize {
-        self.links.len()
+        self.links
+            .keys()
+            .filter(|c| !crate::quic::subscriber::is_data_stream(c))
+            .count()
     }
 
     /// Subscriptions in the tree.

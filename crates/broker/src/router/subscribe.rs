@@ -1,13 +1,17 @@
-//! The router's answers to SUBSCRIBE and UNSUBSCRIBE: availability and authorization checks
-//! per filter, the granted QoS, the subscription tree and session updates, and the retained
-//! messages a new subscription receives as its Retain Handling option directs (3.8.3.1).
+//! The router's answers to SUBSCRIBE and UNSUBSCRIBE: availability, limit and authorization
+//! checks per filter, the granted QoS, the subscription tree and session updates, and the
+//! retained messages a new subscription receives as its Retain Handling option directs
+//! (3.8.3.1) and the ACL lets it read.
 
 use std::time::Instant;
 
 use mquictt_protocol::{ReasonCode, RetainHandling, TopicFilter};
 
 use super::{Router, SubscribeRequest};
+use crate::auth::Principal;
+use crate::limits::topic_within_limits;
 use crate::message::ClientId;
+use crate::metrics::Metrics;
 use crate::storage::Change;
 use crate::subscriptions::{Delivery, Subscription};
 
@@ -19,6 +23,7 @@ impl Router {
     pub(crate) fn subscribe(
         &mut self,
         client_id: &ClientId,
+        username: Option<&str>,
         requests: Vec<SubscribeRequest>,
         identifier: Option<u32>,
         now: Instant,
@@ -26,7 +31,7 @@ impl Router {
         self.recorded = false;
         let mut codes = Vec::with_capacity(requests.len());
         for request in requests {
-            let code = self.subscribe_one(client_id, request, identifier, now);
+            let code = self.subscribe_one(client_id, username, request, identifier, now);
             codes.push(code);
         }
         self.update_gauges();
@@ -36,19 +41,42 @@ impl Router {
     fn subscribe_one(
         &mut self,
         client_id: &ClientId,
+        username: Option<&str>,
         request: SubscribeRequest,
         identifier: Option<u32>,
         now: Instant,
     ) -> ReasonCode {
         let filter = request.filter;
+        // A QUIC data stream subscribes on behalf of its client.
+        let principal = Principal {
+            client_id: crate::quic::subscriber::owner(client_id),
+            username,
+        };
+        // "0x8F Topic Filter invalid: The Topic Filter is correctly formed but is not allowed
+        // for this Client" (3.9.3): too long or too deep for this broker.
+        if !topic_within_limits(filter.filter(), &self.config) {
+            Metrics::add(&self.metrics.limit_refusals, 1);
+            return ReasonCode::TopicFilterInvalid;
+        }
         if filter.share_name().is_some() && !self.config.shared_subscription_available {
             return ReasonCode::SharedSubscriptionsNotSupported;
         }
         if filter.has_wildcards() && !self.config.wildcard_subscription_available {
             return ReasonCode::WildcardSubscriptionsNotSupported;
         }
-        if !self.authenticator.authorize_subscribe(client_id, &filter) {
+        if !self.authenticator.authorize_subscribe(&principal, &filter) {
+            Metrics::add(&self.metrics.authorization_denials, 1);
             return ReasonCode::NotAuthorized;
+        }
+        let session_subscriptions = self
+            .registry
+            .session(client_id)
+            .map(|s| (s.subscriptions.len(), s.subscriptions.contains_key(&filter)));
+        if let Some((count, replaces)) = session_subscriptions {
+            if !replaces && count >= self.config.max_subscriptions_per_client {
+                Metrics::add(&self.metrics.limit_refusals, 1);
+                return ReasonCode::QuotaExceeded;
+            }
         }
         let mut options = request.options;
         // "The Server might grant a lower Maximum QoS than the subscriber requested"
@@ -81,6 +109,13 @@ impl Router {
             };
         if send_retained {
             for message in self.retained.matching(&filter, now) {
+                if !self
+                    .authenticator
+                    .authorize_retained(&principal, &message.topic)
+                {
+                    Metrics::add(&self.metrics.authorization_denials, 1);
+                    continue;
+                }
                 let delivery = Delivery {
                     client: client_id.clone(),
                     qos: message.qos.min(options.qos),

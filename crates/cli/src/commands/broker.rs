@@ -5,19 +5,25 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-use mquictt_broker::{AllowAll, Broker, NoStorage, PeerInfo, Storage};
+use mquictt_broker::auth::{certificate_username, AuthFileError, CertificateField};
+use mquictt_broker::quic::idle_timeout_for;
+use mquictt_broker::{
+    Broker, FileAuthenticator, FileAuthenticatorConfig, NoStorage, QuicServing, Storage,
+};
 use mquictt_store::{DurableStorage, OnCorrupt};
 use mquictt_transport::{
-    certs, ClientAuth, DevCertificates, ListenUrl, Listener, ServerTlsSettings, TlsIdentity,
-    TlsVersions, TransportKind,
+    certs, ClientAuth, DevCertificates, ListenUrl, Listener, ListenerOptions, ServerTlsSettings,
+    TlsIdentity, TlsVersions,
 };
 use tokio::sync::watch;
 
 use crate::cli::BrokerArgs;
 use crate::config::{
-    ClientAuthName, ConfigError, FileConfig, ListenerSection, OnCorruptName, StorageName,
-    TlsVersionsName, DEFAULT_DATA_DIR, DEFAULT_LISTENERS,
+    CertificateUsernameName, ClientAuthName, ConfigError, FileConfig, ListenerSection,
+    OnCorruptName, StorageName, TlsVersionsName, ZeroRttName, DEFAULT_DATA_DIR, DEFAULT_LISTENERS,
+    DEFAULT_QUIC_IDLE_TIMEOUT,
 };
 use crate::metrics_http;
 
@@ -30,10 +36,13 @@ pub enum StartError {
     Listener { url: String, message: String },
     #[error(
         "listener `{url}` binds the non-loopback address {ip} but no authentication is \
-         configured; anyone who can reach it could connect. Set `allow_anonymous = true` in the \
-         config file if that is intended, or bind 127.0.0.1"
+         configured; anyone who can reach it could connect. Set `password_file` (see `mquictt \
+         passwd`) or `client_auth = \"required\"`, set `allow_anonymous = true` in the config \
+         file if open access is intended, or bind 127.0.0.1"
     )]
     AnonymousOnNetwork { url: String, ip: IpAddr },
+    #[error(transparent)]
+    Auth(#[from] AuthFileError),
     #[error("cannot create data directory {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -64,6 +73,7 @@ struct ListenerPlan {
 
 /// Runs the broker until a shutdown signal arrives.
 pub async fn run(args: BrokerArgs) -> Result<(), StartError> {
+    let shutdown_signals = ShutdownSignals::register();
     let config_path = args
         .config
         .clone()
@@ -79,7 +89,22 @@ pub async fn run(args: BrokerArgs) -> Result<(), StartError> {
         .or_else(|| file.data_dir.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
     let plans = listener_plans(&args, &file, &config_path)?;
-    check_anonymous(&plans, file.allow_anonymous.unwrap_or(false))?;
+    check_anonymous(
+        &plans,
+        file.allow_anonymous == Some(true),
+        file.password_file.is_some(),
+    )?;
+    let authenticator = Arc::new(FileAuthenticator::new(FileAuthenticatorConfig {
+        password_file: file.password_file.clone(),
+        acl_file: file.acl_file.clone(),
+        allow_anonymous: file.allow_anonymous,
+    })?);
+    if file.password_file.is_some() || file.acl_file.is_some() {
+        authenticator.watch(AUTH_FILE_POLL);
+        #[cfg(unix)]
+        tokio::spawn(reload_on_sighup(authenticator.clone()));
+    }
+    let handshake_timeout = broker_config.connect_timeout;
 
     std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir {
         path: data_dir.clone(),
@@ -94,22 +119,38 @@ pub async fn run(args: BrokerArgs) -> Result<(), StartError> {
         None
     };
 
+    let server_keep_alive = broker_config.server_keep_alive;
     let storage = open_storage(&file, &data_dir)?;
-    let broker = Broker::new(broker_config, storage, Arc::new(AllowAll))?;
+    let broker = Broker::new(broker_config, storage, authenticator)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut accept_tasks = Vec::new();
     for plan in &plans {
         let tls = server_tls(plan, dev_certs.as_ref(), &config_path)?;
-        let listener = Listener::bind(&plan.url, &tls)
+        let serving = quic_serving(&plan.section, server_keep_alive);
+        let mut options = ListenerOptions {
+            // TLS, WebSocket and QUIC handshakes get the same bound as CONNECT.
+            handshake_timeout,
+            ..ListenerOptions::default()
+        };
+        if let Some(idle) = serving.idle_timeout {
+            options.quic.idle_timeout = idle;
+        }
+        let listener = Listener::bind_with_options(&plan.url, &tls, options)
             .await
             .map_err(|e| StartError::Listener {
                 url: plan.section.url.clone(),
                 message: format!("{e} (is another broker already using this port?)"),
             })?;
         println!("listening on {} ({})", plan.url, listener.local_addr());
+        let certificate_field = plan.section.certificate_username.map(|name| match name {
+            CertificateUsernameName::Cn => CertificateField::CommonName,
+            CertificateUsernameName::San => CertificateField::SubjectAltName,
+        });
         accept_tasks.push(tokio::spawn(accept_loop(
             listener,
             broker.clone(),
+            serving,
+            certificate_field,
             stop_rx.clone(),
         )));
     }
@@ -122,7 +163,7 @@ pub async fn run(args: BrokerArgs) -> Result<(), StartError> {
         tokio::spawn(metrics_http::serve(server, broker.clone(), stop_rx.clone()));
     }
 
-    wait_for_signal().await;
+    shutdown_signals.wait().await;
     println!("shutting down");
     stop_tx.send_replace(true);
     for task in accept_tasks {
@@ -196,14 +237,25 @@ fn listener_plans(
         .collect()
 }
 
-/// Anonymous access is allowed by default only where nobody else can reach the broker.
-fn check_anonymous(plans: &[ListenerPlan], allow_anonymous: bool) -> Result<(), StartError> {
-    if allow_anonymous {
+/// How often the password and ACL files are checked for changes.
+const AUTH_FILE_POLL: Duration = Duration::from_secs(2);
+
+/// Anonymous access is allowed by default only where nobody else can reach the broker: a
+/// listener on another address needs passwords or required client certificates, unless open
+/// access is asked for.
+fn check_anonymous(
+    plans: &[ListenerPlan],
+    allow_anonymous: bool,
+    passwords: bool,
+) -> Result<(), StartError> {
+    if allow_anonymous || passwords {
         return Ok(());
     }
     for plan in plans {
         let ip = plan.url.addr.ip();
-        if !ip.is_loopback() {
+        let certificates_required = plan.url.kind.is_encrypted()
+            && plan.section.client_auth == Some(ClientAuthName::Required);
+        if !ip.is_loopback() && !certificates_required {
             return Err(StartError::AnonymousOnNetwork {
                 url: plan.section.url.clone(),
                 ip,
@@ -282,12 +334,58 @@ fn server_tls(
     };
     let mut settings = ServerTlsSettings::new(identity)
         .with_client_auth(client_auth)
-        .with_quic_zero_rtt(section.quic_zero_rtt.unwrap_or(false));
+        .with_quic_zero_rtt(zero_rtt_policy(section).accepts_zero_rtt());
     settings.versions = versions;
     Ok(settings)
 }
 
-async fn accept_loop(mut listener: Listener, broker: Broker, mut stop: watch::Receiver<bool>) {
+/// The 0-RTT replay policy of a listener section.
+fn zero_rtt_policy(section: &ListenerSection) -> mquictt_broker::EarlyDataPolicy {
+    section
+        .quic_zero_rtt
+        .map(ZeroRttName::policy)
+        .unwrap_or_default()
+}
+
+/// How a listener serves QUIC connections: its 0-RTT policy, and an idle timeout of at least
+/// one and a half Server Keep Alives. Other transports ignore it.
+fn quic_serving(
+    section: &ListenerSection,
+    server_keep_alive: Option<std::time::Duration>,
+) -> QuicServing {
+    let configured = section
+        .quic_idle_timeout
+        .unwrap_or(DEFAULT_QUIC_IDLE_TIMEOUT);
+    QuicServing {
+        early_data: zero_rtt_policy(section),
+        idle_timeout: Some(idle_timeout_for(configured, server_keep_alive)),
+    }
+}
+
+#[cfg(unix)]
+async fn reload_on_sighup(authenticator: Arc<FileAuthenticator>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; authentication files reload only on change");
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        match authenticator.reload() {
+            Ok(()) => println!("reloaded authentication files"),
+            Err(e) => {
+                tracing::warn!(error = %e, "reload failed; keeping the previous rules");
+            }
+        }
+    }
+}
+
+async fn accept_loop(
+    mut listener: Listener,
+    broker: Broker,
+    serving: QuicServing,
+    certificate_field: Option<CertificateField>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -298,15 +396,17 @@ async fn accept_loop(mut listener: Listener, broker: Broker, mut stop: watch::Re
                         return;
                     }
                 };
-                let peer = PeerInfo {
-                    remote_addr: Some(accepted.peer.remote),
-                    transport: transport_label(accepted.peer.transport),
-                };
+                let certificate_username = certificate_field.and_then(|field| {
+                    let der = accepted.peer.client_cert_der.as_ref()?;
+                    certificate_username(der, field)
+                });
                 let broker = broker.clone();
+                let serving = serving.clone();
+                // QUIC connections are served with their data streams (multi-stream mode).
                 tokio::spawn(async move {
-                    // Keep the QUIC connection alive as long as its stream is served.
-                    let _quic = accepted.quic;
-                    broker.serve_connection(accepted.stream, peer).await;
+                    broker
+                        .serve_accepted(accepted, certificate_username, &serving)
+                        .await
                 });
             }
             _ = stop.changed() => return,
@@ -314,29 +414,50 @@ async fn accept_loop(mut listener: Listener, broker: Broker, mut stop: watch::Re
     }
 }
 
-fn transport_label(kind: TransportKind) -> &'static str {
-    kind.scheme()
+/// SIGINT and SIGTERM, registered before the listeners announce themselves, so a signal sent
+/// as soon as the broker says it is listening shuts it down cleanly instead of killing it.
+struct ShutdownSignals {
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
+impl ShutdownSignals {
+    fn register() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Self {
+                terminate: signal(SignalKind::terminate()).ok(),
+                interrupt: signal(SignalKind::interrupt()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        {
+            Self {}
+        }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        {
+            async fn next(signal: Option<&mut tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                () = next(self.terminate.as_mut()) => {}
+                () = next(self.interrupt.as_mut()) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -17,19 +17,30 @@ pub struct BrokerProcess {
     /// `(url as given, bound address)` for every listener, in order.
     pub listeners: Vec<(String, SocketAddr)>,
     pub data_dir: tempfile::TempDir,
+    /// Later lines of the broker's standard output.
+    stdout: mpsc::Receiver<String>,
 }
 
 impl BrokerProcess {
     /// Starts `mquictt broker` with the given listener URLs (use port 0) and extra arguments,
     /// and waits until every listener is bound.
     pub fn start(listen: &[&str], extra: &[&str]) -> Self {
+        let mut args: Vec<&str> = Vec::new();
+        for url in listen {
+            args.extend(["--listen", url]);
+        }
+        args.extend(extra);
+        Self::start_with(&args, listen.len())
+    }
+
+    /// Starts `mquictt broker` with `args` (listeners from flags or a config file) and waits
+    /// until `listeners` listeners are bound.
+    pub fn start_with(args: &[&str], listeners: usize) -> Self {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let mut command = Command::new(env!("CARGO_BIN_EXE_mquictt"));
         command.arg("broker").arg("--data-dir").arg(data_dir.path());
-        for url in listen {
-            command.arg("--listen").arg(url);
-        }
-        command.args(extra);
+        command.args(args);
+        let listen_count = listeners;
         let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -45,7 +56,7 @@ impl BrokerProcess {
             }
         });
         let mut listeners = Vec::new();
-        while listeners.len() < listen.len() {
+        while listeners.len() < listen_count {
             let line = rx
                 .recv_timeout(Duration::from_secs(30))
                 .expect("broker printed its listeners");
@@ -60,6 +71,20 @@ impl BrokerProcess {
             child,
             listeners,
             data_dir,
+            stdout: rx,
+        }
+    }
+
+    /// The rest of the first line of standard output that starts with `prefix`.
+    pub fn line_after(&self, prefix: &str) -> String {
+        loop {
+            let line = self
+                .stdout
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("broker printed no line starting with {prefix:?}"));
+            if let Some(rest) = line.strip_prefix(prefix) {
+                return rest.to_string();
+            }
         }
     }
 
@@ -99,6 +124,26 @@ pub fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<std::pr
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Runs `mquictt ARGS` in `cwd` to completion, with no standard input.
+pub fn mquictt(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mquictt"))
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mquictt")
+}
+
+/// Fails the test with the command's standard error unless it succeeded.
+pub fn assert_success(output: &Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what} failed: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// Fails the test with an install hint when a third-party tool is missing.

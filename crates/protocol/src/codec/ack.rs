@@ -3,9 +3,7 @@
 //! remaining length of 2 the reason is Success and there are no properties; with 3 there is a
 //! reason code but no properties. The encoder writes the shortest of these forms.
 
-use bytes::BufMut;
-
-use super::primitives::Reader;
+use super::primitives::{Output, Reader};
 use super::properties::{decode_properties, encode_properties, properties_block_len};
 use super::property_rules::PropertyContext;
 use super::{check_reason, read_packet_id, reason_in};
@@ -87,22 +85,22 @@ pub(crate) fn encode_body(
     a: &PubAck,
     packet_type: PacketType,
     version: ProtocolVersion,
-    buf: &mut impl BufMut,
+    buf: &mut impl Output,
 ) -> Result<(), ProtocolError> {
     if version.is_v5() {
         check_reason(a.reason_code, allowed_reasons(packet_type), packet_type)?;
     }
-    buf.put_u16(a.packet_id.get());
+    buf.write_u16(a.packet_id.get());
     if !version.is_v5() {
         return Ok(());
     }
     if a.properties.is_empty() {
         if a.reason_code != ReasonCode::Success {
-            buf.put_u8(a.reason_code.as_u8());
+            buf.write_u8(a.reason_code.as_u8());
         }
         return Ok(());
     }
-    buf.put_u8(a.reason_code.as_u8());
+    buf.write_u8(a.reason_code.as_u8());
     encode_properties(&a.properties, context(packet_type), buf)
 }
 

@@ -2,9 +2,7 @@
 //! Success and there are no properties ("In this case the AUTH has a Remaining Length of 0").
 //! Unlike DISCONNECT, a reason code without a property length is not a form the spec allows.
 
-use bytes::BufMut;
-
-use super::primitives::Reader;
+use super::primitives::{Output, Reader};
 use super::properties::{decode_properties, encode_properties, properties_block_len};
 use super::property_rules::PropertyContext;
 use super::{check_reason, reason_in};
@@ -43,12 +41,12 @@ pub(crate) fn body_len(a: &Auth) -> usize {
     }
 }
 
-pub(crate) fn encode_body(a: &Auth, buf: &mut impl BufMut) -> Result<(), ProtocolError> {
+pub(crate) fn encode_body(a: &Auth, buf: &mut impl Output) -> Result<(), ProtocolError> {
     check_reason(a.reason_code, &AUTH_REASONS, PacketType::Auth)?;
     if a.reason_code == ReasonCode::Success && a.properties.is_empty() {
         return Ok(());
     }
-    buf.put_u8(a.reason_code.as_u8());
+    buf.write_u8(a.reason_code.as_u8());
     encode_properties(&a.properties, PropertyContext::Auth, buf)
 }
 

@@ -1,9 +1,7 @@
 //! CONNACK (3.2) on the wire: acknowledge flags, the reason code (a 3.1.1 return code before
 //! 5.0, mapped onto [`ReasonCode`]) and the MQTT 5 properties.
 
-use bytes::BufMut;
-
-use super::primitives::Reader;
+use super::primitives::{Output, Reader};
 use super::properties::{encode_properties, properties_block_len, properties_if_v5};
 use super::property_rules::PropertyContext;
 use super::{check_reason, reason_in};
@@ -84,7 +82,7 @@ pub(crate) fn body_len(c: &ConnAck, version: ProtocolVersion) -> usize {
 pub(crate) fn encode_body(
     c: &ConnAck,
     version: ProtocolVersion,
-    buf: &mut impl BufMut,
+    buf: &mut impl Output,
 ) -> Result<(), ProtocolError> {
     let session_present = c.session_present && version != ProtocolVersion::V3_1;
     if session_present && c.reason_code != ReasonCode::Success {
@@ -93,13 +91,13 @@ pub(crate) fn encode_body(
     if version.is_v5() {
         check_reason(c.reason_code, &CONNACK_REASONS, PacketType::ConnAck)?;
     }
-    buf.put_u8(u8::from(session_present));
+    buf.write_u8(u8::from(session_present));
     if version.is_v5() {
-        buf.put_u8(c.reason_code.as_u8());
+        buf.write_u8(c.reason_code.as_u8());
         encode_properties(&c.properties, PropertyContext::ConnAck, buf)
     } else {
         // Reason codes without a 3.1.1 counterpart become 3, "Server unavailable".
-        buf.put_u8(c.reason_code.to_v3_connack());
+        buf.write_u8(c.reason_code.to_v3_connack());
         Ok(())
     }
 }

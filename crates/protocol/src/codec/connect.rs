@@ -3,9 +3,7 @@
 //! will, user name and password. Rules a server applies on top (client identifier length in
 //! 3.1, authentication) are not the codec's.
 
-use bytes::BufMut;
-
-use super::primitives::{prefixed_len, put_binary, put_string, Reader};
+use super::primitives::{prefixed_len, put_binary, put_string, Output, Reader};
 use super::properties::{encode_properties, properties_block_len, properties_if_v5};
 use super::property_rules::PropertyContext;
 use super::varint::decode_varint;
@@ -23,6 +21,7 @@ const CLEAN_START: u8 = 0b0000_0010;
 const RESERVED: u8 = 0b0000_0001;
 
 /// Maps the protocol name and level to a version; anything else is answered with 0x84.
+#[inline]
 fn protocol_version(name: &[u8], level: u8) -> Result<ProtocolVersion, ProtocolError> {
     match (name, level) {
         (b"MQTT", 5) => Ok(ProtocolVersion::V5),
@@ -50,11 +49,25 @@ pub(crate) fn peek_version(buf: &[u8]) -> Option<ProtocolVersion> {
     protocol_version(name, level).ok()
 }
 
+// Inlined so that the connect is built where the box is filled, see `decode_packet`.
+#[inline(always)]
 pub(crate) fn decode(r: &mut Reader) -> Result<Connect, ProtocolError> {
-    // Read as binary so that an unknown name is reported as such, not as a bad string.
-    let name = r.read_binary("protocol name")?;
-    let level = r.read_u8("protocol level")?;
-    let protocol = protocol_version(&name, level)?;
+    // Read as binary so that an unknown name is reported as such, not as a bad string; it is
+    // only compared, so it is read in place rather than split off.
+    const NAME: &str = "protocol name";
+    let (name_len, rest) = r
+        .peek()
+        .split_first_chunk::<2>()
+        .ok_or(ProtocolError::Truncated { field: NAME })?;
+    let name_len = usize::from(u16::from_be_bytes(*name_len));
+    let (name, rest) = rest
+        .split_at_checked(name_len)
+        .ok_or(ProtocolError::Truncated { field: NAME })?;
+    let level = *rest.first().ok_or(ProtocolError::Truncated {
+        field: "protocol level",
+    })?;
+    let protocol = protocol_version(name, level)?;
+    r.skip(2 + name_len + 1);
     let flags = r.read_u8("connect flags")?;
     // "The Server MUST validate that the reserved flag in the CONNECT packet is set to 0"
     // [MQTT-3.1.2-3].
@@ -91,8 +104,9 @@ pub(crate) fn decode(r: &mut Reader) -> Result<Connect, ProtocolError> {
     let client_id = r.read_string("client identifier")?;
     let will = if has_will {
         let will_properties = properties_if_v5(r, protocol, PropertyContext::Will)?;
-        let topic = r.read_string("will topic")?;
-        let topic = TopicName::from_string(topic).map_err(ProtocolError::InvalidTopicName)?;
+        let (topic, scan) = r.read_string_scanned("will topic")?;
+        let topic =
+            TopicName::from_scanned(topic, scan).map_err(ProtocolError::InvalidTopicName)?;
         let payload = r.read_binary("will payload")?;
         Some(Will {
             topic,
@@ -148,7 +162,7 @@ pub(crate) fn body_len(c: &Connect) -> usize {
     len
 }
 
-pub(crate) fn encode_body(c: &Connect, buf: &mut impl BufMut) -> Result<(), ProtocolError> {
+pub(crate) fn encode_body(c: &Connect, buf: &mut impl Output) -> Result<(), ProtocolError> {
     let v5 = c.protocol.is_v5();
     if c.password.is_some() && c.username.is_none() && !v5 {
         return Err(ProtocolError::PasswordWithoutUsername);
@@ -176,9 +190,9 @@ pub(crate) fn encode_body(c: &Connect, buf: &mut impl BufMut) -> Result<(), Prot
     }
     let name = c.protocol.protocol_name().as_bytes();
     put_binary(buf, name, "protocol name")?;
-    buf.put_u8(c.protocol.level());
-    buf.put_u8(flags);
-    buf.put_u16(c.keep_alive);
+    buf.write_u8(c.protocol.level());
+    buf.write_u8(flags);
+    buf.write_u16(c.keep_alive);
     if v5 {
         encode_properties(&c.properties, PropertyContext::Connect, buf)?;
     }
@@ -201,7 +215,7 @@ pub(crate) fn encode_body(c: &Connect, buf: &mut impl BufMut) -> Result<(), Prot
 
 #[cfg(test)]
 mod tests {
-    use bytes::{Bytes, BytesMut};
+    use bytes::{BufMut, Bytes, BytesMut};
 
     use super::*;
     use crate::codec::{decode, Decoder};

@@ -3,9 +3,7 @@
 //! (Normal disconnection) is used" and "If the Remaining Length is less than 2, a value of 0 is
 //! used" for the property length (3.14.2.1, 3.14.2.2.1). The encoder writes the shortest form.
 
-use bytes::BufMut;
-
-use super::primitives::Reader;
+use super::primitives::{Output, Reader};
 use super::properties::{decode_properties, encode_properties, properties_block_len};
 use super::property_rules::PropertyContext;
 use super::{check_reason, reason_in};
@@ -78,7 +76,7 @@ pub(crate) fn body_len(d: &Disconnect, version: ProtocolVersion) -> usize {
 pub(crate) fn encode_body(
     d: &Disconnect,
     version: ProtocolVersion,
-    buf: &mut impl BufMut,
+    buf: &mut impl Output,
 ) -> Result<(), ProtocolError> {
     if !version.is_v5() {
         return Ok(());
@@ -86,11 +84,11 @@ pub(crate) fn encode_body(
     check_reason(d.reason_code, &DISCONNECT_REASONS, PacketType::Disconnect)?;
     if d.properties.is_empty() {
         if d.reason_code != ReasonCode::Success {
-            buf.put_u8(d.reason_code.as_u8());
+            buf.write_u8(d.reason_code.as_u8());
         }
         return Ok(());
     }
-    buf.put_u8(d.reason_code.as_u8());
+    buf.write_u8(d.reason_code.as_u8());
     encode_properties(&d.properties, PropertyContext::Disconnect, buf)
 }
 

@@ -3,11 +3,11 @@
 //! written to an output buffer with length checks. Reading never panics and never copies:
 //! strings and binary data come out as slices of the packet's `Bytes`.
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::varint::decode_varint;
 use crate::error::ProtocolError;
-use crate::string::MqttString;
+use crate::string::{AsciiScan, MqttString};
 
 /// A cursor over the body of exactly one packet (or one property block).
 #[derive(Debug)]
@@ -16,25 +16,36 @@ pub(crate) struct Reader {
 }
 
 impl Reader {
+    #[inline]
     pub(crate) fn new(buf: Bytes) -> Self {
         Self { buf }
     }
 
+    /// The bytes not read yet, to look at without consuming them.
+    #[inline(always)]
+    pub(crate) fn peek(&self) -> &[u8] {
+        &self.buf
+    }
+
     /// Bytes not read yet.
+    #[inline]
     pub(crate) fn remaining(&self) -> usize {
         self.buf.len()
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.buf.is_empty()
     }
 
+    #[inline]
     pub(crate) fn read_u8(&mut self, field: &'static str) -> Result<u8, ProtocolError> {
         let byte = *self.buf.first().ok_or(ProtocolError::Truncated { field })?;
         self.buf.advance(1);
         Ok(byte)
     }
 
+    #[inline]
     pub(crate) fn read_u16(&mut self, field: &'static str) -> Result<u16, ProtocolError> {
         let bytes: [u8; 2] = self
             .buf
@@ -45,6 +56,7 @@ impl Reader {
         Ok(u16::from_be_bytes(bytes))
     }
 
+    #[inline]
     pub(crate) fn read_u32(&mut self, field: &'static str) -> Result<u32, ProtocolError> {
         let bytes: [u8; 4] = self
             .buf
@@ -58,7 +70,15 @@ impl Reader {
     /// A Variable Byte Integer inside a packet body. These only occur in MQTT 5 (property
     /// lengths, identifiers, subscription identifiers), so the minimal encoding is required
     /// [MQTT-1.5.5-1].
+    #[inline]
     pub(crate) fn read_varint(&mut self, field: &'static str) -> Result<u32, ProtocolError> {
+        // One byte is the common case (property lengths below 128, every identifier).
+        if let Some(&byte) = self.buf.first() {
+            if byte & 0x80 == 0 {
+                self.buf.advance(1);
+                return Ok(u32::from(byte));
+            }
+        }
         let varint = decode_varint(&self.buf)?.ok_or(ProtocolError::Truncated { field })?;
         if !varint.minimal {
             return Err(ProtocolError::VarIntNotMinimal);
@@ -67,7 +87,19 @@ impl Reader {
         Ok(varint.value)
     }
 
+    /// Consumes the next byte if it is 0, such as the property length of an empty property
+    /// list.
+    #[inline]
+    pub(crate) fn skip_zero_byte(&mut self) -> bool {
+        let zero = self.buf.first() == Some(&0);
+        if zero {
+            self.buf.advance(1);
+        }
+        zero
+    }
+
     /// The next `len` bytes, without copying.
+    #[inline]
     pub(crate) fn read_bytes(
         &mut self,
         len: usize,
@@ -76,40 +108,126 @@ impl Reader {
         if len > self.buf.len() {
             return Err(ProtocolError::Truncated { field });
         }
-        Ok(self.buf.split_to(len))
+        Ok(self.split_front(len))
+    }
+
+    /// The first `len` bytes as their own `Bytes`, skipped by this reader; `len` is at most
+    /// `self.remaining()`. A clone cut to length costs one reference count increment and,
+    /// unlike `Bytes::split_to`, is inlined.
+    #[inline(always)]
+    fn split_front(&mut self, len: usize) -> Bytes {
+        let mut front = self.buf.clone();
+        front.truncate(len);
+        self.skip(len);
+        front
+    }
+
+    /// Skips `len` bytes, at most `self.remaining()`.
+    #[inline(always)]
+    pub(crate) fn skip(&mut self, len: usize) {
+        // Callers have checked the length; `Bytes::advance` would panic past the end, so
+        // clamp rather than trust that.
+        self.buf.advance(len.min(self.buf.len()));
     }
 
     /// Binary Data (1.5.6): a two-byte length and that many bytes.
+    #[inline]
     pub(crate) fn read_binary(&mut self, field: &'static str) -> Result<Bytes, ProtocolError> {
         let len = self.read_u16(field)?;
         self.read_bytes(usize::from(len), field)
     }
 
     /// A UTF-8 Encoded String (1.5.4), checked against [MQTT-1.5.4-1] and [MQTT-1.5.4-2].
+    #[inline]
     pub(crate) fn read_string(&mut self, field: &'static str) -> Result<MqttString, ProtocolError> {
-        let bytes = self.read_binary(field)?;
-        MqttString::from_bytes(bytes).map_err(|error| ProtocolError::InvalidString { field, error })
+        self.read_string_scanned(field).map(|(s, _)| s)
+    }
+
+    /// A UTF-8 Encoded String and what the pass that checked it found, which tells a topic
+    /// name's wildcard check whether it needs a pass of its own.
+    #[inline]
+    pub(crate) fn read_string_scanned(
+        &mut self,
+        field: &'static str,
+    ) -> Result<(MqttString, AsciiScan), ProtocolError> {
+        // Checked in place first: the string is only split off (a reference count increment)
+        // once it is known to be valid.
+        let Some((&[high, low], rest)) = self.buf.split_first_chunk::<2>() else {
+            return Err(ProtocolError::Truncated { field });
+        };
+        let len = usize::from(u16::from_be_bytes([high, low]));
+        let text = rest.get(..len).ok_or(ProtocolError::Truncated { field })?;
+        let scan = AsciiScan::of(text);
+        if !scan.plain {
+            MqttString::check_bytes(text)
+                .map_err(|error| ProtocolError::InvalidString { field, error })?;
+        }
+        self.skip(2);
+        // The two-byte length prefix keeps the string within `MqttString::MAX_LEN`.
+        Ok((MqttString::from_checked(self.split_front(len)), scan))
     }
 
     /// A reader over the next `len` bytes, which this reader skips.
+    #[inline]
     pub(crate) fn split(&mut self, len: usize, field: &'static str) -> Result<Self, ProtocolError> {
         self.read_bytes(len, field).map(Self::new)
     }
 
     /// Everything not read yet, such as the payload of a PUBLISH.
+    #[inline]
     pub(crate) fn take_rest(&mut self) -> Bytes {
         std::mem::take(&mut self.buf)
     }
 }
 
+/// Where the encoder writes: a `BytesMut` on the wire path, a `Vec` in tests. These calls
+/// inline to a capacity check and a copy of a known size, where the `BufMut` methods of
+/// `BytesMut` are out-of-line calls that copy even a single byte with `memcpy`.
+pub(crate) trait Output {
+    /// Appends `bytes`.
+    fn write_slice(&mut self, bytes: &[u8]);
+
+    /// Appends one byte.
+    #[inline(always)]
+    fn write_u8(&mut self, value: u8) {
+        self.write_slice(&[value]);
+    }
+
+    /// Appends a Two Byte Integer (1.5.2).
+    #[inline(always)]
+    fn write_u16(&mut self, value: u16) {
+        self.write_slice(&value.to_be_bytes());
+    }
+
+    /// Appends a Four Byte Integer (1.5.3).
+    #[inline(always)]
+    fn write_u32(&mut self, value: u32) {
+        self.write_slice(&value.to_be_bytes());
+    }
+}
+
+impl Output for BytesMut {
+    #[inline(always)]
+    fn write_slice(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+impl Output for Vec<u8> {
+    #[inline(always)]
+    fn write_slice(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
 /// Appends a UTF-8 string with its two-byte length; `MqttString` guarantees the length fits.
-pub(crate) fn put_string(buf: &mut impl BufMut, s: &MqttString) {
+pub(crate) fn put_string(buf: &mut impl Output, s: &MqttString) {
     put_short_bytes(buf, s.as_bytes());
 }
 
 /// Appends Binary Data with its two-byte length.
 pub(crate) fn put_binary(
-    buf: &mut impl BufMut,
+    buf: &mut impl Output,
     data: &[u8],
     field: &'static str,
 ) -> Result<(), ProtocolError> {
@@ -129,10 +247,10 @@ pub(crate) fn check_binary_len(data: &[u8], field: &'static str) -> Result<(), P
     Ok(())
 }
 
-fn put_short_bytes(buf: &mut impl BufMut, data: &[u8]) {
+fn put_short_bytes(buf: &mut impl Output, data: &[u8]) {
     // Callers have checked `data.len() <= u16::MAX`; saturate instead of truncating anyway.
-    buf.put_u16(u16::try_from(data.len()).unwrap_or(u16::MAX));
-    buf.put_slice(data);
+    buf.write_u16(u16::try_from(data.len()).unwrap_or(u16::MAX));
+    buf.write_slice(data);
 }
 
 /// Encoded size of a string or binary field: its two-byte length plus its bytes.

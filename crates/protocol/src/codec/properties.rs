@@ -3,13 +3,13 @@
 //! `property_rules`. Properties are written in ascending identifier order, repeated ones in the
 //! order of their vector. Only MQTT 5 packets call into this module.
 
-use bytes::{BufMut, Bytes};
+use bytes::Bytes;
 
-use super::primitives::{check_binary_len, prefixed_len, put_binary, put_string, Reader};
+use super::primitives::{check_binary_len, prefixed_len, put_binary, put_string, Output, Reader};
 use super::property_rules::PropertyContext;
-use super::varint::{encode_varint, varint_len, MAX_VARINT};
+use super::varint::{varint_len, write_varint, MAX_VARINT};
 use crate::error::ProtocolError;
-use crate::properties::{Properties, PropertyId};
+use crate::properties::{Properties, PropertyId, PropertySet};
 use crate::string::MqttString;
 use crate::topic::TopicName;
 use crate::types::ProtocolVersion;
@@ -162,7 +162,11 @@ fn check_number(id: PropertyId, value: u32) -> Result<(), ProtocolError> {
 }
 
 /// Encoded size of the properties without the property length in front of them.
+#[inline]
 pub(crate) fn properties_len(p: &Properties) -> usize {
+    if p.shared_set().is_none() {
+        return 0;
+    }
     let mut len = 0;
     let _ = visit(p, |_, value| -> Result<(), std::convert::Infallible> {
         len += 1 + value.len();
@@ -172,6 +176,7 @@ pub(crate) fn properties_len(p: &Properties) -> usize {
 }
 
 /// Encoded size of the property length plus the properties.
+#[inline]
 pub(crate) fn properties_block_len(p: &Properties) -> usize {
     let len = properties_len(p);
     varint_len(len) + len
@@ -179,10 +184,24 @@ pub(crate) fn properties_block_len(p: &Properties) -> usize {
 
 /// Writes the property length and the properties, after checking that each one belongs in
 /// `context` and holds a value the spec allows.
+#[inline]
 pub(crate) fn encode_properties(
     p: &Properties,
     context: PropertyContext,
-    buf: &mut impl BufMut,
+    buf: &mut impl Output,
+) -> Result<(), ProtocolError> {
+    if p.shared_set().is_none() {
+        // No properties: a property length of 0.
+        buf.write_u8(0);
+        return Ok(());
+    }
+    encode_property_set(p, context, buf)
+}
+
+fn encode_property_set(
+    p: &Properties,
+    context: PropertyContext,
+    buf: &mut impl Output,
 ) -> Result<(), ProtocolError> {
     let mut len = 0;
     let mut seen: u64 = 0;
@@ -211,14 +230,14 @@ pub(crate) fn encode_properties(
     if p.authentication_data.is_some() && p.authentication_method.is_none() {
         return Err(ProtocolError::AuthenticationDataWithoutMethod);
     }
-    encode_varint(len, buf)?;
+    write_varint(len, buf)?;
     visit(p, |id, value| {
-        buf.put_u8(id.as_u8());
+        buf.write_u8(id.as_u8());
         match value {
-            Value::Byte(v) => buf.put_u8(v),
-            Value::Two(v) => buf.put_u16(v),
-            Value::Four(v) => buf.put_u32(v),
-            Value::VarInt(v) => encode_varint(v as usize, buf)?,
+            Value::Byte(v) => buf.write_u8(v),
+            Value::Two(v) => buf.write_u16(v),
+            Value::Four(v) => buf.write_u32(v),
+            Value::VarInt(v) => write_varint(v as usize, buf)?,
             Value::Text(s) => put_string(buf, s),
             Value::Binary(b) => put_binary(buf, b, "binary property")?,
             Value::Pair(k, v) => {
@@ -238,11 +257,11 @@ pub(crate) fn properties_if_v5(
     version: ProtocolVersion,
     context: PropertyContext,
 ) -> Result<Properties, ProtocolError> {
-    if version.is_v5() {
-        decode_properties(r, context)
-    } else {
-        Ok(Properties::default())
+    // Most packets carry no properties: a property length of 0 needs none of the work below.
+    if !version.is_v5() || r.skip_zero_byte() {
+        return Ok(Properties::default());
     }
+    decode_properties(r, context)
 }
 
 /// Reads the property length and the properties that follow, enforcing table 2-4, the
@@ -264,6 +283,9 @@ pub(crate) fn decode_properties(
         return Ok(props);
     }
     let mut block = r.split(declared as usize, "properties")?;
+    // A non-empty block holds at least one property: take the set once, rather than through
+    // the copy-on-write handle on every write.
+    let set: &mut PropertySet = &mut props;
     let mut seen: u64 = 0;
     while !block.is_empty() {
         let raw_id = block.read_varint("property identifier")?;
@@ -282,9 +304,9 @@ pub(crate) fn decode_properties(
             return Err(ProtocolError::DuplicateProperty(id));
         }
         seen |= bit;
-        read_value(&mut block, id, &mut props)?;
+        read_value(&mut block, id, set)?;
     }
-    if props.authentication_data.is_some() && props.authentication_method.is_none() {
+    if set.authentication_data.is_some() && set.authentication_method.is_none() {
         return Err(ProtocolError::AuthenticationDataWithoutMethod);
     }
     Ok(props)
@@ -308,18 +330,19 @@ fn read_four(r: &mut Reader, id: PropertyId) -> Result<u32, ProtocolError> {
     Ok(v)
 }
 
-fn read_value(r: &mut Reader, id: PropertyId, p: &mut Properties) -> Result<(), ProtocolError> {
+fn read_value(r: &mut Reader, id: PropertyId, p: &mut PropertySet) -> Result<(), ProtocolError> {
     use PropertyId as P;
     match id {
         P::PayloadFormatIndicator => p.payload_format_indicator = Some(read_flag(r, id)?),
         P::MessageExpiryInterval => p.message_expiry_interval = Some(read_four(r, id)?),
         P::ContentType => p.content_type = Some(r.read_string("content type")?),
         P::ResponseTopic => {
-            let topic = r.read_string("response topic")?;
+            let (topic, scan) = r.read_string_scanned("response topic")?;
             // "The Response Topic MUST NOT contain wildcard characters" [MQTT-3.3.2-14]; it
             // is a Topic Name, so it is not empty either.
-            TopicName::from_string(topic.clone()).map_err(ProtocolError::InvalidResponseTopic)?;
-            p.response_topic = Some(topic);
+            let topic = TopicName::from_scanned(topic, scan)
+                .map_err(ProtocolError::InvalidResponseTopic)?;
+            p.response_topic = Some(topic.as_mqtt_str().clone());
         }
         P::CorrelationData => p.correlation_data = Some(r.read_binary("correlation data")?),
         P::SubscriptionIdentifier => {

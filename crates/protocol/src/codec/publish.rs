@@ -2,36 +2,88 @@
 //! properties and the payload, which stays a slice of the received buffer. The DUP, QoS and
 //! RETAIN flags come from the fixed header, which the caller has already checked.
 
-use bytes::BufMut;
+use bytes::{Buf, Bytes};
 
-use super::primitives::{prefixed_len, put_string, Reader};
-use super::properties::{encode_properties, properties_block_len, properties_if_v5};
+use super::primitives::{prefixed_len, put_string, Output, Reader};
+use super::properties::{decode_properties, encode_properties, properties_block_len};
 use super::property_rules::PropertyContext;
-use super::read_packet_id;
 use crate::error::ProtocolError;
 use crate::packet::{PacketType, Publish};
+use crate::properties::Properties;
+use crate::string::{AsciiScan, MqttString};
 use crate::topic::{TopicError, TopicName};
-use crate::types::{ProtocolVersion, QoS};
+use crate::types::{PacketId, ProtocolVersion, QoS};
 
+/// Decodes the PUBLISH in `frame`, whose body starts at `body_start` (after the fixed header,
+/// whose `flags` the caller has checked).
+///
+/// The fields are checked on the borrowed bytes first; only then are the topic and the payload
+/// cut out of `frame`, one reference count increment for the topic and none for the payload,
+/// which is the rest of the packet, so no byte can trail a PUBLISH.
 // Inlined into `decode_packet`, see the note there.
 #[inline(always)]
-pub(crate) fn decode(
-    r: &mut Reader,
+pub(crate) fn decode_frame(
+    frame: Bytes,
+    body_start: usize,
     flags: u8,
     version: ProtocolVersion,
 ) -> Result<Publish, ProtocolError> {
     let dup = flags & 0b1000 != 0;
     let qos = QoS::from_u8((flags >> 1) & 0b11).ok_or(ProtocolError::PublishQoS3)?;
     let retain = flags & 0b0001 != 0;
+    let body = frame.get(body_start..).unwrap_or_default();
+
     // "The Topic Name MUST be present as the first field in the PUBLISH packet Variable
     // Header. It MUST be a UTF-8 Encoded String" [MQTT-3.3.2-1].
-    let topic = r.read_string("topic name")?;
-    let packet_id = if qos == QoS::AtMostOnce {
-        None
+    const TOPIC: &str = "topic name";
+    let (topic_len, rest) = body
+        .split_first_chunk::<2>()
+        .ok_or(ProtocolError::Truncated { field: TOPIC })?;
+    let topic_len = usize::from(u16::from_be_bytes(*topic_len));
+    let (topic, rest) = rest
+        .split_at_checked(topic_len)
+        .ok_or(ProtocolError::Truncated { field: TOPIC })?;
+    let scan = AsciiScan::of(topic);
+    if !scan.plain {
+        MqttString::check_bytes(topic).map_err(|error| ProtocolError::InvalidString {
+            field: TOPIC,
+            error,
+        })?;
+    }
+
+    let (packet_id, rest) = if qos == QoS::AtMostOnce {
+        (None, rest)
     } else {
-        Some(read_packet_id(r, PacketType::Publish, version)?)
+        let (id, rest) = rest
+            .split_first_chunk::<2>()
+            .ok_or(ProtocolError::Truncated {
+                field: "packet identifier",
+            })?;
+        let id = PacketId::new(u16::from_be_bytes(*id)).ok_or(ProtocolError::ZeroPacketId {
+            packet_type: PacketType::Publish,
+            version,
+        })?;
+        (Some(id), rest)
     };
-    let properties = properties_if_v5(r, version, PropertyContext::Publish)?;
+
+    // Offsets into `frame`: every slice above is a part of it.
+    let topic_start = body_start + 2;
+    let topic_end = topic_start + topic_len;
+    let mut payload_start = frame.len() - rest.len();
+    let properties = if !version.is_v5() {
+        Properties::default()
+    } else if rest.first() == Some(&0) {
+        // Most PUBLISH packets carry no properties: one zero byte of property length.
+        payload_start += 1;
+        Properties::default()
+    } else {
+        let mut r = Reader::new(frame.clone());
+        r.skip(payload_start);
+        let properties = decode_properties(&mut r, PropertyContext::Publish)?;
+        payload_start = frame.len() - r.remaining();
+        properties
+    };
+
     let topic = if topic.is_empty() && version.is_v5() {
         // A zero-length Topic Name stands for the name mapped to the Topic Alias; "It is a
         // Protocol Error if the Topic Name is zero length and there is no Topic Alias"
@@ -42,8 +94,17 @@ pub(crate) fn decode(
         TopicName::empty()
     } else {
         // [MQTT-3.3.2-2]: no wildcards; [MQTT-4.7.3-1]: at least one character.
-        TopicName::from_string(topic).map_err(ProtocolError::InvalidTopicName)?
+        TopicName::check_scanned(topic, scan).map_err(ProtocolError::InvalidTopicName)?;
+        // `topic_start <= topic_end <= frame.len()`: `topic` was split off `frame`'s own
+        // bytes at these offsets, so the range is in bounds.
+        let text = frame.slice(topic_start..topic_end);
+        // Checked above; the two-byte length keeps it within `MqttString::MAX_LEN`.
+        TopicName::from_checked(MqttString::from_checked(text))
     };
+    let mut payload = frame;
+    // `payload_start` is `frame.len()` minus the bytes left after the fields read, so it is
+    // within the frame and `advance` cannot panic.
+    payload.advance(payload_start);
     Ok(Publish {
         dup,
         qos,
@@ -51,7 +112,7 @@ pub(crate) fn decode(
         topic,
         packet_id,
         properties,
-        payload: r.take_rest(),
+        payload,
     })
 }
 
@@ -69,7 +130,7 @@ pub(crate) fn body_len(p: &Publish, version: ProtocolVersion) -> usize {
 pub(crate) fn encode_body(
     p: &Publish,
     version: ProtocolVersion,
-    buf: &mut impl BufMut,
+    buf: &mut impl Output,
 ) -> Result<(), ProtocolError> {
     // A packet identifier exactly when QoS > 0 [MQTT-2.2.1-2] [MQTT-2.2.1-3]; the length
     // computed before writing relies on it.
@@ -92,12 +153,12 @@ pub(crate) fn encode_body(
     }
     put_string(buf, p.topic.as_mqtt_str());
     if let Some(id) = p.packet_id {
-        buf.put_u16(id.get());
+        buf.write_u16(id.get());
     }
     if version.is_v5() {
         encode_properties(&p.properties, PropertyContext::Publish, buf)?;
     }
-    buf.put_slice(&p.payload);
+    buf.write_slice(&p.payload);
     Ok(())
 }
 

@@ -2,9 +2,7 @@
 //! one reason code per topic filter. Before 5.0, SUBACK carries return codes (granted QoS or
 //! 0x80) and UNSUBACK nothing but the packet identifier.
 
-use bytes::BufMut;
-
-use super::primitives::Reader;
+use super::primitives::{Output, Reader};
 use super::properties::{
     decode_properties, encode_properties, properties_block_len, properties_if_v5,
 };
@@ -82,20 +80,20 @@ pub(crate) fn suback_len(s: &SubAck, version: ProtocolVersion) -> usize {
 pub(crate) fn encode_suback(
     s: &SubAck,
     version: ProtocolVersion,
-    buf: &mut impl BufMut,
+    buf: &mut impl Output,
 ) -> Result<(), ProtocolError> {
-    buf.put_u16(s.packet_id.get());
+    buf.write_u16(s.packet_id.get());
     if version.is_v5() {
         for &reason in &s.reason_codes {
             check_reason(reason, &SUBACK_REASONS, PacketType::SubAck)?;
         }
         encode_properties(&s.properties, PropertyContext::SubAck, buf)?;
         for reason in &s.reason_codes {
-            buf.put_u8(reason.as_u8());
+            buf.write_u8(reason.as_u8());
         }
     } else {
         for reason in &s.reason_codes {
-            buf.put_u8(reason.to_v3_suback());
+            buf.write_u8(reason.to_v3_suback());
         }
     }
     Ok(())
@@ -138,16 +136,16 @@ pub(crate) fn unsuback_len(u: &UnsubAck, version: ProtocolVersion) -> usize {
 pub(crate) fn encode_unsuback(
     u: &UnsubAck,
     version: ProtocolVersion,
-    buf: &mut impl BufMut,
+    buf: &mut impl Output,
 ) -> Result<(), ProtocolError> {
-    buf.put_u16(u.packet_id.get());
+    buf.write_u16(u.packet_id.get());
     if version.is_v5() {
         for &reason in &u.reason_codes {
             check_reason(reason, &UNSUBACK_REASONS, PacketType::UnsubAck)?;
         }
         encode_properties(&u.properties, PropertyContext::UnsubAck, buf)?;
         for reason in &u.reason_codes {
-            buf.put_u8(reason.as_u8());
+            buf.write_u8(reason.as_u8());
         }
     }
     Ok(())

@@ -1,9 +1,7 @@
 //! SUBSCRIBE and UNSUBSCRIBE (3.8, 3.10) on the wire: topic filters, the subscription options
 //! byte of each SUBSCRIBE filter, and the MQTT 5 properties.
 
-use bytes::BufMut;
-
-use super::primitives::{prefixed_len, put_string, Reader};
+use super::primitives::{prefixed_len, put_string, Output, Reader};
 use super::properties::{encode_properties, properties_block_len, properties_if_v5};
 use super::property_rules::PropertyContext;
 use super::read_packet_id;
@@ -113,7 +111,7 @@ pub(crate) fn subscribe_len(s: &Subscribe, version: ProtocolVersion) -> usize {
 pub(crate) fn encode_subscribe(
     s: &Subscribe,
     version: ProtocolVersion,
-    buf: &mut impl BufMut,
+    buf: &mut impl Output,
 ) -> Result<(), ProtocolError> {
     if s.filters.is_empty() {
         return Err(ProtocolError::NoTopicFilters {
@@ -121,7 +119,7 @@ pub(crate) fn encode_subscribe(
             version,
         });
     }
-    buf.put_u16(s.packet_id.get());
+    buf.write_u16(s.packet_id.get());
     if version.is_v5() {
         encode_properties(&s.properties, PropertyContext::Subscribe, buf)?;
     }
@@ -130,7 +128,7 @@ pub(crate) fn encode_subscribe(
             return Err(ProtocolError::NoLocalOnSharedSubscription);
         }
         put_string(buf, filter.as_mqtt_str());
-        buf.put_u8(options_byte(options, version));
+        buf.write_u8(options_byte(options, version));
     }
     Ok(())
 }
@@ -174,7 +172,7 @@ pub(crate) fn unsubscribe_len(u: &Unsubscribe, version: ProtocolVersion) -> usiz
 pub(crate) fn encode_unsubscribe(
     u: &Unsubscribe,
     version: ProtocolVersion,
-    buf: &mut impl BufMut,
+    buf: &mut impl Output,
 ) -> Result<(), ProtocolError> {
     if u.filters.is_empty() {
         return Err(ProtocolError::NoTopicFilters {
@@ -182,7 +180,7 @@ pub(crate) fn encode_unsubscribe(
             version,
         });
     }
-    buf.put_u16(u.packet_id.get());
+    buf.write_u16(u.packet_id.get());
     if version.is_v5() {
         encode_properties(&u.properties, PropertyContext::Unsubscribe, buf)?;
     }

@@ -4,6 +4,7 @@
 
 use bytes::BufMut;
 
+use super::primitives::Output;
 use crate::error::ProtocolError;
 
 /// The largest value four bytes can carry: 0xFF 0xFF 0xFF 0x7F.
@@ -25,7 +26,18 @@ pub struct VarInt {
 ///
 /// `Ok(None)` means the bytes end before the last byte of the integer. A continuation bit on
 /// the fourth byte is an error whatever follows.
+#[inline]
 pub fn decode_varint(bytes: &[u8]) -> Result<Option<VarInt>, ProtocolError> {
+    // One byte, 0 to 127, is the common case and always minimal.
+    if let Some(&byte) = bytes.first() {
+        if byte & 0x80 == 0 {
+            return Ok(Some(VarInt {
+                value: u32::from(byte),
+                len: 1,
+                minimal: true,
+            }));
+        }
+    }
     let mut value: u32 = 0;
     for (index, &byte) in bytes.iter().enumerate().take(4) {
         value |= u32::from(byte & 0x7F) << (7 * index);
@@ -55,6 +67,35 @@ pub fn varint_len(value: usize) -> usize {
         16_384..=2_097_151 => 3,
         _ => 4,
     }
+}
+
+/// Appends `value` in the minimal encoding through the encoder's [`Output`], built in a
+/// four-byte array and written at once.
+#[inline]
+pub(crate) fn write_varint(value: usize, buf: &mut impl Output) -> Result<(), ProtocolError> {
+    if value > MAX_VARINT as usize {
+        return Err(ProtocolError::RemainingLengthTooLarge { length: value });
+    }
+    if value < 128 {
+        // Below 128, so the cast cannot truncate.
+        buf.write_u8(value as u8);
+        return Ok(());
+    }
+    let mut bytes = [0u8; 4];
+    let mut len = 0;
+    let mut rest = value;
+    for byte in bytes.iter_mut() {
+        // The mask keeps the value below 128, so the cast cannot truncate.
+        *byte = (rest & 0x7F) as u8;
+        rest >>= 7;
+        len += 1;
+        if rest == 0 {
+            break;
+        }
+        *byte |= 0x80;
+    }
+    buf.write_slice(bytes.get(..len).unwrap_or_default());
+    Ok(())
 }
 
 /// Appends `value` in the minimal encoding.

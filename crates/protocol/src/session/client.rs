@@ -13,7 +13,7 @@ use crate::topic::TopicFilter;
 use crate::types::{PacketId, ProtocolVersion, SubscriptionOptions};
 
 use super::config::ClientConfig;
-use super::delivery::{Delivery, Oversized};
+use super::delivery::{Delivery, Limits, Oversized};
 use super::error::{RequestError, SessionError};
 use super::events::{ClientEvent, ConnectionInfo};
 use super::keep_alive::{ClientKeepAlive, PingAction};
@@ -22,6 +22,10 @@ use super::state::SessionState;
 use super::Role;
 
 mod connack;
+mod data_stream;
+
+use data_stream::check_data_stream_packet;
+pub use data_stream::ClientStreamTemplate;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ClientState {
@@ -43,6 +47,11 @@ pub struct ClientSession {
     /// The stored session, held until CONNACK says whether the server still has it.
     resumed: Option<SessionState>,
     connection: Option<ConnectionInfo>,
+    /// What CONNACK settled, kept for the data streams of a multi-stream QUIC connection.
+    limits: Option<Limits>,
+    /// This machine serves a data stream of a multi-stream QUIC connection (see
+    /// `client/data_stream.rs`): no CONNECT, keep alive, DISCONNECT or AUTH of its own.
+    data_stream: bool,
     /// Requests awaiting SUBACK / UNSUBACK, with their number of topic filters.
     pending_subscribes: HashMap<PacketId, usize>,
     pending_unsubscribes: HashMap<PacketId, usize>,
@@ -69,6 +78,8 @@ impl ClientSession {
             keep_alive,
             resumed,
             connection: None,
+            limits: None,
+            data_stream: false,
             pending_subscribes: HashMap::new(),
             pending_unsubscribes: HashMap::new(),
             events: VecDeque::new(),
@@ -217,6 +228,9 @@ impl ClientSession {
         if self.state == ClientState::Closed {
             return Err(RequestError::Closed);
         }
+        if self.data_stream {
+            return Err(RequestError::ControlStreamOnly(PacketType::Auth));
+        }
         if !self.version().is_v5() {
             return Err(RequestError::RequiresV5("AUTH"));
         }
@@ -234,10 +248,17 @@ impl ClientSession {
 
     /// Sends DISCONNECT and closes. With reason 0x00 the server discards the will
     /// [MQTT-3.14.4-3]; 0x04 asks it to publish the will. A non-zero Session Expiry Interval
-    /// is refused if CONNECT had none (3.14.2.2.2).
+    /// is refused if CONNECT had none (3.14.2.2.2). On a data stream nothing is sent (the
+    /// DISCONNECT belongs on the control stream): the machine just closes, and the driver
+    /// closes the stream.
     pub fn disconnect(&mut self, disconnect: Disconnect) -> Result<(), RequestError> {
         if self.state == ClientState::Closed {
             return Err(RequestError::Closed);
+        }
+        if self.data_stream {
+            self.delivery.stop();
+            self.state = ClientState::Closed;
+            return Ok(());
         }
         let connect_expiry = self
             .config
@@ -334,8 +355,9 @@ impl ClientSession {
 
     fn fail(&mut self, error: SessionError) -> SessionError {
         // The client may report errors with DISCONNECT in MQTT 5; a 3.1.1 client just closes,
-        // since its only DISCONNECT means a normal disconnection (and drops the will).
-        if self.version().is_v5() && error.is_reported_to_peer() {
+        // since its only DISCONNECT means a normal disconnection (and drops the will). A data
+        // stream never carries DISCONNECT: closing it is the report.
+        if self.version().is_v5() && error.is_reported_to_peer() && !self.data_stream {
             self.delivery
                 .send_disconnect(Disconnect::new(error.reason_code()));
         } else {
@@ -347,6 +369,9 @@ impl ClientSession {
     }
 
     fn process(&mut self, packet: Packet, now: Instant) -> Result<(), SessionError> {
+        if self.data_stream {
+            check_data_stream_packet(&packet)?;
+        }
         if let ClientState::AwaitingConnAck { .. } = self.state {
             return match packet {
                 Packet::ConnAck(connack) => self.on_connack(connack, now),

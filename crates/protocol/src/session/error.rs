@@ -149,6 +149,10 @@ pub enum SessionError {
     /// decides whether to accept it.
     #[error("more than {0} packets received while the CONNECT awaited an answer")]
     TooManyPacketsBeforeConnAck(usize),
+    /// A packet that belongs on the control stream of a multi-stream QUIC connection
+    /// (CONNECT, PINGREQ, DISCONNECT, AUTH) arrived on a data stream.
+    #[error("{0:?} may only be sent on the control stream, not on a data stream")]
+    ControlPacketOnDataStream(PacketType),
 }
 
 impl SessionError {
@@ -176,7 +180,8 @@ impl SessionError {
             | Self::UnknownRequest { .. }
             | Self::ReasonCodeCount { .. }
             | Self::SessionExpiryAfterZero
-            | Self::AuthWithoutMethod => ReasonCode::ProtocolError,
+            | Self::AuthWithoutMethod
+            | Self::ControlPacketOnDataStream(_) => ReasonCode::ProtocolError,
         }
     }
 
@@ -216,7 +221,8 @@ impl SessionError {
             | Self::PingTimeout(_)
             | Self::ConnectTimeout(_)
             | Self::ConnAckTimeout(_)
-            | Self::TooManyPacketsBeforeConnAck(_) => return None,
+            | Self::TooManyPacketsBeforeConnAck(_)
+            | Self::ControlPacketOnDataStream(_) => return None,
         })
     }
 
@@ -311,4 +317,8 @@ pub enum RequestError {
     /// A CONNACK refusing a connection needs a reason code of 0x80 or more.
     #[error("reason code {0} does not refuse a connection")]
     NotARefusal(ReasonCode),
+    /// The packet belongs on the control stream of a multi-stream QUIC connection (AUTH), not
+    /// on the data stream this machine serves.
+    #[error("{0:?} may only be sent on the control stream, not on a data stream")]
+    ControlStreamOnly(PacketType),
 }

@@ -118,13 +118,13 @@ mod packet_size;
 mod server;
 mod state;
 
-pub use client::ClientSession;
+pub use client::{ClientSession, ClientStreamTemplate};
 pub use config::{
     Accept, ClientConfig, ServerConfig, DEFAULT_MAX_QUEUED_PUBLISHES, DEFAULT_SEND_WINDOW_V3,
 };
 pub use error::{RequestError, SessionError};
 pub use events::{ClientEvent, ConnectionInfo, ServerEvent};
-pub use server::ServerSession;
+pub use server::{DataStreamTemplate, ServerSession};
 pub use state::{OutboundMessage, SessionState};
 
 /// The two ends of an MQTT connection.

@@ -13,7 +13,7 @@ use crate::reason::ReasonCode;
 use crate::types::{PacketId, ProtocolVersion, QoS};
 
 use super::config::ServerConfig;
-use super::delivery::{Delivery, Oversized};
+use super::delivery::{Delivery, Limits, Oversized};
 use super::error::{RequestError, SessionError};
 use super::events::ServerEvent;
 use super::keep_alive::ServerKeepAlive;
@@ -21,7 +21,10 @@ use super::outbound::Completion;
 use super::state::SessionState;
 use super::Role;
 
+mod data_stream;
 mod handshake;
+
+pub use data_stream::DataStreamTemplate;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ServerState {
@@ -51,6 +54,11 @@ pub struct ServerSession {
     pending_unsubscribes: HashMap<PacketId, usize>,
     events: VecDeque<ServerEvent>,
     error: Option<SessionError>,
+    /// The limits settled by `accept`, which data streams inherit.
+    limits: Option<Limits>,
+    /// A data stream of a multi-stream QUIC connection: no CONNECT, keep alive or DISCONNECT
+    /// of its own (see `data_stream.rs`).
+    data_stream: bool,
 }
 
 impl ServerSession {
@@ -70,6 +78,8 @@ impl ServerSession {
             pending_unsubscribes: HashMap::new(),
             events: VecDeque::new(),
             error: None,
+            limits: None,
+            data_stream: false,
         }
     }
 
@@ -210,6 +220,8 @@ impl ServerSession {
     pub fn disconnect(&mut self, mut disconnect: Disconnect) -> Result<(), RequestError> {
         match self.state {
             ServerState::Closed => return Err(RequestError::Closed),
+            // A data stream carries no DISCONNECT: the stream itself is closed.
+            ServerState::Connected if self.data_stream => self.delivery.stop(),
             ServerState::Connected => {
                 disconnect.properties.session_expiry_interval = None;
                 self.delivery.send_disconnect(disconnect);
@@ -318,6 +330,7 @@ impl ServerSession {
     fn fail(&mut self, error: SessionError) -> SessionError {
         // Only a connected MQTT 5 server may report with DISCONNECT [MQTT-3.14.0-1].
         if self.state == ServerState::Connected
+            && !self.data_stream
             && self.delivery.version().is_v5()
             && error.is_reported_to_peer()
         {
@@ -349,6 +362,9 @@ impl ServerSession {
     }
 
     fn process(&mut self, packet: Packet) -> Result<(), SessionError> {
+        if self.data_stream {
+            self.check_data_stream_packet(&packet)?;
+        }
         match packet {
             Packet::Connect(_) => Err(SessionError::SecondConnect),
             Packet::Publish(publish) => self.on_publish(publish),

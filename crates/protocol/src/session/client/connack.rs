@@ -48,6 +48,7 @@ impl ClientSession {
             peer_maximum_packet_size: props.maximum_packet_size,
         };
         self.delivery.start(&limits);
+        self.limits = Some(limits.clone());
         if let Some(server_keep_alive) = props.server_keep_alive.filter(|_| v5) {
             self.keep_alive.set_keep_alive(server_keep_alive);
         }

@@ -66,6 +66,7 @@ impl ServerSession {
             .unwrap_or(QoS::ExactlyOnce);
         self.retain_available = properties.retain_available.unwrap_or(true);
         self.delivery.start(&limits);
+        self.limits = Some(limits);
         self.delivery.answer(Packet::ConnAck(ConnAck {
             session_present: resumed.is_some(),
             reason_code: ReasonCode::Success,

@@ -1,0 +1,157 @@
+//! MQTT over QUIC in the broker, as EMQX does it. A QUIC connection's first client-opened
+//! bidirectional stream is served like any connection (single-stream mode); further
+//! client-opened bidirectional streams are data streams (multi-stream mode). This module owns
+//! accepting them and the rules around them: data-stream bytes wait until the control stream's
+//! CONNECT is accepted; every data stream then has its own session machine (own packet
+//! identifiers, acknowledgements on the stream of their PUBLISH) and its own transient
+//! subscriptions, delivered on that stream only and ended with it; a malformed packet closes
+//! only its data stream; the end of the control stream closes the connection (application
+//! error 1 unless the client sent DISCONNECT). It also owns the 0-RTT replay policy
+//! ([`EarlyDataPolicy`]) and how the QUIC idle timeout follows the MQTT keep alive
+//! ([`idle_timeout_for`]). `docs/quic.md` describes the behaviour for users.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mquictt_transport::{Accepted, QuicConnection};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+
+use crate::broker::{Broker, PeerInfo, Shared};
+use crate::connection::{self, Activation, ControlStream, QuicStreamHooks};
+
+pub(crate) mod early_data;
+pub(crate) mod subscriber;
+
+pub use early_data::EarlyDataPolicy;
+
+/// How a QUIC listener's connections are served.
+#[derive(Debug, Clone, Default)]
+pub struct QuicServing {
+    /// Which packets are acted on before the TLS handshake completes. The listener must
+    /// accept 0-RTT exactly when [`EarlyDataPolicy::accepts_zero_rtt`] says so.
+    pub early_data: EarlyDataPolicy,
+    /// The QUIC idle timeout the listener's endpoint uses (see [`idle_timeout_for`]). MQTT 5
+    /// clients whose keep alive would outlast it are given a Server Keep Alive that fits;
+    /// `None` leaves keep alives alone.
+    pub idle_timeout: Option<Duration>,
+}
+
+/// The QUIC idle timeout for a listener: `configured`, raised to one and a half times the
+/// broker's Server Keep Alive when one is set, so that a client pinging at its keep alive is
+/// never cut off by QUIC before MQTT would ([MQTT-3.1.2-24] grants one and a half periods).
+pub fn idle_timeout_for(configured: Duration, server_keep_alive: Option<Duration>) -> Duration {
+    let keep_alive = server_keep_alive.unwrap_or_default();
+    configured.max(keep_alive + keep_alive / 2)
+}
+
+impl Broker {
+    /// Serves one QUIC connection: `control` is its first client-opened bidirectional stream
+    /// (the single stream, or the control stream of multi-stream mode), and every further
+    /// client-opened bidirectional stream is served as a data stream. Returns when the control
+    /// stream's MQTT connection ended; the QUIC connection is closed by then.
+    pub async fn serve_quic<S>(
+        &self,
+        control: S,
+        connection: QuicConnection,
+        peer: PeerInfo,
+        serving: &QuicServing,
+    ) where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let gate = early_data::EarlyDataGate::for_connection(serving.early_data, &connection);
+        let (activation_tx, activation_rx) = watch::channel(None);
+        let data_streams = tokio::spawn(accept_data_streams(
+            self.shared.clone(),
+            connection.clone(),
+            activation_rx,
+            gate.clone(),
+            peer.clone(),
+        ));
+        let hooks = QuicStreamHooks {
+            gate,
+            control: Some(ControlStream {
+                activation: activation_tx,
+                connection,
+                idle_timeout: serving.idle_timeout,
+            }),
+        };
+        connection::serve_with(self.shared.clone(), control, peer, Some(hooks)).await;
+        // Streams already being served end with the connection, which the control stream's
+        // end has closed.
+        data_streams.abort();
+    }
+
+    /// Serves a connection from a transport listener, whatever its transport.
+    pub async fn serve_accepted(
+        &self,
+        accepted: Accepted,
+        certificate_username: Option<String>,
+        serving: &QuicServing,
+    ) {
+        let peer = PeerInfo {
+            remote_addr: Some(accepted.peer.remote),
+            transport: accepted.peer.transport.scheme(),
+            certificate_username,
+        };
+        match accepted.quic {
+            Some(connection) => {
+                self.serve_quic(accepted.stream, connection, peer, serving)
+                    .await
+            }
+            None => self.serve_connection(accepted.stream, peer).await,
+        }
+    }
+}
+
+/// Accepts the data streams of `connection` for as long as it lives; each is served once the
+/// control stream's CONNECT is accepted (until then its bytes stay in QUIC's flow-controlled
+/// receive buffer) and dropped unread if the control stream ends first.
+async fn accept_data_streams(
+    shared: Arc<Shared>,
+    connection: QuicConnection,
+    activation: watch::Receiver<Option<Arc<Activation>>>,
+    gate: Option<early_data::EarlyDataGate>,
+    peer: PeerInfo,
+) {
+    while let Ok(stream) = connection.accept_data_stream().await {
+        let stream_id = stream.id();
+        let mut activation = activation.clone();
+        let shared = shared.clone();
+        let gate = gate.clone();
+        let peer = peer.clone();
+        tokio::spawn(async move {
+            let active = match activation.wait_for(Option::is_some).await {
+                Ok(active) => active.clone(),
+                // The control stream ended before its CONNECT was accepted.
+                Err(_) => return,
+            };
+            let Some(active) = active else {
+                return;
+            };
+            connection::serve_data_stream(shared, stream, stream_id, peer, active, gate).await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod idle_timeout_tests {
+    use super::*;
+
+    #[test]
+    fn the_idle_timeout_covers_one_and_a_half_server_keep_alives() {
+        let configured = Duration::from_secs(60);
+        assert_eq!(idle_timeout_for(configured, None), configured);
+        assert_eq!(
+            idle_timeout_for(configured, Some(Duration::from_secs(20))),
+            configured
+        );
+        assert_eq!(
+            idle_timeout_for(configured, Some(Duration::from_secs(120))),
+            Duration::from_secs(180)
+        );
+    }
+}

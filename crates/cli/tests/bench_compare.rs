@@ -1,0 +1,75 @@
+//! `--quick` comparison of this crate's `mquictt` binary with Mosquitto through the bench
+//! library: both brokers start, every case runs against both, counts, CPU and memory are
+//! filled in, and the markdown and CSV come out. Fails with an install hint when Mosquitto is
+//! missing. No assertion depends on which broker is faster.
+
+use std::path::PathBuf;
+
+use mquictt_bench::compare::{self, table, CaseKind, CompareConfig};
+use mquictt_bench::Progress;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quick_comparison_measures_both_brokers() {
+    let config = CompareConfig::quick(PathBuf::from(env!("CARGO_BIN_EXE_mquictt")));
+    let expected_cases = compare::cases(&config).len();
+    let mut seen = 0;
+    let comparison = match compare::compare(&config, &Progress::hidden(), |_| seen += 1).await {
+        Ok(comparison) => comparison,
+        Err(e) => panic!("{e}\n(the comparison needs `sudo apt-get install mosquitto`)"),
+    };
+    assert_eq!(seen, expected_cases);
+    assert_eq!(comparison.results.len(), expected_cases);
+    for result in &comparison.results {
+        for m in [&result.ours, &result.mosquitto] {
+            let label = format!("{} on {}", result.case.label(), m.broker.name());
+            assert!(m.error.is_none(), "{label}: {:?}", m.error);
+            let report = m.report.as_ref().expect("a report");
+            assert_eq!(report.connect_failed, 0, "{label}");
+            assert!(
+                report.first_error.is_none(),
+                "{label}: {:?}",
+                report.first_error
+            );
+            assert!(m.usage.peak_rss_kib > 0, "{label}: memory read from /proc");
+            match result.case.kind {
+                CaseKind::Throughput | CaseKind::Latency => {
+                    assert!(report.sent > 0, "{label}");
+                    assert!(report.delivered_per_sec > 0.0, "{label}");
+                    assert!(report.latency.count > 0, "{label}");
+                    if result.case.spec.qos as u8 >= 1 {
+                        assert_eq!(report.lost, Some(0), "{label}: QoS 1 loses nothing");
+                    }
+                }
+                CaseKind::IdleMemory => {
+                    assert_eq!(
+                        report.connected as usize, config.idle_connections,
+                        "{label}"
+                    );
+                    assert!(m.rss_per_connection_kib().is_some(), "{label}");
+                }
+            }
+        }
+        assert!(table::meets_goal(result).is_some());
+    }
+
+    let markdown = table::to_markdown(&comparison);
+    assert!(
+        markdown.contains("| scenario | clients | QoS |"),
+        "{markdown}"
+    );
+    assert!(markdown.contains("p99 ratio"), "{markdown}");
+    assert!(markdown.contains("KiB / conn"), "{markdown}");
+    assert!(!markdown.contains("Errors seen"), "{markdown}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("comparison.csv");
+    table::write_csv(&csv, &comparison).unwrap();
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some(table::csv_header().as_str()));
+    assert_eq!(
+        lines.count(),
+        2 * expected_cases,
+        "one row per broker and case"
+    );
+}
