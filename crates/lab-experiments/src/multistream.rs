@@ -13,7 +13,7 @@ use mquictt_transport::{
     ConnectOptions, Connector, QuicClientConnection, QuicStream, TransportUrl,
 };
 use tokio::io::WriteHalf;
-use tokio::sync::{oneshot, Mutex};
+use tokio::sync::{oneshot, Mutex, Semaphore};
 
 use crate::brokers::{BrokerFiles, RunningBroker};
 use crate::connection::lab_options;
@@ -28,6 +28,9 @@ use crate::transports::{BrokerKind, Transport};
 /// own PINGs keep the connection) while data streams come and go.
 pub(crate) struct MultiStreamClient {
     connection: QuicClientConnection,
+    /// The broker's Receive Maximum: QoS 1 and 2 publishes it takes unacknowledged, per data
+    /// stream (each stream has its own flow control in multi-stream mode).
+    receive_maximum: u16,
     /// Held, never used again: dropping it would close the control stream and with it the
     /// connection. The mutex makes the client shareable between tasks.
     _control: std::sync::Mutex<MqttLine<mquictt_transport::BoxStream>>,
@@ -79,11 +82,12 @@ impl MultiStreamClient {
         let mut control = MqttLine::new(connected.stream);
         let connack =
             tokio::time::timeout(SETUP_BUDGET, control.connect(client_id, Duration::ZERO));
-        connack
+        let receive_maximum = connack
             .await
             .map_err(|_| ProbeError::Invalid("no CONNACK".to_owned()))??;
         Ok(MultiStreamClient {
             connection,
+            receive_maximum,
             _control: std::sync::Mutex::new(control),
         })
     }
@@ -169,7 +173,9 @@ async fn answer_inbound(
     Ok(false)
 }
 
-/// Publishes the run's messages on one data stream, answering PUBRECs with PUBRELs.
+/// Publishes the run's messages on one data stream, answering PUBRECs with PUBRELs and
+/// keeping at most the broker's Receive Maximum of QoS 1/2 publishes unacknowledged (a
+/// broker closes a stream that exceeds it [MQTT-3.3.4-9]; on a lossy link acks come late).
 pub(crate) async fn publish_side(
     options: FlowOptions,
     flow: Flow,
@@ -193,7 +199,8 @@ pub(crate) async fn publish_side(
     let stream = client.data_stream().await?;
     let (reader, writer) = stream.into_split();
     let writer = Arc::new(Mutex::new(writer));
-    let acks = tokio::spawn(acknowledge_outbound(reader, writer.clone()));
+    let window = Arc::new(Semaphore::new(usize::from(client.receive_maximum)));
+    let acks = tokio::spawn(acknowledge_outbound(reader, writer.clone(), window.clone()));
     let mut ticker = tokio::time::interval(spec.interval.max(Duration::from_nanos(1)));
     for seq in 0..spec.count {
         if !spec.interval.is_zero() {
@@ -208,6 +215,14 @@ pub(crate) async fn publish_side(
             (spec.qos != QoS::AtMostOnce).then_some(id),
         )
         .map_err(|e| e.to_string())?;
+        if spec.qos != QoS::AtMostOnce {
+            // Returned by `acknowledge_outbound` when the flow's last ack arrives.
+            window
+                .acquire()
+                .await
+                .map_err(|e| format!("pub: {e}"))?
+                .forget();
+        }
         flow.mark_sent(seq);
         write_packet(&mut *writer.lock().await, &packet)
             .await
@@ -223,16 +238,22 @@ pub(crate) async fn publish_side(
 }
 
 /// Reads the broker's acknowledgements on a publishing data stream; PUBREC gets PUBREL.
+/// A flow's final ack (PUBACK, PUBCOMP) gives its place in the send window back.
 async fn acknowledge_outbound(
     mut reader: PacketReader<tokio::io::ReadHalf<QuicStream>>,
     writer: Arc<Mutex<WriteHalf<QuicStream>>>,
+    window: Arc<Semaphore>,
 ) {
     while let Ok(packet) = reader.recv().await {
-        if let Packet::PubRec(rec) = packet {
-            let rel = Packet::PubRel(PubAck::success(rec.packet_id));
-            if write_packet(&mut *writer.lock().await, &rel).await.is_err() {
-                break;
+        match packet {
+            Packet::PubRec(rec) => {
+                let rel = Packet::PubRel(PubAck::success(rec.packet_id));
+                if write_packet(&mut *writer.lock().await, &rel).await.is_err() {
+                    break;
+                }
             }
+            Packet::PubAck(_) | Packet::PubComp(_) => window.add_permits(1),
+            _ => {}
         }
     }
 }

@@ -90,28 +90,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MqttLine<S> {
     }
 
     /// Sends CONNECT (MQTT 5, clean start, the given keep alive) and waits for a successful
-    /// CONNACK.
+    /// CONNACK; returns the broker's Receive Maximum.
     pub(crate) async fn connect(
         &mut self,
         client_id: &str,
         keep_alive: Duration,
-    ) -> Result<(), ProbeError> {
+    ) -> Result<u16, ProbeError> {
         self.send(&connect_packet(client_id, keep_alive)?).await?;
         self.expect_connack().await
     }
 
-    /// Waits for a successful CONNACK.
-    pub(crate) async fn expect_connack(&mut self) -> Result<(), ProbeError> {
-        let code = self
+    /// Waits for a successful CONNACK; returns the broker's Receive Maximum, the number of
+    /// QoS 1 and 2 publishes it accepts unacknowledged (65,535 when absent) [MQTT-3.3.4-7].
+    pub(crate) async fn expect_connack(&mut self) -> Result<u16, ProbeError> {
+        let (code, receive_maximum) = self
             .recv_matching("CONNACK", |p| match p {
-                Packet::ConnAck(ack) => Some(ack.reason_code),
+                Packet::ConnAck(ack) => Some((ack.reason_code, ack.properties.receive_maximum)),
                 _ => None,
             })
             .await?;
         if code.is_error() {
             return Err(ProbeError::Invalid(format!("CONNACK refused: {code:?}")));
         }
-        Ok(())
+        Ok(receive_maximum.unwrap_or(u16::MAX))
     }
 
     /// Subscribes to `filter` with packet id `id` and waits for a granting SUBACK.
