@@ -85,7 +85,7 @@ impl FromStr for LogFilter {
         }
         filter
             .targets
-            .sort_by(|(a, _), (b, _)| b.len().cmp(&a.len()));
+            .sort_by_key(|(target, _)| std::cmp::Reverse(target.len()));
         Ok(filter)
     }
 }
