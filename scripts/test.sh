@@ -44,6 +44,8 @@ for features in "" tls ws quic; do
     cargo clippy -q -p mquictt-client --locked --no-default-features --features "$features" -- -D warnings
     cargo clippy -q -p mquictt --locked --no-default-features --features "$features" -- -D warnings
 done
+# The device build of docs/benchmarks.md ("Footprint"): QUIC only, no TLS 1.2, no debug logs.
+cargo clippy -q -p mquictt --locked --no-default-features --features quic,max-log-info -- -D warnings
 # A transport left out of the build is refused by name; only such a build runs those tests.
 cargo test -q -p mquictt-transport --locked --no-default-features --lib
 client_tree=$(cargo tree -p mquictt --locked --no-default-features -e normal)

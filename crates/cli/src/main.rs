@@ -11,34 +11,18 @@ mod commands;
 mod config;
 #[cfg(feature = "broker")]
 mod metrics_http;
+#[cfg(any(test, not(feature = "broker")))]
+mod stderr_log;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::filter::Targets;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // `Targets` takes the `--log` syntax (`info`, `mquictt_broker=trace,warn`) without the
-    // regex engine `EnvFilter` carries, which would be an eighth of a client-only binary.
-    let filter: Targets = cli.log.parse().unwrap_or_else(|e| {
-        eprintln!(
-            "mquictt: bad --log filter {:?} ({e}); using \"info\"",
-            cli.log
-        );
-        Targets::new().with_default(tracing::Level::INFO)
-    });
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .finish()
-        .with(filter)
-        .init();
+    init_logging(&cli.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -84,4 +68,41 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs to stderr, filtered by `--log`. Builds with the broker use tracing-subscriber's
+/// formatter: `Targets` takes the `--log` syntax (`info`, `mquictt_broker=trace,warn`) without
+/// the regex engine `EnvFilter` carries.
+#[cfg(feature = "broker")]
+fn init_logging(directives: &str) {
+    use std::io::IsTerminal;
+
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    let filter: Targets = directives.parse().unwrap_or_else(|e| {
+        eprintln!("mquictt: bad --log filter {directives:?} ({e}); using \"info\"");
+        Targets::new().with_default(tracing::Level::INFO)
+    });
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .finish()
+        .with(filter)
+        .init();
+}
+
+/// Logs to stderr, filtered by `--log`. Client-only builds use a small subscriber of their
+/// own, with the same filter syntax and line layout, in a tenth of the code.
+#[cfg(not(feature = "broker"))]
+fn init_logging(directives: &str) {
+    use crate::stderr_log::{LogFilter, StderrLogger};
+
+    let filter: LogFilter = directives.parse().unwrap_or_else(|e| {
+        eprintln!("mquictt: bad --log filter {directives:?} ({e}); using \"info\"");
+        LogFilter::at_level(tracing::level_filters::LevelFilter::INFO)
+    });
+    // The only subscriber this process sets, so it cannot already be set.
+    let _ = tracing::subscriber::set_global_default(StderrLogger::new(filter));
 }

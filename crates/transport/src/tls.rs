@@ -1,9 +1,9 @@
 //! TLS settings for servers ([`ServerTlsSettings`]) and clients ([`ClientTlsSettings`]) and
 //! their translation into rustls configurations for TLS-over-TCP (TLS 1.2 and 1.3), WSS and
-//! QUIC (TLS 1.3 only, ALPN `mqtt`). Always the `ring` crypto provider, passed explicitly so
-//! that another provider enabled elsewhere in a build cannot make rustls pick at random. The
-//! settings types exist in every build; the rustls translation only in builds with `tls` or
-//! `quic`.
+//! QUIC (TLS 1.3 only, ALPN `mqtt`; a build without `tls` has no TLS 1.2 code at all). Always
+//! the `ring` crypto provider, passed explicitly so that another provider enabled elsewhere in
+//! a build cannot make rustls pick at random. The settings types exist in every build; the
+//! rustls translation only in builds with `tls` or `quic`.
 
 use std::path::Path;
 #[cfg(any(feature = "tls", feature = "quic"))]
@@ -45,15 +45,17 @@ pub enum TlsVersions {
     OnlyTls13,
 }
 
-#[cfg(any(feature = "tls", feature = "quic"))]
+// TLS 1.2 exists only in builds with `tls`: QUIC needs TLS 1.3 alone (RFC 9001, section 4.2),
+// so a QUIC-only build leaves rustls' TLS 1.2 code out.
+#[cfg(feature = "tls")]
 const TLS12_AND_TLS13: &[&SupportedProtocolVersion] =
     &[&rustls::version::TLS13, &rustls::version::TLS12];
-#[cfg(any(feature = "tls", feature = "quic"))]
+#[cfg(feature = "tls")]
 const ONLY_TLS12: &[&SupportedProtocolVersion] = &[&rustls::version::TLS12];
 #[cfg(any(feature = "tls", feature = "quic"))]
 const ONLY_TLS13: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13];
 
-#[cfg(any(feature = "tls", feature = "quic"))]
+#[cfg(feature = "tls")]
 impl TlsVersions {
     fn rustls(self) -> &'static [&'static SupportedProtocolVersion] {
         match self {
@@ -62,6 +64,29 @@ impl TlsVersions {
             TlsVersions::OnlyTls13 => ONLY_TLS13,
         }
     }
+}
+
+/// The versions for a connection: TLS 1.3 alone on QUIC, `versions` on TLS and WSS.
+#[cfg(feature = "tls")]
+fn protocol_versions(
+    quic: bool,
+    versions: TlsVersions,
+) -> &'static [&'static SupportedProtocolVersion] {
+    if quic {
+        ONLY_TLS13
+    } else {
+        versions.rustls()
+    }
+}
+
+/// Without `tls` every rustls connection is QUIC: TLS-over-TCP and WSS fail before this with
+/// `TransportError::NotBuiltIn`.
+#[cfg(all(feature = "quic", not(feature = "tls")))]
+fn protocol_versions(
+    _quic: bool,
+    _versions: TlsVersions,
+) -> &'static [&'static SupportedProtocolVersion] {
+    ONLY_TLS13
 }
 
 /// Whether a server asks clients for certificates, and which CAs it accepts them from.
@@ -137,13 +162,9 @@ impl ServerTlsSettings {
             .as_ref()
             .ok_or(TransportError::MissingServerCertificate(kind))?;
         let provider = ring_provider();
-        let versions = if kind == TransportKind::Quic {
-            TlsVersions::OnlyTls13
-        } else {
-            self.versions
-        };
+        let versions = protocol_versions(kind == TransportKind::Quic, self.versions);
         let builder = ServerConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(versions.rustls())?;
+            .with_protocol_versions(versions)?;
         let builder = match &self.client_auth {
             ClientAuth::None => builder.with_no_client_auth(),
             ClientAuth::Optional(cas) => builder.with_client_cert_verifier(
@@ -222,13 +243,9 @@ impl ClientTlsSettings {
         if self.trusted_cas.is_empty() {
             return Err(TransportError::NoTrustedCa);
         }
-        let versions = if quic {
-            TlsVersions::OnlyTls13
-        } else {
-            self.versions
-        };
+        let versions = protocol_versions(quic, self.versions);
         let builder = ClientConfig::builder_with_provider(ring_provider())
-            .with_protocol_versions(versions.rustls())?
+            .with_protocol_versions(versions)?
             .with_root_certificates(root_store(&self.trusted_cas)?);
         let mut config = match &self.identity {
             Some(identity) => builder
