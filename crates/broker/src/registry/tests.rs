@@ -6,9 +6,13 @@ use bytes::Bytes;
 use mquictt_protocol::{QoS, SubscriptionOptions, TopicFilter, TopicName};
 
 const HOUR: Duration = Duration::from_secs(3600);
+const LIMITS: QueueLimits = QueueLimits {
+    messages: 100,
+    bytes: 1 << 20,
+};
 
 fn registry() -> SessionRegistry {
-    SessionRegistry::new(100, DropPolicy::DropNewest)
+    SessionRegistry::new(LIMITS)
 }
 
 fn will(delay: u64) -> Option<WillSpec> {
@@ -186,7 +190,7 @@ fn restored_sessions_resume_and_keep_their_pending_will() {
     let mut reg = registry();
     let c = ClientId::from("c");
     let now = Instant::now();
-    let session = Session::new(c.clone(), HOUR, 10, DropPolicy::DropNewest);
+    let session = Session::new(c.clone(), HOUR, LIMITS);
     let pending = PendingWill {
         will: will(5).unwrap(),
         publish_at: now + Duration::from_secs(5),

@@ -41,12 +41,8 @@ impl Router {
         }
         for (client_id, stored) in stored.sessions {
             let client_id = ClientId::from(client_id);
-            let mut session = Session::new(
-                client_id.clone(),
-                stored.expiry,
-                self.config.max_queued_messages,
-                self.config.drop_policy,
-            );
+            let mut session =
+                Session::new(client_id.clone(), stored.expiry, self.config.queue_limits());
             for subscription in stored.subscriptions.into_values() {
                 self.tree.subscribe(&client_id, subscription.clone());
                 session

@@ -54,35 +54,82 @@ impl From<&StorageError> for CommitFailure {
 
 type Outcome = Option<Result<(), CommitFailure>>;
 
-/// A claim on the outcome of the commit holding some changes: complete once they are durable
-/// (or failed to become so).
-#[derive(Debug, Clone)]
-pub struct CommitTicket(Option<watch::Receiver<Outcome>>);
+/// A claim on the outcome of the commits holding some changes: complete once they are all
+/// durable, failed as soon as one of them failed. Usually one commit; two when the committer
+/// took a batch while the changes were being recorded.
+#[derive(Debug, Clone, Default)]
+pub struct CommitTicket {
+    /// The batches, oldest first, by generation.
+    batches: Vec<(u64, watch::Receiver<Outcome>)>,
+}
 
 impl CommitTicket {
     /// A ticket with nothing to wait for.
     pub fn done() -> Self {
-        Self(None)
+        Self::default()
     }
 
-    /// The outcome if the commit has finished.
-    pub fn outcome(&self) -> Option<Result<(), CommitFailure>> {
-        match &self.0 {
-            None => Some(Ok(())),
-            Some(rx) => rx.borrow().clone(),
+    fn of(generation: u64, batch: watch::Receiver<Outcome>) -> Self {
+        Self {
+            batches: vec![(generation, batch)],
         }
     }
 
-    /// Waits for the commit to finish.
+    /// Adds the batch `generation` unless the ticket already covers it. A ticket answers for
+    /// its newest few batches: its owner records within one short call, which a committer
+    /// never outruns by that many commits, and a ticket collected over a long time stays small.
+    fn cover(&mut self, generation: u64, signal: &watch::Sender<Outcome>) {
+        const NEWEST: usize = 8;
+        if self.batches.last().is_some_and(|(g, _)| *g == generation) {
+            return;
+        }
+        if self.batches.len() == NEWEST {
+            self.batches.remove(0);
+        }
+        self.batches.push((generation, signal.subscribe()));
+    }
+
+    /// A ticket on a commit the caller completes through the returned sender.
+    #[cfg(test)]
+    pub(crate) fn pending_for_test() -> (Self, watch::Sender<Outcome>) {
+        let (sender, receiver) = watch::channel(None);
+        (Self::of(0, receiver), sender)
+    }
+
+    /// This ticket and `other`: complete when both are.
+    pub fn and(mut self, other: CommitTicket) -> Self {
+        for batch in other.batches {
+            if !self.batches.iter().any(|(g, _)| *g == batch.0) {
+                self.batches.push(batch);
+            }
+        }
+        self
+    }
+
+    /// The outcome if it is known: a failure as soon as one commit failed, success once all
+    /// succeeded.
+    pub fn outcome(&self) -> Option<Result<(), CommitFailure>> {
+        let mut finished = true;
+        for (_, batch) in &self.batches {
+            match &*batch.borrow() {
+                Some(Err(failure)) => return Some(Err(failure.clone())),
+                Some(Ok(())) => {}
+                None => finished = false,
+            }
+        }
+        finished.then_some(Ok(()))
+    }
+
+    /// Waits for the commits to finish.
     pub async fn wait(&mut self) -> Result<(), CommitFailure> {
-        let Some(rx) = &mut self.0 else {
-            return Ok(());
-        };
-        let outcome = match rx.wait_for(Option::is_some).await {
-            Ok(outcome) => outcome.clone(),
-            Err(_) => None,
-        };
-        outcome.unwrap_or(Err(CommitFailure::Closed))
+        for (_, batch) in &mut self.batches {
+            let outcome = match batch.wait_for(Option::is_some).await {
+                Ok(outcome) => outcome.clone(),
+                Err(_) => None,
+            };
+            outcome.unwrap_or(Err(CommitFailure::Closed))?;
+        }
+        Ok(())
     }
 }
 
@@ -97,8 +144,11 @@ struct Pending {
     bytes: u64,
     /// Completes the batch that `changes` will be committed in.
     signal: watch::Sender<Outcome>,
-    /// The outcome of the batch being committed (or the last one); `None` before the first.
-    last: Option<watch::Receiver<Outcome>>,
+    /// Number of the batch that `changes` will be committed in.
+    generation: u64,
+    /// The outcome of the batch being committed (or the last one), with its number; `None`
+    /// before the first.
+    last: Option<(u64, watch::Receiver<Outcome>)>,
     /// Bytes of the batch being committed.
     committing_bytes: u64,
     stopping: bool,
@@ -172,6 +222,7 @@ impl Journal {
                 queued_at: HashMap::new(),
                 bytes: 0,
                 signal,
+                generation: 0,
                 last: None,
                 committing_bytes: 0,
                 stopping: false,
@@ -197,16 +248,41 @@ impl Journal {
 
     /// Records a change; it is committed with the next group.
     pub(crate) fn record(&self, change: Change) {
+        if self.durable {
+            let mut pending = self.shared.pending();
+            Self::push(&self.shared, &mut pending, change);
+        } else {
+            self.write_inline(&change);
+        }
+    }
+
+    /// Records a change and extends `ticket` to the commit it will be in, so that `ticket`
+    /// answers for exactly the batches holding what its owner recorded.
+    pub(crate) fn record_into(&self, change: Change, ticket: &mut CommitTicket) {
         if !self.durable {
-            if let Err(e) = self.shared.storage.commit(std::slice::from_ref(&change)) {
-                tracing::warn!(error = %e, "storage write failed");
-                Metrics::add(&self.shared.metrics.storage_commit_failures, 1);
-            }
+            self.write_inline(&change);
             return;
         }
         let mut pending = self.shared.pending();
+        ticket.cover(pending.generation, &pending.signal);
+        Self::push(&self.shared, &mut pending, change);
+    }
+
+    /// Whether changes wait for a group commit (so tickets can be pending).
+    pub(crate) fn is_durable(&self) -> bool {
+        self.durable
+    }
+
+    fn write_inline(&self, change: &Change) {
+        if let Err(e) = self.shared.storage.commit(std::slice::from_ref(change)) {
+            tracing::warn!(error = %e, "storage write failed");
+            Metrics::add(&self.shared.metrics.storage_commit_failures, 1);
+        }
+    }
+
+    fn push(shared: &Shared, pending: &mut Pending, change: Change) {
         if pending.changes.is_empty() {
-            self.shared.wake.notify_one();
+            shared.wake.notify_one();
         }
         let position = pending.changes.len();
         match &change {
@@ -232,12 +308,17 @@ impl Journal {
             return CommitTicket::done();
         }
         let pending = self.shared.pending();
-        if pending.changes.is_empty() {
-            // Batches commit in order: the last one covers everything recorded before it.
-            CommitTicket(pending.last.clone())
-        } else {
-            CommitTicket(Some(pending.signal.subscribe()))
+        // Batches commit in order, so the pending one completes after every earlier one; the
+        // batch being committed is covered too, since a change recorded just before this call
+        // may be in it.
+        let mut ticket = match &pending.last {
+            Some((generation, batch)) => CommitTicket::of(*generation, batch.clone()),
+            None => CommitTicket::done(),
+        };
+        if !pending.changes.is_empty() {
+            ticket.cover(pending.generation, &pending.signal);
         }
+        ticket
     }
 
     /// Refuses new messages once the quota is reached. The check comes before a message is
@@ -286,7 +367,8 @@ fn commit_loop(shared: &Shared) {
             }
             let (next, _) = watch::channel(None);
             let signal = std::mem::replace(&mut pending.signal, next);
-            pending.last = Some(signal.subscribe());
+            pending.last = Some((pending.generation, signal.subscribe()));
+            pending.generation += 1;
             pending.committing_bytes = std::mem::take(&mut pending.bytes);
             pending.queued_at.clear();
             let changes: Vec<Change> = std::mem::take(&mut pending.changes)
@@ -392,22 +474,26 @@ mod tests {
         let storage = Arc::new(FlakyStorage::default());
         let journal = Journal::new(storage.clone(), None, Arc::default()).unwrap();
         storage.fail.store(true, Ordering::SeqCst);
-        journal.record(session(1));
-        let mut failed = journal.ticket();
+        let mut failed = CommitTicket::done();
+        journal.record_into(session(1), &mut failed);
         assert!(matches!(failed.wait().await, Err(CommitFailure::Failed(_))));
         assert_eq!(
             failed.outcome().unwrap().unwrap_err().reason_code(),
             ReasonCode::UnspecifiedError
         );
         storage.fail.store(false, Ordering::SeqCst);
+        // A ticket from `record_into` answers for exactly the batch holding its change.
         journal.record(session(2));
-        journal.ticket().wait().await.unwrap();
+        let mut exact = CommitTicket::done();
+        journal.record_into(session(3), &mut exact);
+        exact.wait().await.unwrap();
         let state = storage.load().unwrap();
         assert!(
             !state.sessions.contains_key("c1"),
             "nothing of a failed batch"
         );
         assert!(state.sessions.contains_key("c2"));
+        assert!(state.sessions.contains_key("c3"));
     }
 
     #[tokio::test]
