@@ -128,6 +128,7 @@ impl Broker {
                 messages = restored.messages,
                 retained = restored.retained,
                 expired = restored.expired,
+                expired_sessions = restored.expired_sessions,
                 "restored from storage"
             );
         }

@@ -195,10 +195,14 @@ impl SessionRegistry {
         attached
     }
 
-    /// Puts back a session loaded from storage at start-up, offline, with its full expiry
-    /// counted from `now` and its pending will, if any.
-    pub fn restore(&mut self, session: Session, pending_will: Option<PendingWill>, now: Instant) {
-        let expires_at = now + session.expiry;
+    /// Puts back a session loaded from storage at start-up, offline until `expires_at`, with
+    /// its pending will, if any.
+    pub fn restore(
+        &mut self,
+        session: Session,
+        pending_will: Option<PendingWill>,
+        expires_at: Instant,
+    ) {
         self.entries.insert(
             session.client_id.clone(),
             Entry {

@@ -195,7 +195,7 @@ fn restored_sessions_resume_and_keep_their_pending_will() {
         will: will(5).unwrap(),
         publish_at: now + Duration::from_secs(5),
     };
-    reg.restore(session, Some(pending), now);
+    reg.restore(session, Some(pending), now + HOUR);
     assert_eq!(reg.online(), 0);
     assert_eq!(reg.next_deadline(), Some(now + Duration::from_secs(5)));
     assert!(reg.connect(&c, false, HOUR, None, now).session_present);

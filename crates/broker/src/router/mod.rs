@@ -236,6 +236,7 @@ impl Router {
             self.record(Change::Session {
                 client_id: client.clone(),
                 expiry,
+                expires_at: None,
             });
             self.record(Change::RemoveWill { client_id: client });
         }
@@ -288,10 +289,12 @@ impl Router {
             to_redeliver.extend(session.queue.take_shared());
             self.delivery_states.insert(client_id.clone(), delivery);
             if persisted {
-                // DISCONNECT may have changed the expiry (3.14.2.2.2).
+                // DISCONNECT may have changed the expiry (3.14.2.2.2). The deadline is stored
+                // so that time spent with the broker down counts towards it.
                 self.record(Change::Session {
                     client_id: client_id.clone(),
                     expiry,
+                    expires_at: now.checked_add(expiry),
                 });
             }
         }

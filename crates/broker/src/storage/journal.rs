@@ -448,6 +448,7 @@ mod tests {
         Change::Session {
             client_id: ClientId::from(format!("c{n}")),
             expiry: Duration::from_secs(60),
+            expires_at: None,
         }
     }
 
@@ -543,6 +544,7 @@ mod tests {
         journal.record(Change::Session {
             client_id: c.clone(),
             expiry: Duration::from_secs(9),
+            expires_at: None,
         });
         for seq in 0..2 {
             journal.record(Change::Queued {
