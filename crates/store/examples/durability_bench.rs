@@ -147,8 +147,12 @@ fn serve(mode: Option<&str>, dir: Option<&String>) -> Result<(), Error> {
             }
             _ => Arc::new(NoStorage),
         };
+        // Like Mosquitto's defaults: no per-connection publish rate limit, and queues that
+        // hold the whole run.
         let config = BrokerConfig {
             max_queued_messages: 100_000,
+            max_queued_bytes: 64 * 1024 * 1024,
+            publish_rate: None,
             sys_interval: None,
             ..BrokerConfig::default()
         };
