@@ -15,10 +15,12 @@
 //! copy whose commit failed is discarded instead of being delivered.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use mquictt_protocol::QoS;
+use tokio::sync::watch;
 
 use crate::session::Outgoing;
 use crate::storage::CommitTicket;
@@ -62,19 +64,65 @@ pub enum Enqueued {
 
 /// The group commit a publisher's acknowledgement waits for, shared by every copy of its
 /// message. Set by routing once the commit holding the copies is known, before any
-/// connection can take one of them.
-#[derive(Debug, Clone, Default)]
-pub struct PublishGate(Arc<OnceLock<CommitTicket>>);
+/// connection can take one of them. It also counts the stored copies not yet acknowledged
+/// by their receivers: once every one is, the message is no longer at risk, whatever the
+/// commit does (see [`delivered`](Self::delivered)).
+#[derive(Debug, Clone)]
+pub struct PublishGate(Arc<GateInner>);
+
+#[derive(Debug)]
+struct GateInner {
+    ticket: OnceLock<CommitTicket>,
+    stored_copies: AtomicUsize,
+    delivered: watch::Sender<bool>,
+}
+
+impl Default for PublishGate {
+    fn default() -> Self {
+        Self(Arc::new(GateInner {
+            ticket: OnceLock::new(),
+            stored_copies: AtomicUsize::new(0),
+            delivered: watch::channel(false).0,
+        }))
+    }
+}
 
 impl PublishGate {
     /// Fixes the commit the copies depend on; later calls change nothing.
     pub fn set(&self, ticket: CommitTicket) {
         // A second call would carry the same commit: routing sets the gate once.
-        let _ = self.0.set(ticket);
+        let _ = self.0.ticket.set(ticket);
+    }
+
+    /// Counts one more copy stored for a persistent receiver.
+    pub fn add_stored_copy(&self) {
+        self.0.stored_copies.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Stored copies counted so far.
+    pub fn stored_copies(&self) -> usize {
+        self.0.stored_copies.load(Ordering::Acquire)
+    }
+
+    /// A receiver acknowledged its stored copy; the last one marks the message delivered.
+    pub fn copy_delivered(&self) {
+        if self.0.stored_copies.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.delivered.send_replace(true);
+        }
+    }
+
+    /// Becomes true once every stored copy was acknowledged by its receiver; ends (with an
+    /// error on the receiving side) if the copies are dropped first.
+    pub fn delivered(&self) -> watch::Receiver<bool> {
+        self.0.delivered.subscribe()
     }
 
     fn state(&self) -> GateState {
-        let Some(ticket) = self.0.get() else {
+        if *self.0.delivered.borrow() {
+            // The publisher may have been told success on delivery: the rest follows.
+            return GateState::Open;
+        }
+        let Some(ticket) = self.0.ticket.get() else {
             return GateState::Waiting(CommitTicket::done());
         };
         match ticket.outcome() {
@@ -263,7 +311,7 @@ impl MessageQueue {
         now: Instant,
         skipped: &mut Skipped,
         admit: impl FnOnce(&Outgoing) -> bool,
-    ) -> Option<(u64, Outgoing)> {
+    ) -> Option<(u64, Outgoing, Option<PublishGate>)> {
         loop {
             let front = self.entries.front()?;
             if front.outgoing.message.is_expired(now) {
@@ -292,7 +340,7 @@ impl MessageQueue {
             if !admit(&front.outgoing) {
                 return None;
             }
-            return self.pop_front().map(|e| (e.seq, e.outgoing));
+            return self.pop_front().map(|e| (e.seq, e.outgoing, e.gate));
         }
     }
 
@@ -512,7 +560,7 @@ mod tests {
         queue.push(stale, None);
         queue.push(q1(b"fresh"), None);
         let mut skipped = Skipped::default();
-        let (seq, next) = queue.pop_if(now, &mut skipped, |_| true).unwrap();
+        let (seq, next, _) = queue.pop_if(now, &mut skipped, |_| true).unwrap();
         assert_eq!((seq, &next.message.payload[..]), (1, &b"fresh"[..]));
         assert_eq!(skipped.expired, vec![0]);
         assert_eq!(queue.bytes(), 0);
@@ -573,7 +621,7 @@ mod tests {
         queue.push(q1(b"later"), None);
         commit.send_replace(Some(Err(crate::storage::CommitFailure::Closed)));
         let mut skipped = Skipped::default();
-        let (seq, next) = queue
+        let (seq, next, _) = queue
             .pop_if(Instant::now(), &mut skipped, |_| true)
             .unwrap();
         assert_eq!((seq, &next.message.payload[..]), (2, &b"later"[..]));

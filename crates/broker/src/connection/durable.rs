@@ -140,6 +140,19 @@ where
         self.barrier = Some(self.shared.journal.ticket());
     }
 
+    /// The client accepted the message sent under `packet_id` (PUBACK or PUBCOMP with
+    /// success): its copy counts as delivered for the publisher's acknowledgement.
+    pub(super) fn copy_delivered(&mut self, packet_id: PacketId) {
+        let gate = self
+            .attached
+            .as_mut()
+            .and_then(|a| a.in_flight.get_mut(&packet_id))
+            .and_then(|entry| entry.gate.take());
+        if let Some(gate) = gate {
+            gate.copy_delivered();
+        }
+    }
+
     /// An outgoing exchange ended (PUBACK, PUBCOMP, a failing PUBREC, or a resumed message too
     /// large for the client): its stored copy goes.
     pub(super) fn complete_outgoing(&mut self, packet_id: PacketId) {

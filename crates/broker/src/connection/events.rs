@@ -35,7 +35,14 @@ where
             match event {
                 ServerEvent::Connect(connect) => self.on_connect(*connect).await,
                 ServerEvent::Publish(publish) => self.on_publish(publish),
-                ServerEvent::PublishAcknowledged { packet_id, .. } => {
+                ServerEvent::PublishAcknowledged {
+                    packet_id,
+                    reason_code,
+                    ..
+                } => {
+                    if !reason_code.is_error() {
+                        self.copy_delivered(packet_id);
+                    }
                     self.complete_outgoing(packet_id);
                 }
                 ServerEvent::PublishDropped {

@@ -383,6 +383,13 @@ impl Router {
         if let Some(gate) = gate {
             // Set before the router is unlocked: no connection sees a copy without its gate.
             gate.set(routed.ticket.clone());
+            // A QoS 1 message whose only durable records are its stored copies is safe once
+            // every persistent receiver has acknowledged its copy, even before the commit: the
+            // PUBACK goes out at whichever comes first (see docs/decisions.md). A retained
+            // message or a QoS 2 identifier must reach the disk.
+            if qos == QoS::AtLeastOnce && !routed.retained && gate.stored_copies() > 0 {
+                routed.ticket = routed.ticket.or_delivered(gate.delivered());
+            }
         }
         if qos != QoS::AtMostOnce && routed.refused_everywhere() {
             Metrics::add(&self.metrics.publishes_refused_queues_full, 1);
@@ -449,7 +456,8 @@ impl Router {
         // QoS 0 is "at most once": it is never stored.
         let stored = (persisted && outgoing.qos != QoS::AtMostOnce).then(|| outgoing.clone());
         let metrics = &self.metrics;
-        let queued = match session.queue.push(outgoing, self.publishing.clone()) {
+        let gate = self.publishing.clone();
+        let queued = match session.queue.push(outgoing, gate.clone()) {
             Enqueued::Queued {
                 seq,
                 made_room,
@@ -464,6 +472,9 @@ impl Router {
                     Metrics::add(&metrics.messages_dropped, made_room as u64);
                 }
                 if let Some(outgoing) = stored {
+                    if let Some(gate) = &gate {
+                        gate.add_stored_copy();
+                    }
                     self.record(Change::Queued {
                         client_id: client.clone(),
                         seq,
@@ -517,7 +528,7 @@ impl Router {
         mut quota: usize,
         batch: usize,
         now: Instant,
-    ) -> Vec<(u64, Outgoing)> {
+    ) -> Vec<(u64, Outgoing, Option<PublishGate>)> {
         if !self.registry.is_current(client_id, connection) {
             return Vec::new();
         }
@@ -531,13 +542,15 @@ impl Router {
             let admitted = session
                 .queue
                 .pop_if(now, &mut skipped, |o| o.qos == QoS::AtMostOnce || quota > 0);
-            let Some((seq, outgoing)) = admitted else {
+            let Some((seq, outgoing, gate)) = admitted else {
                 break;
             };
             if outgoing.qos != QoS::AtMostOnce {
                 quota -= 1;
             }
-            taken.push((seq, outgoing));
+            // The gate follows a stored copy, whose acknowledgement counts as its delivery.
+            let gate = gate.filter(|_| persisted && outgoing.qos != QoS::AtMostOnce);
+            taken.push((seq, outgoing, gate));
         }
         if persisted {
             // A copy whose publisher was refused was in the failed commit, so it is not on

@@ -61,6 +61,9 @@ type Outcome = Option<Result<(), CommitFailure>>;
 pub struct CommitTicket {
     /// The batches, oldest first, by generation.
     batches: Vec<(u64, watch::Receiver<Outcome>)>,
+    /// Set for a message whose every stored copy may be acknowledged by its receiver before
+    /// the commit: true once they all were, which settles the ticket as a success.
+    delivered: Option<watch::Receiver<bool>>,
 }
 
 impl CommitTicket {
@@ -72,7 +75,15 @@ impl CommitTicket {
     fn of(generation: u64, batch: watch::Receiver<Outcome>) -> Self {
         Self {
             batches: vec![(generation, batch)],
+            delivered: None,
         }
+    }
+
+    /// This ticket, or success as soon as `delivered` turns true: a message every persistent
+    /// receiver has acknowledged is safe without the disk.
+    pub fn or_delivered(mut self, delivered: watch::Receiver<bool>) -> Self {
+        self.delivered = Some(delivered);
+        self
     }
 
     /// Adds the batch `generation` unless the ticket already covers it. A ticket answers for
@@ -98,6 +109,8 @@ impl CommitTicket {
 
     /// This ticket and `other`: complete when both are.
     pub fn and(mut self, other: CommitTicket) -> Self {
+        // Delivery settles one message, not two.
+        self.delivered = None;
         for batch in other.batches {
             if !self.batches.iter().any(|(g, _)| *g == batch.0) {
                 self.batches.push(batch);
@@ -109,6 +122,9 @@ impl CommitTicket {
     /// The outcome if it is known: a failure as soon as one commit failed, success once all
     /// succeeded.
     pub fn outcome(&self) -> Option<Result<(), CommitFailure>> {
+        if self.delivered.as_ref().is_some_and(|d| *d.borrow()) {
+            return Some(Ok(()));
+        }
         let mut finished = true;
         for (_, batch) in &self.batches {
             match &*batch.borrow() {
@@ -120,8 +136,19 @@ impl CommitTicket {
         finished.then_some(Ok(()))
     }
 
-    /// Waits for the commits to finish.
+    /// Waits for the commits to finish, or for delivery when that settles the ticket.
     pub async fn wait(&mut self) -> Result<(), CommitFailure> {
+        let Some(mut delivered) = self.delivered.clone() else {
+            return self.wait_committed().await;
+        };
+        tokio::select! {
+            committed = self.wait_committed() => committed,
+            // An error means the copies went without being delivered: the commit decides.
+            Ok(_) = delivered.wait_for(|d| *d) => Ok(()),
+        }
+    }
+
+    async fn wait_committed(&mut self) -> Result<(), CommitFailure> {
         for (_, batch) in &mut self.batches {
             let outcome = match batch.wait_for(Option::is_some).await {
                 Ok(outcome) => outcome.clone(),
