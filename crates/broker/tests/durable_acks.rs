@@ -5,7 +5,8 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::client::{connect_packet, publish, TestClient};
@@ -14,16 +15,25 @@ use mquictt_broker::storage::{Change, StoredState};
 use mquictt_broker::{AllowAll, BrokerConfig, MemoryStorage, Storage, StorageError};
 use mquictt_protocol::{Packet, ProtocolVersion, QoS, ReasonCode, SubscriptionOptions};
 
-/// A durable-looking store whose commits wait while the test holds `hold`.
+/// A durable-looking store whose commits wait while the test sets `held`.
 #[derive(Debug, Default)]
 struct HeldStorage {
     inner: MemoryStorage,
-    hold: Mutex<()>,
+    held: AtomicBool,
+}
+
+impl HeldStorage {
+    fn hold(&self, held: bool) {
+        self.held.store(held, Ordering::SeqCst);
+    }
 }
 
 impl Storage for HeldStorage {
     fn commit(&self, changes: &[Change]) -> Result<(), StorageError> {
-        drop(self.hold.lock().unwrap_or_else(|p| p.into_inner()));
+        // Runs on the journal's committer thread, never on the test's runtime.
+        while self.held.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         self.inner.commit(changes)
     }
     fn load(&self) -> Result<StoredState, StorageError> {
@@ -53,7 +63,7 @@ async fn puback_waits_for_the_disk_unless_every_stored_copy_was_acknowledged() {
     let (mut publisher, _) =
         TestClient::connect(broker.addr, ProtocolVersion::V5, "pub", true).await;
 
-    let held = storage.hold.lock().unwrap();
+    storage.hold(true);
     publisher
         .send(&Packet::Publish(publish("t", b"1", QoS::AtLeastOnce, 1)))
         .await;
@@ -65,7 +75,7 @@ async fn puback_waits_for_the_disk_unless_every_stored_copy_was_acknowledged() {
     }
 
     // A second persistent subscriber that is offline: its copy must reach the disk first.
-    drop(held);
+    storage.hold(false);
     let mut offline = persistent(&broker, "offline").await;
     offline
         .send(&Packet::Disconnect(mquictt_protocol::Disconnect::new(
@@ -73,7 +83,7 @@ async fn puback_waits_for_the_disk_unless_every_stored_copy_was_acknowledged() {
         )))
         .await;
     offline.until_closed().await;
-    let held = storage.hold.lock().unwrap();
+    storage.hold(true);
     publisher
         .send(&Packet::Publish(publish("t", b"2", QoS::AtLeastOnce, 2)))
         .await;
@@ -86,7 +96,7 @@ async fn puback_waits_for_the_disk_unless_every_stored_copy_was_acknowledged() {
             .is_none(),
         "no PUBACK while the offline subscriber's copy is not stored"
     );
-    drop(held);
+    storage.hold(false);
     match publisher.recv_within(Duration::from_secs(2)).await {
         Some(Packet::PubAck(ack)) => assert_eq!(ack.reason_code, ReasonCode::Success),
         other => panic!("PUBACK after the commit, got {other:?}"),
