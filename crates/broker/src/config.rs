@@ -64,7 +64,7 @@ pub struct BrokerConfig {
     /// messages, at most `max_inflight`, come on top). 1,000 absorbs a burst or a short
     /// outage. When a copy does not fit, the oldest queued QoS 0 copies are dropped to make
     /// room; failing that a QoS 0 copy is dropped and a QoS 1/2 copy is refused for that
-    /// subscriber (see `queue.rs`); counters record both.
+    /// subscriber (see the `queue` module); counters record both.
     pub max_queued_messages: usize,
     /// Bytes (topic and payload) queued per session, under the same policy. 16 MiB: a
     /// thousand messages of 16 KiB, while a few thousand offline sessions cannot fill memory

@@ -1,5 +1,5 @@
 //! What the broker keeps for one client between connections (4.1): its subscriptions, its
-//! session expiry, and the bounded queue (`queue.rs`) of messages waiting for delivery while it
+//! session expiry, and the bounded queue (the `queue` module) of messages waiting for delivery while it
 //! is offline or its inflight window is full. The QoS 1/2 exchange state of a connection belongs to the
 //! protocol crate's session machine; this file only holds broker-side data.
 
