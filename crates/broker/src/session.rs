@@ -1,7 +1,8 @@
 //! What the broker keeps for one client between connections (4.1): its subscriptions, its
-//! session expiry, and the bounded queue (the `queue` module) of messages waiting for delivery while it
-//! is offline or its inflight window is full. The QoS 1/2 exchange state of a connection belongs to the
-//! protocol crate's session machine; this file only holds broker-side data.
+//! session expiry, and the bounded queue (the `queue` module) of messages waiting for delivery
+//! while it is offline or its inflight window is full. The QoS 1/2 exchange state of a
+//! connection belongs to the protocol crate's session machine; this file only holds
+//! broker-side data.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -2,9 +2,10 @@
 //! go out once a change is durable, and what a failed commit turns into. "Nothing
 //! acknowledged is ever lost": a PUBACK or PUBREC goes out only after the message is stored in
 //! every persistent receiver's queue (or, for a non-retained QoS 1 message, once every
-//! persistent receiver has acknowledged its copy, if that comes first); when storing fails the client hears it (MQTT 5: 0x80
-//! Unspecified error or 0x97 Quota exceeded; 3.1.1, which has no negative acknowledgement: the
-//! connection is closed) and the message is its own to send again.
+//! persistent receiver has acknowledged its copy, if that comes first); when storing fails
+//! the client hears it (MQTT 5: 0x80 Unspecified error or 0x97 Quota exceeded; 3.1.1, which
+//! has no negative acknowledgement: the connection is closed) and the message is its own to
+//! send again.
 
 use mquictt_protocol::{Disconnect, Packet, PacketId, ReasonCode};
 use tokio::io::{AsyncRead, AsyncWrite};

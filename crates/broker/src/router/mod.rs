@@ -359,7 +359,8 @@ impl Router {
     /// every matching subscription. Returns how many copies were offered and refused, so a 5.0
     /// publisher can be told 0x10 No matching subscribers or 0x97 Quota exceeded, and the
     /// commits its acknowledgement waits for. Copies of a QoS 1/2 message carry a gate on
-    /// those commits, so that what the publisher is refused is not delivered (see the `queue` module).
+    /// those commits, so that what the publisher is refused is not delivered (see the `queue`
+    /// module).
     pub(crate) fn publish(
         &mut self,
         message: Arc<Message>,
