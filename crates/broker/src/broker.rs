@@ -128,6 +128,7 @@ impl Broker {
                 messages = restored.messages,
                 retained = restored.retained,
                 expired = restored.expired,
+                expired_sessions = restored.expired_sessions,
                 "restored from storage"
             );
         }
@@ -169,9 +170,9 @@ impl Broker {
         let routed = self
             .shared
             .router()
-            .publish(Arc::new(message), Instant::now());
+            .publish(Arc::new(message), Instant::now(), None);
         self.shared.housekeeping.notify_one();
-        routed.receivers
+        routed.receivers - routed.refused
     }
 
     /// Serves one client over any ordered, reliable byte stream until the connection ends.
@@ -268,6 +269,10 @@ fn snapshot(shared: &Shared) -> SysSnapshot {
         storage_bytes: Metrics::get(&m.storage_bytes),
         storage_commits: Metrics::get(&m.storage_commits),
         storage_quota_refusals: Metrics::get(&m.storage_quota_refusals),
+        queue_qos0_dropped_messages_limit: Metrics::get(&m.queue_qos0_dropped_messages_limit),
+        queue_qos0_dropped_bytes_limit: Metrics::get(&m.queue_qos0_dropped_bytes_limit),
+        queue_refused_messages_limit: Metrics::get(&m.queue_refused_messages_limit),
+        queue_refused_bytes_limit: Metrics::get(&m.queue_refused_bytes_limit),
     }
 }
 
@@ -294,7 +299,7 @@ async fn housekeeping(shared: Weak<Shared>) {
                 let snapshot = snapshot(&strong);
                 let mut router = strong.router();
                 for message in sys_messages(&snapshot) {
-                    router.publish(Arc::new(message), now);
+                    router.publish(Arc::new(message), now, None);
                 }
                 next_sys = Some(now + interval);
             }

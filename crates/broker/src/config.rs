@@ -6,16 +6,6 @@ use std::time::Duration;
 
 use mquictt_protocol::QoS;
 
-/// What to do when a session's queue of messages waiting for delivery is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DropPolicy {
-    /// Drop the new message: what is already queued is older and was promised first.
-    #[default]
-    DropNewest,
-    /// Drop the oldest queued message to make room: for clients that only want recent data.
-    DropOldest,
-}
-
 /// A token bucket: `burst` events at once, refilled at `per_second`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
@@ -70,11 +60,16 @@ pub struct BrokerConfig {
     /// Most QoS 1/2 messages in flight to one MQTT 5 client, whatever its Receive Maximum
     /// (up to 65,535) allows. 256 keeps a fast consumer busy and bounds per-session state.
     pub max_inflight: u16,
-    /// Messages queued per session while it is offline or its window is full. 1,000 absorbs
-    /// a burst or a short outage; past it `drop_policy` applies and a counter records drops.
+    /// Messages queued per session while it is offline or its window is full (in-flight
+    /// messages, at most `max_inflight`, come on top). 1,000 absorbs a burst or a short
+    /// outage. When a copy does not fit, the oldest queued QoS 0 copies are dropped to make
+    /// room; failing that a QoS 0 copy is dropped and a QoS 1/2 copy is refused for that
+    /// subscriber (see the `queue` module); counters record both.
     pub max_queued_messages: usize,
-    /// Which message goes when the queue is full.
-    pub drop_policy: DropPolicy,
+    /// Bytes (topic and payload) queued per session, under the same policy. 16 MiB: a
+    /// thousand messages of 16 KiB, while a few thousand offline sessions cannot fill memory
+    /// with large payloads. A copy always fits an empty queue.
+    pub max_queued_bytes: usize,
     /// Upper bound on the Session Expiry Interval a client may ask for (5.0; the capped value
     /// is returned in CONNACK) and the expiry of 3.1.1 sessions with Clean Session 0. 1 day:
     /// a device that sleeps overnight keeps its session; clients asking for 0xFFFFFFFF
@@ -135,6 +130,16 @@ pub struct BrokerConfig {
     pub max_storage_bytes: Option<u64>,
 }
 
+impl BrokerConfig {
+    /// The bounds of each session's queue.
+    pub fn queue_limits(&self) -> crate::session::QueueLimits {
+        crate::session::QueueLimits {
+            messages: self.max_queued_messages,
+            bytes: self.max_queued_bytes,
+        }
+    }
+}
+
 impl Default for BrokerConfig {
     fn default() -> Self {
         Self {
@@ -151,7 +156,7 @@ impl Default for BrokerConfig {
             v3_inflight: 32,
             max_inflight: 256,
             max_queued_messages: 1_000,
-            drop_policy: DropPolicy::DropNewest,
+            max_queued_bytes: 16 * 1024 * 1024,
             max_session_expiry: Duration::from_secs(24 * 60 * 60),
             max_topic_length: 4_096,
             max_topic_levels: 128,
@@ -195,6 +200,7 @@ mod tests {
         );
         assert!(config.max_client_id_len >= 23, "[MQTT-3.1.3-5]");
         assert!(config.max_queued_messages > 0);
+        assert!(config.max_queued_bytes >= usize::try_from(config.max_packet_size).unwrap());
         assert!(config.connect_timeout > Duration::ZERO);
         assert!(config.max_pending_connections <= config.max_connections);
         assert!(config.max_sessions >= config.max_connections);

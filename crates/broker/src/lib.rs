@@ -37,6 +37,7 @@ mod connection;
 mod limits;
 pub mod message;
 pub mod metrics;
+mod queue;
 pub mod quic;
 pub mod registry;
 pub mod retained;
@@ -49,7 +50,7 @@ pub mod sys;
 
 pub use auth::{AllowAll, Authenticator, FileAuthenticator, FileAuthenticatorConfig};
 pub use broker::{Broker, BrokerError, PeerInfo};
-pub use config::{BrokerConfig, DropPolicy, PublishOverload, RateLimit};
+pub use config::{BrokerConfig, PublishOverload, RateLimit};
 pub use message::{ClientId, Message};
 pub use metrics::Metrics;
 pub use quic::{EarlyDataPolicy, QuicServing};

@@ -22,7 +22,8 @@ pub struct Metrics {
     pub bytes_received: AtomicU64,
     /// Bytes written to clients.
     pub bytes_sent: AtomicU64,
-    /// Messages dropped because a session queue was full.
+    /// Copies dropped or refused because a session queue was full (all of the `queue_*`
+    /// counters below).
     pub messages_dropped: AtomicU64,
     /// Messages dropped because their expiry interval passed before delivery.
     pub messages_expired: AtomicU64,
@@ -64,6 +65,17 @@ pub struct Metrics {
     pub storage_bytes: AtomicU64,
     /// Messages refused because the storage quota was reached.
     pub storage_quota_refusals: AtomicU64,
+    /// QoS 0 copies dropped because a session queue held `max_queued_messages`.
+    pub queue_qos0_dropped_messages_limit: AtomicU64,
+    /// QoS 0 copies dropped because a session queue held `max_queued_bytes`.
+    pub queue_qos0_dropped_bytes_limit: AtomicU64,
+    /// QoS 1/2 copies refused for a subscriber whose queue held `max_queued_messages`.
+    pub queue_refused_messages_limit: AtomicU64,
+    /// QoS 1/2 copies refused for a subscriber whose queue held `max_queued_bytes`.
+    pub queue_refused_bytes_limit: AtomicU64,
+    /// QoS 1/2 publishes refused (MQTT 5: 0x97 Quota exceeded) because every matching
+    /// subscriber's queue was full.
+    pub publishes_refused_queues_full: AtomicU64,
 }
 
 /// A counter or gauge with its Prometheus name, type and help text.
@@ -96,7 +108,7 @@ impl Metrics {
         value.load(Ordering::Relaxed)
     }
 
-    fn series(&self) -> [Series<'_>; 27] {
+    fn series(&self) -> [Series<'_>; 32] {
         let s = |name, kind, help, value| Series {
             name,
             kind,
@@ -265,6 +277,36 @@ impl Metrics {
                 "counter",
                 "Messages refused because the storage quota was reached.",
                 &self.storage_quota_refusals,
+            ),
+            s(
+                "mquictt_queue_qos0_dropped_messages_limit_total",
+                "counter",
+                "QoS 0 copies dropped because a session queue held max_queued_messages.",
+                &self.queue_qos0_dropped_messages_limit,
+            ),
+            s(
+                "mquictt_queue_qos0_dropped_bytes_limit_total",
+                "counter",
+                "QoS 0 copies dropped because a session queue held max_queued_bytes.",
+                &self.queue_qos0_dropped_bytes_limit,
+            ),
+            s(
+                "mquictt_queue_refused_messages_limit_total",
+                "counter",
+                "QoS 1/2 copies refused because a session queue held max_queued_messages.",
+                &self.queue_refused_messages_limit,
+            ),
+            s(
+                "mquictt_queue_refused_bytes_limit_total",
+                "counter",
+                "QoS 1/2 copies refused because a session queue held max_queued_bytes.",
+                &self.queue_refused_bytes_limit,
+            ),
+            s(
+                "mquictt_publishes_refused_queues_full_total",
+                "counter",
+                "QoS 1/2 publishes refused because every matching subscriber's queue was full.",
+                &self.publishes_refused_queues_full,
             ),
         ]
     }

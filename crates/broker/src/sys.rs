@@ -36,6 +36,14 @@ pub struct SysSnapshot {
     pub storage_commits: u64,
     /// Messages refused because the storage quota was reached, since start.
     pub storage_quota_refusals: u64,
+    /// QoS 0 copies dropped from full session queues (message limit), since start.
+    pub queue_qos0_dropped_messages_limit: u64,
+    /// QoS 0 copies dropped from full session queues (byte limit), since start.
+    pub queue_qos0_dropped_bytes_limit: u64,
+    /// QoS 1/2 copies refused by full session queues (message limit), since start.
+    pub queue_refused_messages_limit: u64,
+    /// QoS 1/2 copies refused by full session queues (byte limit), since start.
+    pub queue_refused_bytes_limit: u64,
 }
 
 /// The version string published at `$SYS/broker/version`.
@@ -46,7 +54,7 @@ pub fn version_string() -> String {
 /// The `$SYS` messages for `snapshot`, each retained so that a late subscriber sees the last
 /// value at once.
 pub fn sys_messages(snapshot: &SysSnapshot) -> Vec<Message> {
-    let entries: [(&str, String); 13] = [
+    let entries: [(&str, String); 17] = [
         ("$SYS/broker/version", version_string()),
         (
             "$SYS/broker/uptime",
@@ -93,6 +101,22 @@ pub fn sys_messages(snapshot: &SysSnapshot) -> Vec<Message> {
             "$SYS/broker/store/quota refusals",
             snapshot.storage_quota_refusals.to_string(),
         ),
+        (
+            "$SYS/broker/queue/dropped qos0/messages limit",
+            snapshot.queue_qos0_dropped_messages_limit.to_string(),
+        ),
+        (
+            "$SYS/broker/queue/dropped qos0/bytes limit",
+            snapshot.queue_qos0_dropped_bytes_limit.to_string(),
+        ),
+        (
+            "$SYS/broker/queue/refused qos12/messages limit",
+            snapshot.queue_refused_messages_limit.to_string(),
+        ),
+        (
+            "$SYS/broker/queue/refused qos12/bytes limit",
+            snapshot.queue_refused_bytes_limit.to_string(),
+        ),
     ];
     entries
         .into_iter()
@@ -121,10 +145,11 @@ mod tests {
             subscriptions: 5,
             retained: 2,
             storage_bytes: 4096,
+            queue_refused_bytes_limit: 9,
             ..SysSnapshot::default()
         };
         let messages = sys_messages(&snapshot);
-        assert_eq!(messages.len(), 13);
+        assert_eq!(messages.len(), 17);
         assert!(messages.iter().all(|m| m.retain && m.topic.is_system()));
         let value = |topic: &str| {
             messages
@@ -143,6 +168,10 @@ mod tests {
             Some("2")
         );
         assert_eq!(value("$SYS/broker/store/bytes").as_deref(), Some("4096"));
+        assert_eq!(
+            value("$SYS/broker/queue/refused qos12/bytes limit").as_deref(),
+            Some("9")
+        );
         assert!(value("$SYS/broker/version")
             .unwrap()
             .starts_with("mquictt version "));

@@ -7,7 +7,7 @@ mod security_support;
 
 use std::time::{Duration, Instant};
 
-use mquictt_broker::{BrokerConfig, DropPolicy};
+use mquictt_broker::BrokerConfig;
 use mquictt_protocol::{Packet, ProtocolVersion, QoS, ReasonCode};
 use security_support::{connect_packet, metric, publish, wait_until, Peer, SecureBroker};
 
@@ -99,7 +99,6 @@ async fn a_stalled_subscriber_keeps_memory_bounded_and_drops_are_counted() {
     const QUEUE: usize = 100;
     let served = SecureBroker::start(BrokerConfig {
         max_queued_messages: QUEUE,
-        drop_policy: DropPolicy::DropOldest,
         publish_rate: None,
         // Long enough that the stalled client is still connected when the flood ends.
         write_timeout: Duration::from_secs(60),
@@ -169,6 +168,11 @@ async fn a_stalled_subscriber_keeps_memory_bounded_and_drops_are_counted() {
     assert!(
         dropped >= (MESSAGES / 2) as u64,
         "only {dropped} drops counted, publishing took {publish_time:?}"
+    );
+    assert_eq!(
+        metric(&served.broker, |m| &m.queue_qos0_dropped_messages_limit),
+        dropped,
+        "every drop was a QoS 0 copy at the message limit"
     );
     assert!(received > 0);
     // The stalled client is still connected: it was slowed, not served at others' expense.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::client::{connect_packet, pid, publish, will, TestClient};
 use common::TestBroker;
-use mquictt_broker::{BrokerConfig, DropPolicy};
+use mquictt_broker::BrokerConfig;
 use mquictt_protocol::{
     Connect, Disconnect, Packet, Properties, ProtocolVersion, PubAck, QoS, ReasonCode,
     SubscriptionOptions,
@@ -186,10 +186,9 @@ async fn mqtt_3_1_2_11_2_session_expires_after_its_interval() {
 }
 
 #[tokio::test]
-async fn offline_queue_is_bounded_and_drops_by_policy() {
+async fn offline_queue_is_bounded_and_refuses_what_does_not_fit() {
     let config = BrokerConfig {
         max_queued_messages: 2,
-        drop_policy: DropPolicy::DropOldest,
         ..BrokerConfig::default()
     };
     let broker = TestBroker::with_config(config).await;
@@ -198,11 +197,31 @@ async fn offline_queue_is_bounded_and_drops_by_policy() {
     device.subscribe("q", qos(QoS::AtLeastOnce), 1).await;
     disconnect_normally(device).await;
     let (mut publisher, _) = TestClient::connect(broker.addr, V5, "pub", true).await;
+    let mut answers = Vec::new();
     for (n, payload) in [b"1", b"2", b"3"].into_iter().enumerate() {
+        let id = n as u16 + 1;
         publisher
-            .publish(publish("q", payload, QoS::AtLeastOnce, n as u16 + 1))
+            .send(&Packet::Publish(publish(
+                "q",
+                payload,
+                QoS::AtLeastOnce,
+                id,
+            )))
             .await;
+        match publisher.recv().await {
+            Some(Packet::PubAck(ack)) => answers.push(ack.reason_code),
+            other => panic!("expected PUBACK, got {other:?}"),
+        }
     }
+    assert_eq!(
+        answers,
+        [
+            ReasonCode::Success,
+            ReasonCode::Success,
+            ReasonCode::QuotaExceeded
+        ],
+        "the only subscriber's queue was full for the third"
+    );
     let (mut device, _) =
         TestClient::connect_with(broker.addr, persistent("dev", false, 300)).await;
     let mut got = Vec::new();
@@ -210,7 +229,7 @@ async fn offline_queue_is_bounded_and_drops_by_policy() {
         device.ack(&p).await;
         got.push(p.payload);
     }
-    assert_eq!(got, ["2", "3"], "the oldest was dropped");
+    assert_eq!(got, ["1", "2"], "what was queued first is kept");
     let dropped = mquictt_broker::Metrics::get(&broker.broker.metrics().messages_dropped);
     assert_eq!(dropped, 1);
     broker.stop().await;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use mquictt_broker::{BrokerConfig, DropPolicy, EarlyDataPolicy, PublishOverload, RateLimit};
+use mquictt_broker::{BrokerConfig, EarlyDataPolicy, PublishOverload, RateLimit};
 use mquictt_protocol::QoS;
 use serde::Deserialize;
 
@@ -171,7 +171,7 @@ pub struct LimitsSection {
     pub receive_maximum: Option<u16>,
     pub v3_inflight: Option<u16>,
     pub max_queued_messages: Option<usize>,
-    pub drop_policy: Option<DropPolicyName>,
+    pub max_queued_bytes: Option<usize>,
     #[serde(default, with = "opt_duration")]
     pub max_session_expiry: Option<Duration>,
     pub topic_alias_maximum: Option<u16>,
@@ -217,14 +217,6 @@ pub enum StorageName {
 pub enum OnCorruptName {
     MoveAside,
     Refuse,
-}
-
-/// Names of the drop policies as written in the file.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DropPolicyName {
-    DropNewest,
-    DropOldest,
 }
 
 /// `[mqtt]`
@@ -321,13 +313,19 @@ impl FileConfig {
             config.v3_inflight = v;
         }
         if let Some(v) = limits.max_queued_messages {
+            if v == 0 {
+                return Err(value_error(
+                    "limits.max_queued_messages",
+                    "must be at least 1",
+                ));
+            }
             config.max_queued_messages = v;
         }
-        if let Some(v) = limits.drop_policy {
-            config.drop_policy = match v {
-                DropPolicyName::DropNewest => DropPolicy::DropNewest,
-                DropPolicyName::DropOldest => DropPolicy::DropOldest,
-            };
+        if let Some(v) = limits.max_queued_bytes {
+            if v == 0 {
+                return Err(value_error("limits.max_queued_bytes", "must be at least 1"));
+            }
+            config.max_queued_bytes = v;
         }
         if let Some(v) = limits.max_session_expiry {
             config.max_session_expiry = v;
@@ -496,7 +494,7 @@ mod tests {
     #[test]
     fn values_are_applied() {
         let config = parse(
-            "[limits]\nconnect_timeout = \"3s\"\nmax_queued_messages = 5\ndrop_policy = \"drop-oldest\"\n\
+            "[limits]\nconnect_timeout = \"3s\"\nmax_queued_messages = 5\nmax_queued_bytes = 4096\n\
              [mqtt]\nmaximum_qos = 1\n[sys]\ninterval = \"0s\"\n",
         )
         .unwrap()
@@ -504,7 +502,7 @@ mod tests {
         .unwrap();
         assert_eq!(config.connect_timeout, Duration::from_secs(3));
         assert_eq!(config.max_queued_messages, 5);
-        assert_eq!(config.drop_policy, DropPolicy::DropOldest);
+        assert_eq!(config.max_queued_bytes, 4096);
         assert_eq!(config.maximum_qos, QoS::AtLeastOnce);
         assert_eq!(config.sys_interval, None);
     }

@@ -550,3 +550,84 @@ async fn retained_messages_and_sessions_survive_restart_and_sigkill() {
     );
     broker.terminate();
 }
+
+/// Subscribes `client_id` to `crash/#` and leaves, its session expiring `expiry` seconds
+/// later (DISCONNECT may change a non-zero expiry, 3.14.2.2.2); returns once the broker
+/// has closed the connection, so the session is offline.
+async fn subscribe_then_leave(address: &Address, client_id: &str, expiry: u32) {
+    let (mut conn, _) = reconnect(address, ProtocolVersion::V5, client_id).await;
+    conn.send(Packet::Subscribe(Subscribe {
+        packet_id: packet_id(0),
+        filters: vec![(
+            TopicFilter::new("crash/#").expect("filter"),
+            SubscriptionOptions::with_qos(QoS::AtLeastOnce),
+        )],
+        properties: Properties::default(),
+    }))
+    .await
+    .expect("SUBSCRIBE");
+    match conn.recv(Duration::from_secs(5)).await {
+        Ok(Some(Packet::SubAck(_))) => {}
+        other => panic!("expected SUBACK, got {other:?}"),
+    }
+    let mut disconnect = Disconnect::new(ReasonCode::Success);
+    disconnect.properties = Properties::from(PropertySet {
+        session_expiry_interval: Some(expiry),
+        ..PropertySet::default()
+    });
+    conn.send(Packet::Disconnect(disconnect))
+        .await
+        .expect("DISCONNECT");
+    while let Ok(Some(_)) = conn.recv(Duration::from_secs(5)).await {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_expiry_keeps_counting_while_the_broker_is_down() {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let broker = Broker::start(data_dir.path());
+    let address: Address = Arc::new(Mutex::new(broker.addr));
+    subscribe_then_leave(&address, "short", 2).await;
+    subscribe_then_leave(&address, "long", 3600).await;
+    let (mut publisher, _) = reconnect(&address, ProtocolVersion::V5, "expiry-pub").await;
+    publisher
+        .send(Packet::Publish(Publish {
+            dup: false,
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            topic: TopicName::new("crash/expiry").expect("topic"),
+            packet_id: Some(packet_id(1)),
+            properties: Properties::default(),
+            payload: Bytes::from_static(b"queued"),
+        }))
+        .await
+        .expect("PUBLISH");
+    match publisher.recv(Duration::from_secs(5)).await {
+        // Committed after both sessions went offline: their deadlines are on disk.
+        Ok(Some(Packet::PubAck(ack))) => assert_eq!(ack.reason_code, ReasonCode::Success),
+        other => panic!("expected PUBACK, got {other:?}"),
+    }
+    drop(publisher);
+
+    // Down for longer than "short"'s expiry; SIGKILL, so nothing is written at shutdown.
+    broker.kill();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let broker = Broker::start(data_dir.path());
+    *address.lock().expect("address") = broker.addr;
+
+    let (mut short, present) = reconnect(&address, ProtocolVersion::V5, "short").await;
+    assert!(
+        !present,
+        "the session expired while the broker was down and was purged at start"
+    );
+    match short.recv(Duration::from_secs(1)).await {
+        Ok(None) => {}
+        other => panic!("the expired session's queue went with it, got {other:?}"),
+    }
+    let (mut long, present) = reconnect(&address, ProtocolVersion::V5, "long").await;
+    assert!(present, "a session within its expiry survives");
+    match long.recv(Duration::from_secs(5)).await {
+        Ok(Some(Packet::Publish(p))) => assert_eq!(&p.payload[..], b"queued"),
+        other => panic!("expected the queued PUBLISH, got {other:?}"),
+    }
+    broker.terminate();
+}

@@ -7,8 +7,11 @@
 //! delivery.
 //!
 //! `cargo run --release -p mquictt-store --example durability_bench [messages per publisher]
-//! [window] [rounds]`: each round runs the three brokers once, in turn; the table shows every
-//! round and the median.
+//! [window] [rounds] [online|offline]`: each round runs the three brokers once, in turn; the
+//! table shows every round and the median. `offline` keeps the subscriber away while the
+//! publishers run, so every PUBACK waits for its message to be stored (no receiver can
+//! acknowledge it first); the rate is then messages acknowledged per second, and the
+//! subscriber drains its queue afterwards to check that nothing is missing.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -42,10 +45,16 @@ fn main() -> Result<(), Error> {
     let per_publisher: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(5_000);
     let window: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(16);
     let rounds: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(3);
+    let offline = args.get(4).map(String::as_str) == Some("offline");
     let runtime = tokio::runtime::Runtime::new()?;
     println!(
         "{PUBLISHERS} publishers x {per_publisher} QoS 1 messages of {PAYLOAD} bytes, window \
-         {window} each; 1 persistent subscriber; {rounds} rounds"
+         {window} each; 1 persistent subscriber, {}; {rounds} rounds",
+        if offline {
+            "offline while publishing (acknowledged/s)"
+        } else {
+            "online (delivered/s)"
+        }
     );
     println!(
         "{:<22} {:>14} {:>14} {:>14}",
@@ -62,7 +71,7 @@ fn main() -> Result<(), Error> {
                 1 => spawn_self(&exe, "memory", &dir.path().join("memory"))?,
                 _ => spawn_mosquitto(dir.path())?,
             };
-            let result = runtime.block_on(run_load(child.addr, per_publisher, window));
+            let result = runtime.block_on(run_load(child.addr, per_publisher, window, offline));
             let _ = child.process.kill();
             let _ = child.process.wait();
             let result = result?;
@@ -147,8 +156,12 @@ fn serve(mode: Option<&str>, dir: Option<&String>) -> Result<(), Error> {
             }
             _ => Arc::new(NoStorage),
         };
+        // Like Mosquitto's defaults: no per-connection publish rate limit, and queues that
+        // hold the whole run.
         let config = BrokerConfig {
             max_queued_messages: 100_000,
+            max_queued_bytes: 64 * 1024 * 1024,
+            publish_rate: None,
             sys_interval: None,
             ..BrokerConfig::default()
         };
@@ -204,6 +217,16 @@ async fn recv(reader: &mut OwnedReadHalf, buf: &mut BytesMut) -> Result<Packet, 
 }
 
 async fn connect(addr: SocketAddr, client_id: &str, clean: bool) -> Result<TcpStream, Error> {
+    Ok(connect_keeping_input(addr, client_id, clean).await?.0)
+}
+
+/// Connects and returns, with the stream, whatever arrived after the CONNACK (a resumed
+/// session's queue starts flowing at once).
+async fn connect_keeping_input(
+    addr: SocketAddr,
+    client_id: &str,
+    clean: bool,
+) -> Result<(TcpStream, BytesMut), Error> {
     let mut stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     send(&mut stream, &connect_packet(client_id, clean)).await?;
@@ -213,7 +236,7 @@ async fn connect(addr: SocketAddr, client_id: &str, clean: bool) -> Result<TcpSt
             mquictt_protocol::decode(&mut buf, ProtocolVersion::V5, MAX_PACKET_SIZE)?
         {
             return match packet {
-                Packet::ConnAck(ack) if !ack.reason_code.is_error() => Ok(stream),
+                Packet::ConnAck(ack) if !ack.reason_code.is_error() => Ok((stream, buf)),
                 other => Err(format!("CONNECT refused: {other:?}").into()),
             };
         }
@@ -231,6 +254,7 @@ async fn run_load(
     addr: SocketAddr,
     per_publisher: usize,
     window: usize,
+    offline: bool,
 ) -> Result<LoadResult, Error> {
     let total = PUBLISHERS * per_publisher;
     // The subscriber's persistent session: subscribed, then connected for the run.
@@ -253,6 +277,17 @@ async fn run_load(
         if let Packet::SubAck(_) = recv(&mut sub_read, &mut sub_buf).await? {
             break;
         }
+    }
+    if offline {
+        send(
+            &mut sub_write,
+            &Packet::Disconnect(mquictt_protocol::Disconnect::new(
+                mquictt_protocol::ReasonCode::Success,
+            )),
+        )
+        .await?;
+        drop((sub_read, sub_write));
+        return run_offline(addr, per_publisher, window).await;
     }
     let subscriber = tokio::spawn(async move {
         let mut received = 0;
@@ -289,6 +324,57 @@ async fn run_load(
     };
     Ok(LoadResult {
         rate: total as f64 / (finished - started).as_secs_f64(),
+        p50: at(0.5),
+        p99: at(0.99),
+    })
+}
+
+/// Publishers run while the subscriber is away; the rate counts acknowledged messages. The
+/// subscriber then takes its queue, which must hold every acknowledged message.
+async fn run_offline(
+    addr: SocketAddr,
+    per_publisher: usize,
+    window: usize,
+) -> Result<LoadResult, Error> {
+    let total = PUBLISHERS * per_publisher;
+    let started = Instant::now();
+    let mut publishers = Vec::new();
+    for p in 0..PUBLISHERS {
+        let stream = connect(addr, &format!("bench-pub-{p}"), true).await?;
+        publishers.push(tokio::spawn(publish_all(stream, p, per_publisher, window)));
+    }
+    let mut latencies = Vec::with_capacity(total);
+    for publisher in publishers {
+        latencies.extend(publisher.await??);
+    }
+    let elapsed = started.elapsed();
+    let (stream, mut buf) = connect_keeping_input(addr, "bench-sub", false).await?;
+    let (mut read, mut write) = stream.into_split();
+    let mut received = 0;
+    let drained = tokio::time::timeout(Duration::from_secs(120), async {
+        while received < total {
+            if let Packet::Publish(p) = recv(&mut read, &mut buf).await? {
+                received += 1;
+                if let Some(id) = p.packet_id {
+                    send(&mut write, &Packet::PubAck(PubAck::success(id))).await?;
+                }
+            }
+        }
+        Ok::<(), Error>(())
+    })
+    .await;
+    if !matches!(drained, Ok(Ok(()))) {
+        return Err(format!("the subscriber got {received} of {total} messages").into());
+    }
+    latencies.sort();
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    Ok(LoadResult {
+        rate: total as f64 / elapsed.as_secs_f64(),
         p50: at(0.5),
         p99: at(0.99),
     })

@@ -17,6 +17,9 @@ use crate::codec::{self, WallClock};
 
 /// Session expiry in milliseconds, by client.
 const SESSIONS: TableDefinition<'_, &str, u64> = TableDefinition::new("sessions");
+/// When an offline session ends, in wall-clock milliseconds since the Unix epoch, by client;
+/// absent while a connection holds the session.
+const SESSION_DEADLINES: TableDefinition<'_, &str, u64> = TableDefinition::new("session_deadlines");
 /// Subscriptions by (client, filter).
 const SUBSCRIPTIONS: TableDefinition<'_, (&str, &str), &[u8]> =
     TableDefinition::new("subscriptions");
@@ -137,6 +140,7 @@ impl DurableStorage {
             }
             // Every table exists from the first commit on, so readers never miss one.
             tx.open_table(SESSIONS).map_err(engine_error)?;
+            tx.open_table(SESSION_DEADLINES).map_err(engine_error)?;
             tx.open_table(SUBSCRIPTIONS).map_err(engine_error)?;
             tx.open_table(QUEUED).map_err(engine_error)?;
             tx.open_table(IN_FLIGHT).map_err(engine_error)?;
@@ -172,6 +176,18 @@ impl DurableStorage {
             let (client, expiry) = entry.map_err(engine_error)?;
             let session = state.sessions.entry(client.value().to_owned()).or_default();
             session.expiry = std::time::Duration::from_millis(expiry.value());
+        }
+        for entry in tx
+            .open_table(SESSION_DEADLINES)
+            .map_err(engine_error)?
+            .iter()
+            .map_err(engine_error)?
+        {
+            let (client, deadline) = entry.map_err(engine_error)?;
+            if let Some(session) = state.sessions.get_mut(client.value()) {
+                // A deadline that passed while the broker was down comes back as now.
+                session.expires_at = Some(clock.instant_at(deadline.value()));
+            }
         }
         for entry in tx
             .open_table(SUBSCRIPTIONS)
@@ -294,6 +310,7 @@ impl DurableStorage {
 
     fn apply(&self, tx: &redb::WriteTransaction, changes: &[Change]) -> Result<i64, StorageError> {
         let mut sessions = tx.open_table(SESSIONS).map_err(engine_error)?;
+        let mut deadlines = tx.open_table(SESSION_DEADLINES).map_err(engine_error)?;
         let mut subscriptions = tx.open_table(SUBSCRIPTIONS).map_err(engine_error)?;
         let mut queued = tx.open_table(QUEUED).map_err(engine_error)?;
         let mut in_flight = tx.open_table(IN_FLIGHT).map_err(engine_error)?;
@@ -305,16 +322,27 @@ impl DurableStorage {
         let size = |len: usize| i64::try_from(len).unwrap_or(i64::MAX);
         for change in changes {
             match change {
-                Change::Session { client_id, expiry } => {
+                Change::Session {
+                    client_id,
+                    expiry,
+                    expires_at,
+                } => {
                     let millis = u64::try_from(expiry.as_millis()).unwrap_or(u64::MAX);
                     sessions
                         .insert(&**client_id, millis)
                         .map_err(engine_error)?;
+                    match expires_at {
+                        Some(at) => deadlines
+                            .insert(&**client_id, clock.wall_millis(*at))
+                            .map_err(engine_error)?,
+                        None => deadlines.remove(&**client_id).map_err(engine_error)?,
+                    };
                 }
                 Change::RemoveSession { client_id } => {
                     let client: &str = client_id;
                     let end = range_end(client);
                     sessions.remove(client).map_err(engine_error)?;
+                    deadlines.remove(client).map_err(engine_error)?;
                     subscriptions
                         .retain_in((client, "")..(end.as_str(), ""), |_, _| false)
                         .map_err(engine_error)?;

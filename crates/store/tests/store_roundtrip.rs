@@ -48,6 +48,7 @@ fn changes() -> Vec<Change> {
         changes.push(Change::Session {
             client_id: client.clone(),
             expiry: Duration::from_secs(3600),
+            expires_at: None,
         });
         changes.push(Change::Subscription {
             client_id: client.clone(),
@@ -161,6 +162,7 @@ fn stored_bytes_follow_the_messages_held() {
         .commit(&[Change::Session {
             client_id: c.clone(),
             expiry: Duration::from_secs(60),
+            expires_at: None,
         }])
         .unwrap();
     assert_eq!(store.stored_bytes(), 0);
@@ -228,4 +230,50 @@ fn a_store_in_use_is_an_error_not_damage() {
     let second = DurableStorage::open(dir.path(), OnCorrupt::MoveAside).unwrap_err();
     assert!(matches!(second, StoreError::InUse { .. }), "{second}");
     assert!(dir.path().join(STORE_FILE).exists());
+}
+
+#[test]
+fn an_offline_sessions_deadline_survives_as_wall_clock_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = std::time::Instant::now();
+    {
+        let store = open(dir.path());
+        store
+            .commit(&[
+                Change::Session {
+                    client_id: "passed".into(),
+                    expiry: Duration::from_secs(1),
+                    expires_at: Some(now),
+                },
+                Change::Session {
+                    client_id: "ahead".into(),
+                    expiry: Duration::from_secs(3600),
+                    expires_at: Some(now + Duration::from_secs(3600)),
+                },
+                Change::Session {
+                    client_id: "online".into(),
+                    expiry: Duration::from_secs(60),
+                    expires_at: Some(now),
+                },
+                // Taken again by a connection: no deadline any more.
+                Change::Session {
+                    client_id: "online".into(),
+                    expiry: Duration::from_secs(60),
+                    expires_at: None,
+                },
+            ])
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    let loaded = open(dir.path()).load().unwrap();
+    let after = std::time::Instant::now();
+    let passed = loaded.sessions["passed"].expires_at.unwrap();
+    assert!(passed <= after, "a passed deadline loads as passed");
+    let ahead = loaded.sessions["ahead"].expires_at.unwrap();
+    let left = ahead - after;
+    assert!(
+        left > Duration::from_secs(3590) && left <= Duration::from_secs(3600),
+        "{left:?}"
+    );
+    assert_eq!(loaded.sessions["online"].expires_at, None);
 }

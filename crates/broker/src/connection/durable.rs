@@ -1,9 +1,11 @@
 //! The driver's side of durability: answers that wait for their commit, packets that may only
 //! go out once a change is durable, and what a failed commit turns into. "Nothing
 //! acknowledged is ever lost": a PUBACK or PUBREC goes out only after the message is stored in
-//! every persistent receiver's queue; when storing fails the client hears it (MQTT 5: 0x80
-//! Unspecified error or 0x97 Quota exceeded; 3.1.1, which has no negative acknowledgement: the
-//! connection is closed) and the message is its own to send again.
+//! every persistent receiver's queue (or, for a non-retained QoS 1 message, once every
+//! persistent receiver has acknowledged its copy, if that comes first); when storing fails
+//! the client hears it (MQTT 5: 0x80 Unspecified error or 0x97 Quota exceeded; 3.1.1, which
+//! has no negative acknowledgement: the connection is closed) and the message is its own to
+//! send again.
 
 use mquictt_protocol::{Disconnect, Packet, PacketId, ReasonCode};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -138,6 +140,19 @@ where
         };
         self.shared.journal.record(change);
         self.barrier = Some(self.shared.journal.ticket());
+    }
+
+    /// The client accepted the message sent under `packet_id` (PUBACK or PUBCOMP with
+    /// success): its copy counts as delivered for the publisher's acknowledgement.
+    pub(super) fn copy_delivered(&mut self, packet_id: PacketId) {
+        let gate = self
+            .attached
+            .as_mut()
+            .and_then(|a| a.in_flight.get_mut(&packet_id))
+            .and_then(|entry| entry.gate.take());
+        if let Some(gate) = gate {
+            gate.copy_delivered();
+        }
     }
 
     /// An outgoing exchange ended (PUBACK, PUBCOMP, a failing PUBREC, or a resumed message too

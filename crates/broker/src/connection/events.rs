@@ -23,7 +23,7 @@ use crate::limits::topic_within_limits;
 use crate::message::Message;
 use crate::metrics::Metrics;
 use crate::registry::Departure;
-use crate::router::{LinkParts, SubscribeRequest};
+use crate::router::{AwaitingRelease, LinkParts, SubscribeRequest};
 use crate::storage::{Change, CommitTicket};
 
 impl<S> Driver<S>
@@ -35,7 +35,14 @@ where
             match event {
                 ServerEvent::Connect(connect) => self.on_connect(*connect).await,
                 ServerEvent::Publish(publish) => self.on_publish(publish),
-                ServerEvent::PublishAcknowledged { packet_id, .. } => {
+                ServerEvent::PublishAcknowledged {
+                    packet_id,
+                    reason_code,
+                    ..
+                } => {
+                    if !reason_code.is_error() {
+                        self.copy_delivered(packet_id);
+                    }
                     self.complete_outgoing(packet_id);
                 }
                 ServerEvent::PublishDropped {
@@ -54,12 +61,11 @@ where
                     let Some(attached) = &self.attached else {
                         continue;
                     };
-                    let (codes, recorded) = {
+                    let (codes, ticket) = {
                         let mut router = self.shared.router();
                         let codes = router.unsubscribe(&attached.client_id, &unsubscribe.filters);
                         (codes, router.take_recorded())
                     };
-                    let ticket = self.ticket_if(recorded);
                     self.answer_when_durable(
                         ticket,
                         Deferred::UnsubAck(UnsubAck {
@@ -225,12 +231,24 @@ where
                 return;
             }
         }
-        let mut persisted = false;
         // On a QUIC data stream the owning client publishes, not the stream's own key.
         let principal = Principal {
             client_id: &attached.owner,
             username: attached.username.as_deref(),
         };
+        // Recorded with the message, so that after a restart a re-sent PUBLISH with this
+        // identifier is answered with PUBREC and not delivered again [MQTT-4.3.3-10].
+        let awaiting_release = match publish.packet_id {
+            Some(packet_id) if publish.qos == QoS::ExactlyOnce && attached.persistent => {
+                Some(Change::InboundAwaitingRelease {
+                    client_id: attached.client_id.clone(),
+                    packet_id,
+                })
+            }
+            _ => None,
+        };
+        let mut ticket = CommitTicket::done();
+        let mut awaiting_release_recorded = false;
         let reason = if !topic_within_limits(publish.topic.as_str(), &self.shared.config) {
             // "0x90 Topic Name invalid: The Topic Name is not malformed, but is not accepted by
             // this Client or Server" (3.4.2.1): too long or too deep for this broker.
@@ -251,9 +269,20 @@ where
             ReasonCode::PayloadFormatInvalid
         } else {
             let message = Message::from_publish(&publish, Some(attached.owner.clone()), now);
-            let routed = self.shared.router().publish(Arc::new(message), now);
-            persisted = routed.persisted;
-            if routed.receivers == 0 && v5 {
+            let awaiting_release = awaiting_release.clone().map(|change| AwaitingRelease {
+                change,
+                refusable: v5,
+            });
+            let routed = self
+                .shared
+                .router()
+                .publish(Arc::new(message), now, awaiting_release);
+            awaiting_release_recorded = routed.awaiting_release_recorded;
+            ticket = routed.ticket.clone();
+            if routed.refused_everywhere() && v5 {
+                // Every matching subscriber's queue was full: nobody will receive it.
+                ReasonCode::QuotaExceeded
+            } else if routed.receivers == 0 && v5 {
                 ReasonCode::NoMatchingSubscribers
             } else {
                 ReasonCode::Success
@@ -262,30 +291,19 @@ where
         if let Some(packet_id) = publish.packet_id {
             // 3.1.1 has no negative acknowledgement: the message is acknowledged and dropped.
             let reason = if v5 { reason } else { ReasonCode::Success };
-            if publish.qos == QoS::ExactlyOnce && attached.persistent && !reason.is_error() {
-                // Recorded with the message, so that after a restart a re-sent PUBLISH with
-                // this identifier is answered with PUBREC and not delivered again
-                // [MQTT-4.3.3-10].
-                self.shared.journal.record(Change::InboundAwaitingRelease {
-                    client_id: attached.client_id.clone(),
-                    packet_id,
-                });
+            if let Some(change) = awaiting_release {
+                if !awaiting_release_recorded && !reason.is_error() {
+                    // Not routed (3.1.1 refusals are acknowledged as success): recorded alone.
+                    self.shared.journal.record_into(change, &mut ticket);
+                    awaiting_release_recorded = true;
+                }
+            }
+            if awaiting_release_recorded {
                 if let Some(attached) = &mut self.attached {
                     attached.inbound_stored.insert(packet_id);
                 }
-                persisted = true;
             }
-            let ticket = self.ticket_if(persisted);
             self.answer_when_durable(ticket, Deferred::Ack { packet_id, reason });
-        }
-    }
-
-    /// A ticket for the changes just recorded, or none when nothing was.
-    fn ticket_if(&self, recorded: bool) -> CommitTicket {
-        if recorded {
-            self.shared.journal.ticket()
-        } else {
-            CommitTicket::done()
         }
     }
 
@@ -311,7 +329,7 @@ where
             .into_iter()
             .map(|(filter, options)| SubscribeRequest { filter, options })
             .collect();
-        let (codes, recorded) = {
+        let (codes, ticket) = {
             let mut router = self.shared.router();
             let codes = router.subscribe(
                 &attached.client_id,
@@ -322,7 +340,6 @@ where
             );
             (codes, router.take_recorded())
         };
-        let ticket = self.ticket_if(recorded);
         self.answer_when_durable(
             ticket,
             Deferred::SubAck(SubAck {

@@ -441,7 +441,7 @@ where
             );
             let full_batch = batch.len() == DELIVERY_BATCH;
             let mut needs_barrier = false;
-            for (seq, outgoing) in batch {
+            for (seq, outgoing, gate) in batch {
                 let qos = outgoing.qos;
                 let result = self.session.publish(outgoing.to_publish(now));
                 match result {
@@ -467,6 +467,7 @@ where
                                 seq,
                                 stage: InFlightStage::Sent,
                                 shared,
+                                gate,
                             },
                         );
                     }

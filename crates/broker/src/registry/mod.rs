@@ -7,9 +7,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::config::DropPolicy;
 use crate::message::{ClientId, Message};
-use crate::session::{Outgoing, Session, WillSpec};
+use crate::session::{Outgoing, QueueLimits, Session, WillSpec};
 use crate::subscriptions::Subscription;
 
 /// Identifies one network connection, so a late event from a connection that was taken over
@@ -107,18 +106,16 @@ pub enum RegistryEvent {
 pub struct SessionRegistry {
     entries: HashMap<ClientId, Entry>,
     next_connection: u64,
-    queue_limit: usize,
-    drop_policy: DropPolicy,
+    queue_limits: QueueLimits,
 }
 
 impl SessionRegistry {
-    /// An empty registry whose sessions queue at most `queue_limit` messages.
-    pub fn new(queue_limit: usize, drop_policy: DropPolicy) -> Self {
+    /// An empty registry whose sessions' queues are bounded by `queue_limits`.
+    pub fn new(queue_limits: QueueLimits) -> Self {
         Self {
             entries: HashMap::new(),
             next_connection: 1,
-            queue_limit,
-            drop_policy,
+            queue_limits,
         }
     }
 
@@ -183,14 +180,8 @@ impl SessionRegistry {
             }
             None => None,
         };
-        let mut session = session.unwrap_or_else(|| {
-            Session::new(
-                client_id.clone(),
-                expiry,
-                self.queue_limit,
-                self.drop_policy,
-            )
-        });
+        let mut session =
+            session.unwrap_or_else(|| Session::new(client_id.clone(), expiry, self.queue_limits));
         session.expiry = expiry;
         self.entries.insert(
             client_id.clone(),
@@ -204,10 +195,14 @@ impl SessionRegistry {
         attached
     }
 
-    /// Puts back a session loaded from storage at start-up, offline, with its full expiry
-    /// counted from `now` and its pending will, if any.
-    pub fn restore(&mut self, session: Session, pending_will: Option<PendingWill>, now: Instant) {
-        let expires_at = now + session.expiry;
+    /// Puts back a session loaded from storage at start-up, offline until `expires_at`, with
+    /// its pending will, if any.
+    pub fn restore(
+        &mut self,
+        session: Session,
+        pending_will: Option<PendingWill>,
+        expires_at: Instant,
+    ) {
         self.entries.insert(
             session.client_id.clone(),
             Entry {

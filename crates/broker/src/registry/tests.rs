@@ -6,9 +6,13 @@ use bytes::Bytes;
 use mquictt_protocol::{QoS, SubscriptionOptions, TopicFilter, TopicName};
 
 const HOUR: Duration = Duration::from_secs(3600);
+const LIMITS: QueueLimits = QueueLimits {
+    messages: 100,
+    bytes: 1 << 20,
+};
 
 fn registry() -> SessionRegistry {
-    SessionRegistry::new(100, DropPolicy::DropNewest)
+    SessionRegistry::new(LIMITS)
 }
 
 fn will(delay: u64) -> Option<WillSpec> {
@@ -186,12 +190,12 @@ fn restored_sessions_resume_and_keep_their_pending_will() {
     let mut reg = registry();
     let c = ClientId::from("c");
     let now = Instant::now();
-    let session = Session::new(c.clone(), HOUR, 10, DropPolicy::DropNewest);
+    let session = Session::new(c.clone(), HOUR, LIMITS);
     let pending = PendingWill {
         will: will(5).unwrap(),
         publish_at: now + Duration::from_secs(5),
     };
-    reg.restore(session, Some(pending), now);
+    reg.restore(session, Some(pending), now + HOUR);
     assert_eq!(reg.online(), 0);
     assert_eq!(reg.next_deadline(), Some(now + Duration::from_secs(5)));
     assert!(reg.connect(&c, false, HOUR, None, now).session_present);

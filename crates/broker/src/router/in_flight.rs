@@ -10,11 +10,11 @@ use std::time::Instant;
 use mquictt_protocol::session::{OutboundMessage, SessionState};
 use mquictt_protocol::PacketId;
 
-use crate::session::Outgoing;
+use crate::session::{Outgoing, PublishGate};
 use crate::storage::{InFlightStage, StoredQueued};
 
 /// One open outgoing exchange.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) struct InFlight {
     /// The queue sequence number the message is stored under.
     pub(crate) seq: u64,
@@ -23,6 +23,8 @@ pub(crate) struct InFlight {
     /// The copy, kept only for shared subscriptions: it goes to another member of the group
     /// if this client leaves without acknowledging it (4.8.2).
     pub(crate) shared: Option<Outgoing>,
+    /// The publisher's gate of a stored copy, told when the client acknowledges it.
+    pub(crate) gate: Option<PublishGate>,
 }
 
 /// Everything a session has in flight between connections.
@@ -64,9 +66,15 @@ pub(crate) fn resume_stored(
         };
         state.session.outbound.push(message);
         let shared = stored.outgoing.shared.is_some().then_some(stored.outgoing);
-        state
-            .in_flight
-            .insert(packet_id, InFlight { seq, stage, shared });
+        state.in_flight.insert(
+            packet_id,
+            InFlight {
+                seq,
+                stage,
+                shared,
+                gate: None,
+            },
+        );
     }
     (state, waiting)
 }

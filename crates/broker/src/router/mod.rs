@@ -7,6 +7,7 @@
 //! Nothing here awaits, syncs or touches a socket.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,9 +20,9 @@ use crate::message::{ClientId, Message};
 use crate::metrics::Metrics;
 use crate::registry::{ConnectionId, Departure, EndedSession, RegistryEvent, SessionRegistry};
 use crate::retained::{RetainOutcome, RetainedStore};
-use crate::session::{Enqueued, Outgoing, WillSpec};
+use crate::session::{Enqueued, Outgoing, PublishGate, QueueFull, Skipped, WillSpec};
 use crate::storage::journal::Journal;
-use crate::storage::Change;
+use crate::storage::{Change, CommitTicket};
 use crate::subscriptions::{Delivery, SubscriptionTree};
 
 mod in_flight;
@@ -41,6 +42,8 @@ pub(crate) struct Link {
     /// Closed by the driver when it has detached, so a successor can wait for the session
     /// state it hands back.
     finished: watch::Receiver<()>,
+    /// Set while a task waits for a commit that holds this client's queue.
+    commit_waiter: Arc<AtomicBool>,
 }
 
 /// The driver's ends of its link.
@@ -74,13 +77,39 @@ pub(crate) struct Departing {
 }
 
 /// What routing one message did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Routed {
-    /// Copies queued for subscribers.
+    /// Matching subscriptions that got a copy offered.
     pub(crate) receivers: usize,
-    /// Whether a change was recorded in the journal (a stored copy or retained message), so
-    /// the acknowledgement must wait for its commit.
-    pub(crate) persisted: bool,
+    /// Copies not queued because the receiver's queue was full.
+    pub(crate) refused: usize,
+    /// Whether the message was kept as the retained message of its topic.
+    pub(crate) retained: bool,
+    /// Whether the publisher's inbound QoS 2 identifier was recorded with the message.
+    pub(crate) awaiting_release_recorded: bool,
+    /// The commits holding what was recorded (stored copies, retained message, inbound
+    /// identifier): the acknowledgement waits for them. Complete when nothing was recorded.
+    pub(crate) ticket: CommitTicket,
+}
+
+impl Routed {
+    /// Whether the message matched subscribers but no queue could take it and it was not
+    /// retained: nobody will ever receive it, so an MQTT 5 publisher is told 0x97 Quota
+    /// exceeded rather than success.
+    pub(crate) fn refused_everywhere(&self) -> bool {
+        self.receivers > 0 && self.refused == self.receivers && !self.retained
+    }
+}
+
+/// The publisher's side of a QoS 2 message: its identifier is recorded as awaiting PUBREL in
+/// the same commit as the message's copies [MQTT-4.3.3-10], unless the message is refused.
+#[derive(Debug, Clone)]
+pub(crate) struct AwaitingRelease {
+    /// The record to make.
+    pub(crate) change: Change,
+    /// Whether the publisher can be told of a refusal (MQTT 5); a 3.1.1 publisher always gets
+    /// PUBREC success, so its identifier is always recorded.
+    pub(crate) refusable: bool,
 }
 
 /// A subscription request of one SUBSCRIBE packet.
@@ -103,8 +132,11 @@ pub(crate) struct Router {
     links: HashMap<ClientId, Link>,
     /// QoS 1/2 exchange state of offline sessions, by client.
     delivery_states: HashMap<ClientId, DeliveryState>,
-    /// Set when a change is recorded, so a caller can tell whether it must wait for a commit.
-    recorded: bool,
+    /// The commits holding the changes recorded since the last `take_recorded`, so a caller
+    /// can wait for exactly those.
+    recorded: CommitTicket,
+    /// The gate of the message being published, handed to every copy queued for it.
+    publishing: Option<PublishGate>,
 }
 
 impl Router {
@@ -114,7 +146,7 @@ impl Router {
         authenticator: Arc<dyn Authenticator>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let registry = SessionRegistry::new(config.max_queued_messages, config.drop_policy);
+        let registry = SessionRegistry::new(config.queue_limits());
         Self {
             config,
             // Data streams' transient sessions have expiry 0, so `persists` keeps them out of
@@ -127,14 +159,14 @@ impl Router {
             retained: RetainedStore::new(),
             links: HashMap::new(),
             delivery_states: HashMap::new(),
-            recorded: false,
+            recorded: CommitTicket::done(),
+            publishing: None,
         }
     }
 
     /// Records a change of persistent state for the next group commit.
     fn record(&mut self, change: Change) {
-        self.journal.record(change);
-        self.recorded = true;
+        self.journal.record_into(change, &mut self.recorded);
     }
 
     /// Whether `client_id`'s session outlives its connection, so its state is persisted.
@@ -144,8 +176,8 @@ impl Router {
             .is_some_and(|s| !s.expiry.is_zero())
     }
 
-    /// Clears the flag that tells whether a change was recorded.
-    pub(crate) fn take_recorded(&mut self) -> bool {
+    /// The commits holding what was recorded since the last call.
+    pub(crate) fn take_recorded(&mut self) -> CommitTicket {
         std::mem::take(&mut self.recorded)
     }
 
@@ -204,6 +236,7 @@ impl Router {
             self.record(Change::Session {
                 client_id: client.clone(),
                 expiry,
+                expires_at: None,
             });
             self.record(Change::RemoveWill { client_id: client });
         }
@@ -214,6 +247,7 @@ impl Router {
                 wake: link.wake.clone(),
                 close: Some(link.close),
                 finished: link.finished,
+                commit_waiter: Arc::default(),
             },
         );
         // Messages queued while offline go out as soon as the driver asks.
@@ -255,10 +289,12 @@ impl Router {
             to_redeliver.extend(session.queue.take_shared());
             self.delivery_states.insert(client_id.clone(), delivery);
             if persisted {
-                // DISCONNECT may have changed the expiry (3.14.2.2.2).
+                // DISCONNECT may have changed the expiry (3.14.2.2.2). The deadline is stored
+                // so that time spent with the broker down counts towards it.
                 self.record(Change::Session {
                     client_id: client_id.clone(),
                     expiry,
+                    expires_at: now.checked_add(expiry),
                 });
             }
         }
@@ -320,39 +356,75 @@ impl Router {
     }
 
     /// Routes a message: updates the retained store for RETAIN=1, then queues a copy for
-    /// every matching subscription. Returns how many copies were made, so a 5.0 publisher
-    /// can be told 0x10 No matching subscribers, and whether anything was persisted.
-    pub(crate) fn publish(&mut self, message: Arc<Message>, now: Instant) -> Routed {
-        self.recorded = false;
-        let receivers = self.route(message, now);
-        Routed {
-            receivers,
-            persisted: self.take_recorded(),
+    /// every matching subscription. Returns how many copies were offered and refused, so a 5.0
+    /// publisher can be told 0x10 No matching subscribers or 0x97 Quota exceeded, and the
+    /// commits its acknowledgement waits for. Copies of a QoS 1/2 message carry a gate on
+    /// those commits, so that what the publisher is refused is not delivered (see the `queue`
+    /// module).
+    pub(crate) fn publish(
+        &mut self,
+        message: Arc<Message>,
+        now: Instant,
+        awaiting_release: Option<AwaitingRelease>,
+    ) -> Routed {
+        self.recorded = CommitTicket::done();
+        let gate = (self.journal.is_durable() && message.qos != QoS::AtMostOnce)
+            .then(PublishGate::default);
+        self.publishing = gate.clone();
+        let qos = message.qos;
+        let mut routed = self.route(message, now);
+        self.publishing = None;
+        if let Some(awaiting) = awaiting_release {
+            if !(awaiting.refusable && routed.refused_everywhere()) {
+                self.record(awaiting.change);
+                routed.awaiting_release_recorded = true;
+            }
         }
+        routed.ticket = self.take_recorded();
+        if let Some(gate) = gate {
+            // Set before the router is unlocked: no connection sees a copy without its gate.
+            gate.set(routed.ticket.clone());
+            // A QoS 1 message whose only durable records are its stored copies is safe once
+            // every persistent receiver has acknowledged its copy, even before the commit: the
+            // PUBACK goes out at whichever comes first (see docs/decisions.md). A retained
+            // message or a QoS 2 identifier must reach the disk.
+            if qos == QoS::AtLeastOnce && !routed.retained && gate.stored_copies() > 0 {
+                routed.ticket = routed.ticket.or_delivered(gate.delivered());
+            }
+        }
+        if qos != QoS::AtMostOnce && routed.refused_everywhere() {
+            Metrics::add(&self.metrics.publishes_refused_queues_full, 1);
+        }
+        routed
     }
 
-    fn route(&mut self, message: Arc<Message>, now: Instant) -> usize {
+    fn route(&mut self, message: Arc<Message>, now: Instant) -> Routed {
+        let mut routed = Routed::default();
         if message.is_expired(now) {
-            return 0;
+            return routed;
         }
         if message.retain && self.config.retain_available {
-            self.store_retained(&message);
+            routed.retained = self.store_retained(&message);
         }
         let registry = &self.registry;
         let deliveries = self.tree.route(&message, |c| ready(registry, c));
-        let count = deliveries.len();
+        routed.receivers = deliveries.len();
         for delivery in deliveries {
-            self.deliver(message.clone(), delivery, now);
+            if !self.deliver(message.clone(), delivery, now) {
+                routed.refused += 1;
+            }
         }
-        count
+        routed
     }
 
-    fn store_retained(&mut self, message: &Arc<Message>) {
+    /// Updates the retained store; true when the message is now the retained one.
+    fn store_retained(&mut self, message: &Arc<Message>) -> bool {
         let outcome = self.retained.retain(message.clone());
         Metrics::set(&self.metrics.retained_messages, self.retained.len() as u64);
+        let kept = matches!(outcome, RetainOutcome::Stored | RetainOutcome::Replaced);
         // The broker's own `$SYS` values are rebuilt after a restart; they are not persisted.
         if message.publisher.is_none() && message.topic.is_system() {
-            return;
+            return kept;
         }
         match outcome {
             RetainOutcome::Stored | RetainOutcome::Replaced => {
@@ -361,59 +433,88 @@ impl Router {
             RetainOutcome::Deleted => self.record(Change::RemoveRetained(message.topic.clone())),
             RetainOutcome::Unchanged => {}
         }
+        kept
     }
 
-    /// Queues one copy in the receiver's session and wakes its driver. Offline sessions keep
+    /// Queues one copy in the receiver's session and wakes its driver; false when the
+    /// receiver's queue was full and the copy was dropped or refused. Offline sessions keep
     /// QoS 1 and 2 copies only; QoS 0 is "at most once" and is not held for absent clients.
-    fn deliver(&mut self, message: Arc<Message>, delivery: Delivery, now: Instant) {
+    fn deliver(&mut self, message: Arc<Message>, delivery: Delivery, now: Instant) -> bool {
         let client = delivery.client.clone();
         let online = self.links.get(&client);
         if online.is_none() && delivery.qos == QoS::AtMostOnce {
-            return;
+            return true;
         }
         let persisted = self.persists(&client);
         if message.is_expired(now) {
             Metrics::add(&self.metrics.messages_expired, 1);
-            return;
+            return true;
         }
         let Some(session) = self.registry.session_mut(&client) else {
-            return;
+            return true;
         };
         let outgoing = Outgoing::new(message, delivery);
         // QoS 0 is "at most once": it is never stored.
         let stored = (persisted && outgoing.qos != QoS::AtMostOnce).then(|| outgoing.clone());
-        match session.queue.push(outgoing) {
-            Enqueued::Queued(seq) => {
+        let metrics = &self.metrics;
+        let gate = self.publishing.clone();
+        let queued = match session.queue.push(outgoing, gate.clone()) {
+            Enqueued::Queued {
+                seq,
+                made_room,
+                full,
+            } => {
+                if made_room > 0 {
+                    let counter = match full {
+                        Some(QueueFull::Bytes) => &metrics.queue_qos0_dropped_bytes_limit,
+                        _ => &metrics.queue_qos0_dropped_messages_limit,
+                    };
+                    Metrics::add(counter, made_room as u64);
+                    Metrics::add(&metrics.messages_dropped, made_room as u64);
+                }
                 if let Some(outgoing) = stored {
+                    if let Some(gate) = &gate {
+                        gate.add_stored_copy();
+                    }
                     self.record(Change::Queued {
                         client_id: client.clone(),
                         seq,
                         outgoing,
                     });
                 }
+                true
             }
-            Enqueued::DroppedNewest => {
-                Metrics::add(&self.metrics.messages_dropped, 1);
-                tracing::debug!(client = %client, "session queue full, message dropped");
+            Enqueued::Dropped(full) => {
+                Metrics::add(
+                    match full {
+                        QueueFull::Messages => &metrics.queue_qos0_dropped_messages_limit,
+                        QueueFull::Bytes => &metrics.queue_qos0_dropped_bytes_limit,
+                    },
+                    1,
+                );
+                Metrics::add(&metrics.messages_dropped, 1);
+                tracing::debug!(client = %client, ?full, "session queue full, QoS 0 copy dropped");
+                false
             }
-            Enqueued::DroppedOldest { dropped, queued } => {
-                Metrics::add(&self.metrics.messages_dropped, 1);
-                if let Some(outgoing) = stored {
-                    self.record(Change::RemoveQueued {
-                        client_id: client.clone(),
-                        seq: dropped,
-                    });
-                    self.record(Change::Queued {
-                        client_id: client.clone(),
-                        seq: queued,
-                        outgoing,
-                    });
-                }
+            Enqueued::Refused(full) => {
+                Metrics::add(
+                    match full {
+                        QueueFull::Messages => &metrics.queue_refused_messages_limit,
+                        QueueFull::Bytes => &metrics.queue_refused_bytes_limit,
+                    },
+                    1,
+                );
+                Metrics::add(&metrics.messages_dropped, 1);
+                tracing::debug!(client = %client, ?full, "session queue full, QoS 1/2 copy refused");
+                false
+            }
+        };
+        if queued {
+            if let Some(link) = self.links.get(&client) {
+                link.wake.notify_one();
             }
         }
-        if let Some(link) = self.links.get(&client) {
-            link.wake.notify_one();
-        }
+        queued
     }
 
     /// Takes queued messages with their sequence numbers, in order, for the live connection
@@ -428,7 +529,7 @@ impl Router {
         mut quota: usize,
         batch: usize,
         now: Instant,
-    ) -> Vec<(u64, Outgoing)> {
+    ) -> Vec<(u64, Outgoing, Option<PublishGate>)> {
         if !self.registry.is_current(client_id, connection) {
             return Vec::new();
         }
@@ -437,28 +538,38 @@ impl Router {
             return Vec::new();
         };
         let mut taken = Vec::new();
-        let mut expired = Vec::new();
+        let mut skipped = Skipped::default();
         while taken.len() < batch {
             let admitted = session
                 .queue
-                .pop_if(now, &mut expired, |o| o.qos == QoS::AtMostOnce || quota > 0);
-            let Some((seq, outgoing)) = admitted else {
+                .pop_if(now, &mut skipped, |o| o.qos == QoS::AtMostOnce || quota > 0);
+            let Some((seq, outgoing, gate)) = admitted else {
                 break;
             };
             if outgoing.qos != QoS::AtMostOnce {
                 quota -= 1;
             }
-            taken.push((seq, outgoing));
+            // The gate follows a stored copy, whose acknowledgement counts as its delivery.
+            let gate = gate.filter(|_| persisted && outgoing.qos != QoS::AtMostOnce);
+            taken.push((seq, outgoing, gate));
         }
         if persisted {
-            for seq in &expired {
+            // A copy whose publisher was refused was in the failed commit, so it is not on
+            // disk; the removal keeps it so should a later commit have stored it.
+            for seq in skipped.expired.iter().chain(&skipped.unstored) {
                 self.record(Change::RemoveQueued {
                     client_id: client_id.clone(),
                     seq: *seq,
                 });
             }
         }
-        Metrics::add(&self.metrics.messages_expired, expired.len() as u64);
+        if !skipped.unstored.is_empty() {
+            tracing::debug!(client = %client_id, copies = skipped.unstored.len(), "copies of refused messages discarded");
+        }
+        Metrics::add(&self.metrics.messages_expired, skipped.expired.len() as u64);
+        if let (Some(ticket), Some(link)) = (skipped.waiting_for, self.links.get(client_id)) {
+            wake_after_commit(link, ticket);
+        }
         taken
     }
 
@@ -530,6 +641,26 @@ impl Router {
         Metrics::set(&self.metrics.retained_messages, self.retained.len() as u64);
         Metrics::set(&self.metrics.sessions, self.registry.len() as u64);
     }
+}
+
+/// Wakes the driver behind `link` once `ticket`'s commit has finished, so a queue held by a
+/// QoS 2 message waiting for its publisher's commit moves on. One waiter per link at a time.
+fn wake_after_commit(link: &Link, mut ticket: CommitTicket) {
+    if link.commit_waiter.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        link.commit_waiter.store(false, Ordering::Release);
+        return;
+    };
+    let waiter = link.commit_waiter.clone();
+    let wake = link.wake.clone();
+    runtime.spawn(async move {
+        // A failed commit wakes the driver too: the copies it held are then discarded.
+        let _ = ticket.wait().await;
+        waiter.store(false, Ordering::Release);
+        wake.notify_one();
+    });
 }
 
 /// A client is ready for a shared-subscription copy when it is connected and has no backlog.

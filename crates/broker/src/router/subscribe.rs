@@ -12,7 +12,7 @@ use crate::auth::Principal;
 use crate::limits::topic_within_limits;
 use crate::message::ClientId;
 use crate::metrics::Metrics;
-use crate::storage::Change;
+use crate::storage::{Change, CommitTicket};
 use crate::subscriptions::{Delivery, Subscription};
 
 impl Router {
@@ -28,7 +28,7 @@ impl Router {
         identifier: Option<u32>,
         now: Instant,
     ) -> Vec<ReasonCode> {
-        self.recorded = false;
+        self.recorded = CommitTicket::done();
         let mut codes = Vec::with_capacity(requests.len());
         for request in requests {
             let code = self.subscribe_one(client_id, username, request, identifier, now);
@@ -140,7 +140,7 @@ impl Router {
         client_id: &ClientId,
         filters: &[TopicFilter],
     ) -> Vec<ReasonCode> {
-        self.recorded = false;
+        self.recorded = CommitTicket::done();
         let codes = filters
             .iter()
             .map(|filter| {

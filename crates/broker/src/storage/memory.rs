@@ -101,6 +101,7 @@ mod tests {
                 Change::Session {
                     client_id: c.clone(),
                     expiry: Duration::from_secs(60),
+                    expires_at: None,
                 },
                 Change::Subscription {
                     client_id: c.clone(),
@@ -140,6 +141,7 @@ mod tests {
                 Change::Session {
                     client_id: "gone".into(),
                     expiry: Duration::from_secs(1),
+                    expires_at: None,
                 },
                 Change::RemoveSession {
                     client_id: "gone".into(),

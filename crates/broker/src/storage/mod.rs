@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mquictt_protocol::{PacketId, ReasonCode, TopicFilter, TopicName};
 
@@ -74,6 +74,10 @@ pub enum Change {
         client_id: ClientId,
         /// Session expiry interval.
         expiry: Duration,
+        /// When the session ends if no client takes it: set when its connection ends, `None`
+        /// while one holds it. Stored as wall-clock time, so expiry keeps counting while the
+        /// broker is down.
+        expires_at: Option<Instant>,
     },
     /// Removes a session and everything that belongs to it.
     RemoveSession {
@@ -182,6 +186,9 @@ pub struct StoredQueued {
 pub struct StoredSession {
     /// Session expiry interval.
     pub expiry: Duration,
+    /// When the session ends, if it was offline when stored; a session that was online
+    /// (the broker stopped under it) counts its expiry from the restart.
+    pub expires_at: Option<Instant>,
     /// Subscriptions by filter.
     pub subscriptions: BTreeMap<TopicFilter, Subscription>,
     /// Queued and in-flight messages by sequence number.
@@ -208,10 +215,15 @@ impl StoredState {
             state.sessions.entry(client_id.to_string()).or_default();
         };
         match change {
-            Change::Session { client_id, expiry } => {
+            Change::Session {
+                client_id,
+                expiry,
+                expires_at,
+            } => {
                 session(self, client_id);
                 if let Some(s) = self.sessions.get_mut(&**client_id) {
                     s.expiry = *expiry;
+                    s.expires_at = *expires_at;
                 }
             }
             Change::RemoveSession { client_id } => {

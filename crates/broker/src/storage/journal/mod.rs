@@ -54,35 +54,109 @@ impl From<&StorageError> for CommitFailure {
 
 type Outcome = Option<Result<(), CommitFailure>>;
 
-/// A claim on the outcome of the commit holding some changes: complete once they are durable
-/// (or failed to become so).
-#[derive(Debug, Clone)]
-pub struct CommitTicket(Option<watch::Receiver<Outcome>>);
+/// A claim on the outcome of the commits holding some changes: complete once they are all
+/// durable, failed as soon as one of them failed. Usually one commit; two when the committer
+/// took a batch while the changes were being recorded.
+#[derive(Debug, Clone, Default)]
+pub struct CommitTicket {
+    /// The batches, oldest first, by generation.
+    batches: Vec<(u64, watch::Receiver<Outcome>)>,
+    /// Set for a message whose every stored copy may be acknowledged by its receiver before
+    /// the commit: true once they all were, which settles the ticket as a success.
+    delivered: Option<watch::Receiver<bool>>,
+}
 
 impl CommitTicket {
     /// A ticket with nothing to wait for.
     pub fn done() -> Self {
-        Self(None)
+        Self::default()
     }
 
-    /// The outcome if the commit has finished.
-    pub fn outcome(&self) -> Option<Result<(), CommitFailure>> {
-        match &self.0 {
-            None => Some(Ok(())),
-            Some(rx) => rx.borrow().clone(),
+    fn of(generation: u64, batch: watch::Receiver<Outcome>) -> Self {
+        Self {
+            batches: vec![(generation, batch)],
+            delivered: None,
         }
     }
 
-    /// Waits for the commit to finish.
+    /// This ticket, or success as soon as `delivered` turns true: a message every persistent
+    /// receiver has acknowledged is safe without the disk.
+    pub fn or_delivered(mut self, delivered: watch::Receiver<bool>) -> Self {
+        self.delivered = Some(delivered);
+        self
+    }
+
+    /// Adds the batch `generation` unless the ticket already covers it. A ticket answers for
+    /// its newest few batches: its owner records within one short call, which a committer
+    /// never outruns by that many commits, and a ticket collected over a long time stays small.
+    fn cover(&mut self, generation: u64, signal: &watch::Sender<Outcome>) {
+        const NEWEST: usize = 8;
+        if self.batches.last().is_some_and(|(g, _)| *g == generation) {
+            return;
+        }
+        if self.batches.len() == NEWEST {
+            self.batches.remove(0);
+        }
+        self.batches.push((generation, signal.subscribe()));
+    }
+
+    /// A ticket on a commit the caller completes through the returned sender.
+    #[cfg(test)]
+    pub(crate) fn pending_for_test() -> (Self, watch::Sender<Outcome>) {
+        let (sender, receiver) = watch::channel(None);
+        (Self::of(0, receiver), sender)
+    }
+
+    /// This ticket and `other`: complete when both are.
+    pub fn and(mut self, other: CommitTicket) -> Self {
+        // Delivery settles one message, not two.
+        self.delivered = None;
+        for batch in other.batches {
+            if !self.batches.iter().any(|(g, _)| *g == batch.0) {
+                self.batches.push(batch);
+            }
+        }
+        self
+    }
+
+    /// The outcome if it is known: a failure as soon as one commit failed, success once all
+    /// succeeded.
+    pub fn outcome(&self) -> Option<Result<(), CommitFailure>> {
+        if self.delivered.as_ref().is_some_and(|d| *d.borrow()) {
+            return Some(Ok(()));
+        }
+        let mut finished = true;
+        for (_, batch) in &self.batches {
+            match &*batch.borrow() {
+                Some(Err(failure)) => return Some(Err(failure.clone())),
+                Some(Ok(())) => {}
+                None => finished = false,
+            }
+        }
+        finished.then_some(Ok(()))
+    }
+
+    /// Waits for the commits to finish, or for delivery when that settles the ticket.
     pub async fn wait(&mut self) -> Result<(), CommitFailure> {
-        let Some(rx) = &mut self.0 else {
-            return Ok(());
+        let Some(mut delivered) = self.delivered.clone() else {
+            return self.wait_committed().await;
         };
-        let outcome = match rx.wait_for(Option::is_some).await {
-            Ok(outcome) => outcome.clone(),
-            Err(_) => None,
-        };
-        outcome.unwrap_or(Err(CommitFailure::Closed))
+        tokio::select! {
+            committed = self.wait_committed() => committed,
+            // An error means the copies went without being delivered: the commit decides.
+            Ok(_) = delivered.wait_for(|d| *d) => Ok(()),
+        }
+    }
+
+    async fn wait_committed(&mut self) -> Result<(), CommitFailure> {
+        for (_, batch) in &mut self.batches {
+            let outcome = match batch.wait_for(Option::is_some).await {
+                Ok(outcome) => outcome.clone(),
+                Err(_) => None,
+            };
+            outcome.unwrap_or(Err(CommitFailure::Closed))?;
+        }
+        Ok(())
     }
 }
 
@@ -97,8 +171,11 @@ struct Pending {
     bytes: u64,
     /// Completes the batch that `changes` will be committed in.
     signal: watch::Sender<Outcome>,
-    /// The outcome of the batch being committed (or the last one); `None` before the first.
-    last: Option<watch::Receiver<Outcome>>,
+    /// Number of the batch that `changes` will be committed in.
+    generation: u64,
+    /// The outcome of the batch being committed (or the last one), with its number; `None`
+    /// before the first.
+    last: Option<(u64, watch::Receiver<Outcome>)>,
     /// Bytes of the batch being committed.
     committing_bytes: u64,
     stopping: bool,
@@ -172,6 +249,7 @@ impl Journal {
                 queued_at: HashMap::new(),
                 bytes: 0,
                 signal,
+                generation: 0,
                 last: None,
                 committing_bytes: 0,
                 stopping: false,
@@ -197,16 +275,41 @@ impl Journal {
 
     /// Records a change; it is committed with the next group.
     pub(crate) fn record(&self, change: Change) {
+        if self.durable {
+            let mut pending = self.shared.pending();
+            Self::push(&self.shared, &mut pending, change);
+        } else {
+            self.write_inline(&change);
+        }
+    }
+
+    /// Records a change and extends `ticket` to the commit it will be in, so that `ticket`
+    /// answers for exactly the batches holding what its owner recorded.
+    pub(crate) fn record_into(&self, change: Change, ticket: &mut CommitTicket) {
         if !self.durable {
-            if let Err(e) = self.shared.storage.commit(std::slice::from_ref(&change)) {
-                tracing::warn!(error = %e, "storage write failed");
-                Metrics::add(&self.shared.metrics.storage_commit_failures, 1);
-            }
+            self.write_inline(&change);
             return;
         }
         let mut pending = self.shared.pending();
+        ticket.cover(pending.generation, &pending.signal);
+        Self::push(&self.shared, &mut pending, change);
+    }
+
+    /// Whether changes wait for a group commit (so tickets can be pending).
+    pub(crate) fn is_durable(&self) -> bool {
+        self.durable
+    }
+
+    fn write_inline(&self, change: &Change) {
+        if let Err(e) = self.shared.storage.commit(std::slice::from_ref(change)) {
+            tracing::warn!(error = %e, "storage write failed");
+            Metrics::add(&self.shared.metrics.storage_commit_failures, 1);
+        }
+    }
+
+    fn push(shared: &Shared, pending: &mut Pending, change: Change) {
         if pending.changes.is_empty() {
-            self.shared.wake.notify_one();
+            shared.wake.notify_one();
         }
         let position = pending.changes.len();
         match &change {
@@ -232,12 +335,17 @@ impl Journal {
             return CommitTicket::done();
         }
         let pending = self.shared.pending();
-        if pending.changes.is_empty() {
-            // Batches commit in order: the last one covers everything recorded before it.
-            CommitTicket(pending.last.clone())
-        } else {
-            CommitTicket(Some(pending.signal.subscribe()))
+        // Batches commit in order, so the pending one completes after every earlier one; the
+        // batch being committed is covered too, since a change recorded just before this call
+        // may be in it.
+        let mut ticket = match &pending.last {
+            Some((generation, batch)) => CommitTicket::of(*generation, batch.clone()),
+            None => CommitTicket::done(),
+        };
+        if !pending.changes.is_empty() {
+            ticket.cover(pending.generation, &pending.signal);
         }
+        ticket
     }
 
     /// Refuses new messages once the quota is reached. The check comes before a message is
@@ -286,7 +394,8 @@ fn commit_loop(shared: &Shared) {
             }
             let (next, _) = watch::channel(None);
             let signal = std::mem::replace(&mut pending.signal, next);
-            pending.last = Some(signal.subscribe());
+            pending.last = Some((pending.generation, signal.subscribe()));
+            pending.generation += 1;
             pending.committing_bytes = std::mem::take(&mut pending.bytes);
             pending.queued_at.clear();
             let changes: Vec<Change> = std::mem::take(&mut pending.changes)
@@ -323,188 +432,4 @@ fn commit_loop(shared: &Shared) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::message::ClientId;
-    use crate::storage::{MemoryStorage, StoredState};
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::time::Duration;
-
-    /// A durable-looking store in memory whose commits can be made to fail.
-    #[derive(Debug, Default)]
-    struct FlakyStorage {
-        inner: MemoryStorage,
-        fail: AtomicBool,
-        commits: Mutex<Vec<usize>>,
-        /// Held by a test to keep the committer inside `commit`.
-        gate: Mutex<()>,
-    }
-
-    impl Storage for FlakyStorage {
-        fn commit(&self, changes: &[Change]) -> Result<(), StorageError> {
-            drop(self.gate.lock().unwrap());
-            if self.fail.load(Ordering::SeqCst) {
-                return Err(StorageError::Io(std::io::Error::other("disk full")));
-            }
-            self.commits.lock().unwrap().push(changes.len());
-            self.inner.commit(changes)
-        }
-        fn load(&self) -> Result<StoredState, StorageError> {
-            self.inner.load()
-        }
-        fn is_durable(&self) -> bool {
-            true
-        }
-        fn stored_bytes(&self) -> u64 {
-            self.inner
-                .load()
-                .map_or(0, |s| s.sessions.len() as u64 * 100)
-        }
-    }
-
-    fn session(n: usize) -> Change {
-        Change::Session {
-            client_id: ClientId::from(format!("c{n}")),
-            expiry: Duration::from_secs(60),
-        }
-    }
-
-    #[tokio::test]
-    async fn tickets_complete_once_the_group_is_committed() {
-        let storage = Arc::new(FlakyStorage::default());
-        let journal = Journal::new(storage.clone(), None, Arc::default()).unwrap();
-        let mut tickets = Vec::new();
-        for n in 0..100 {
-            journal.record(session(n));
-            tickets.push(journal.ticket());
-        }
-        for ticket in &mut tickets {
-            ticket.wait().await.unwrap();
-        }
-        assert_eq!(storage.load().unwrap().sessions.len(), 100);
-        let commits = storage.commits.lock().unwrap().clone();
-        assert_eq!(commits.iter().sum::<usize>(), 100);
-        assert!(commits.len() < 100, "changes were grouped: {commits:?}");
-    }
-
-    #[tokio::test]
-    async fn a_failed_commit_fails_its_tickets_and_later_ones_succeed() {
-        let storage = Arc::new(FlakyStorage::default());
-        let journal = Journal::new(storage.clone(), None, Arc::default()).unwrap();
-        storage.fail.store(true, Ordering::SeqCst);
-        journal.record(session(1));
-        let mut failed = journal.ticket();
-        assert!(matches!(failed.wait().await, Err(CommitFailure::Failed(_))));
-        assert_eq!(
-            failed.outcome().unwrap().unwrap_err().reason_code(),
-            ReasonCode::UnspecifiedError
-        );
-        storage.fail.store(false, Ordering::SeqCst);
-        journal.record(session(2));
-        journal.ticket().wait().await.unwrap();
-        let state = storage.load().unwrap();
-        assert!(
-            !state.sessions.contains_key("c1"),
-            "nothing of a failed batch"
-        );
-        assert!(state.sessions.contains_key("c2"));
-    }
-
-    #[tokio::test]
-    async fn quota_refuses_once_reached() {
-        let storage = Arc::new(FlakyStorage::default());
-        let metrics = Arc::new(Metrics::default());
-        let journal = Journal::new(storage.clone(), Some(250), metrics.clone()).unwrap();
-        for n in 0..2 {
-            journal.admit().unwrap();
-            journal.record(session(n));
-        }
-        journal.ticket().wait().await.unwrap();
-        journal.admit().unwrap();
-        journal.record(session(3));
-        journal.ticket().wait().await.unwrap();
-        let refused = journal.admit().unwrap_err();
-        assert_eq!(refused.reason_code(), ReasonCode::QuotaExceeded);
-        assert_eq!(Metrics::get(&metrics.storage_quota_refusals), 1);
-    }
-
-    #[tokio::test]
-    async fn a_message_acknowledged_before_its_commit_never_reaches_the_disk() {
-        use crate::session::Outgoing;
-        use bytes::Bytes;
-        use mquictt_protocol::{PacketId, QoS, TopicName};
-        let storage = Arc::new(FlakyStorage::default());
-        let journal = Journal::new(storage.clone(), None, Arc::default()).unwrap();
-        let c = ClientId::from("c");
-        let outgoing = Outgoing {
-            message: Arc::new(crate::message::Message::new(
-                TopicName::new("t").unwrap(),
-                Bytes::from_static(b"x"),
-                QoS::AtLeastOnce,
-                false,
-            )),
-            qos: QoS::AtLeastOnce,
-            retain: false,
-            subscription_identifiers: Vec::new(),
-            shared: None,
-        };
-        // The committer is held in a first commit, so what follows gathers in one batch.
-        let gate = storage.gate.lock().unwrap();
-        journal.record(session(0));
-        while !journal.shared.pending().changes.is_empty() {
-            std::thread::yield_now();
-        }
-        journal.record(Change::Session {
-            client_id: c.clone(),
-            expiry: Duration::from_secs(9),
-        });
-        for seq in 0..2 {
-            journal.record(Change::Queued {
-                client_id: c.clone(),
-                seq,
-                outgoing: outgoing.clone(),
-            });
-        }
-        journal.record(Change::InFlight {
-            client_id: c.clone(),
-            seq: 0,
-            packet_id: PacketId::new(1).unwrap(),
-            stage: crate::storage::InFlightStage::Sent,
-        });
-        journal.record(Change::RemoveQueued {
-            client_id: c.clone(),
-            seq: 0,
-        });
-        let mut ticket = journal.ticket();
-        drop(gate);
-        ticket.wait().await.unwrap();
-        let state = storage.load().unwrap();
-        let queued = &state.sessions.get("c").unwrap().queued;
-        assert_eq!(queued.keys().copied().collect::<Vec<_>>(), [1]);
-        assert_eq!(
-            *storage.commits.lock().unwrap(),
-            [1, 2],
-            "message 0 was neither written nor removed"
-        );
-    }
-
-    #[test]
-    fn memory_storage_is_written_inline() {
-        let storage = Arc::new(MemoryStorage::new());
-        let journal = Journal::new(storage.clone(), None, Arc::default()).unwrap();
-        journal.record(session(1));
-        assert_eq!(journal.ticket().outcome(), Some(Ok(())));
-        assert_eq!(storage.load().unwrap().sessions.len(), 1);
-    }
-
-    #[test]
-    fn dropping_the_journal_commits_what_is_pending() {
-        let storage = Arc::new(FlakyStorage::default());
-        let journal = Journal::new(storage.clone(), None, Arc::default()).unwrap();
-        for n in 0..10 {
-            journal.record(session(n));
-        }
-        drop(journal);
-        assert_eq!(storage.load().unwrap().sessions.len(), 10);
-    }
-}
+mod tests;
