@@ -20,8 +20,8 @@ async fn quick_comparison_measures_both_brokers() {
     assert_eq!(seen, expected_cases);
     assert_eq!(comparison.results.len(), expected_cases);
     for result in &comparison.results {
-        for m in [&result.ours, &result.mosquitto] {
-            let label = format!("{} on {}", result.case.label(), m.broker.name());
+        for m in [&result.ours, &result.baseline] {
+            let label = format!("{} on {}", result.case.label(), m.contender.name());
             assert!(m.error.is_none(), "{label}: {:?}", m.error);
             let report = m.report.as_ref().expect("a report");
             assert_eq!(report.connect_failed, 0, "{label}");
