@@ -46,6 +46,9 @@ fn quick_load_curve_measures_every_broker_transport_and_qos() {
     ];
     assert_eq!(rows.len(), combos.len() * 3 * 2, "{csv}");
     for (broker, transport) in combos {
+        // CPU time moves in 10 ms ticks: one short step of a broker that got little work on a
+        // loaded machine may read 0, the whole curve may not.
+        let mut cpu_total = 0.0;
         for qos in ["0", "1", "2"] {
             for subscribers in ["2", "4"] {
                 let row = rows
@@ -62,7 +65,8 @@ fn quick_load_curve_measures_every_broker_transport_and_qos() {
                 let label = format!("{broker} {transport} QoS {qos} x{subscribers}: {row:?}");
                 let number = |name: &str| row[column(name)].parse::<f64>().unwrap();
                 assert_eq!(row[column("error")], "\"\"", "{label}");
-                assert!(number("cpu_percent") > 0.0, "{label}");
+                assert!(number("cpu_percent") >= 0.0, "{label}");
+                cpu_total += number("cpu_percent");
                 assert!(number("mean_rss_kib") > 0.0, "{label}");
                 assert!(number("peak_rss_kib") >= number("mean_rss_kib"), "{label}");
                 assert!(number("delivered_per_sec") > 0.0, "{label}");
@@ -71,6 +75,10 @@ fn quick_load_curve_measures_every_broker_transport_and_qos() {
                 }
             }
         }
+        assert!(
+            cpu_total > 0.0,
+            "{broker} {transport}: CPU time read from /proc"
+        );
     }
 
     let markdown = std::fs::read_to_string(out.join("load_curve.md")).unwrap();
