@@ -50,6 +50,17 @@ pub enum BenchError {
         /// What happened.
         message: String,
     },
+    /// The comparison's TLS certificate could not be made.
+    #[error("test certificate: {0}")]
+    Certificates(String),
+    /// Drawing a chart failed.
+    #[error("chart {path}: {message}")]
+    Plot {
+        /// The file being written.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// Writing a result file failed.
     #[error("cannot write {path}: {source}")]
     Output {

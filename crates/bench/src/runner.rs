@@ -179,6 +179,7 @@ pub async fn run(
         subscribers,
         rate: spec.rate,
         duration: spec.duration,
+        publish_started: start,
         publish_elapsed,
         delivery_elapsed,
         sent,

@@ -4,7 +4,7 @@
 //! duplicates, and the final [`ScenarioReport`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use mquictt_protocol::QoS;
@@ -151,6 +151,9 @@ pub struct ScenarioReport {
     pub rate: Option<f64>,
     /// The requested duration.
     pub duration: Duration,
+    /// When publishing started (or the connections were all up), to line up samples taken
+    /// outside the bench, such as the broker's CPU time, with the publishing phase.
+    pub publish_started: Instant,
     /// Time publishers actually published (or connections were held).
     pub publish_elapsed: Duration,
     /// From the start of publishing to the last message received.

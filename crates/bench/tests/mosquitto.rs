@@ -4,11 +4,12 @@
 
 mod common;
 
-use mquictt_bench::compare::process::{
-    default_mosquitto_program, BrokerKind, BrokerProcess, ProcessSampler,
-};
-use mquictt_bench::{run, LoadSpec, Progress, Scenario};
+use mquictt_bench::compare::process::{default_mosquitto_program, BrokerKind, BrokerProcess};
+use mquictt_bench::compare::sampler::ProcessSampler;
+use mquictt_bench::compare::BenchCertificates;
+use mquictt_bench::{run, LoadSpec, Progress, Scenario, Target};
 use mquictt_protocol::QoS;
+use mquictt_transport::TransportKind;
 
 use common::{short_spec, tcp_target};
 
@@ -47,4 +48,39 @@ async fn p2p_qos1_against_mosquitto_is_lossless_and_sampled() {
         "the broker's memory was read from /proc"
     );
     assert!(usage.peak_rss_kib >= usage.start_rss_kib);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_serves_tls_with_the_comparison_certificate() {
+    let certs = BenchCertificates::generate().unwrap();
+    let broker = match BrokerProcess::start_with(
+        BrokerKind::Mosquitto,
+        &default_mosquitto_program(),
+        Some(&certs),
+    )
+    .await
+    {
+        Ok(broker) => broker,
+        Err(e) => panic!("this test needs `sudo apt-get install mosquitto`: {e}"),
+    };
+    let tls_addr = broker.addr_for(TransportKind::Tls).expect("a TLS listener");
+    assert_ne!(tls_addr, broker.addr);
+    assert_eq!(broker.addr_for(TransportKind::Quic), None);
+    let target = Target::parse(&format!("mqtts://{tls_addr}"), certs.client_tls()).unwrap();
+    let spec = LoadSpec {
+        qos: QoS::AtLeastOnce,
+        ..short_spec(Scenario::FanOut, 3)
+    };
+    let report = run(&target, &spec, &Progress::hidden()).await.unwrap();
+    broker.stop().await;
+    assert_eq!(report.transport, TransportKind::Tls);
+    assert_eq!(report.connect_failed, 0, "{report:?}");
+    assert!(report.first_error.is_none(), "{report:?}");
+    assert!(report.sent > 0);
+    assert_eq!(
+        report.received,
+        report.sent * 3,
+        "every subscriber got every message"
+    );
+    assert_eq!(report.lost, Some(0));
 }

@@ -1,28 +1,39 @@
 //! The side-by-side comparison: Mosquitto and the MQuicTT broker, each started fresh on
-//! loopback for every case (see [`process`]), run the same scenarios in one invocation,
+//! loopback for every run (see [`process`]), run the same scenarios in one invocation,
 //! alternating which goes first so that drift on a shared machine does not favour either.
-//! Cases: delivered msgs/s for fan-in, fan-out and point-to-point with 10 and 100 clients at
-//! QoS 0 and 1 with 64 B and 1 KiB payloads; latency at a fixed moderate rate both sustain; RSS
-//! growth per idle connection. Broker CPU and RSS are sampled during every run; with several
-//! rounds the median run of each broker is kept. [`table`] writes the ratios (ours /
-//! Mosquitto) as markdown and CSV.
+//! Every case pits MQuicTT over one transport against a baseline [`Contender`]: Mosquitto over
+//! the same transport (TCP, TLS), or MQuicTT itself over TCP (the QUIC rows). Cases: delivered
+//! msgs/s for fan-in, fan-out and point-to-point with 10 and 100 clients at QoS 0 and 1 with
+//! 64 B and 1 KiB payloads over TCP, a subset over TLS and QUIC; latency at a fixed moderate
+//! rate both sustain; RSS growth per idle connection. Broker CPU and RSS are sampled during
+//! every run; with several rounds the median run of each side is kept. [`table`] writes the
+//! ratios as markdown and CSV; [`load_curve`] is the broker CPU and memory study.
 
+mod certificates;
+mod contender;
+pub mod load_curve;
+mod plot;
 pub mod process;
+pub mod sampler;
 pub mod table;
+
+pub use certificates::BenchCertificates;
+pub use contender::{transport_name, Contender};
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use mquictt_protocol::QoS;
-use mquictt_transport::ClientTlsSettings;
+use mquictt_transport::TransportKind;
 
 use crate::error::BenchError;
 use crate::progress::Progress;
-use crate::runner::run;
-use crate::spec::{LoadSpec, Scenario, Target};
+use crate::spec::{LoadSpec, Scenario};
 use crate::stats::ScenarioReport;
-use process::{BrokerKind, BrokerProcess, ProcessSampler, ProcessUsage};
+use contender::{run_contender, RunSetup};
+use process::{BrokerKind, BrokerProcess};
+use sampler::ProcessUsage;
 
 /// What a comparison runs.
 #[derive(Debug, Clone)]
@@ -83,34 +94,47 @@ pub enum CaseKind {
     IdleMemory,
 }
 
-/// One scenario run against both brokers.
+/// One scenario run by MQuicTT and by a baseline.
 #[derive(Debug, Clone)]
 pub struct Case {
     /// What the case is about.
     pub kind: CaseKind,
     /// The load.
     pub spec: LoadSpec,
+    /// MQuicTT over the transport under test.
+    pub ours: Contender,
+    /// What it is measured against.
+    pub baseline: Contender,
 }
 
 impl Case {
-    /// A short label: `fanin 10 QoS 0 64 B`.
+    /// A short label: `fanin 10 QoS 0 64 B TLS`; TCP is not named.
     pub fn label(&self) -> String {
         let s = &self.spec;
+        let transport = match self.ours.transport {
+            TransportKind::Tcp => String::new(),
+            other => format!(" {}", transport_name(other)),
+        };
         match self.kind {
-            CaseKind::IdleMemory => format!("idle {}", s.clients),
+            CaseKind::IdleMemory => format!("idle {}{transport}", s.clients),
             _ => format!(
-                "{} {} QoS {} {} B",
+                "{} {} QoS {} {} B{transport}",
                 s.scenario, s.clients, s.qos as u8, s.payload_size
             ),
         }
     }
+
+    /// Whether the baseline is MQuicTT itself (the QUIC rows: QUIC against our TCP).
+    pub fn against_ourselves(&self) -> bool {
+        self.baseline.broker == BrokerKind::Mquictt
+    }
 }
 
-/// One broker's run of one case.
+/// One contender's run of one case.
 #[derive(Debug, Clone)]
 pub struct Measurement {
-    /// Which broker.
-    pub broker: BrokerKind,
+    /// Which broker over which transport.
+    pub contender: Contender,
     /// The bench's report; `None` if the broker could not be started or measured.
     pub report: Option<ScenarioReport>,
     /// The broker's CPU and memory during the run.
@@ -132,15 +156,15 @@ impl Measurement {
     }
 }
 
-/// Both brokers' runs of one case.
+/// Both sides' runs of one case.
 #[derive(Debug, Clone)]
 pub struct CaseResult {
     /// The case.
     pub case: Case,
-    /// MQuicTT's run.
+    /// MQuicTT's run over the transport under test.
     pub ours: Measurement,
-    /// Mosquitto's run.
-    pub mosquitto: Measurement,
+    /// The baseline's run.
+    pub baseline: Measurement,
 }
 
 /// Every case of a comparison.
@@ -152,7 +176,16 @@ pub struct Comparison {
 
 /// The cases of a full or quick comparison.
 pub fn cases(config: &CompareConfig) -> Vec<Case> {
-    let throughput = |scenario, clients, qos, payload_size| Case {
+    let tcp = (Contender::MQUICTT_TCP, Contender::MOSQUITTO_TCP);
+    let tls = (
+        Contender::new(BrokerKind::Mquictt, TransportKind::Tls),
+        Contender::new(BrokerKind::Mosquitto, TransportKind::Tls),
+    );
+    let quic = (
+        Contender::new(BrokerKind::Mquictt, TransportKind::Quic),
+        Contender::MQUICTT_TCP,
+    );
+    let throughput = |(ours, baseline), scenario, clients, qos, payload_size| Case {
         kind: CaseKind::Throughput,
         spec: LoadSpec {
             qos,
@@ -162,6 +195,8 @@ pub fn cases(config: &CompareConfig) -> Vec<Case> {
             drain: Duration::from_secs(3),
             ..LoadSpec::new(scenario, clients)
         },
+        ours,
+        baseline,
     };
     let latency = |clients, qos, rate| Case {
         kind: CaseKind::Latency,
@@ -172,6 +207,8 @@ pub fn cases(config: &CompareConfig) -> Vec<Case> {
             drain: Duration::from_secs(3),
             ..LoadSpec::new(Scenario::P2p, clients)
         },
+        ours: tcp.0,
+        baseline: tcp.1,
     };
     let idle = Case {
         kind: CaseKind::IdleMemory,
@@ -186,23 +223,46 @@ pub fn cases(config: &CompareConfig) -> Vec<Case> {
             connect_rate: Some(if config.quick { 2_000.0 } else { 5_000.0 }),
             ..LoadSpec::new(Scenario::Idle, config.idle_connections)
         },
+        ours: tcp.0,
+        baseline: tcp.1,
     };
     let (q0, q1) = (QoS::AtMostOnce, QoS::AtLeastOnce);
     let mut cases = Vec::new();
     if config.quick {
-        cases.push(throughput(Scenario::FanIn, 4, q0, 64));
-        cases.push(throughput(Scenario::FanOut, 4, q1, 64));
-        cases.push(throughput(Scenario::P2p, 4, q1, 1024));
+        cases.push(throughput(tcp, Scenario::FanIn, 4, q0, 64));
+        cases.push(throughput(tcp, Scenario::FanOut, 4, q1, 64));
+        cases.push(throughput(tcp, Scenario::P2p, 4, q1, 1024));
+        cases.push(throughput(tls, Scenario::FanOut, 4, q0, 64));
+        cases.push(throughput(quic, Scenario::P2p, 1, q1, 1024));
+        cases.push(latency(2, q0, 200.0));
         cases.push(latency(2, q1, 200.0));
     } else {
         for qos in [q0, q1] {
             for payload in [64, 1024] {
                 for scenario in [Scenario::FanIn, Scenario::FanOut, Scenario::P2p] {
                     for clients in [10, 100] {
-                        cases.push(throughput(scenario, clients, qos, payload));
+                        cases.push(throughput(tcp, scenario, clients, qos, payload));
                     }
                 }
             }
+        }
+        // TLS: the shapes where the broker's own work, not one subscriber's window, sets the
+        // pace (fan-in is limited by its single subscriber over any transport).
+        for qos in [q0, q1] {
+            for payload in [64, 1024] {
+                for scenario in [Scenario::FanOut, Scenario::P2p] {
+                    cases.push(throughput(tls, scenario, 10, qos, payload));
+                }
+            }
+        }
+        // QUIC single stream against our own TCP: one pair is one connection each way, one
+        // stream each; ten pairs and a fan-out of ten add the per-connection cost.
+        for qos in [q0, q1] {
+            for payload in [64, 1024] {
+                cases.push(throughput(quic, Scenario::P2p, 1, qos, payload));
+            }
+            cases.push(throughput(quic, Scenario::P2p, 10, qos, 1024));
+            cases.push(throughput(quic, Scenario::FanOut, 10, qos, 1024));
         }
         // 10 pairs at 1,000 msg/s each: 10,000 msg/s in all, far below what either broker
         // sustains here, so latency is the brokers' own and not queueing.
@@ -213,53 +273,64 @@ pub fn cases(config: &CompareConfig) -> Vec<Case> {
     cases
 }
 
-/// Runs every case against both brokers, alternating which goes first, and reports.
+/// Runs every case against both sides, alternating which goes first, and reports.
 /// `on_result` sees each case as it completes (for live output).
 pub async fn compare(
     config: &CompareConfig,
     progress: &Progress,
     mut on_result: impl FnMut(&CaseResult),
 ) -> Result<Comparison, BenchError> {
-    // Fail early, with the install hint, if a broker is missing.
-    for (kind, program) in [
-        (BrokerKind::Mosquitto, &config.mosquitto_program),
-        (BrokerKind::Mquictt, &config.mquictt_program),
-    ] {
-        BrokerProcess::start(kind, program).await?.stop().await;
-    }
+    check_programs(config).await?;
+    let certificates = BenchCertificates::generate()?;
     let mut results = Vec::new();
     let mut turn = 0usize;
     for case in cases(config) {
         let mut ours = Vec::new();
-        let mut mosquitto = Vec::new();
+        let mut baseline = Vec::new();
         for _ in 0..config.rounds.max(1) {
-            let order = if turn % 2 == 0 {
-                [BrokerKind::Mquictt, BrokerKind::Mosquitto]
-            } else {
-                [BrokerKind::Mosquitto, BrokerKind::Mquictt]
-            };
+            let first_ours = turn % 2 == 0;
             turn += 1;
-            for kind in order {
-                let measurement = run_case(config, &case, kind, progress).await;
-                match kind {
-                    BrokerKind::Mquictt => ours.push(measurement),
-                    BrokerKind::Mosquitto => mosquitto.push(measurement),
+            for run_ours in [first_ours, !first_ours] {
+                let contender = if run_ours { case.ours } else { case.baseline };
+                let measurement = run_case(
+                    config,
+                    &case.kind,
+                    &case.spec,
+                    contender,
+                    &certificates,
+                    progress,
+                )
+                .await;
+                if run_ours {
+                    ours.push(measurement);
+                } else {
+                    baseline.push(measurement);
                 }
             }
         }
-        if let (Some(ours), Some(mosquitto)) =
-            (median(case.kind, ours), median(case.kind, mosquitto))
+        if let (Some(ours), Some(baseline)) = (median(case.kind, ours), median(case.kind, baseline))
         {
             let result = CaseResult {
                 case,
                 ours,
-                mosquitto,
+                baseline,
             };
             on_result(&result);
             results.push(result);
         }
     }
     Ok(Comparison { results })
+}
+
+/// Fails early, with the install hint, if a broker is missing or does not start.
+async fn check_programs(config: &CompareConfig) -> Result<(), BenchError> {
+    for (kind, program) in [
+        (BrokerKind::Mosquitto, &config.mosquitto_program),
+        (BrokerKind::Mquictt, &config.mquictt_program),
+    ] {
+        BrokerProcess::start(kind, program).await?.stop().await;
+    }
+    Ok(())
 }
 
 /// The median measurement by the case's metric; failed runs sort last, so one failure among
@@ -284,56 +355,45 @@ fn median(kind: CaseKind, mut runs: Vec<Measurement>) -> Option<Measurement> {
 
 async fn run_case(
     config: &CompareConfig,
-    case: &Case,
-    kind: BrokerKind,
+    kind: &CaseKind,
+    spec: &LoadSpec,
+    contender: Contender,
+    certificates: &BenchCertificates,
     progress: &Progress,
 ) -> Measurement {
-    let failed = |error: String| Measurement {
-        broker: kind,
-        report: None,
-        usage: ProcessUsage::default(),
-        error: Some(error),
+    let setup = RunSetup {
+        mquictt_program: &config.mquictt_program,
+        mosquitto_program: &config.mosquitto_program,
+        certificates,
+        settle: Duration::from_millis(if config.quick { 50 } else { 300 }),
     };
-    let program = match kind {
-        BrokerKind::Mosquitto => &config.mosquitto_program,
-        BrokerKind::Mquictt => &config.mquictt_program,
-    };
-    let mut broker = match BrokerProcess::start(kind, program).await {
-        Ok(broker) => broker,
-        Err(e) => return failed(e.to_string()),
-    };
-    let target = match Target::parse(
-        &format!("mqtt://{}", broker.addr),
-        &ClientTlsSettings::default(),
-    ) {
-        Ok(mut target) => {
-            if case.kind == CaseKind::IdleMemory {
+    let idle = *kind == CaseKind::IdleMemory;
+    let outcome = run_contender(
+        &setup,
+        contender,
+        |target| {
+            if idle {
                 // "Idle" as in the goal: CONNECT done, keep alive 600 s, nothing else.
                 target.keep_alive = Duration::from_secs(600);
                 target.source_addrs = config.source_addrs.clone();
             }
-            target
-        }
-        Err(e) => return failed(e.to_string()),
-    };
-    // Let the broker finish starting up before its baseline memory is read.
-    let settle = if config.quick { 50 } else { 300 };
-    tokio::time::sleep(Duration::from_millis(settle)).await;
-    let sampler = match ProcessSampler::start(broker.pid) {
-        Ok(sampler) => sampler,
-        Err(e) => return failed(format!("cannot read /proc/{}: {e}", broker.pid)),
-    };
-    let result = run(&target, &case.spec, progress).await;
-    let usage = sampler.finish().await.unwrap_or_default();
-    let alive = broker.is_running();
-    broker.stop().await;
-    match result {
-        Ok(report) => Measurement {
-            broker: kind,
-            error: (!alive).then(|| "the broker died during the run".to_owned()),
-            report: Some(report),
-            usage,
         },
-        Err(e) => failed(e.to_string()),
+        spec,
+        progress,
+    )
+    .await;
+    match outcome {
+        Ok(done) => Measurement {
+            contender,
+            error: (!done.survived).then(|| "the broker died during the run".to_owned()),
+            usage: done.trace.usage(),
+            report: Some(done.report),
+        },
+        Err(error) => Measurement {
+            contender,
+            report: None,
+            usage: ProcessUsage::default(),
+            error: Some(error),
+        },
     }
 }

@@ -1,7 +1,7 @@
 //! The brokers of a comparison as child processes: Mosquitto with a generated config file and
-//! the `mquictt broker` binary, both on an ephemeral loopback port with persistence off, the
-//! same queue and inflight limits and TCP_NODELAY; and [`ProcessSampler`], which reads the
-//! broker's CPU time and resident memory from `/proc` while a scenario runs. Linux only.
+//! the `mquictt broker` binary, both on ephemeral loopback ports with persistence off, the
+//! same queue and inflight limits and TCP_NODELAY, and on request a TLS listener (both) and a
+//! QUIC listener (MQuicTT) presenting the comparison's [`BenchCertificates`]. Linux only.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,6 +12,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
+use mquictt_transport::TransportKind;
+
+use super::certificates::BenchCertificates;
 use crate::error::BenchError;
 
 /// Messages queued per session in both brokers: large enough that QoS 1 runs of a few
@@ -50,17 +53,31 @@ pub struct BrokerProcess {
     pub kind: BrokerKind,
     /// Its TCP listener on loopback.
     pub addr: SocketAddr,
+    /// Its TLS listener, if it was started with certificates.
+    pub tls_addr: Option<SocketAddr>,
+    /// Its QUIC listener (MQuicTT started with certificates only).
+    pub quic_addr: Option<SocketAddr>,
     /// Its process id, for `/proc`.
     pub pid: u32,
     child: Child,
     _stdout_drain: Option<JoinHandle<()>>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl BrokerProcess {
     /// Starts `program` as a broker of `kind` on `127.0.0.1` and waits until it accepts TCP
     /// connections.
     pub async fn start(kind: BrokerKind, program: &Path) -> Result<Self, BenchError> {
+        Self::start_with(kind, program, None).await
+    }
+
+    /// Like [`BrokerProcess::start`]; with `certificates` the broker also listens for TLS
+    /// (both brokers) and QUIC (MQuicTT) on loopback, presenting that certificate.
+    pub async fn start_with(
+        kind: BrokerKind,
+        program: &Path,
+        certificates: Option<&BenchCertificates>,
+    ) -> Result<Self, BenchError> {
         let fail = |message: String| BenchError::BrokerProcess {
             program: program.to_owned(),
             message,
@@ -83,11 +100,18 @@ impl BrokerProcess {
             .stdin(Stdio::null())
             .stderr(Stdio::from(log))
             .kill_on_drop(true);
-        let (child, addr, drain) = match kind {
+        let (child, listeners, drain) = match kind {
             BrokerKind::Mosquitto => {
                 let port = free_port().map_err(|e| fail(format!("no free port: {e}")))?;
+                let tls = match certificates {
+                    Some(certs) => Some((
+                        free_port().map_err(|e| fail(format!("no free port: {e}")))?,
+                        certs,
+                    )),
+                    None => None,
+                };
                 let config = dir.path().join("mosquitto.conf");
-                std::fs::write(&config, mosquitto_config(port))
+                std::fs::write(&config, mosquitto_config(port, tls))
                     .map_err(|e| fail(format!("config file: {e}")))?;
                 let child = command
                     .arg("-c")
@@ -95,14 +119,20 @@ impl BrokerProcess {
                     .stdout(Stdio::null())
                     .spawn()
                     .map_err(|e| fail(format!("cannot start: {e}")))?;
-                (child, SocketAddr::from(([127, 0, 0, 1], port)), None)
+                let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+                let listeners = Listeners {
+                    tcp: Some(loopback(port)),
+                    tls: tls.map(|(port, _)| loopback(port)),
+                    quic: None,
+                };
+                (child, listeners, None)
             }
             BrokerKind::Mquictt => {
                 let config = dir.path().join("mquictt.toml");
-                std::fs::write(&config, mquictt_config())
+                std::fs::write(&config, mquictt_config(certificates))
                     .map_err(|e| fail(format!("config file: {e}")))?;
                 let mut child = command
-                    .args(["--log", "warn", "broker", "--listen", "tcp://127.0.0.1:0"])
+                    .args(["--log", "warn", "broker"])
                     .arg("--data-dir")
                     .arg(dir.path().join("data"))
                     .arg("--config")
@@ -115,10 +145,15 @@ impl BrokerProcess {
                     .take()
                     .ok_or_else(|| fail("no stdout".into()))?;
                 let mut lines = BufReader::new(stdout).lines();
-                let addr = tokio::time::timeout(START_TIMEOUT, async {
+                let wanted = if certificates.is_some() { 3 } else { 1 };
+                let listeners = tokio::time::timeout(START_TIMEOUT, async {
+                    let mut listeners = Listeners::default();
                     while let Ok(Some(line)) = lines.next_line().await {
-                        if let Some(addr) = listening_addr(&line) {
-                            return Some(addr);
+                        if let Some((kind, addr)) = listening_addr(&line) {
+                            listeners.set(kind, addr);
+                            if listeners.count() == wanted {
+                                return Some(listeners);
+                            }
                         }
                     }
                     None
@@ -128,36 +163,60 @@ impl BrokerProcess {
                 .flatten()
                 .ok_or_else(|| {
                     fail(format!(
-                        "printed no `listening on URL (ADDR)` line; see {}",
+                        "printed no `listening on URL (ADDR)` line for each listener; see {}",
                         dir.path().join("broker.log").display()
                     ))
                 })?;
                 // Keep reading so the broker never blocks on a full pipe.
                 let drain =
                     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-                (child, addr, Some(drain))
+                (child, listeners, Some(drain))
             }
         };
+        let addr = listeners
+            .tcp
+            .ok_or_else(|| fail("no TCP listener".into()))?;
         let pid = child.id().ok_or_else(|| fail("exited at once".into()))?;
         let mut process = BrokerProcess {
             kind,
             addr,
+            tls_addr: listeners.tls,
+            quic_addr: listeners.quic,
             pid,
             child,
             _stdout_drain: drain,
-            _dir: dir,
+            dir,
         };
         process.wait_until_accepting().await.map_err(fail)?;
         Ok(process)
+    }
+
+    /// The listener for `transport`, if the broker has one.
+    pub fn addr_for(&self, transport: TransportKind) -> Option<SocketAddr> {
+        match transport {
+            TransportKind::Tcp => Some(self.addr),
+            TransportKind::Tls => self.tls_addr,
+            TransportKind::Quic => self.quic_addr,
+            TransportKind::Ws | TransportKind::Wss => None,
+        }
     }
 
     async fn wait_until_accepting(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("exited with {status}"));
+                let log =
+                    std::fs::read_to_string(self.dir.path().join("broker.log")).unwrap_or_default();
+                let last = log.lines().rev().take(3).collect::<Vec<_>>();
+                let last: Vec<&str> = last.into_iter().rev().collect();
+                return Err(format!("exited with {status}: {}", last.join(" / ")));
             }
-            if tokio::net::TcpStream::connect(self.addr).await.is_ok() {
+            let tcp_up = tokio::net::TcpStream::connect(self.addr).await.is_ok();
+            let tls_up = match self.tls_addr {
+                Some(addr) => tokio::net::TcpStream::connect(addr).await.is_ok(),
+                None => true,
+            };
+            if tcp_up && tls_up {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -179,41 +238,125 @@ impl BrokerProcess {
 }
 
 /// Mosquitto's settings, equivalent to MQuicTT's: loopback only, anonymous, in memory (no
-/// `persistence`), the same queue and inflight limits, Nagle off as MQuicTT always does.
-fn mosquitto_config(port: u16) -> String {
-    format!(
-        "listener {port} 127.0.0.1\n\
-         allow_anonymous true\n\
+/// `persistence`), the same queue and inflight limits, Nagle off as MQuicTT always does; with
+/// `tls`, a second listener on that port with the comparison's certificate.
+fn mosquitto_config(port: u16, tls: Option<(u16, &BenchCertificates)>) -> String {
+    let mut config = format!(
+        "allow_anonymous true\n\
          persistence false\n\
          max_queued_messages {MAX_QUEUED_MESSAGES}\n\
          max_inflight_messages {MAX_INFLIGHT}\n\
          set_tcp_nodelay true\n\
-         max_connections -1\n\
          log_dest stderr\n\
          log_type error\n\
-         log_type warning\n"
-    )
+         log_type warning\n\
+         listener {port} 127.0.0.1\n\
+         max_connections -1\n"
+    );
+    if running_as_root() {
+        // Started as root, Mosquitto switches to the `mosquitto` user before it reads its
+        // certificate and key, which are readable by us only (the key is private). Staying
+        // the user that started it changes nothing about its performance.
+        config.push_str("user root\n");
+    }
+    if let Some((tls_port, certs)) = tls {
+        // Options after a `listener` line belong to that listener.
+        config.push_str(&format!(
+            "listener {tls_port} 127.0.0.1\n\
+             max_connections -1\n\
+             cafile {}\n\
+             certfile {}\n\
+             keyfile {}\n",
+            certs.ca_cert.display(),
+            certs.server_cert.display(),
+            certs.server_key.display()
+        ));
+    }
+    config
 }
 
-/// MQuicTT's settings: the same queue and inflight limits, room for the idle-connection run.
-fn mquictt_config() -> String {
+/// Whether this process's effective user id is 0 (`Uid:` of `/proc/self/status`: real,
+/// effective, saved, filesystem).
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+            line.split_whitespace().nth(2).map(|euid| euid == "0")
+        })
+        .unwrap_or(false)
+}
+
+/// MQuicTT's settings: the same queue and inflight limits, room for the idle-connection run,
+/// a TCP listener, and with `certificates` TLS and QUIC listeners presenting them.
+fn mquictt_config(certificates: Option<&BenchCertificates>) -> String {
     // Mosquitto limits neither publish nor connection rates by default; neither may we here,
     // or the comparison would measure our throttles instead of our broker.
-    format!(
+    let mut config = format!(
         "[limits]\n\
          max_connections = 1000000\n\
          max_queued_messages = {MAX_QUEUED_MESSAGES}\n\
          v3_inflight = {MAX_INFLIGHT}\n\
          publish_rate = 0\n\
-         connection_rate = 0\n"
-    )
+         connection_rate = 0\n\
+         \n\
+         [[listener]]\n\
+         url = \"tcp://127.0.0.1:0\"\n"
+    );
+    if let Some(certs) = certificates {
+        for scheme in ["tls", "quic"] {
+            config.push_str(&format!(
+                "\n[[listener]]\n\
+                 url = \"{scheme}://127.0.0.1:0\"\n\
+                 cert = {:?}\n\
+                 key = {:?}\n",
+                certs.server_cert.display().to_string(),
+                certs.server_key.display().to_string()
+            ));
+        }
+    }
+    config
 }
 
-/// The bound address in a `listening on URL (ADDR)` line of `mquictt broker`.
-fn listening_addr(line: &str) -> Option<SocketAddr> {
+/// The transport and bound address in a `listening on URL (ADDR)` line of `mquictt broker`.
+fn listening_addr(line: &str) -> Option<(TransportKind, SocketAddr)> {
     let rest = line.strip_prefix("listening on ")?;
+    let (scheme, _) = rest.split_once("://")?;
+    let kind = match scheme {
+        "mqtt" | "tcp" => TransportKind::Tcp,
+        "mqtts" | "tls" => TransportKind::Tls,
+        "quic" => TransportKind::Quic,
+        _ => return None,
+    };
     let open = rest.rfind('(')?;
-    rest.get(open + 1..)?.strip_suffix(')')?.parse().ok()
+    let addr = rest.get(open + 1..)?.strip_suffix(')')?.parse().ok()?;
+    Some((kind, addr))
+}
+
+/// The listeners a broker printed, by transport.
+#[derive(Debug, Default, Clone, Copy)]
+struct Listeners {
+    tcp: Option<SocketAddr>,
+    tls: Option<SocketAddr>,
+    quic: Option<SocketAddr>,
+}
+
+impl Listeners {
+    fn set(&mut self, kind: TransportKind, addr: SocketAddr) {
+        match kind {
+            TransportKind::Tcp => self.tcp = Some(addr),
+            TransportKind::Tls => self.tls = Some(addr),
+            TransportKind::Quic => self.quic = Some(addr),
+            TransportKind::Ws | TransportKind::Wss => {}
+        }
+    }
+
+    fn count(&self) -> usize {
+        [self.tcp, self.tls, self.quic]
+            .iter()
+            .filter(|a| a.is_some())
+            .count()
+    }
 }
 
 /// A loopback port nobody listens on right now.
@@ -228,142 +371,19 @@ pub fn default_mosquitto_program() -> PathBuf {
     PathBuf::from("/usr/sbin/mosquitto")
 }
 
-/// CPU and memory of a process over an interval.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct ProcessUsage {
-    /// CPU time over wall time, in percent of one core (200 % = two cores busy).
-    pub cpu_percent: f64,
-    /// Largest resident set seen, KiB.
-    pub peak_rss_kib: u64,
-    /// Resident set when sampling started, KiB.
-    pub start_rss_kib: u64,
-}
-
-/// Samples a process's resident set every 50 ms and its CPU time at start and end.
-#[derive(Debug)]
-pub struct ProcessSampler {
-    pid: u32,
-    started: Instant,
-    start_ticks: u64,
-    start_rss_kib: u64,
-    peak: JoinHandle<u64>,
-    stop: tokio::sync::watch::Sender<bool>,
-}
-
-impl ProcessSampler {
-    /// Starts sampling `pid`.
-    pub fn start(pid: u32) -> std::io::Result<Self> {
-        let start_ticks = cpu_ticks(pid)?;
-        let start_rss_kib = rss_kib(pid)?;
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let peak = tokio::spawn(async move {
-            let mut peak = start_rss_kib;
-            loop {
-                if let Ok(rss) = rss_kib(pid) {
-                    peak = peak.max(rss);
-                }
-                tokio::select! {
-                    _ = stopped.changed() => return peak,
-                    () = tokio::time::sleep(Duration::from_millis(50)) => {}
-                }
-            }
-        });
-        Ok(Self {
-            pid,
-            started: Instant::now(),
-            start_ticks,
-            start_rss_kib,
-            peak,
-            stop,
-        })
-    }
-
-    /// Stops sampling and reports the usage since [`ProcessSampler::start`].
-    pub async fn finish(self) -> std::io::Result<ProcessUsage> {
-        let end_ticks = cpu_ticks(self.pid)?;
-        let end_rss = rss_kib(self.pid).unwrap_or(0);
-        let elapsed = self.started.elapsed().as_secs_f64().max(1e-6);
-        let _ = self.stop.send(true);
-        let peak = self.peak.await.unwrap_or(self.start_rss_kib).max(end_rss);
-        let cpu_seconds = end_ticks.saturating_sub(self.start_ticks) as f64 / USER_HZ;
-        Ok(ProcessUsage {
-            cpu_percent: cpu_seconds / elapsed * 100.0,
-            peak_rss_kib: peak,
-            start_rss_kib: self.start_rss_kib,
-        })
-    }
-}
-
-/// Clock ticks per second of `/proc/PID/stat` times. The kernel reports these in USER_HZ,
-/// which is 100 on every Linux architecture's user ABI.
-const USER_HZ: f64 = 100.0;
-
-/// User plus system CPU time of `pid` in clock ticks (fields 14 and 15 of `/proc/PID/stat`).
-pub fn cpu_ticks(pid: u32) -> std::io::Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    parse_cpu_ticks(&stat).ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "unexpected /proc/PID/stat format",
-        )
-    })
-}
-
-fn parse_cpu_ticks(stat: &str) -> Option<u64> {
-    // The command name (field 2) is in parentheses and may contain spaces; count fields from
-    // the last `)`. After it come field 3 (state), so utime (14) and stime (15) are the 12th
-    // and 13th.
-    let after_name = stat.get(stat.rfind(')')? + 1..)?;
-    let mut fields = after_name.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
-}
-
-/// Resident set size of `pid` in KiB (`VmRSS` of `/proc/PID/status`).
-pub fn rss_kib(pid: u32) -> std::io::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    parse_vm_rss(&status).ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "no VmRSS in /proc/PID/status",
-        )
-    })
-}
-
-fn parse_vm_rss(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn stat_fields_are_counted_after_the_command_name() {
-        let stat = "1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 4 0";
-        assert_eq!(parse_cpu_ticks(stat), Some(325));
-    }
-
-    #[test]
-    fn vm_rss_is_read_in_kib() {
-        let status = "Name:\tmosquitto\nVmPeak:\t  9000 kB\nVmRSS:\t    6144 kB\nThreads:\t1\n";
-        assert_eq!(parse_vm_rss(status), Some(6144));
-    }
-
-    #[test]
-    fn own_process_has_cpu_time_and_memory() {
-        let pid = std::process::id();
-        assert!(rss_kib(pid).unwrap() > 0);
-        assert!(cpu_ticks(pid).is_ok());
-    }
-
-    #[test]
     fn listening_line_gives_the_bound_address() {
         assert_eq!(
             listening_addr("listening on mqtt://127.0.0.1:0 (127.0.0.1:41234)"),
-            Some("127.0.0.1:41234".parse().unwrap())
+            Some((TransportKind::Tcp, "127.0.0.1:41234".parse().unwrap()))
+        );
+        assert_eq!(
+            listening_addr("listening on quic://127.0.0.1:0 (127.0.0.1:5000)"),
+            Some((TransportKind::Quic, "127.0.0.1:5000".parse().unwrap()))
         );
         assert_eq!(listening_addr("something else"), None);
     }

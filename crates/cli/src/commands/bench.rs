@@ -1,13 +1,15 @@
 //! `mquictt bench`: the load generator's command line. `conn`, `idle`, `pub`, `sub`, `fanin`,
 //! `fanout` and `p2p` turn flags into a target and a load spec, run it with a progress bar and
 //! print the summary (and `--csv`); `compare` runs the side-by-side comparison with Mosquitto
-//! and writes its markdown and CSV. The work is done by the `mquictt-bench` library.
+//! and, with `--load-curve`, the broker CPU and memory curve, and writes their markdown, CSV
+//! and charts. The work is done by the `mquictt-bench` library.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use mquictt_bench::compare::load_curve::{self, LoadCurveConfig, LoadCurvePoint};
 use mquictt_bench::compare::{self, table, CompareConfig};
 use mquictt_bench::{
     run as run_load, summary_table, write_csv, LoadSpec, Progress, Scenario, Target,
@@ -133,7 +135,19 @@ pub struct CompareArgs {
     /// Runs of every case per broker; the median is reported.
     #[arg(long, default_value_t = 1)]
     pub rounds: usize,
-    /// Directory for comparison.md and comparison.csv.
+    /// Also run the load curve: broker CPU % and RSS with one publisher at full speed and
+    /// 10, 20, ... 100 subscribers, QoS 0/1/2, over TCP, TLS and QUIC (with --quick: 2 and 4
+    /// subscribers, short steps).
+    #[arg(long)]
+    pub load_curve: bool,
+    /// Run only the load curve, none of the comparison's cases.
+    #[arg(long, conflicts_with = "load_curve")]
+    pub load_curve_only: bool,
+    /// Publishing time of each load-curve point (default 3s; 200ms with --quick).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub step_duration: Option<Duration>,
+    /// Directory for comparison.md and comparison.csv, and with the load curve
+    /// load_curve.md, load_curve.csv and its charts (SVG and PNG).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 }
@@ -249,17 +263,38 @@ fn parse_sources(items: &[String]) -> Result<Vec<IpAddr>, BenchCliError> {
 }
 
 async fn run_compare(args: CompareArgs) -> Result<(), BenchCliError> {
-    let mquictt = match args.mquictt {
-        Some(path) => path,
+    let mquictt = match &args.mquictt {
+        Some(path) => path.clone(),
         None => std::env::current_exe()
             .map_err(|e| BenchCliError::Usage(format!("cannot find this program's path: {e}")))?,
     };
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).map_err(|source| BenchCliError::Write {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    let progress = Progress::on_terminal();
+    if !args.load_curve_only {
+        run_cases(&args, mquictt.clone(), &progress).await?;
+    }
+    if args.load_curve || args.load_curve_only {
+        run_curve(&args, mquictt, &progress).await?;
+    }
+    Ok(())
+}
+
+async fn run_cases(
+    args: &CompareArgs,
+    mquictt: PathBuf,
+    progress: &Progress,
+) -> Result<(), BenchCliError> {
     let mut config = if args.quick {
         CompareConfig::quick(mquictt)
     } else {
         CompareConfig::full(mquictt)
     };
-    config.mosquitto_program = args.mosquitto;
+    config.mosquitto_program = args.mosquitto.clone();
     config.rounds = args.rounds;
     if let Some(duration) = args.duration {
         config.duration = duration;
@@ -270,12 +305,13 @@ async fn run_compare(args: CompareArgs) -> Result<(), BenchCliError> {
     if !args.source.is_empty() {
         config.source_addrs = parse_sources(&args.source)?;
     }
-    let progress = Progress::on_terminal();
-    let comparison = compare::compare(&config, &progress, |result| {
+    let comparison = compare::compare(&config, progress, |result| {
         eprintln!(
-            "{:<28} mosquitto {:>10}  mquictt {:>10}",
+            "{:<32} {} {:>12}  {} {:>12}",
             result.case.label(),
-            brief(&result.mosquitto),
+            result.case.baseline.name(),
+            brief(&result.baseline),
+            result.case.ours.name(),
             brief(&result.ours)
         );
     })
@@ -283,16 +319,57 @@ async fn run_compare(args: CompareArgs) -> Result<(), BenchCliError> {
     let markdown = table::to_markdown(&comparison);
     print!("{markdown}");
     if let Some(dir) = &args.out {
-        std::fs::create_dir_all(dir).map_err(|source| BenchCliError::Write {
-            path: dir.clone(),
-            source,
-        })?;
-        let md = dir.join("comparison.md");
-        std::fs::write(&md, &markdown)
-            .map_err(|source| BenchCliError::Write { path: md, source })?;
+        write_file(&dir.join("comparison.md"), &markdown)?;
         table::write_csv(&dir.join("comparison.csv"), &comparison)?;
     }
     Ok(())
+}
+
+async fn run_curve(
+    args: &CompareArgs,
+    mquictt: PathBuf,
+    progress: &Progress,
+) -> Result<(), BenchCliError> {
+    let mut config = if args.quick {
+        LoadCurveConfig::quick(mquictt)
+    } else {
+        LoadCurveConfig::full(mquictt)
+    };
+    config.mosquitto_program = args.mosquitto.clone();
+    if let Some(step) = args.step_duration {
+        config.step_duration = step;
+    }
+    let curve = load_curve::run_load_curve(&config, progress, |point: &LoadCurvePoint| {
+        eprintln!(
+            "load curve QoS {} {:>3} subscribers {:<16} CPU {:>5.1} %  RSS {:>7.1} MiB  {}",
+            point.qos as u8,
+            point.subscribers,
+            point.contender.name(),
+            point.usage.cpu_percent,
+            point.usage.mean_rss_kib as f64 / 1024.0,
+            match (&point.report, &point.error) {
+                (_, Some(e)) => format!("error: {e}"),
+                (Some(r), None) => format!("{:.0} msg/s delivered", r.delivered_per_sec),
+                (None, None) => String::new(),
+            }
+        );
+    })
+    .await?;
+    let markdown = load_curve::to_markdown(&curve);
+    print!("{markdown}");
+    if let Some(dir) = &args.out {
+        write_file(&dir.join("load_curve.md"), &markdown)?;
+        load_curve::write_csv(&dir.join("load_curve.csv"), &curve)?;
+        load_curve::write_plots(dir, &curve)?;
+    }
+    Ok(())
+}
+
+fn write_file(path: &std::path::Path, text: &str) -> Result<(), BenchCliError> {
+    std::fs::write(path, text).map_err(|source| BenchCliError::Write {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 fn brief(m: &compare::Measurement) -> String {
