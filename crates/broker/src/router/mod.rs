@@ -24,11 +24,15 @@ use crate::storage::journal::Journal;
 use crate::storage::Change;
 use crate::subscriptions::{Delivery, SubscriptionTree};
 
+mod backpressure;
 mod in_flight;
 mod restore;
 mod subscribe;
 
+pub(crate) use backpressure::Pause;
 pub(crate) use in_flight::{DeliveryState, InFlight};
+
+use backpressure::{Congestion, Watermarks};
 
 /// How the router reaches a live connection's driver.
 #[derive(Debug)]
@@ -41,6 +45,9 @@ pub(crate) struct Link {
     /// Closed by the driver when it has detached, so a successor can wait for the session
     /// state it hands back.
     finished: watch::Receiver<()>,
+    /// Set while the client's queue is above its high-water mark; boxed because it is rare
+    /// and every connected client has a link.
+    congestion: Option<Box<Congestion>>,
 }
 
 /// The driver's ends of its link.
@@ -74,13 +81,16 @@ pub(crate) struct Departing {
 }
 
 /// What routing one message did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Routed {
     /// Copies queued for subscribers.
     pub(crate) receivers: usize,
     /// Whether a change was recorded in the journal (a stored copy or retained message), so
     /// the acknowledgement must wait for its commit.
     pub(crate) persisted: bool,
+    /// Set when a receiver's queue is congested: the publisher should stop reading until it
+    /// drains (see `backpressure.rs`).
+    pub(crate) pause: Option<Pause>,
 }
 
 /// A subscription request of one SUBSCRIBE packet.
@@ -105,6 +115,10 @@ pub(crate) struct Router {
     delivery_states: HashMap<ClientId, DeliveryState>,
     /// Set when a change is recorded, so a caller can tell whether it must wait for a commit.
     recorded: bool,
+    /// When a receiver's queue makes its publishers pause.
+    watermarks: Watermarks,
+    /// The pause the message being routed asks of its publisher, if any.
+    pause: Option<Pause>,
 }
 
 impl Router {
@@ -115,6 +129,7 @@ impl Router {
         metrics: Arc<Metrics>,
     ) -> Self {
         let registry = SessionRegistry::new(config.max_queued_messages, config.drop_policy);
+        let watermarks = Watermarks::for_queue_limit(config.max_queued_messages);
         Self {
             config,
             // Data streams' transient sessions have expiry 0, so `persists` keeps them out of
@@ -128,6 +143,8 @@ impl Router {
             links: HashMap::new(),
             delivery_states: HashMap::new(),
             recorded: false,
+            watermarks,
+            pause: None,
         }
     }
 
@@ -214,6 +231,7 @@ impl Router {
                 wake: link.wake.clone(),
                 close: Some(link.close),
                 finished: link.finished,
+                congestion: None,
             },
         );
         // Messages queued while offline go out as soon as the driver asks.
@@ -324,10 +342,12 @@ impl Router {
     /// can be told 0x10 No matching subscribers, and whether anything was persisted.
     pub(crate) fn publish(&mut self, message: Arc<Message>, now: Instant) -> Routed {
         self.recorded = false;
+        self.pause = None;
         let receivers = self.route(message, now);
         Routed {
             receivers,
             persisted: self.take_recorded(),
+            pause: self.pause.take(),
         }
     }
 
@@ -367,8 +387,8 @@ impl Router {
     /// QoS 1 and 2 copies only; QoS 0 is "at most once" and is not held for absent clients.
     fn deliver(&mut self, message: Arc<Message>, delivery: Delivery, now: Instant) {
         let client = delivery.client.clone();
-        let online = self.links.get(&client);
-        if online.is_none() && delivery.qos == QoS::AtMostOnce {
+        let online = self.links.contains_key(&client);
+        if !online && delivery.qos == QoS::AtMostOnce {
             return;
         }
         let persisted = self.persists(&client);
@@ -382,7 +402,9 @@ impl Router {
         let outgoing = Outgoing::new(message, delivery);
         // QoS 0 is "at most once": it is never stored.
         let stored = (persisted && outgoing.qos != QoS::AtMostOnce).then(|| outgoing.clone());
-        match session.queue.push(outgoing) {
+        let outcome = session.queue.push(outgoing);
+        let queued = session.queue.len();
+        match outcome {
             Enqueued::Queued(seq) => {
                 if let Some(outgoing) = stored {
                     self.record(Change::Queued {
@@ -411,8 +433,16 @@ impl Router {
                 }
             }
         }
-        if let Some(link) = self.links.get(&client) {
+        if let Some(link) = self.links.get_mut(&client) {
             link.wake.notify_one();
+            if queued >= self.watermarks.high {
+                let congestion = link
+                    .congestion
+                    .get_or_insert_with(|| Box::new(Congestion::new(now)));
+                if self.pause.is_none() {
+                    self.pause = congestion.pause(now);
+                }
+            }
         }
     }
 
@@ -449,6 +479,12 @@ impl Router {
                 quota -= 1;
             }
             taken.push((seq, outgoing));
+        }
+        if session.queue.len() <= self.watermarks.low {
+            if let Some(link) = self.links.get_mut(client_id) {
+                // Dropping the congestion wakes the publishers it paused.
+                link.congestion = None;
+            }
         }
         if persisted {
             for seq in &expired {
