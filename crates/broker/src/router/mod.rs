@@ -28,6 +28,8 @@ mod backpressure;
 mod in_flight;
 mod restore;
 mod subscribe;
+#[cfg(test)]
+mod tests;
 
 pub(crate) use backpressure::Pause;
 pub(crate) use in_flight::{DeliveryState, InFlight};
@@ -387,6 +389,9 @@ impl Router {
     /// QoS 1 and 2 copies only; QoS 0 is "at most once" and is not held for absent clients.
     fn deliver(&mut self, message: Arc<Message>, delivery: Delivery, now: Instant) {
         let client = delivery.client.clone();
+        // A client receiving its own messages is not paused for its own queue: while paused
+        // it would not read the acknowledgements that drain it.
+        let own = message.publisher.as_ref() == Some(&client);
         let online = self.links.contains_key(&client);
         if !online && delivery.qos == QoS::AtMostOnce {
             return;
@@ -439,7 +444,7 @@ impl Router {
                 let congestion = link
                     .congestion
                     .get_or_insert_with(|| Box::new(Congestion::new(now)));
-                if self.pause.is_none() {
+                if self.pause.is_none() && !own {
                     self.pause = congestion.pause(now);
                 }
             }
@@ -484,6 +489,14 @@ impl Router {
             if let Some(link) = self.links.get_mut(client_id) {
                 // Dropping the congestion wakes the publishers it paused.
                 link.congestion = None;
+            }
+        } else if !taken.is_empty() {
+            if let Some(congestion) = self
+                .links
+                .get_mut(client_id)
+                .and_then(|link| link.congestion.as_mut())
+            {
+                congestion.progressed(now);
             }
         }
         if persisted {
