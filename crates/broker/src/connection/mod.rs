@@ -120,8 +120,8 @@ struct Driver<S> {
     /// When a connection that has not been admitted yet is closed: `connect_timeout` after it
     /// was opened, whether it is silent, trickling bytes or stuck in an AUTH exchange.
     connect_deadline: Instant,
-    /// An enhanced authentication exchange in progress.
-    /// Boxed: rare, and large beside an idle connection's state.
+    /// An enhanced authentication exchange in progress; boxed, as it is rare and large beside
+    /// an idle connection's state.
     auth: Option<Box<PendingAuth>>,
     /// Limits PUBLISH packets read from this client.
     publish_bucket: Option<TokenBucket>,
