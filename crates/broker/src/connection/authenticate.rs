@@ -47,11 +47,11 @@ where
                 return self.refuse_connect(ReasonCode::BadAuthenticationMethod, &connect);
             };
             let step = exchange.step(connect.properties.authentication_data.as_ref());
-            self.auth = Some(PendingAuth {
+            self.auth = Some(Box::new(PendingAuth {
                 method,
                 exchange,
                 connecting: Some((connect, checked)),
-            });
+            }));
             return self.on_auth_step(step).await;
         }
         match self.check_credentials(&connect).await {
@@ -151,11 +151,11 @@ where
             return self.fail_auth(ReasonCode::NotAuthorized);
         };
         let step = exchange.step(auth.properties.authentication_data.as_ref());
-        self.auth = Some(PendingAuth {
+        self.auth = Some(Box::new(PendingAuth {
             method,
             exchange,
             connecting: None,
-        });
+        }));
         self.on_auth_step(step).await;
     }
 

@@ -30,10 +30,17 @@ impl<S> Driver<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    /// Answers the session's events in order; stops early while a back-pressure pause holds,
+    /// leaving the rest for when it ends.
     pub(super) async fn handle_events(&mut self) {
-        while let Some(event) = self.session.poll_event() {
+        while self.paused.is_none() {
+            let Some(event) = self.session.poll_event() else {
+                return;
+            };
             match event {
-                ServerEvent::Connect(connect) => self.on_connect(*connect).await,
+                // Boxed, as is AUTH: rare, and their authentication and takeover waits would
+                // otherwise be part of every connection's future for its whole life.
+                ServerEvent::Connect(connect) => Box::pin(self.on_connect(*connect)).await,
                 ServerEvent::Publish(publish) => self.on_publish(publish),
                 ServerEvent::PublishAcknowledged {
                     packet_id,
@@ -75,7 +82,7 @@ where
                         }),
                     );
                 }
-                ServerEvent::Auth(auth) => self.on_auth(auth).await,
+                ServerEvent::Auth(auth) => Box::pin(self.on_auth(auth)).await,
                 ServerEvent::Disconnected(disconnect) => {
                     // "the Will Message MUST be removed ... on receipt of a DISCONNECT packet
                     // with a Reason Code of 0x00 (Normal disconnection)" [MQTT-3.1.2-10];
@@ -273,12 +280,15 @@ where
                 change,
                 refusable: v5,
             });
-            let routed = self
+            let mut routed = self
                 .shared
                 .router()
                 .publish(Arc::new(message), now, awaiting_release);
             awaiting_release_recorded = routed.awaiting_release_recorded;
             ticket = routed.ticket.clone();
+            if routed.pause.is_some() {
+                self.paused = routed.pause.take();
+            }
             if routed.refused_everywhere() && v5 {
                 // Every matching subscriber's queue was full: nobody will receive it.
                 ReasonCode::QuotaExceeded

@@ -27,7 +27,7 @@ use mquictt_protocol::{
     ConnAck, Decoder, Disconnect, Packet, PacketId, Properties, ProtocolError, ProtocolVersion,
     QoS, ReasonCode, SubAck, UnsubAck,
 };
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{oneshot, watch, Notify, OwnedSemaphorePermit};
 
 use crate::broker::{PeerInfo, Shared};
@@ -35,7 +35,7 @@ use crate::limits::TokenBucket;
 use crate::message::ClientId;
 use crate::metrics::Metrics;
 use crate::registry::{ConnectionId, Departure};
-use crate::router::{DeliveryState, Departing, InFlight};
+use crate::router::{DeliveryState, Departing, InFlight, Pause};
 use crate::session::Outgoing;
 use crate::storage::{Change, CommitTicket, InFlightStage};
 
@@ -44,6 +44,9 @@ mod authenticate;
 mod durable;
 mod events;
 mod quic_streams;
+mod read;
+#[cfg(test)]
+mod tests;
 
 pub(crate) use quic_streams::{serve_data_stream, Activation, ControlStream, QuicStreamHooks};
 
@@ -55,8 +58,6 @@ use authenticate::PendingAuth;
 const DELIVERY_BATCH: usize = 64;
 /// How long a new connection waits for the one it takes over to hand back the session.
 const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
-/// Read buffer growth step.
-const READ_CHUNK: usize = 8 * 1024;
 
 /// The session this connection holds once its CONNECT was accepted.
 #[derive(Debug)]
@@ -119,18 +120,23 @@ struct Driver<S> {
     /// When a connection that has not been admitted yet is closed: `connect_timeout` after it
     /// was opened, whether it is silent, trickling bytes or stuck in an AUTH exchange.
     connect_deadline: Instant,
-    /// An enhanced authentication exchange in progress.
-    auth: Option<PendingAuth>,
+    /// An enhanced authentication exchange in progress; boxed, as it is rare and large beside
+    /// an idle connection's state.
+    auth: Option<Box<PendingAuth>>,
     /// Limits PUBLISH packets read from this client.
     publish_bucket: Option<TokenBucket>,
     /// While set, nothing more is read or decoded: the client published too fast.
     throttled_until: Option<Instant>,
+    /// While set, nothing more is read, decoded or routed: a subscriber this client publishes
+    /// to is congested (back-pressure, `router/backpressure.rs`).
+    paused: Option<Pause>,
     /// Answers waiting for their commit, in the order they were made.
     deferred: VecDeque<(CommitTicket, Deferred)>,
     /// A commit that must be durable before the next write.
     barrier: Option<CommitTicket>,
-    /// On a QUIC stream: the 0-RTT gate and, on the control stream, its data streams.
-    quic: Option<QuicStreamHooks>,
+    /// On a QUIC stream: the 0-RTT gate and, on the control stream, its data streams. Boxed
+    /// so that TCP connections do not carry its room.
+    quic: Option<Box<QuicStreamHooks>>,
     /// A packet that waits for the QUIC handshake to complete (0-RTT replay policy); nothing
     /// after it is read until then.
     held: Option<Packet>,
@@ -179,7 +185,7 @@ pub(crate) async fn serve_with<S>(
         stream,
         peer,
         session: ServerSession::new(config, now),
-        read_buf: BytesMut::with_capacity(READ_CHUNK),
+        read_buf: BytesMut::new(),
         write_buf: BytesMut::new(),
         attached: None,
         slot,
@@ -189,13 +195,15 @@ pub(crate) async fn serve_with<S>(
         auth: None,
         publish_bucket: publish_rate.map(|rate| TokenBucket::new(rate, now)),
         throttled_until: None,
+        paused: None,
         deferred: VecDeque::new(),
         barrier: None,
-        quic,
+        quic: quic.map(Box::new),
         held: None,
     };
     driver.run().await;
-    driver.finish().await;
+    // Boxed: runs once, and its state need not make every connection's future larger.
+    Box::pin(driver.finish()).await;
 }
 
 impl<S> Driver<S>
@@ -218,11 +226,19 @@ where
                 self.session.poll_timeout(),
                 self.attached.is_none().then_some(self.connect_deadline),
                 self.throttled_until,
+                self.paused.as_ref().map(|pause| pause.until),
             ]
             .into_iter()
             .flatten()
             .min();
-            let reading = self.throttled_until.is_none();
+            let reading = self.throttled_until.is_none() && self.paused.is_none();
+            let mut paused = self.paused.clone();
+            let drained = async {
+                match &mut paused {
+                    Some(pause) => pause.drained().await,
+                    None => std::future::pending().await,
+                }
+            };
             let sleep = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -264,14 +280,16 @@ where
                     None => std::future::pending().await,
                 }
             };
-            self.read_buf.reserve(READ_CHUNK);
+            let read = std::future::poll_fn(|cx| {
+                read::poll_read_into(&mut self.stream, cx, &mut self.read_buf)
+            });
             tokio::select! {
                 complete = handshake, if holding => {
                     if !self.release_held(complete) {
                         return;
                     }
                 }
-                read = self.stream.read_buf(&mut self.read_buf), if reading && !holding => match read {
+                read = read, if reading && !holding => match read {
                     Ok(0) | Err(_) => return,
                     Ok(n) => {
                         Metrics::add(&self.shared.metrics.bytes_received, n as u64);
@@ -279,6 +297,7 @@ where
                     }
                 },
                 () = sleep => self.on_timer(Instant::now()),
+                () = drained => self.resume(),
                 () = woken => {}
                 () = committed => {}
                 reason = closed => {
@@ -286,6 +305,7 @@ where
                     // `select!` picks among ready branches at random: input that had already
                     // arrived still counts. A client whose DISCONNECT 0x00 is waiting here left
                     // normally, and its will must not be published by a takeover.
+                    self.paused = None;
                     self.take_ready_input().await;
                     if !self.session.is_closed() {
                         let _ = self.session.disconnect(Disconnect::new(reason));
@@ -314,6 +334,9 @@ where
             self.throttled_until = None;
             self.decode_input();
         }
+        if self.paused.as_ref().is_some_and(|pause| now >= pause.until) {
+            self.resume();
+        }
         // A timeout error already queued its DISCONNECT (0x8D in 5.0).
         if let Err(e) = self.session.handle_timeout(now) {
             tracing::debug!(peer = ?self.peer.remote_addr, error = %e, "connection timed out");
@@ -323,11 +346,11 @@ where
     /// Reads and decodes whatever input is ready now, without waiting for more.
     async fn take_ready_input(&mut self) {
         while !self.session.is_closed() {
-            self.read_buf.reserve(READ_CHUNK);
+            let read = std::future::poll_fn(|cx| {
+                read::poll_read_into(&mut self.stream, cx, &mut self.read_buf)
+            });
             // A zero timeout polls the read once: ready data is taken, nothing is awaited.
-            let read =
-                tokio::time::timeout(Duration::ZERO, self.stream.read_buf(&mut self.read_buf))
-                    .await;
+            let read = tokio::time::timeout(Duration::ZERO, read).await;
             match read {
                 Ok(Ok(n)) if n > 0 => {
                     Metrics::add(&self.shared.metrics.bytes_received, n as u64);
@@ -338,15 +361,28 @@ where
         }
     }
 
+    /// Ends a back-pressure pause: what was already read is decoded, then reading resumes.
+    fn resume(&mut self) {
+        self.paused = None;
+        self.decode_input();
+    }
+
     /// Decodes every complete packet in the read buffer into the session, unless the client
-    /// is throttled.
+    /// is throttled or paused.
     fn decode_input(&mut self) {
         loop {
-            if self.session.is_closed() || self.throttled_until.is_some() {
+            if self.session.is_closed() || self.throttled_until.is_some() || self.paused.is_some() {
                 return;
             }
             match self.decoder.decode(&mut self.read_buf) {
-                Ok(None) => return,
+                Ok(None) => {
+                    if self.read_buf.is_empty() {
+                        // Lets go of the storage the decoded packets were cut from, so an
+                        // idle connection keeps none of it.
+                        self.read_buf = BytesMut::new();
+                    }
+                    return;
+                }
                 Ok(Some(packet)) => {
                     if self.must_hold(&packet) {
                         self.held = Some(packet);
@@ -543,6 +579,10 @@ where
 
     /// Flushes what is left, closes the stream and hands the session back to the router.
     async fn finish(mut self) {
+        // Events a pause left unhandled (publishes, a DISCONNECT that decides the will) are
+        // handled before the session is handed back.
+        self.paused = None;
+        self.handle_events().await;
         let _ = self.flush().await;
         let _ = self.stream.shutdown().await;
         self.close_quic_connection();

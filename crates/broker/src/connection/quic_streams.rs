@@ -20,7 +20,7 @@ use mquictt_transport::QuicConnection;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{oneshot, watch, Notify};
 
-use super::{Attached, Driver, READ_CHUNK};
+use super::{Attached, Driver};
 use crate::broker::{PeerInfo, Shared};
 use crate::limits::TokenBucket;
 use crate::message::ClientId;
@@ -200,7 +200,7 @@ pub(crate) async fn serve_data_stream<S>(
         stream,
         peer,
         session,
-        read_buf: BytesMut::with_capacity(READ_CHUNK),
+        read_buf: BytesMut::new(),
         write_buf: BytesMut::new(),
         attached: Some(Attached {
             client_id: subscriber,
@@ -229,14 +229,15 @@ pub(crate) async fn serve_data_stream<S>(
         // The publish rate applies to each stream on its own.
         publish_bucket: shared_publish_rate.map(|rate| TokenBucket::new(rate, now)),
         throttled_until: None,
+        paused: None,
         deferred: VecDeque::new(),
         barrier: None,
-        quic: Some(QuicStreamHooks {
+        quic: Some(Box::new(QuicStreamHooks {
             gate,
             control: None,
-        }),
+        })),
         held: None,
     };
     driver.run().await;
-    driver.finish().await;
+    Box::pin(driver.finish()).await;
 }

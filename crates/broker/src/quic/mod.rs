@@ -95,9 +95,9 @@ impl Broker {
             certificate_username,
         };
         match accepted.quic {
+            // Boxed: a TCP connection's future need not have room for the QUIC one's.
             Some(connection) => {
-                self.serve_quic(accepted.stream, connection, peer, serving)
-                    .await
+                Box::pin(self.serve_quic(accepted.stream, connection, peer, serving)).await
             }
             None => self.serve_connection(accepted.stream, peer).await,
         }

@@ -25,11 +25,17 @@ use crate::storage::journal::Journal;
 use crate::storage::{Change, CommitTicket};
 use crate::subscriptions::{Delivery, SubscriptionTree};
 
+mod backpressure;
 mod in_flight;
 mod restore;
 mod subscribe;
+#[cfg(test)]
+mod tests;
 
+pub(crate) use backpressure::Pause;
 pub(crate) use in_flight::{DeliveryState, InFlight};
+
+use backpressure::{Congestion, Watermarks};
 
 /// How the router reaches a live connection's driver.
 #[derive(Debug)]
@@ -44,6 +50,9 @@ pub(crate) struct Link {
     finished: watch::Receiver<()>,
     /// Set while a task waits for a commit that holds this client's queue.
     commit_waiter: Arc<AtomicBool>,
+    /// Set while the client's queue is above its high-water mark; boxed because it is rare
+    /// and every connected client has a link.
+    congestion: Option<Box<Congestion>>,
 }
 
 /// The driver's ends of its link.
@@ -77,7 +86,7 @@ pub(crate) struct Departing {
 }
 
 /// What routing one message did.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Routed {
     /// Matching subscriptions that got a copy offered.
     pub(crate) receivers: usize,
@@ -90,6 +99,9 @@ pub(crate) struct Routed {
     /// The commits holding what was recorded (stored copies, retained message, inbound
     /// identifier): the acknowledgement waits for them. Complete when nothing was recorded.
     pub(crate) ticket: CommitTicket,
+    /// Set when a receiver's queue is congested: the publisher should stop reading until it
+    /// drains (see `backpressure.rs`).
+    pub(crate) pause: Option<Pause>,
 }
 
 impl Routed {
@@ -137,6 +149,10 @@ pub(crate) struct Router {
     recorded: CommitTicket,
     /// The gate of the message being published, handed to every copy queued for it.
     publishing: Option<PublishGate>,
+    /// When a receiver's queue makes its publishers pause.
+    watermarks: Watermarks,
+    /// The pause the message being routed asks of its publisher, if any.
+    pause: Option<Pause>,
 }
 
 impl Router {
@@ -147,6 +163,7 @@ impl Router {
         metrics: Arc<Metrics>,
     ) -> Self {
         let registry = SessionRegistry::new(config.queue_limits());
+        let watermarks = Watermarks::for_queue_limit(config.max_queued_messages);
         Self {
             config,
             // Data streams' transient sessions have expiry 0, so `persists` keeps them out of
@@ -161,6 +178,8 @@ impl Router {
             delivery_states: HashMap::new(),
             recorded: CommitTicket::done(),
             publishing: None,
+            watermarks,
+            pause: None,
         }
     }
 
@@ -248,6 +267,7 @@ impl Router {
                 close: Some(link.close),
                 finished: link.finished,
                 commit_waiter: Arc::default(),
+                congestion: None,
             },
         );
         // Messages queued while offline go out as soon as the driver asks.
@@ -368,6 +388,7 @@ impl Router {
         awaiting_release: Option<AwaitingRelease>,
     ) -> Routed {
         self.recorded = CommitTicket::done();
+        self.pause = None;
         let gate = (self.journal.is_durable() && message.qos != QoS::AtMostOnce)
             .then(PublishGate::default);
         self.publishing = gate.clone();
@@ -381,6 +402,7 @@ impl Router {
             }
         }
         routed.ticket = self.take_recorded();
+        routed.pause = self.pause.take();
         if let Some(gate) = gate {
             // Set before the router is unlocked: no connection sees a copy without its gate.
             gate.set(routed.ticket.clone());
@@ -441,8 +463,11 @@ impl Router {
     /// QoS 1 and 2 copies only; QoS 0 is "at most once" and is not held for absent clients.
     fn deliver(&mut self, message: Arc<Message>, delivery: Delivery, now: Instant) -> bool {
         let client = delivery.client.clone();
-        let online = self.links.get(&client);
-        if online.is_none() && delivery.qos == QoS::AtMostOnce {
+        // A client receiving its own messages is not paused for its own queue: while paused
+        // it would not read the acknowledgements that drain it.
+        let own = message.publisher.as_ref() == Some(&client);
+        let online = self.links.contains_key(&client);
+        if !online && delivery.qos == QoS::AtMostOnce {
             return true;
         }
         let persisted = self.persists(&client);
@@ -458,7 +483,9 @@ impl Router {
         let stored = (persisted && outgoing.qos != QoS::AtMostOnce).then(|| outgoing.clone());
         let metrics = &self.metrics;
         let gate = self.publishing.clone();
-        let queued = match session.queue.push(outgoing, gate.clone()) {
+        let pushed = session.queue.push(outgoing, gate.clone());
+        let queue_len = session.queue.len();
+        let queued = match pushed {
             Enqueued::Queued {
                 seq,
                 made_room,
@@ -509,9 +536,17 @@ impl Router {
                 false
             }
         };
-        if queued {
-            if let Some(link) = self.links.get(&client) {
+        if let Some(link) = self.links.get_mut(&client) {
+            if queued {
                 link.wake.notify_one();
+            }
+            if queue_len >= self.watermarks.high {
+                let congestion = link
+                    .congestion
+                    .get_or_insert_with(|| Box::new(Congestion::new(now)));
+                if self.pause.is_none() && !own {
+                    self.pause = congestion.pause(now);
+                }
             }
         }
         queued
@@ -552,6 +587,20 @@ impl Router {
             // The gate follows a stored copy, whose acknowledgement counts as its delivery.
             let gate = gate.filter(|_| persisted && outgoing.qos != QoS::AtMostOnce);
             taken.push((seq, outgoing, gate));
+        }
+        if session.queue.len() <= self.watermarks.low {
+            if let Some(link) = self.links.get_mut(client_id) {
+                // Dropping the congestion wakes the publishers it paused.
+                link.congestion = None;
+            }
+        } else if !taken.is_empty() {
+            if let Some(congestion) = self
+                .links
+                .get_mut(client_id)
+                .and_then(|link| link.congestion.as_mut())
+            {
+                congestion.progressed(now);
+            }
         }
         if persisted {
             // A copy whose publisher was refused was in the failed commit, so it is not on

@@ -1,0 +1,148 @@
+//! The router's back-pressure, driven directly: a subscriber's queue crossing its high-water
+//! mark pauses the publisher, draining it to the low-water mark ends the pause, and a
+//! subscriber that made no progress for the bound, or the publisher's own queue, pauses
+//! nobody.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mquictt_protocol::{QoS, SubscriptionOptions, TopicFilter, TopicName};
+use tokio::sync::{oneshot, watch, Notify};
+
+use super::backpressure::PAUSE_BOUND;
+use super::*;
+use crate::{AllowAll, MemoryStorage};
+
+/// Queue limit 8: high-water mark 4, low-water mark 2.
+fn router() -> Router {
+    let config = Arc::new(BrokerConfig {
+        max_queued_messages: 8,
+        ..BrokerConfig::default()
+    });
+    let metrics = Arc::new(Metrics::default());
+    let journal = Journal::new(Arc::new(MemoryStorage::new()), None, metrics.clone()).unwrap();
+    Router::new(config, Arc::new(journal), Arc::new(AllowAll), metrics)
+}
+
+/// Attaches `client` with a QoS 0 subscription to `topic`; returns its connection.
+fn subscriber(router: &mut Router, client: &ClientId, topic: &str, now: Instant) -> ConnectionId {
+    let (close, _) = oneshot::channel();
+    let (_finished_tx, finished) = watch::channel(());
+    let attachment = router.attach(
+        client,
+        true,
+        Duration::ZERO,
+        None,
+        LinkParts {
+            wake: Arc::new(Notify::new()),
+            close,
+            finished,
+        },
+        now,
+    );
+    let codes = router.subscribe(
+        client,
+        None,
+        vec![SubscribeRequest {
+            filter: TopicFilter::new(topic).unwrap(),
+            options: SubscriptionOptions::default(),
+        }],
+        None,
+        now,
+    );
+    assert!(!codes[0].is_error());
+    attachment.connection
+}
+
+fn message(publisher: &ClientId) -> Arc<Message> {
+    let mut message = Message::new(
+        TopicName::new("t").unwrap(),
+        Bytes::from_static(b"m"),
+        QoS::AtMostOnce,
+        false,
+    );
+    message.publisher = Some(publisher.clone());
+    Arc::new(message)
+}
+
+#[tokio::test]
+async fn a_congested_subscriber_pauses_its_publisher_until_it_drains() {
+    let now = Instant::now();
+    let mut router = router();
+    let sub: ClientId = Arc::from("sub");
+    let publisher: ClientId = Arc::from("pub");
+    let connection = subscriber(&mut router, &sub, "t", now);
+    for _ in 0..3 {
+        assert!(router
+            .publish(message(&publisher), now, None)
+            .pause
+            .is_none());
+    }
+    let mut pause = router
+        .publish(message(&publisher), now, None)
+        .pause
+        .expect("the fourth message reaches the high-water mark");
+    assert_eq!(pause.until, now + PAUSE_BOUND);
+    // Down to 3: still above the low-water mark, the publisher stays paused.
+    assert_eq!(router.take_queued(&sub, connection, 0, 1, now).len(), 1);
+    let waiting = tokio::time::timeout(Duration::from_millis(50), pause.drained()).await;
+    assert!(waiting.is_err(), "woken before the queue drained");
+    // Down to 2: the congestion ends and the publisher may read again.
+    assert_eq!(router.take_queued(&sub, connection, 0, 1, now).len(), 1);
+    tokio::time::timeout(Duration::from_secs(5), pause.drained())
+        .await
+        .expect("woken once the queue drained");
+}
+
+#[test]
+fn a_subscriber_that_stays_congested_stops_pausing_publishers() {
+    let now = Instant::now();
+    let mut router = router();
+    let sub: ClientId = Arc::from("sub");
+    let publisher: ClientId = Arc::from("pub");
+    subscriber(&mut router, &sub, "t", now);
+    for _ in 0..3 {
+        router.publish(message(&publisher), now, None);
+    }
+    assert!(router
+        .publish(message(&publisher), now, None)
+        .pause
+        .is_some());
+    let later = now + PAUSE_BOUND;
+    for _ in 0..10 {
+        assert!(router
+            .publish(message(&publisher), later, None)
+            .pause
+            .is_none());
+    }
+    // Beyond the queue limit messages are dropped as before.
+    assert_eq!(Metrics::get(&router.metrics.messages_dropped), 6);
+}
+
+#[test]
+fn a_slow_subscriber_that_makes_progress_keeps_pausing_publishers() {
+    let now = Instant::now();
+    let mut router = router();
+    let sub: ClientId = Arc::from("sub");
+    let publisher: ClientId = Arc::from("pub");
+    let connection = subscriber(&mut router, &sub, "t", now);
+    for _ in 0..4 {
+        router.publish(message(&publisher), now, None);
+    }
+    let later = now + PAUSE_BOUND;
+    assert_eq!(router.take_queued(&sub, connection, 0, 1, later).len(), 1);
+    let pause = router.publish(message(&publisher), later, None).pause;
+    assert_eq!(pause.map(|p| p.until), Some(later + PAUSE_BOUND));
+}
+
+#[test]
+fn a_client_is_not_paused_by_its_own_queue() {
+    let now = Instant::now();
+    let mut router = router();
+    let client: ClientId = Arc::from("echo");
+    subscriber(&mut router, &client, "t", now);
+    for _ in 0..8 {
+        assert!(router.publish(message(&client), now, None).pause.is_none());
+    }
+}
