@@ -99,7 +99,12 @@ pub(crate) fn run_lab(
     for (broker, transport, flow, sub, publ) in threads {
         let publish_outcome = publ.join()?;
         let subscribe_outcome = sub.join()?;
-        let failure = publish_outcome.err().or(subscribe_outcome.err());
+        // Both sides' errors: the publisher's alone often only says the subscriber never got
+        // ready, while the subscriber's says why.
+        let failure = match (publish_outcome.err(), subscribe_outcome.err()) {
+            (Some(publishing), Some(subscribing)) => Some(format!("{publishing}; {subscribing}")),
+            (publishing, subscribing) => publishing.or(subscribing),
+        };
         runs.push(flow.summarise(spec, broker, transport, failure));
     }
     drop(brokers);
