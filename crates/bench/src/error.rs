@@ -53,14 +53,9 @@ pub enum BenchError {
     /// The comparison's TLS certificate could not be made.
     #[error("test certificate: {0}")]
     Certificates(String),
-    /// Drawing a chart failed.
-    #[error("chart {path}: {message}")]
-    Plot {
-        /// The file being written.
-        path: PathBuf,
-        /// What went wrong.
-        message: String,
-    },
+    /// A chart could not be drawn.
+    #[error(transparent)]
+    Plot(#[from] mquictt_charts::ChartError),
     /// Writing a result file failed.
     #[error("cannot write {path}: {source}")]
     Output {

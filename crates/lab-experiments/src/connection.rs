@@ -404,7 +404,8 @@ fn write_outputs(out: &Path, results: &ConnectionResults) -> Result<(), Experime
         ),
         &states,
         &bytes,
-    )
+    )?;
+    Ok(())
 }
 
 /// The link types measured, in order of first appearance.

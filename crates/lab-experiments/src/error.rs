@@ -33,13 +33,8 @@ pub enum ExperimentError {
     #[error("certificates: {0}")]
     Certificates(#[from] mquictt_transport::CertError),
     /// A chart could not be drawn.
-    #[error("chart {path}: {message}")]
-    Plot {
-        /// The chart's file.
-        path: PathBuf,
-        /// What went wrong.
-        message: String,
-    },
+    #[error(transparent)]
+    Plot(#[from] mquictt_charts::ChartError),
     /// A scenario or link type named on the command line does not exist.
     #[error("{0}")]
     Selection(String),

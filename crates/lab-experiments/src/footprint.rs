@@ -386,7 +386,8 @@ fn write_outputs(out: &Path, results: &FootprintResults) -> Result<(), Experimen
                     .collect(),
             })
             .collect::<Vec<_>>(),
-    )
+    )?;
+    Ok(())
 }
 
 fn binaries_table(results: &FootprintResults) -> Table {

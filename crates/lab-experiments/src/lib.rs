@@ -21,7 +21,7 @@ mod hol;
 mod idle_memory;
 mod interface;
 mod multistream;
-pub mod plot;
+pub use mquictt_charts as plot;
 mod probe;
 pub mod report;
 mod run;

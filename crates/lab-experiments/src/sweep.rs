@@ -340,7 +340,8 @@ fn write_outputs(settings: &Settings, results: &SweepResults) -> Result<(), Expe
             "ms (median over seeds)",
         ),
         &hol_series,
-    )
+    )?;
+    Ok(())
 }
 
 /// Median over seeds of the values at each loss level, in ascending loss.

@@ -15,13 +15,13 @@ use mquictt_transport::TransportKind;
 
 use super::certificates::BenchCertificates;
 use super::contender::{run_contender, transport_name, Contender, RunSetup};
-use super::plot::{self, Labels, Line};
 use super::process::{default_mosquitto_program, BrokerKind};
 use super::sampler::ProcessUsage;
 use crate::error::BenchError;
 use crate::progress::Progress;
 use crate::spec::{LoadSpec, Scenario};
 use crate::stats::ScenarioReport;
+use mquictt_charts::{self as plot, Labels, Series};
 
 /// What a load curve runs.
 #[derive(Debug, Clone)]
@@ -340,11 +340,11 @@ pub fn write_plots(dir: &Path, curve: &LoadCurve) -> Result<Vec<String>, BenchEr
     ];
     for qos in curve.values(|p| p.qos) {
         for (key, title, y, metric) in metrics {
-            let series: Vec<Line> = contenders
+            let series: Vec<Series<(f64, f64)>> = contenders
                 .iter()
-                .map(|&c| Line {
+                .map(|&c| Series {
                     name: c.name(),
-                    points: curve
+                    values: curve
                         .points
                         .iter()
                         .filter(|p| p.contender == c && p.qos == qos)

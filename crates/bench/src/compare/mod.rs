@@ -12,7 +12,6 @@
 mod certificates;
 mod contender;
 pub mod load_curve;
-mod plot;
 pub mod process;
 pub mod sampler;
 pub mod table;

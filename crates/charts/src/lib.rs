@@ -1,5 +1,6 @@
-//! The charts of the report, each written as SVG and PNG with plotters: grouped bars (one
-//! group per category, one bar per series) and lines (one per series over a numeric x axis).
+//! The charts of the lab's and the benchmark comparison's reports, each written as SVG and PNG
+//! with plotters: grouped bars (one group per category, one bar per series) and lines (one per
+//! series over a numeric x axis).
 //! Text is drawn with a TrueType font found on the system (DejaVu Sans, as Debian's
 //! `fonts-dejavu-core` installs it), registered once per process; nothing else is global.
 
@@ -9,7 +10,15 @@ use std::sync::OnceLock;
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
 
-use crate::error::ExperimentError;
+/// A chart could not be drawn.
+#[derive(Debug, thiserror::Error)]
+#[error("chart {path}: {message}")]
+pub struct ChartError {
+    /// The chart's file.
+    pub path: PathBuf,
+    /// What went wrong.
+    pub message: String,
+}
 
 /// Where a sans-serif TrueType font is looked for, in order.
 const FONT_PATHS: [&str; 4] = [
@@ -109,9 +118,9 @@ pub fn grouped_bars(
     labels: &Labels,
     categories: &[String],
     series: &[Series<f64>],
-) -> Result<(), ExperimentError> {
+) -> Result<(), ChartError> {
     let [svg, png] = chart_files(dir, stem);
-    let failed = |path: &Path, message: String| ExperimentError::Plot {
+    let failed = |path: &Path, message: String| ChartError {
         path: path.to_owned(),
         message,
     };
@@ -139,9 +148,9 @@ pub fn lines(
     stem: &str,
     labels: &Labels,
     series: &[Series<(f64, f64)>],
-) -> Result<(), ExperimentError> {
+) -> Result<(), ChartError> {
     let [svg, png] = chart_files(dir, stem);
-    let failed = |path: &Path, message: String| ExperimentError::Plot {
+    let failed = |path: &Path, message: String| ChartError {
         path: path.to_owned(),
         message,
     };
@@ -344,5 +353,26 @@ mod tests {
             let png_bytes = std::fs::read(png).unwrap();
             assert_eq!(png_bytes.get(..4), Some(&b"\x89PNG"[..]));
         }
+    }
+
+    #[test]
+    fn a_line_without_finite_points_gets_no_legend() {
+        let dir = tempfile::tempdir().unwrap();
+        let labels = Labels::new("CPU", "subscribers", "%");
+        let series = [
+            Series {
+                name: "mquictt TCP".into(),
+                values: vec![(10.0, 5.0), (20.0, 9.0), (30.0, f64::NAN)],
+            },
+            Series {
+                name: "failed throughout".into(),
+                values: vec![(10.0, f64::NAN)],
+            },
+        ];
+        lines(dir.path(), "cpu", &labels, &series).unwrap();
+        let [svg, _] = chart_files(dir.path(), "cpu");
+        let svg_text = std::fs::read_to_string(svg).unwrap();
+        assert!(svg_text.contains("mquictt TCP"));
+        assert!(!svg_text.contains("failed throughout"));
     }
 }
