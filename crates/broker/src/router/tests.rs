@@ -12,6 +12,7 @@ use tokio::sync::{oneshot, watch, Notify};
 
 use super::backpressure::PAUSE_BOUND;
 use super::*;
+use crate::message::Message;
 use crate::{AllowAll, MemoryStorage};
 
 /// Queue limit 8: high-water mark 4, low-water mark 2.
