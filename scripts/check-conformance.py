@@ -40,7 +40,10 @@ def main():
     problems = []
     referenced = set()
     for file_hint, name in REFERENCE.findall(text):
-        files = [f for f in tests if f == file_hint or f.endswith("/" + file_hint)]
+        # A test crate split into a directory (tests/NAME/main.rs and its modules) is named
+        # by the directory.
+        files = [f for f in tests if f == file_hint or f.endswith("/" + file_hint)
+                 or f"/tests/{file_hint}/" in f]
         if not any(name in tests[f] for f in files):
             problems.append(f"{TABLE.name} names `{file_hint}::{name}`, which does not exist")
         referenced.add(name)
