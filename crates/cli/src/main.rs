@@ -85,10 +85,14 @@ fn init_logging(directives: &str) {
         eprintln!("mquictt: bad --log filter {directives:?} ({e}); using \"info\"");
         Targets::new().with_default(tracing::Level::INFO)
     });
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .finish()
+    // The formatter is a layer under the `--log` filter alone: `fmt().finish()` would bring
+    // its own default filter (INFO) and silently drop what `--log debug` asks for.
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
         .with(filter)
         .init();
 }

@@ -161,3 +161,76 @@ fn prometheus_metrics_are_served_on_the_configured_address() {
     );
     assert!(scrape("/other").starts_with("HTTP/1.1 404"));
 }
+
+/// Starts `mquictt --log LEVEL broker` on an ephemeral TCP port with its standard error in a
+/// file, lets one client connect and leave, stops the broker and returns what it logged.
+fn broker_log_at(level: &str) -> String {
+    use std::io::{BufRead, BufReader, Read};
+    use std::net::TcpStream;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log_path = dir.path().join("stderr.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mquictt"))
+        .args([
+            "--log",
+            level,
+            "broker",
+            "--listen",
+            "tcp://127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("start the mquictt binary");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let addr = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            let rest = line.strip_prefix("listening on ")?;
+            let (_, addr) = rest.split_once(" (")?;
+            addr.trim_end_matches(')')
+                .parse::<std::net::SocketAddr>()
+                .ok()
+        })
+        .expect("broker printed its listener");
+    let mut client = TcpStream::connect(addr).expect("connect");
+    // CONNECT, MQTT 3.1.1, clean session, keep alive 60 s, client identifier "log-probe".
+    let connect = [
+        0x10, 21, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 60, 0, 9, b'l', b'o', b'g', b'-', b'p',
+        b'r', b'o', b'b', b'e',
+    ];
+    client.write_all(&connect).expect("send CONNECT");
+    let mut connack = [0u8; 4];
+    client.read_exact(&mut connack).expect("read CONNACK");
+    assert_eq!(connack, [0x20, 2, 0, 0], "CONNACK accepting the client");
+    client.write_all(&[0xE0, 0]).expect("send DISCONNECT");
+    let mut rest = Vec::new();
+    let _ = client.read_to_end(&mut rest);
+    let pid = child.id().to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    wait_with_timeout(&mut child, Duration::from_secs(20)).expect("broker exited");
+    std::fs::read_to_string(&log_path).expect("read the log")
+}
+
+#[test]
+fn log_debug_shows_debug_events_and_log_info_hides_them() {
+    let debug = broker_log_at("debug");
+    assert!(
+        debug.contains("DEBUG")
+            && debug.contains("client connected")
+            && debug.contains("log-probe"),
+        "`--log debug` should log the client's arrival:\n{debug}"
+    );
+    let info = broker_log_at("info");
+    assert!(
+        !info.contains("DEBUG"),
+        "`--log info` should not log debug events:\n{info}"
+    );
+}

@@ -24,6 +24,10 @@ use crate::run::ClientThread;
 use crate::settings::Settings;
 use crate::transports::{BrokerKind, Transport};
 
+/// How long one connection attempt waits for its CONNACK: the broker's default handshake and
+/// connect timeout, after which a broker that has not answered has given the connection up.
+const CONNACK_WAIT: Duration = Duration::from_secs(10);
+
 /// A connected multi-stream client: the control stream stays open (keep alive off, QUIC's
 /// own PINGs keep the connection) while data streams come and go.
 pub(crate) struct MultiStreamClient {
@@ -80,8 +84,19 @@ impl MultiStreamClient {
             .quic
             .ok_or_else(|| ProbeError::Invalid("not a QUIC connection".to_owned()))?;
         let mut control = MqttLine::new(connected.stream);
-        let connack =
-            tokio::time::timeout(SETUP_BUDGET, control.connect(client_id, Duration::ZERO));
+        // A QUIC client counts its handshake done before the server does: if the server's
+        // side takes longer than the broker's handshake timeout on a lossy link, the server
+        // drops the connection, and the CONNECTION_CLOSE telling so may be lost too. Waiting
+        // no longer than that timeout (or until the connection is known closed) leaves room
+        // in the budget for a fresh attempt instead of waiting on a dead one.
+        let connack = tokio::time::timeout(CONNACK_WAIT, async {
+            tokio::select! {
+                answer = control.connect(client_id, Duration::ZERO) => answer,
+                reason = connection.connection().closed() => {
+                    Err(ProbeError::Invalid(format!("connection closed: {reason}")))
+                }
+            }
+        });
         let receive_maximum = connack
             .await
             .map_err(|_| ProbeError::Invalid("no CONNACK".to_owned()))??;
