@@ -4,7 +4,8 @@
 //! paused publisher resumes, once the subscriber's driver has taken the queue down to the
 //! low-water mark. A pause is bounded: a subscriber that has taken nothing from its queue for
 //! [`PAUSE_BOUND`] pauses nobody, so one that stopped reading cannot stall its publishers; from
-//! then on its queue fills and drops as its drop policy says, with the drop counter as before. This file
+//! then on its queue fills and drops as its drop policy says, with the drop counter as before.
+//! The marks count both messages and bytes, as the queue's limits do. This file
 //! owns only the marks and signals; the router decides when to call them and the connection
 //! driver what a pause means for its reads.
 
@@ -12,31 +13,51 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use crate::queue::QueueLimits;
+
 /// The longest a congested subscriber may hold its publishers back without taking anything
 /// from its queue. A subscriber that drains takes messages far more often than this (at
 /// 20,000 messages a second, a quarter of the default queue goes in 12 ms); one that took
 /// nothing for this long is treated as stalled and its messages are dropped instead.
 pub(crate) const PAUSE_BOUND: Duration = Duration::from_millis(500);
 
-/// Queue lengths at which a subscriber starts and stops holding publishers back.
+/// Queue sizes at which a subscriber starts and stops holding publishers back, in messages and
+/// in bytes: a queue of few large messages congests as surely as one of many small ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Watermarks {
     /// At or above this many queued messages the subscriber is congested.
     pub(crate) high: usize,
-    /// At or below this many the congestion ends.
+    /// At or below this many (and at or below `low_bytes`) the congestion ends.
     pub(crate) low: usize,
+    /// At or above this many queued bytes the subscriber is congested.
+    pub(crate) high_bytes: usize,
+    /// At or below this many bytes (and at or below `low` messages) the congestion ends.
+    pub(crate) low_bytes: usize,
 }
 
 impl Watermarks {
-    /// Half the queue limit as the high mark, a quarter as the low one: publishers pause while
-    /// half the queue is still free, so the messages they already read (one read buffer each)
-    /// rarely reach the limit, and the gap between the marks lets the subscriber send a large
-    /// batch before publishers wake again.
-    pub(crate) fn for_queue_limit(limit: usize) -> Self {
+    /// Half of each queue limit as the high mark, a quarter as the low one: publishers pause
+    /// while half the queue is still free, so the messages they already read (one read buffer
+    /// each) rarely reach the limit, and the gap between the marks lets the subscriber send a
+    /// large batch before publishers wake again.
+    pub(crate) fn for_queue_limits(limits: QueueLimits) -> Self {
         Self {
-            high: (limit / 2).max(1),
-            low: limit / 4,
+            high: (limits.messages / 2).max(1),
+            low: limits.messages / 4,
+            high_bytes: (limits.bytes / 2).max(1),
+            low_bytes: limits.bytes / 4,
         }
+    }
+
+    /// Whether a queue of `len` messages and `bytes` bytes holds its publishers back.
+    pub(crate) fn congested(&self, len: usize, bytes: usize) -> bool {
+        len >= self.high || bytes >= self.high_bytes
+    }
+
+    /// Whether a congested queue of `len` messages and `bytes` bytes has drained enough to
+    /// let its publishers go.
+    pub(crate) fn drained(&self, len: usize, bytes: usize) -> bool {
+        len <= self.low && bytes <= self.low_bytes
     }
 }
 
@@ -95,10 +116,41 @@ mod tests {
 
     #[test]
     fn watermarks_leave_room_below_the_limit() {
-        let marks = Watermarks::for_queue_limit(10_000);
+        let marks = Watermarks::for_queue_limits(QueueLimits {
+            messages: 10_000,
+            bytes: 16 << 20,
+        });
         assert_eq!((marks.high, marks.low), (5_000, 2_500));
-        let tiny = Watermarks::for_queue_limit(1);
+        assert_eq!((marks.high_bytes, marks.low_bytes), (8 << 20, 4 << 20));
+        let tiny = Watermarks::for_queue_limits(QueueLimits {
+            messages: 1,
+            bytes: 1,
+        });
         assert_eq!((tiny.high, tiny.low), (1, 0));
+        assert_eq!((tiny.high_bytes, tiny.low_bytes), (1, 0));
+    }
+
+    #[test]
+    fn either_limit_congests_and_both_must_drain() {
+        let marks = Watermarks::for_queue_limits(QueueLimits {
+            messages: 100,
+            bytes: 1_000,
+        });
+        assert!(!marks.congested(49, 499));
+        assert!(marks.congested(50, 0), "half the messages");
+        assert!(
+            marks.congested(1, 500),
+            "half the bytes: few large messages"
+        );
+        assert!(marks.drained(25, 250));
+        assert!(
+            !marks.drained(25, 251),
+            "still above a quarter of the bytes"
+        );
+        assert!(
+            !marks.drained(26, 0),
+            "still above a quarter of the messages"
+        );
     }
 
     #[test]

@@ -164,7 +164,7 @@ impl Router {
         metrics: Arc<Metrics>,
     ) -> Self {
         let registry = SessionRegistry::new(config.queue_limits());
-        let watermarks = Watermarks::for_queue_limit(config.max_queued_messages);
+        let watermarks = Watermarks::for_queue_limits(config.queue_limits());
         Self {
             config,
             // Data streams' transient sessions have expiry 0, so `persists` keeps them out of
@@ -412,7 +412,10 @@ impl Router {
             let gate = gate.filter(|_| persisted && outgoing.qos != QoS::AtMostOnce);
             taken.push((seq, outgoing, gate));
         }
-        if session.queue.len() <= self.watermarks.low {
+        if self
+            .watermarks
+            .drained(session.queue.len(), session.queue.bytes())
+        {
             if let Some(link) = self.links.get_mut(client_id) {
                 // Dropping the congestion wakes the publishers it paused.
                 link.congestion = None;

@@ -132,7 +132,9 @@ impl Router {
         let metrics = &self.metrics;
         let gate = self.publishing.clone();
         let pushed = session.queue.push(outgoing, gate.clone());
-        let queue_len = session.queue.len();
+        let congested = self
+            .watermarks
+            .congested(session.queue.len(), session.queue.bytes());
         let queued = match pushed {
             Enqueued::Queued {
                 seq,
@@ -188,7 +190,7 @@ impl Router {
             if queued {
                 link.wake.notify_one();
             }
-            if queue_len >= self.watermarks.high {
+            if congested {
                 let congestion = link
                     .congestion
                     .get_or_insert_with(|| Box::new(Congestion::new(now)));

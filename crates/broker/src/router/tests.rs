@@ -1,7 +1,7 @@
 //! The router's back-pressure, driven directly: a subscriber's queue crossing its high-water
-//! mark pauses the publisher, draining it to the low-water mark ends the pause, and a
-//! subscriber that made no progress for the bound, or the publisher's own queue, pauses
-//! nobody.
+//! mark (in messages or in bytes) pauses the publisher, draining it to the low-water mark ends
+//! the pause, and a subscriber that made no progress for the bound, or the publisher's own
+//! queue, pauses nobody.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -146,4 +146,44 @@ fn a_client_is_not_paused_by_its_own_queue() {
     for _ in 0..8 {
         assert!(router.publish(message(&client), now, None).pause.is_none());
     }
+}
+
+#[tokio::test]
+async fn a_queue_of_few_large_messages_pauses_its_publisher_too() {
+    let now = Instant::now();
+    // 8 messages or 1,000 bytes: the byte marks are 500 and 250.
+    let config = Arc::new(BrokerConfig {
+        max_queued_messages: 8,
+        max_queued_bytes: 1_000,
+        ..BrokerConfig::default()
+    });
+    let metrics = Arc::new(Metrics::default());
+    let journal = Journal::new(Arc::new(MemoryStorage::new()), None, metrics.clone()).unwrap();
+    let mut router = Router::new(config, Arc::new(journal), Arc::new(AllowAll), metrics);
+    let sub: ClientId = Arc::from("sub");
+    let publisher: ClientId = Arc::from("pub");
+    let connection = subscriber(&mut router, &sub, "t", now);
+    let large = || {
+        let mut message = Message::new(
+            TopicName::new("t").unwrap(),
+            Bytes::from(vec![0u8; 400]),
+            QoS::AtMostOnce,
+            false,
+        );
+        message.publisher = Some(publisher.clone());
+        Arc::new(message)
+    };
+    assert!(router.publish(large(), now, None).pause.is_none());
+    let mut pause = router
+        .publish(large(), now, None)
+        .pause
+        .expect("two messages are past half the bytes, though far below half the count");
+    // One left, 401 bytes: above a quarter of the bytes, the publisher stays paused.
+    assert_eq!(router.take_queued(&sub, connection, 0, 1, now).len(), 1);
+    let waiting = tokio::time::timeout(Duration::from_millis(50), pause.drained()).await;
+    assert!(waiting.is_err(), "woken before the queue drained");
+    assert_eq!(router.take_queued(&sub, connection, 0, 1, now).len(), 1);
+    tokio::time::timeout(Duration::from_secs(5), pause.drained())
+        .await
+        .expect("woken once the queue drained");
 }
