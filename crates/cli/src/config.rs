@@ -103,6 +103,11 @@ pub struct ListenerSection {
     /// QUIC idle timeout; default 60 s, raised to 1.5 x `mqtt.server_keep_alive` if larger.
     #[serde(default, with = "opt_duration")]
     pub quic_idle_timeout: Option<Duration>,
+    /// Bidirectional streams a QUIC client may have open at once (the control stream plus
+    /// data streams in multi-stream mode); default 14, at most [`MAX_QUIC_STREAMS`].
+    pub quic_max_streams: Option<u32>,
+    /// QUIC path MTU discovery; default on. Off keeps every datagram at 1,200 bytes.
+    pub quic_mtu_discovery: Option<bool>,
     /// Use a verified client certificate's `"cn"` (Common Name) or `"san"` (first e-mail,
     /// DNS or URI Subject Alternative Name) as the user name; absent: certificates name nobody.
     pub certificate_username: Option<CertificateUsernameName>,
@@ -111,6 +116,26 @@ pub struct ListenerSection {
 /// The QUIC listener's idle timeout when the file does not set one: long enough for clients
 /// that ping every 15 to 40 s, short enough that a vanished device frees its slot soon.
 pub const DEFAULT_QUIC_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The largest `quic_max_streams` accepted: quinn reserves room for every stream a client may
+/// open in every connection (about 40 bytes each), so a typo must not cost megabytes.
+pub const MAX_QUIC_STREAMS: u32 = 1000;
+
+impl ListenerSection {
+    /// The listener's `quic_max_streams`, checked: `None` keeps the default.
+    pub fn checked_quic_max_streams(&self, path: &Path) -> Result<Option<u32>, ConfigError> {
+        match self.quic_max_streams {
+            Some(n) if n == 0 || n > MAX_QUIC_STREAMS => Err(ConfigError::Value {
+                path: path.to_path_buf(),
+                key: "listener.quic_max_streams",
+                message: format!(
+                    "must be 1..={MAX_QUIC_STREAMS} (a client needs at least its control stream)"
+                ),
+            }),
+            other => Ok(other),
+        }
+    }
+}
 
 /// QUIC 0-RTT replay policies as written in the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
