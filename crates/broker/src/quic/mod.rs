@@ -138,7 +138,9 @@ impl Broker {
                         .await
                 })
             }
-            None => tokio::spawn(async move { broker.serve_connection(accepted.stream, peer).await }),
+            None => {
+                tokio::spawn(async move { broker.serve_connection(accepted.stream, peer).await })
+            }
         }
     }
 }
