@@ -579,6 +579,53 @@ mod tests {
     }
 
     #[test]
+    fn quic_stream_limit_and_mtu_discovery_parse() {
+        let config = parse(
+            "[[listener]]\nurl = \"quic://127.0.0.1:14567\"\nquic_max_streams = 3\n\
+             quic_mtu_discovery = false\n",
+        )
+        .unwrap();
+        let l = &config.listener[0];
+        assert_eq!(l.quic_max_streams, Some(3));
+        assert_eq!(l.quic_mtu_discovery, Some(false));
+        assert_eq!(
+            l.checked_quic_max_streams(Path::new("test.toml")).unwrap(),
+            Some(3)
+        );
+        let absent = parse("[[listener]]\nurl = \"quic://x\"\n").unwrap();
+        assert_eq!(absent.listener[0].quic_mtu_discovery, None);
+        assert_eq!(absent.listener[0].quic_max_streams, None);
+    }
+
+    #[test]
+    fn wrong_quic_values_name_the_key_and_the_file() {
+        let err = parse("[[listener]]\nurl = \"quic://x\"\nquic_mtu_discovery = \"off\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("test.toml"), "{err}");
+        assert!(err.contains("quic_mtu_discovery"), "{err}");
+        let err = parse("[[listener]]\nurl = \"quic://x\"\nquic_max_streams = \"many\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("test.toml") && err.contains("quic_max_streams"),
+            "{err}"
+        );
+        for bad in [0, MAX_QUIC_STREAMS + 1] {
+            let config = parse(&format!(
+                "[[listener]]\nurl = \"quic://x\"\nquic_max_streams = {bad}\n"
+            ))
+            .unwrap();
+            let err = config.listener[0]
+                .checked_quic_max_streams(Path::new("test.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("test.toml"), "{err}");
+            assert!(err.contains("listener.quic_max_streams"), "{err}");
+        }
+    }
+
+    #[test]
     fn listener_tables_parse() {
         let config = parse(
             "[[listener]]\nurl = \"tls://0.0.0.0:8883\"\ncert = \"s.pem\"\nkey = \"s.key\"\n\
