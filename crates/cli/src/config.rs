@@ -559,6 +559,15 @@ mod tests {
             if let Some(idle) = section.quic_idle_timeout {
                 assert_eq!(idle, DEFAULT_QUIC_IDLE_TIMEOUT);
             }
+            if let Some(streams) = section.quic_max_streams {
+                assert_eq!(streams, mquictt_transport::DEFAULT_MAX_BIDI_STREAMS);
+            }
+            if let Some(discovery) = section.quic_mtu_discovery {
+                assert_eq!(
+                    discovery,
+                    mquictt_transport::QuicServerOptions::default().mtu_discovery
+                );
+            }
         }
     }
 
