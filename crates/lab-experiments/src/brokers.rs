@@ -286,8 +286,10 @@ mod tests {
 
     #[test]
     fn configs_listen_on_the_lab_address_and_ports() {
-        let ours = mquictt_config_text();
+        let ours = mquictt_config_text(true);
         assert!(ours.contains("allow_anonymous = true"));
+        assert!(ours.contains("quic_mtu_discovery = true"));
+        assert!(mquictt_config_text(false).contains("quic_mtu_discovery = false"));
         assert!(ours.contains("tcp://10.200.0.1:1883"));
         assert!(ours.contains("tls://10.200.0.1:8883"));
         assert!(ours.contains("quic://10.200.0.1:14567\"\nquic_zero_rtt = \"idempotent\""));
