@@ -103,6 +103,11 @@ pub struct ListenerSection {
     /// QUIC idle timeout; default 60 s, raised to 1.5 x `mqtt.server_keep_alive` if larger.
     #[serde(default, with = "opt_duration")]
     pub quic_idle_timeout: Option<Duration>,
+    /// Bidirectional streams a QUIC client may have open at once (the control stream plus
+    /// data streams in multi-stream mode); default 14, at most [`MAX_QUIC_STREAMS`].
+    pub quic_max_streams: Option<u32>,
+    /// QUIC path MTU discovery; default on. Off keeps every datagram at 1,200 bytes.
+    pub quic_mtu_discovery: Option<bool>,
     /// Use a verified client certificate's `"cn"` (Common Name) or `"san"` (first e-mail,
     /// DNS or URI Subject Alternative Name) as the user name; absent: certificates name nobody.
     pub certificate_username: Option<CertificateUsernameName>,
@@ -111,6 +116,26 @@ pub struct ListenerSection {
 /// The QUIC listener's idle timeout when the file does not set one: long enough for clients
 /// that ping every 15 to 40 s, short enough that a vanished device frees its slot soon.
 pub const DEFAULT_QUIC_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The largest `quic_max_streams` accepted: quinn reserves room for every stream a client may
+/// open in every connection (about 40 bytes each), so a typo must not cost megabytes.
+pub const MAX_QUIC_STREAMS: u32 = 1000;
+
+impl ListenerSection {
+    /// The listener's `quic_max_streams`, checked: `None` keeps the default.
+    pub fn checked_quic_max_streams(&self, path: &Path) -> Result<Option<u32>, ConfigError> {
+        match self.quic_max_streams {
+            Some(n) if n == 0 || n > MAX_QUIC_STREAMS => Err(ConfigError::Value {
+                path: path.to_path_buf(),
+                key: "listener.quic_max_streams",
+                message: format!(
+                    "must be 1..={MAX_QUIC_STREAMS} (a client needs at least its control stream)"
+                ),
+            }),
+            other => Ok(other),
+        }
+    }
+}
 
 /// QUIC 0-RTT replay policies as written in the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -534,6 +559,15 @@ mod tests {
             if let Some(idle) = section.quic_idle_timeout {
                 assert_eq!(idle, DEFAULT_QUIC_IDLE_TIMEOUT);
             }
+            if let Some(streams) = section.quic_max_streams {
+                assert_eq!(streams, mquictt_transport::DEFAULT_MAX_BIDI_STREAMS);
+            }
+            if let Some(discovery) = section.quic_mtu_discovery {
+                assert_eq!(
+                    discovery,
+                    mquictt_transport::QuicServerOptions::default().mtu_discovery
+                );
+            }
         }
     }
 
@@ -551,6 +585,53 @@ mod tests {
         );
         assert_eq!(l.quic_idle_timeout, Some(Duration::from_secs(120)));
         assert!(parse("[[listener]]\nurl = \"quic://x\"\nquic_zero_rtt = true\n").is_err());
+    }
+
+    #[test]
+    fn quic_stream_limit_and_mtu_discovery_parse() {
+        let config = parse(
+            "[[listener]]\nurl = \"quic://127.0.0.1:14567\"\nquic_max_streams = 3\n\
+             quic_mtu_discovery = false\n",
+        )
+        .unwrap();
+        let l = &config.listener[0];
+        assert_eq!(l.quic_max_streams, Some(3));
+        assert_eq!(l.quic_mtu_discovery, Some(false));
+        assert_eq!(
+            l.checked_quic_max_streams(Path::new("test.toml")).unwrap(),
+            Some(3)
+        );
+        let absent = parse("[[listener]]\nurl = \"quic://x\"\n").unwrap();
+        assert_eq!(absent.listener[0].quic_mtu_discovery, None);
+        assert_eq!(absent.listener[0].quic_max_streams, None);
+    }
+
+    #[test]
+    fn wrong_quic_values_name_the_key_and_the_file() {
+        let err = parse("[[listener]]\nurl = \"quic://x\"\nquic_mtu_discovery = \"off\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("test.toml"), "{err}");
+        assert!(err.contains("quic_mtu_discovery"), "{err}");
+        let err = parse("[[listener]]\nurl = \"quic://x\"\nquic_max_streams = \"many\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("test.toml") && err.contains("quic_max_streams"),
+            "{err}"
+        );
+        for bad in [0, MAX_QUIC_STREAMS + 1] {
+            let config = parse(&format!(
+                "[[listener]]\nurl = \"quic://x\"\nquic_max_streams = {bad}\n"
+            ))
+            .unwrap();
+            let err = config.listener[0]
+                .checked_quic_max_streams(Path::new("test.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("test.toml"), "{err}");
+            assert!(err.contains("listener.quic_max_streams"), "{err}");
+        }
     }
 
     #[test]

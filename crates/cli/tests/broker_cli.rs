@@ -118,6 +118,15 @@ fn config_errors_name_the_key_and_the_file() {
     std::fs::write(&path, "[mqtt]\nmaximum_qos = 7\n").unwrap();
     let stderr = run_broker_expecting_failure(&["--config", path.to_str().unwrap()]);
     assert!(stderr.contains("mqtt.maximum_qos"), "{stderr}");
+
+    std::fs::write(
+        &path,
+        "[[listener]]\nurl = \"quic://127.0.0.1:0\"\nquic_max_streams = 0\n",
+    )
+    .unwrap();
+    let stderr = run_broker_expecting_failure(&["--config", path.to_str().unwrap()]);
+    assert!(stderr.contains("listener.quic_max_streams"), "{stderr}");
+    assert!(stderr.contains("broker.toml"), "{stderr}");
 }
 
 #[test]

@@ -35,6 +35,7 @@ pub struct ClientOptions {
     max_packet_size: u32,
     outbound_topic_aliases: u16,
     quic: Option<QuicClientOptions>,
+    quic_mtu_discovery: Option<bool>,
 }
 
 impl ClientOptions {
@@ -76,6 +77,8 @@ impl ClientOptions {
             max_packet_size: MAX_PACKET_SIZE,
             outbound_topic_aliases: 0,
             quic: None,
+            // As the QUIC options say (on unless switched off there).
+            quic_mtu_discovery: None,
         }
     }
 
@@ -226,6 +229,15 @@ impl ClientOptions {
         self
     }
 
+    /// QUIC path MTU discovery, whichever QUIC options are in use (the default ones derived
+    /// from the Keep Alive, or those given to [`Self::quic`]). On by default; switch it off on
+    /// narrowband links (802.15.4, LoRa, NB-IoT) to keep every datagram at 1,200 bytes and
+    /// save the probes' airtime ([`QuicClientOptions::mtu_discovery`]).
+    pub fn quic_mtu_discovery(mut self, enabled: bool) -> Self {
+        self.quic_mtu_discovery = Some(enabled);
+        self
+    }
+
     pub(crate) fn reconnect_policy(&self) -> &ReconnectPolicy {
         &self.reconnect
     }
@@ -243,12 +255,16 @@ impl ClientOptions {
     }
 
     pub(crate) fn transport_options(&self) -> ConnectOptions {
+        let mut quic = self
+            .quic
+            .clone()
+            .unwrap_or_else(|| QuicClientOptions::for_keep_alive(self.keep_alive));
+        if let Some(enabled) = self.quic_mtu_discovery {
+            quic.mtu_discovery = enabled;
+        }
         ConnectOptions {
             timeout: self.connect_timeout,
-            quic: self
-                .quic
-                .clone()
-                .unwrap_or_else(|| QuicClientOptions::for_keep_alive(self.keep_alive)),
+            quic,
         }
     }
 
@@ -366,5 +382,27 @@ mod tests {
             })
         ));
         assert!(ClientOptions::new("http://h").is_err());
+    }
+
+    #[test]
+    fn mtu_discovery_switch_applies_to_any_quic_options() {
+        let options = ClientOptions::new("quic://127.0.0.1").unwrap();
+        assert!(options.transport_options().quic.mtu_discovery);
+        let off = options.clone().quic_mtu_discovery(false);
+        assert!(!off.transport_options().quic.mtu_discovery);
+        // The keep-alive-derived settings stay as they were.
+        assert_eq!(
+            off.transport_options().quic.idle_timeout,
+            options.transport_options().quic.idle_timeout
+        );
+        // Explicit QUIC options keep their own setting unless the switch is used too.
+        let explicit = QuicClientOptions {
+            mtu_discovery: false,
+            ..QuicClientOptions::default()
+        };
+        let given = options.clone().quic(explicit.clone());
+        assert!(!given.transport_options().quic.mtu_discovery);
+        let overridden = options.quic(explicit).quic_mtu_discovery(true);
+        assert!(overridden.transport_options().quic.mtu_discovery);
     }
 }

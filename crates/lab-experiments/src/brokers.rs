@@ -59,7 +59,7 @@ impl BrokerFiles {
             dir: dir.to_owned(),
             certs,
         };
-        write(&files.mquictt_config(), &mquictt_config_text())?;
+        write(&files.mquictt_config(), &mquictt_config_text(true))?;
         write(
             &files.mosquitto_config(),
             &mosquitto_config_text(&files.certs),
@@ -86,6 +86,11 @@ impl BrokerFiles {
             .open(&path)
             .map(Stdio::from)
             .map_err(|e| ExperimentError::io(path, e))
+    }
+
+    /// Rewrites our broker's config with QUIC path MTU discovery on or off.
+    pub fn set_quic_mtu_discovery(&self, enabled: bool) -> Result<(), ExperimentError> {
+        write(&self.mquictt_config(), &mquictt_config_text(enabled))
     }
 
     fn mquictt_config(&self) -> PathBuf {
@@ -116,7 +121,7 @@ fn write(path: &Path, text: &str) -> Result<(), ExperimentError> {
     std::fs::write(path, text).map_err(|e| ExperimentError::io(path, e))
 }
 
-fn mquictt_config_text() -> String {
+fn mquictt_config_text(quic_mtu_discovery: bool) -> String {
     let tcp = BrokerKind::Mquictt.port(TransportKind::Tcp);
     let tls = BrokerKind::Mquictt.port(TransportKind::Tls);
     let quic = BrokerKind::Mquictt.port(TransportKind::Quic);
@@ -126,7 +131,8 @@ fn mquictt_config_text() -> String {
         "allow_anonymous = true\nstorage = \"memory\"\n\n\
          [[listener]]\nurl = \"tcp://{BROKER_ADDR}:{tcp}\"\n\n\
          [[listener]]\nurl = \"tls://{BROKER_ADDR}:{tls}\"\n\n\
-         [[listener]]\nurl = \"quic://{BROKER_ADDR}:{quic}\"\nquic_zero_rtt = \"idempotent\"\n"
+         [[listener]]\nurl = \"quic://{BROKER_ADDR}:{quic}\"\nquic_zero_rtt = \"idempotent\"\n\
+         quic_mtu_discovery = {quic_mtu_discovery}\n"
     )
 }
 
@@ -280,8 +286,10 @@ mod tests {
 
     #[test]
     fn configs_listen_on_the_lab_address_and_ports() {
-        let ours = mquictt_config_text();
+        let ours = mquictt_config_text(true);
         assert!(ours.contains("allow_anonymous = true"));
+        assert!(ours.contains("quic_mtu_discovery = true"));
+        assert!(mquictt_config_text(false).contains("quic_mtu_discovery = false"));
         assert!(ours.contains("tcp://10.200.0.1:1883"));
         assert!(ours.contains("tls://10.200.0.1:8883"));
         assert!(ours.contains("quic://10.200.0.1:14567\"\nquic_zero_rtt = \"idempotent\""));

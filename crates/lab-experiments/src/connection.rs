@@ -95,6 +95,7 @@ pub fn run(
     );
     let work = tempdir(settings, "connection")?;
     let files = BrokerFiles::prepare(&work)?;
+    files.set_quic_mtu_discovery(settings.quic_mtu_discovery)?;
     let mut results = ConnectionResults::default();
     for link in &links {
         for repetition in 1..=repetitions {
@@ -158,6 +159,7 @@ fn run_one(
     let rtt = 2 * link.delay;
     let tls = files.client_tls()?;
     let link_name = link.name.clone();
+    let mtu_discovery = settings.quic_mtu_discovery;
     let client = lab
         .client(0)
         .ok_or_else(|| ExperimentError::Client("no client host".to_owned()))?;
@@ -165,7 +167,7 @@ fn run_one(
         let mut arrivals = arrivals_rx;
         let mut samples = Vec::new();
         for transport in Transport::CONNECTION {
-            let sample = measure(transport, &tls, rtt, &mut arrivals)
+            let sample = measure(transport, &tls, rtt, &mut arrivals, mtu_discovery)
                 .await
                 .map_err(|e| format!("{transport} over {link_name}: {e}"))?;
             samples.push(ConnectionSample {
@@ -222,6 +224,7 @@ async fn measure(
     ca: &ClientTlsSettings,
     rtt: Duration,
     arrivals: &mut mpsc::UnboundedReceiver<Instant>,
+    mtu_discovery: bool,
 ) -> Result<ConnectionSample, ProbeError> {
     let url = TransportUrl::parse(&BrokerKind::Mquictt.url(transport))
         .map_err(|e| ProbeError::Invalid(e.to_string()))?;
@@ -229,6 +232,7 @@ async fn measure(
         timeout: Duration::from_secs(20),
         quic: QuicClientOptions {
             zero_rtt: transport == Transport::QuicZeroRtt,
+            mtu_discovery,
             ..QuicClientOptions::default()
         },
     };

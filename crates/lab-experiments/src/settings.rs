@@ -32,6 +32,9 @@ pub struct Settings {
     /// The source tree the footprint experiment builds; `None` measures the binaries that
     /// exist (the running `mquictt` and a client-only binary beside it) without building.
     pub source_dir: Option<PathBuf>,
+    /// QUIC path MTU discovery in our broker and the measured client (connection-cost
+    /// experiment); on by default, as in the product.
+    pub quic_mtu_discovery: bool,
 }
 
 impl Settings {
@@ -49,6 +52,7 @@ impl Settings {
             broker_program,
             mosquitto: mosquitto.exists().then_some(mosquitto),
             source_dir: None,
+            quic_mtu_discovery: true,
         }
     }
 

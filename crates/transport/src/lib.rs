@@ -54,7 +54,7 @@ pub use error::TransportError;
 pub use listener::{Accepted, Listener, ListenerOptions};
 #[cfg(feature = "quic")]
 pub use quic::{QuicClientConnection, QuicConnection, QuicStream};
-pub use quic::{QuicClientOptions, QuicServerOptions};
+pub use quic::{QuicClientOptions, QuicServerOptions, DEFAULT_MAX_BIDI_STREAMS};
 pub use stream::{BoxStream, ByteStream, PeerInfo, TlsVersion};
 pub use tls::{ClientAuth, ClientTlsSettings, ServerTlsSettings, TlsVersions, MQTT_ALPN};
 pub use url::{Host, ListenUrl, TransportKind, TransportUrl, UrlError, DEFAULT_WS_PATH};

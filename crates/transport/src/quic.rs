@@ -64,16 +64,28 @@ pub struct QuicServerOptions {
     /// MQTT keep alive still applies on top.
     pub idle_timeout: Duration,
     /// Bidirectional streams a client may have open at once: the control stream plus data
-    /// streams in multi-stream mode. 100 by default (quinn's default, enough for per-topic
-    /// streams, small enough to bound per-connection memory).
+    /// streams in multi-stream mode. [`DEFAULT_MAX_BIDI_STREAMS`] by default.
     pub max_bidi_streams: u32,
+    /// Path MTU discovery: after the handshake, probe with datagrams above the 1,200 bytes
+    /// every QUIC path carries and use the largest size that gets through. On by default
+    /// (fewer packets for large messages); switch it off on narrowband links, where the
+    /// probes cost airtime and a 1,200-byte datagram is already more than a frame carries.
+    pub mtu_discovery: bool,
 }
+
+/// Bidirectional streams a client may have open at once unless configured: the control
+/// stream and 13 data streams. quinn reserves an entry in two hash tables for every stream
+/// the peer may open, from the start of each connection; 14 entries fit tables of 16 slots
+/// (about 0.7 KiB per connection), where quinn's default of 100 costs 128 slots (about
+/// 5.5 KiB per connection, measured). A stream that ends frees its place for a new one.
+pub const DEFAULT_MAX_BIDI_STREAMS: u32 = 14;
 
 impl Default for QuicServerOptions {
     fn default() -> Self {
         QuicServerOptions {
             idle_timeout: Duration::from_secs(60),
-            max_bidi_streams: 100,
+            max_bidi_streams: DEFAULT_MAX_BIDI_STREAMS,
+            mtu_discovery: true,
         }
     }
 }
@@ -91,6 +103,9 @@ pub struct QuicClientOptions {
     /// Send the first bytes in 0-RTT when a session ticket from an earlier connection to the
     /// same server is available. Off by default: 0-RTT data can be replayed by an attacker.
     pub zero_rtt: bool,
+    /// Path MTU discovery (see [`QuicServerOptions::mtu_discovery`]): on by default; off
+    /// keeps every datagram at 1,200 bytes, for narrowband links.
+    pub mtu_discovery: bool,
 }
 
 impl Default for QuicClientOptions {
@@ -99,6 +114,7 @@ impl Default for QuicClientOptions {
             idle_timeout: Duration::from_secs(60),
             keep_alive_interval: Some(Duration::from_secs(15)),
             zero_rtt: false,
+            mtu_discovery: true,
         }
     }
 }
@@ -125,6 +141,23 @@ fn idle_timeout(duration: Duration) -> Option<IdleTimeout> {
     IdleTimeout::try_from(duration).ok()
 }
 
+/// The transport settings both sides share: bidirectional streams only, and path MTU
+/// discovery as asked.
+#[cfg(feature = "quic")]
+fn transport_config(idle: Duration, mtu_discovery: bool) -> TransportConfig {
+    let mut transport = TransportConfig::default();
+    transport
+        .max_idle_timeout(idle_timeout(idle))
+        // MQTT over QUIC uses bidirectional streams only.
+        .max_concurrent_uni_streams(VarInt::from_u32(0));
+    if !mtu_discovery {
+        // Without discovery every datagram stays at the initial 1,200 bytes (RFC 9000
+        // section 14: every QUIC path carries them), and no probes are sent.
+        transport.mtu_discovery_config(None);
+    }
+    transport
+}
+
 /// A server endpoint bound to `addr` presenting `tls` (TLS 1.3, ALPN `mqtt`).
 #[cfg(feature = "quic")]
 pub(crate) fn server_endpoint(
@@ -133,12 +166,8 @@ pub(crate) fn server_endpoint(
     options: &QuicServerOptions,
 ) -> Result<Endpoint, TransportError> {
     let crypto = QuicServerConfig::try_from(tls)?;
-    let mut transport = TransportConfig::default();
-    transport
-        .max_idle_timeout(idle_timeout(options.idle_timeout))
-        .max_concurrent_bidi_streams(VarInt::from_u32(options.max_bidi_streams))
-        // MQTT over QUIC uses bidirectional streams only.
-        .max_concurrent_uni_streams(VarInt::from_u32(0));
+    let mut transport = transport_config(options.idle_timeout, options.mtu_discovery);
+    transport.max_concurrent_bidi_streams(VarInt::from_u32(options.max_bidi_streams));
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     config.transport_config(Arc::new(transport));
     Ok(Endpoint::server(config, addr)?)
@@ -151,34 +180,63 @@ pub(crate) fn client_config(
     options: &QuicClientOptions,
 ) -> Result<quinn::ClientConfig, TransportError> {
     let crypto = QuicClientConfig::try_from(tls)?;
-    let mut transport = TransportConfig::default();
+    let mut transport = transport_config(options.idle_timeout, options.mtu_discovery);
     transport
-        .max_idle_timeout(idle_timeout(options.idle_timeout))
         .keep_alive_interval(options.keep_alive_interval)
-        .max_concurrent_uni_streams(VarInt::from_u32(0));
+        // The server never opens a stream: MQTT over QUIC streams are client-opened. quinn
+        // would otherwise reserve room for 100 of them in every connection.
+        .max_concurrent_bidi_streams(VarInt::from_u32(0));
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     config.transport_config(Arc::new(transport));
     Ok(config)
 }
 
-/// The state of the TLS handshake of a connection, shared by its handles: `None` while it
-/// runs, `Some(accepted)` once it completed (`accepted`: whether 0-RTT data was accepted;
-/// always true on a server, where data arriving before completion *was* 0-RTT).
+/// The state of the TLS handshake of a connection, shared by its handles. Most connections
+/// are accepted (or connected) with the handshake already complete; only a 0-RTT one watches
+/// it, so only that one pays for a channel and a task.
 #[cfg(feature = "quic")]
-type HandshakeState = watch::Receiver<Option<bool>>;
+#[derive(Debug, Clone)]
+enum HandshakeState {
+    /// Completed when the handle was made (on a server: before the first stream arrived), so
+    /// no 0-RTT data is in play.
+    Complete,
+    /// `None` while the handshake runs, `Some(accepted)` once it completed (`accepted`:
+    /// whether 0-RTT data was accepted; always true on a server, where data arriving before
+    /// completion *was* 0-RTT).
+    Watched(watch::Receiver<Option<bool>>),
+}
 
 #[cfg(feature = "quic")]
-fn watch_handshake(zero_rtt: Option<quinn::ZeroRttAccepted>) -> HandshakeState {
-    match zero_rtt {
-        None => watch::channel(Some(false)).1,
-        Some(accepted) => {
-            let (tx, rx) = watch::channel(None);
-            tokio::spawn(async move {
-                let accepted = accepted.await;
-                // No receiver left means nobody asks any more.
-                let _ = tx.send(Some(accepted));
-            });
-            rx
+impl HandshakeState {
+    fn watch(zero_rtt: quinn::ZeroRttAccepted) -> Self {
+        let (tx, rx) = watch::channel(None);
+        tokio::spawn(async move {
+            let accepted = zero_rtt.await;
+            // No receiver left means nobody asks any more.
+            let _ = tx.send(Some(accepted));
+        });
+        HandshakeState::Watched(rx)
+    }
+
+    /// `None` while the handshake runs, then whether 0-RTT data was accepted.
+    fn outcome(&self) -> Option<bool> {
+        match self {
+            HandshakeState::Complete => Some(false),
+            HandshakeState::Watched(rx) => *rx.borrow(),
+        }
+    }
+
+    /// Waits until the handshake completed and tells whether 0-RTT data was accepted;
+    /// `None` if the watching task ended first (the connection failed).
+    async fn completed(&self) -> Option<bool> {
+        match self {
+            HandshakeState::Complete => Some(false),
+            HandshakeState::Watched(rx) => {
+                let mut rx = rx.clone();
+                // The watch guard is dropped before any await, so the future stays `Send`.
+                let state = rx.wait_for(Option::is_some).await.ok()?;
+                *state
+            }
         }
     }
 }
@@ -210,17 +268,15 @@ impl QuicConnection {
     /// Whether the TLS handshake has completed (client authenticated, no replay possible for
     /// data that arrives from now on).
     pub fn is_handshake_complete(&self) -> bool {
-        self.handshake.borrow().is_some()
+        self.handshake.outcome().is_some()
     }
 
     /// Resolves when the TLS handshake has completed; an error if the connection failed first.
     pub async fn handshake_complete(&self) -> Result<(), quinn::ConnectionError> {
-        let mut handshake = self.handshake.clone();
         tokio::select! {
-            // The watch guard is dropped before any await, so the future stays `Send`.
-            result = async { handshake.wait_for(Option::is_some).await.map(|_| ()) } => match result {
-                Ok(()) => Ok(()),
-                Err(_) => Err(self.connection.closed().await),
+            outcome = self.handshake.completed() => match outcome {
+                Some(_) => Ok(()),
+                None => Err(self.connection.closed().await),
             },
             err = self.connection.closed() => Err(err),
         }
@@ -274,11 +330,11 @@ pub(crate) async fn accept(
     let connecting = incoming.accept()?;
     let (connection, handshake) = if zero_rtt {
         match connecting.into_0rtt() {
-            Ok((connection, accepted)) => (connection, watch_handshake(Some(accepted))),
-            Err(connecting) => (connecting.await?, watch_handshake(None)),
+            Ok((connection, accepted)) => (connection, HandshakeState::watch(accepted)),
+            Err(connecting) => (connecting.await?, HandshakeState::Complete),
         }
     } else {
-        (connecting.await?, watch_handshake(None))
+        (connecting.await?, HandshakeState::Complete)
     };
     // rustls already refuses a client whose ALPN list lacks `mqtt`; a client that sends no
     // ALPN at all is refused here.
@@ -294,7 +350,14 @@ pub(crate) async fn accept(
         )));
     }
     let (send, recv) = connection.accept_bi().await?;
-    let early_data = handshake.borrow().is_none();
+    let early_data = handshake.outcome().is_none();
+    // A handshake that completed before the first stream arrived needs no watching for the
+    // rest of the connection: let the channel go.
+    let handshake = if early_data {
+        handshake
+    } else {
+        HandshakeState::Complete
+    };
     let stream = QuicStream::new(send, recv, connection.clone());
     let control_stream_id = stream.id();
     Ok((
@@ -345,10 +408,13 @@ impl QuicClientConnection {
     }
 
     fn new_stream(&self, send: quinn::SendStream, recv: quinn::RecvStream) -> QuicStream {
-        if self.zero_rtt_attempted && self.handshake.borrow().is_none() {
-            QuicStream::new_early(send, recv, self.connection.clone(), self.handshake.clone())
-        } else {
-            QuicStream::new(send, recv, self.connection.clone())
+        match &self.handshake {
+            HandshakeState::Watched(handshake)
+                if self.zero_rtt_attempted && handshake.borrow().is_none() =>
+            {
+                QuicStream::new_early(send, recv, self.connection.clone(), handshake.clone())
+            }
+            _ => QuicStream::new(send, recv, self.connection.clone()),
         }
     }
 
@@ -361,14 +427,10 @@ impl QuicClientConnection {
     /// Waits for the handshake and tells whether the server accepted our 0-RTT data; false
     /// when none was attempted. Rejected early bytes are sent again by [`QuicStream`].
     pub async fn zero_rtt_accepted(&self) -> Result<bool, quinn::ConnectionError> {
-        let mut handshake = self.handshake.clone();
         tokio::select! {
-            // The watch guard is dropped before any await, so the future stays `Send`.
-            result = async {
-                handshake.wait_for(Option::is_some).await.map(|state| state.unwrap_or(false))
-            } => match result {
-                Ok(accepted) => Ok(accepted),
-                Err(_) => Err(self.connection.closed().await),
+            outcome = self.handshake.completed() => match outcome {
+                Some(accepted) => Ok(accepted),
+                None => Err(self.connection.closed().await),
             },
             err = self.connection.closed() => Err(err),
         }
@@ -390,11 +452,11 @@ pub(crate) async fn connect(
     let connecting = endpoint.connect_with(config, remote, server_name)?;
     let (connection, handshake, zero_rtt_attempted) = if options.zero_rtt {
         match connecting.into_0rtt() {
-            Ok((connection, accepted)) => (connection, watch_handshake(Some(accepted)), true),
-            Err(connecting) => (connecting.await?, watch_handshake(None), false),
+            Ok((connection, accepted)) => (connection, HandshakeState::watch(accepted), true),
+            Err(connecting) => (connecting.await?, HandshakeState::Complete, false),
         }
     } else {
-        (connecting.await?, watch_handshake(None), false)
+        (connecting.await?, HandshakeState::Complete, false)
     };
     let handle = QuicClientConnection {
         endpoint,

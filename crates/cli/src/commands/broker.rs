@@ -135,6 +135,12 @@ pub async fn run(args: BrokerArgs) -> Result<(), StartError> {
         if let Some(idle) = serving.idle_timeout {
             options.quic.idle_timeout = idle;
         }
+        if let Some(streams) = plan.section.quic_max_streams {
+            options.quic.max_bidi_streams = streams;
+        }
+        if let Some(discovery) = plan.section.quic_mtu_discovery {
+            options.quic.mtu_discovery = discovery;
+        }
         let listener = Listener::bind_with_options(&plan.url, &tls, options)
             .await
             .map_err(|e| StartError::Listener {
@@ -232,6 +238,7 @@ fn listener_plans(
                     config_path.display()
                 ),
             })?;
+            section.checked_quic_max_streams(config_path)?;
             Ok(ListenerPlan { url, section })
         })
         .collect()
@@ -400,14 +407,9 @@ async fn accept_loop(
                     let der = accepted.peer.client_cert_der.as_ref()?;
                     certificate_username(der, field)
                 });
-                let broker = broker.clone();
-                let serving = serving.clone();
                 // QUIC connections are served with their data streams (multi-stream mode).
-                tokio::spawn(async move {
-                    broker
-                        .serve_accepted(accepted, certificate_username, &serving)
-                        .await
-                });
+                // The task is not awaited: a connection ends on its own or with the broker.
+                drop(broker.spawn_accepted(accepted, certificate_username, &serving));
             }
             _ = stop.changed() => return,
         }

@@ -63,6 +63,11 @@ pub struct LabArgs {
     /// binaries at hand are measured.
     #[arg(long, global = true, value_name = "DIR")]
     pub source: Option<PathBuf>,
+
+    /// Connection cost: QUIC without path MTU discovery in the broker and the client (every
+    /// datagram at 1,200 bytes, no probes), as for narrowband links.
+    #[arg(long, global = true)]
+    pub no_quic_mtu_discovery: bool,
 }
 
 /// The experiments.
@@ -121,6 +126,7 @@ pub async fn run(args: LabArgs) -> Result<(), LabCommandError> {
         settings.mosquitto = Some(mosquitto.clone());
     }
     settings.source_dir = args.source.clone();
+    settings.quic_mtu_discovery = !args.no_quic_mtu_discovery;
     let command = command_line();
     let experiment = args.experiment;
 

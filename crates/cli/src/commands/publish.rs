@@ -116,6 +116,11 @@ pub struct ConnectionArgs {
         default_value_t = 60
     )]
     pub keep_alive: u16,
+
+    /// quic:// only: no path MTU discovery, every datagram stays at 1,200 bytes (for
+    /// narrowband links, where the probes cost airtime).
+    #[arg(long)]
+    pub no_quic_mtu_discovery: bool,
 }
 
 impl ConnectionArgs {
@@ -138,6 +143,9 @@ impl ConnectionArgs {
             .protocol(self.version)
             .client_id(self.client_id.clone())
             .keep_alive(Duration::from_secs(u64::from(self.keep_alive)));
+        if self.no_quic_mtu_discovery {
+            options = options.quic_mtu_discovery(false);
+        }
         if let Some(username) = &self.username {
             let password = self.password.clone().map(Bytes::from);
             options = options.credentials(username.clone(), password);
