@@ -44,6 +44,10 @@ use tokio::sync::watch;
 #[cfg(feature = "quic")]
 use crate::error::TransportError;
 #[cfg(feature = "quic")]
+use crate::quic_socket;
+#[cfg(feature = "quic")]
+pub use crate::quic_socket::{max_udp_payload_for, LOOPBACK_MAX_UDP_PAYLOAD};
+#[cfg(feature = "quic")]
 pub use crate::quic_stream::QuicStream;
 #[cfg(feature = "quic")]
 use crate::tls::MQTT_ALPN;
@@ -56,6 +60,14 @@ pub const CONTROL_STREAM_LOST_CODE: u32 = 1;
 #[cfg(feature = "quic")]
 const WRONG_ALPN_CODE: u32 = 0x10;
 
+/// Receive and send buffer requested for a QUIC endpoint's UDP socket by default: 4 MiB. The
+/// kernel caps the request at `net.core.rmem_max` / `net.core.wmem_max` and uses the memory
+/// only while datagrams wait, so an idle endpoint costs nothing more. With Linux's default of
+/// 208 KiB, a receiver descheduled for a few milliseconds while its peer sends at full speed
+/// overflows the buffer; every drop is a lost packet to QUIC, which then halves its congestion
+/// window.
+pub const DEFAULT_SOCKET_BUFFER: usize = 4 << 20;
+
 /// QUIC settings of a listener.
 #[derive(Debug, Clone)]
 pub struct QuicServerOptions {
@@ -67,6 +79,13 @@ pub struct QuicServerOptions {
     /// streams in multi-stream mode. 100 by default (quinn's default, enough for per-topic
     /// streams, small enough to bound per-connection memory).
     pub max_bidi_streams: u32,
+    /// Ceiling of path MTU discovery, in UDP payload bytes (1200 to 65527). `None`: quinn's
+    /// 1452 (an Ethernet path), or 6500 when the listener is bound to a loopback address.
+    /// Datagrams grow only as far as discovery confirms the path carries them.
+    pub max_udp_payload: Option<u16>,
+    /// Receive and send buffer requested for the UDP socket, in bytes. 4 MiB by default (see
+    /// [`DEFAULT_SOCKET_BUFFER`]); the kernel caps it at `net.core.rmem_max`/`wmem_max`.
+    pub socket_buffer: usize,
 }
 
 impl Default for QuicServerOptions {
@@ -74,6 +93,8 @@ impl Default for QuicServerOptions {
         QuicServerOptions {
             idle_timeout: Duration::from_secs(60),
             max_bidi_streams: 100,
+            max_udp_payload: None,
+            socket_buffer: DEFAULT_SOCKET_BUFFER,
         }
     }
 }
@@ -91,6 +112,12 @@ pub struct QuicClientOptions {
     /// Send the first bytes in 0-RTT when a session ticket from an earlier connection to the
     /// same server is available. Off by default: 0-RTT data can be replayed by an attacker.
     pub zero_rtt: bool,
+    /// Ceiling of path MTU discovery, in UDP payload bytes (1200 to 65527). `None`: quinn's
+    /// 1452 (an Ethernet path), or 6500 when the server's address is a loopback address.
+    pub max_udp_payload: Option<u16>,
+    /// Receive and send buffer requested for the connection's UDP socket, in bytes. 4 MiB by
+    /// default; memory is used only while datagrams wait.
+    pub socket_buffer: usize,
 }
 
 impl Default for QuicClientOptions {
@@ -99,6 +126,8 @@ impl Default for QuicClientOptions {
             idle_timeout: Duration::from_secs(60),
             keep_alive_interval: Some(Duration::from_secs(15)),
             zero_rtt: false,
+            max_udp_payload: None,
+            socket_buffer: DEFAULT_SOCKET_BUFFER,
         }
     }
 }
@@ -139,9 +168,19 @@ pub(crate) fn server_endpoint(
         .max_concurrent_bidi_streams(VarInt::from_u32(options.max_bidi_streams))
         // MQTT over QUIC uses bidirectional streams only.
         .max_concurrent_uni_streams(VarInt::from_u32(0));
+    // A socket bound to a loopback address only ever talks over loopback.
+    let max_udp_payload = quic_socket::max_udp_payload_for(options.max_udp_payload, addr.ip());
+    if let Some(size) = max_udp_payload {
+        quic_socket::raise_mtu_ceiling(&mut transport, size);
+    }
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     config.transport_config(Arc::new(transport));
-    Ok(Endpoint::server(config, addr)?)
+    let socket = quic_socket::bind_udp(addr, options.socket_buffer)?;
+    Ok(quic_socket::endpoint(
+        quic_socket::endpoint_config(max_udp_payload),
+        Some(config),
+        socket,
+    )?)
 }
 
 /// The quinn client configuration for `tls` (already TLS 1.3 with ALPN `mqtt`).
@@ -151,14 +190,24 @@ pub(crate) fn client_config(
     options: &QuicClientOptions,
 ) -> Result<quinn::ClientConfig, TransportError> {
     let crypto = QuicClientConfig::try_from(tls)?;
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    config.transport_config(Arc::new(client_transport(options, None)));
+    Ok(config)
+}
+
+/// The transport settings of a client connection whose path MTU discovery searches up to
+/// `max_udp_payload` (quinn's default ceiling when `None`).
+#[cfg(feature = "quic")]
+fn client_transport(options: &QuicClientOptions, max_udp_payload: Option<u16>) -> TransportConfig {
     let mut transport = TransportConfig::default();
     transport
         .max_idle_timeout(idle_timeout(options.idle_timeout))
         .keep_alive_interval(options.keep_alive_interval)
         .max_concurrent_uni_streams(VarInt::from_u32(0));
-    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-    config.transport_config(Arc::new(transport));
-    Ok(config)
+    if let Some(size) = max_udp_payload {
+        quic_socket::raise_mtu_ceiling(&mut transport, size);
+    }
+    transport
 }
 
 /// The state of the TLS handshake of a connection, shared by its handles: `None` while it
@@ -386,7 +435,17 @@ pub(crate) async fn connect(
     let remote = *addrs
         .first()
         .ok_or_else(|| TransportError::NoAddress(server_name.to_owned()))?;
-    let endpoint = Endpoint::client(crate::connector::unspecified_for(&remote))?;
+    let max_udp_payload = quic_socket::max_udp_payload_for(options.max_udp_payload, remote.ip());
+    let mut config = config;
+    if max_udp_payload.is_some() {
+        config.transport_config(Arc::new(client_transport(options, max_udp_payload)));
+    }
+    let socket = quic_socket::bind_udp(
+        crate::connector::unspecified_for(&remote),
+        options.socket_buffer,
+    )?;
+    let endpoint =
+        quic_socket::endpoint(quic_socket::endpoint_config(max_udp_payload), None, socket)?;
     let connecting = endpoint.connect_with(config, remote, server_name)?;
     let (connection, handshake, zero_rtt_attempted) = if options.zero_rtt {
         match connecting.into_0rtt() {
