@@ -46,7 +46,7 @@ use crate::error::TransportError;
 #[cfg(feature = "quic")]
 use crate::quic_socket;
 #[cfg(feature = "quic")]
-pub use crate::quic_socket::{max_udp_payload_for, LOOPBACK_MAX_UDP_PAYLOAD};
+pub use crate::quic_socket::LOOPBACK_MAX_UDP_PAYLOAD;
 #[cfg(feature = "quic")]
 pub use crate::quic_stream::QuicStream;
 #[cfg(feature = "quic")]
@@ -80,8 +80,9 @@ pub struct QuicServerOptions {
     /// streams, small enough to bound per-connection memory).
     pub max_bidi_streams: u32,
     /// Ceiling of path MTU discovery, in UDP payload bytes (1200 to 65527). `None`: quinn's
-    /// 1452 (an Ethernet path), or 6500 when the listener is bound to a loopback address.
-    /// Datagrams grow only as far as discovery confirms the path carries them.
+    /// 1452 (an Ethernet path); [`LOOPBACK_MAX_UDP_PAYLOAD`] suits loopback. Datagrams grow
+    /// only as far as discovery confirms the path carries them, and never beyond what the
+    /// peer announces (at least 1472, more when it sets a ceiling too).
     pub max_udp_payload: Option<u16>,
     /// Receive and send buffer requested for the UDP socket, in bytes. 4 MiB by default (see
     /// [`DEFAULT_SOCKET_BUFFER`]); the kernel caps it at `net.core.rmem_max`/`wmem_max`.
@@ -113,7 +114,7 @@ pub struct QuicClientOptions {
     /// same server is available. Off by default: 0-RTT data can be replayed by an attacker.
     pub zero_rtt: bool,
     /// Ceiling of path MTU discovery, in UDP payload bytes (1200 to 65527). `None`: quinn's
-    /// 1452 (an Ethernet path), or 6500 when the server's address is a loopback address.
+    /// 1452 (an Ethernet path); [`LOOPBACK_MAX_UDP_PAYLOAD`] suits loopback, set on both ends.
     pub max_udp_payload: Option<u16>,
     /// Receive and send buffer requested for the connection's UDP socket, in bytes. 4 MiB by
     /// default; memory is used only while datagrams wait.
@@ -168,8 +169,7 @@ pub(crate) fn server_endpoint(
         .max_concurrent_bidi_streams(VarInt::from_u32(options.max_bidi_streams))
         // MQTT over QUIC uses bidirectional streams only.
         .max_concurrent_uni_streams(VarInt::from_u32(0));
-    // A socket bound to a loopback address only ever talks over loopback.
-    let max_udp_payload = quic_socket::max_udp_payload_for(options.max_udp_payload, addr.ip());
+    let max_udp_payload = quic_socket::max_udp_payload(options.max_udp_payload);
     if let Some(size) = max_udp_payload {
         quic_socket::raise_mtu_ceiling(&mut transport, size);
     }
@@ -435,7 +435,7 @@ pub(crate) async fn connect(
     let remote = *addrs
         .first()
         .ok_or_else(|| TransportError::NoAddress(server_name.to_owned()))?;
-    let max_udp_payload = quic_socket::max_udp_payload_for(options.max_udp_payload, remote.ip());
+    let max_udp_payload = quic_socket::max_udp_payload(options.max_udp_payload);
     let mut config = config;
     if max_udp_payload.is_some() {
         config.transport_config(Arc::new(client_transport(options, max_udp_payload)));
@@ -492,5 +492,16 @@ mod tests {
         let off = QuicClientOptions::for_keep_alive(Duration::ZERO);
         assert_eq!(off.idle_timeout, QuicClientOptions::default().idle_timeout);
         assert!(!off.zero_rtt);
+    }
+
+    #[test]
+    fn datagram_settings_default_to_discovery_and_large_socket_buffers() {
+        // No ceiling of our own: quinn's applies.
+        let client = QuicClientOptions::for_keep_alive(Duration::from_secs(60));
+        assert_eq!(client.max_udp_payload, None);
+        assert_eq!(client.socket_buffer, DEFAULT_SOCKET_BUFFER);
+        let server = QuicServerOptions::default();
+        assert_eq!(server.max_udp_payload, None);
+        assert_eq!(server.socket_buffer, DEFAULT_SOCKET_BUFFER);
     }
 }

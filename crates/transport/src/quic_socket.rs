@@ -1,19 +1,20 @@
 //! The UDP side of a QUIC endpoint: the socket it is bound to (with receive and send buffers
 //! large enough that a burst of datagrams is queued, not dropped) and how large its datagrams
 //! may grow. Datagram size is never assumed: path MTU discovery (RFC 9000 section 14.3) finds
-//! it, and this file only chooses the ceiling of that search: quinn's default of 1452 bytes
-//! for a path over a network, [`LOOPBACK_MAX_UDP_PAYLOAD`] when the path is loopback (it never
-//! leaves the host), or what the options name explicitly. It touches no stream or connection
-//! state.
+//! it, and this file only sets the ceiling of that search: quinn's default of 1452 bytes, or
+//! what the options name explicitly ([`LOOPBACK_MAX_UDP_PAYLOAD`] is the value for loopback
+//! paths). It touches no stream or connection state.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use quinn::{Endpoint, EndpointConfig, MtuDiscoveryConfig, TransportConfig};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
-/// The ceiling of path MTU discovery on a loopback path, in UDP payload bytes. Loopback's
+/// The ceiling of path MTU discovery to use on a loopback path, in UDP payload bytes (set it
+/// with `max_udp_payload` on both ends; it is not applied by itself, see docs/decisions.md).
+/// Loopback's
 /// MTU is 65,536 bytes on Linux, but quinn hands the kernel up to ten datagrams per send
 /// (UDP segmentation offload, one system call for all of them), and one such send may carry
 /// at most 65,507 bytes of payload: ten datagrams of 6,500 bytes fit. Larger datagrams would
@@ -40,15 +41,10 @@ const SEGMENTATION_OFFLOAD_BYTES: usize = 65_507;
 /// quinn 0.11).
 const SEGMENTS_PER_SEND: usize = 10;
 
-/// The ceiling of path MTU discovery for a path to or from `peer`: `explicit` when set
-/// (clamped to what QUIC allows), [`LOOPBACK_MAX_UDP_PAYLOAD`] when `peer` is a loopback
-/// address, and `None` (quinn's default of 1452) otherwise.
-pub fn max_udp_payload_for(explicit: Option<u16>, peer: IpAddr) -> Option<u16> {
-    match explicit {
-        Some(size) => Some(size.clamp(MIN_UDP_PAYLOAD, MAX_UDP_PAYLOAD)),
-        None if peer.to_canonical().is_loopback() => Some(LOOPBACK_MAX_UDP_PAYLOAD),
-        None => None,
-    }
+/// The ceiling of path MTU discovery: `explicit` clamped to what QUIC allows, or `None`
+/// (quinn's default of 1452).
+pub(crate) fn max_udp_payload(explicit: Option<u16>) -> Option<u16> {
+    explicit.map(|size| size.clamp(MIN_UDP_PAYLOAD, MAX_UDP_PAYLOAD))
 }
 
 /// Whether quinn's segmentation offload can send datagrams of up to `max_udp_payload` bytes:
@@ -75,7 +71,7 @@ pub(crate) fn raise_mtu_ceiling(transport: &mut TransportConfig, max_udp_payload
 pub(crate) fn endpoint_config(max_udp_payload: Option<u16>) -> EndpointConfig {
     let mut config = EndpointConfig::default();
     if let Some(size) = max_udp_payload {
-        // In range by construction (`max_udp_payload_for` clamps); an error would only keep
+        // In range by construction (`max_udp_payload` clamps); an error would only keep
         // quinn's default, which is always safe.
         let _ = config.max_udp_payload_size(size.max(DEFAULT_RECEIVE_PAYLOAD));
     }
@@ -119,39 +115,20 @@ pub(crate) fn endpoint(
 
 #[cfg(test)]
 mod tests {
-    use std::net::{Ipv4Addr, Ipv6Addr};
+    use std::net::Ipv4Addr;
 
     use super::*;
 
     #[test]
-    fn the_ceiling_is_raised_only_on_loopback_or_when_asked() {
-        let lan = IpAddr::from(Ipv4Addr::new(192, 168, 1, 20));
-        assert_eq!(max_udp_payload_for(None, lan), None);
+    fn the_ceiling_is_quinns_unless_set_and_stays_within_quic_s_limits() {
+        assert_eq!(max_udp_payload(None), None);
+        assert_eq!(max_udp_payload(Some(9000)), Some(9000));
         assert_eq!(
-            max_udp_payload_for(None, Ipv4Addr::LOCALHOST.into()),
+            max_udp_payload(Some(LOOPBACK_MAX_UDP_PAYLOAD)),
             Some(LOOPBACK_MAX_UDP_PAYLOAD)
         );
-        assert_eq!(
-            max_udp_payload_for(None, Ipv6Addr::LOCALHOST.into()),
-            Some(LOOPBACK_MAX_UDP_PAYLOAD)
-        );
-        // 127.0.0.1 written as an IPv4-mapped IPv6 address is still loopback.
-        let mapped = Ipv4Addr::LOCALHOST.to_ipv6_mapped();
-        assert_eq!(
-            max_udp_payload_for(None, mapped.into()),
-            Some(LOOPBACK_MAX_UDP_PAYLOAD)
-        );
-        // An explicit ceiling wins either way, within what QUIC allows.
-        assert_eq!(max_udp_payload_for(Some(9000), lan), Some(9000));
-        assert_eq!(
-            max_udp_payload_for(Some(1400), Ipv4Addr::LOCALHOST.into()),
-            Some(1400)
-        );
-        assert_eq!(max_udp_payload_for(Some(500), lan), Some(MIN_UDP_PAYLOAD));
-        assert_eq!(
-            max_udp_payload_for(Some(u16::MAX), lan),
-            Some(MAX_UDP_PAYLOAD)
-        );
+        assert_eq!(max_udp_payload(Some(500)), Some(MIN_UDP_PAYLOAD));
+        assert_eq!(max_udp_payload(Some(u16::MAX)), Some(MAX_UDP_PAYLOAD));
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! How large QUIC datagrams grow: on a loopback path, path MTU discovery finds datagrams
-//! larger than an Ethernet frame in both directions; an explicit ceiling bounds them, also
-//! for the peer, which never sends more than we announce; and a bulk transfer at full speed
-//! over loopback loses no datagram to a full socket buffer.
+//! How large QUIC datagrams grow: by default no larger than an Ethernet frame; with the
+//! loopback ceiling set on both ends, path MTU discovery finds larger datagrams in both
+//! directions; a ceiling on one end also bounds the peer, which never sends more than we
+//! announce; and a bulk transfer at full speed over loopback loses no datagram to a full
+//! socket buffer.
 
 mod common;
 
@@ -62,11 +63,12 @@ async fn settled_mtu(connection: &mquictt_transport::quinn::Connection) -> u16 {
     last
 }
 
-#[tokio::test]
-async fn loopback_paths_discover_datagrams_larger_than_ethernet_in_both_directions() {
+/// Connects a client with `client` options to a listener with `server` options and returns
+/// both ends' path MTU once discovery has settled.
+async fn settled_mtus(server: QuicServerOptions, client: QuicClientOptions) -> (u16, u16) {
     let fixture = Fixture::new();
-    let mut listener = quic_listener(&fixture, QuicServerOptions::default()).await;
-    let mut connected = connect(&fixture, &listener, QuicClientOptions::default()).await;
+    let mut listener = quic_listener(&fixture, server).await;
+    let mut connected = connect(&fixture, &listener, client).await;
     connected.stream.write_all(b"ping").await.unwrap();
     let mut accepted = tokio::time::timeout(TIMEOUT, listener.accept())
         .await
@@ -74,10 +76,36 @@ async fn loopback_paths_discover_datagrams_larger_than_ethernet_in_both_directio
         .unwrap();
     let mut bytes = [0u8; 4];
     accepted.stream.read_exact(&mut bytes).await.unwrap();
-    let client = connected.quic.clone().unwrap();
-    let server = accepted.quic.clone().unwrap();
-    let client_mtu = settled_mtu(client.connection()).await;
-    let server_mtu = settled_mtu(server.connection()).await;
+    let client_mtu = settled_mtu(connected.quic.as_ref().unwrap().connection()).await;
+    let server_mtu = settled_mtu(accepted.quic.as_ref().unwrap().connection()).await;
+    (client_mtu, server_mtu)
+}
+
+#[tokio::test]
+async fn datagrams_stay_ethernet_sized_unless_a_ceiling_is_set() {
+    let (client_mtu, server_mtu) =
+        settled_mtus(QuicServerOptions::default(), QuicClientOptions::default()).await;
+    assert!(
+        client_mtu <= ETHERNET_UDP_PAYLOAD,
+        "client path MTU {client_mtu}"
+    );
+    assert!(
+        server_mtu <= ETHERNET_UDP_PAYLOAD,
+        "server path MTU {server_mtu}"
+    );
+}
+
+#[tokio::test]
+async fn with_the_loopback_ceiling_discovery_finds_larger_datagrams_both_ways() {
+    let server = QuicServerOptions {
+        max_udp_payload: Some(LOOPBACK_MAX_UDP_PAYLOAD),
+        ..QuicServerOptions::default()
+    };
+    let client = QuicClientOptions {
+        max_udp_payload: Some(LOOPBACK_MAX_UDP_PAYLOAD),
+        ..QuicClientOptions::default()
+    };
+    let (client_mtu, server_mtu) = settled_mtus(server, client).await;
     assert!(
         client_mtu > ETHERNET_UDP_PAYLOAD && client_mtu <= LOOPBACK_MAX_UDP_PAYLOAD,
         "client path MTU {client_mtu}"
@@ -89,26 +117,19 @@ async fn loopback_paths_discover_datagrams_larger_than_ethernet_in_both_directio
 }
 
 #[tokio::test]
-async fn an_explicit_ceiling_bounds_both_directions() {
-    let fixture = Fixture::new();
-    let mut listener = quic_listener(&fixture, QuicServerOptions::default()).await;
-    let client_options = QuicClientOptions {
+async fn a_ceiling_on_one_end_bounds_both_directions() {
+    let server = QuicServerOptions {
+        max_udp_payload: Some(LOOPBACK_MAX_UDP_PAYLOAD),
+        ..QuicServerOptions::default()
+    };
+    let client = QuicClientOptions {
         max_udp_payload: Some(1300),
         ..QuicClientOptions::default()
     };
-    let mut connected = connect(&fixture, &listener, client_options).await;
-    connected.stream.write_all(b"ping").await.unwrap();
-    let mut accepted = tokio::time::timeout(TIMEOUT, listener.accept())
-        .await
-        .unwrap()
-        .unwrap();
-    let mut bytes = [0u8; 4];
-    accepted.stream.read_exact(&mut bytes).await.unwrap();
-    let client_mtu = settled_mtu(connected.quic.as_ref().unwrap().connection()).await;
-    let server_mtu = settled_mtu(accepted.quic.as_ref().unwrap().connection()).await;
+    let (client_mtu, server_mtu) = settled_mtus(server, client).await;
     assert!(client_mtu <= 1300, "client path MTU {client_mtu}");
     // The client announces no more than an Ethernet-sized datagram (it never announces less
-    // than quinn's default of 1472), so the loopback-bound server stops there.
+    // than quinn's default of 1472), so the server stops there despite its own ceiling.
     assert!(server_mtu <= 1472, "server path MTU {server_mtu}");
 }
 
