@@ -38,6 +38,8 @@ mod error;
 mod listener;
 pub mod quic;
 #[cfg(feature = "quic")]
+mod quic_socket;
+#[cfg(feature = "quic")]
 mod quic_stream;
 mod stream;
 mod tcp;

@@ -44,6 +44,10 @@ use tokio::sync::watch;
 #[cfg(feature = "quic")]
 use crate::error::TransportError;
 #[cfg(feature = "quic")]
+use crate::quic_socket;
+#[cfg(feature = "quic")]
+pub use crate::quic_socket::LOOPBACK_MAX_UDP_PAYLOAD;
+#[cfg(feature = "quic")]
 pub use crate::quic_stream::QuicStream;
 #[cfg(feature = "quic")]
 use crate::tls::MQTT_ALPN;
@@ -55,6 +59,14 @@ pub const CONTROL_STREAM_LOST_CODE: u32 = 1;
 /// QUIC application error code for "the peer spoke the wrong application protocol".
 #[cfg(feature = "quic")]
 const WRONG_ALPN_CODE: u32 = 0x10;
+
+/// Receive and send buffer requested for a QUIC endpoint's UDP socket by default: 4 MiB. The
+/// kernel caps the request at `net.core.rmem_max` / `net.core.wmem_max` and uses the memory
+/// only while datagrams wait, so an idle endpoint costs nothing more. With Linux's default of
+/// 208 KiB, a receiver descheduled for a few milliseconds while its peer sends at full speed
+/// overflows the buffer; every drop is a lost packet to QUIC, which then halves its congestion
+/// window.
+pub const DEFAULT_SOCKET_BUFFER: usize = 4 << 20;
 
 /// QUIC settings of a listener.
 #[derive(Debug, Clone)]
@@ -71,6 +83,14 @@ pub struct QuicServerOptions {
     /// (fewer packets for large messages); switch it off on narrowband links, where the
     /// probes cost airtime and a 1,200-byte datagram is already more than a frame carries.
     pub mtu_discovery: bool,
+    /// Ceiling of path MTU discovery, in UDP payload bytes (1200 to 65527). `None`: quinn's
+    /// 1452 (an Ethernet path); [`LOOPBACK_MAX_UDP_PAYLOAD`] suits loopback. Datagrams grow
+    /// only as far as discovery confirms the path carries them, and never beyond what the
+    /// peer announces (at least 1472, more when it sets a ceiling too).
+    pub max_udp_payload: Option<u16>,
+    /// Receive and send buffer requested for the UDP socket, in bytes. 4 MiB by default (see
+    /// [`DEFAULT_SOCKET_BUFFER`]); the kernel caps it at `net.core.rmem_max`/`wmem_max`.
+    pub socket_buffer: usize,
 }
 
 /// Bidirectional streams a client may have open at once unless configured: the control
@@ -86,6 +106,8 @@ impl Default for QuicServerOptions {
             idle_timeout: Duration::from_secs(60),
             max_bidi_streams: DEFAULT_MAX_BIDI_STREAMS,
             mtu_discovery: true,
+            max_udp_payload: None,
+            socket_buffer: DEFAULT_SOCKET_BUFFER,
         }
     }
 }
@@ -106,6 +128,12 @@ pub struct QuicClientOptions {
     /// Path MTU discovery (see [`QuicServerOptions::mtu_discovery`]): on by default; off
     /// keeps every datagram at 1,200 bytes, for narrowband links.
     pub mtu_discovery: bool,
+    /// Ceiling of path MTU discovery, in UDP payload bytes (1200 to 65527). `None`: quinn's
+    /// 1452 (an Ethernet path); [`LOOPBACK_MAX_UDP_PAYLOAD`] suits loopback, set on both ends.
+    pub max_udp_payload: Option<u16>,
+    /// Receive and send buffer requested for the connection's UDP socket, in bytes. 4 MiB by
+    /// default; memory is used only while datagrams wait.
+    pub socket_buffer: usize,
 }
 
 impl Default for QuicClientOptions {
@@ -115,6 +143,8 @@ impl Default for QuicClientOptions {
             keep_alive_interval: Some(Duration::from_secs(15)),
             zero_rtt: false,
             mtu_discovery: true,
+            max_udp_payload: None,
+            socket_buffer: DEFAULT_SOCKET_BUFFER,
         }
     }
 }
@@ -144,16 +174,25 @@ fn idle_timeout(duration: Duration) -> Option<IdleTimeout> {
 /// The transport settings both sides share: bidirectional streams only, and path MTU
 /// discovery as asked.
 #[cfg(feature = "quic")]
-fn transport_config(idle: Duration, mtu_discovery: bool) -> TransportConfig {
+fn transport_config(
+    idle: Duration,
+    mtu_discovery: bool,
+    max_udp_payload: Option<u16>,
+) -> TransportConfig {
     let mut transport = TransportConfig::default();
     transport
         .max_idle_timeout(idle_timeout(idle))
         // MQTT over QUIC uses bidirectional streams only.
         .max_concurrent_uni_streams(VarInt::from_u32(0));
-    if !mtu_discovery {
+    match (mtu_discovery, max_udp_payload) {
         // Without discovery every datagram stays at the initial 1,200 bytes (RFC 9000
-        // section 14: every QUIC path carries them), and no probes are sent.
-        transport.mtu_discovery_config(None);
+        // section 14: every QUIC path carries them), and no probes are sent; a ceiling for
+        // discovery then has nothing to bound.
+        (false, _) => {
+            transport.mtu_discovery_config(None);
+        }
+        (true, Some(size)) => quic_socket::raise_mtu_ceiling(&mut transport, size),
+        (true, None) => {}
     }
     transport
 }
@@ -166,11 +205,18 @@ pub(crate) fn server_endpoint(
     options: &QuicServerOptions,
 ) -> Result<Endpoint, TransportError> {
     let crypto = QuicServerConfig::try_from(tls)?;
-    let mut transport = transport_config(options.idle_timeout, options.mtu_discovery);
+    let max_udp_payload = quic_socket::max_udp_payload(options.max_udp_payload);
+    let mut transport =
+        transport_config(options.idle_timeout, options.mtu_discovery, max_udp_payload);
     transport.max_concurrent_bidi_streams(VarInt::from_u32(options.max_bidi_streams));
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     config.transport_config(Arc::new(transport));
-    Ok(Endpoint::server(config, addr)?)
+    let socket = quic_socket::bind_udp(addr, options.socket_buffer)?;
+    Ok(quic_socket::endpoint(
+        quic_socket::endpoint_config(max_udp_payload),
+        Some(config),
+        socket,
+    )?)
 }
 
 /// The quinn client configuration for `tls` (already TLS 1.3 with ALPN `mqtt`).
@@ -180,15 +226,23 @@ pub(crate) fn client_config(
     options: &QuicClientOptions,
 ) -> Result<quinn::ClientConfig, TransportError> {
     let crypto = QuicClientConfig::try_from(tls)?;
-    let mut transport = transport_config(options.idle_timeout, options.mtu_discovery);
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    config.transport_config(Arc::new(client_transport(options, None)));
+    Ok(config)
+}
+
+/// The transport settings of a client connection whose path MTU discovery searches up to
+/// `max_udp_payload` (quinn's default ceiling when `None`).
+#[cfg(feature = "quic")]
+fn client_transport(options: &QuicClientOptions, max_udp_payload: Option<u16>) -> TransportConfig {
+    let mut transport =
+        transport_config(options.idle_timeout, options.mtu_discovery, max_udp_payload);
     transport
         .keep_alive_interval(options.keep_alive_interval)
         // The server never opens a stream: MQTT over QUIC streams are client-opened. quinn
         // would otherwise reserve room for 100 of them in every connection.
         .max_concurrent_bidi_streams(VarInt::from_u32(0));
-    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-    config.transport_config(Arc::new(transport));
-    Ok(config)
+    transport
 }
 
 /// The state of the TLS handshake of a connection, shared by its handles. Most connections
@@ -448,7 +502,17 @@ pub(crate) async fn connect(
     let remote = *addrs
         .first()
         .ok_or_else(|| TransportError::NoAddress(server_name.to_owned()))?;
-    let endpoint = Endpoint::client(crate::connector::unspecified_for(&remote))?;
+    let max_udp_payload = quic_socket::max_udp_payload(options.max_udp_payload);
+    let mut config = config;
+    if max_udp_payload.is_some() {
+        config.transport_config(Arc::new(client_transport(options, max_udp_payload)));
+    }
+    let socket = quic_socket::bind_udp(
+        crate::connector::unspecified_for(&remote),
+        options.socket_buffer,
+    )?;
+    let endpoint =
+        quic_socket::endpoint(quic_socket::endpoint_config(max_udp_payload), None, socket)?;
     let connecting = endpoint.connect_with(config, remote, server_name)?;
     let (connection, handshake, zero_rtt_attempted) = if options.zero_rtt {
         match connecting.into_0rtt() {
@@ -495,5 +559,16 @@ mod tests {
         let off = QuicClientOptions::for_keep_alive(Duration::ZERO);
         assert_eq!(off.idle_timeout, QuicClientOptions::default().idle_timeout);
         assert!(!off.zero_rtt);
+    }
+
+    #[test]
+    fn datagram_settings_default_to_discovery_and_large_socket_buffers() {
+        // No ceiling of our own: quinn's applies.
+        let client = QuicClientOptions::for_keep_alive(Duration::from_secs(60));
+        assert_eq!(client.max_udp_payload, None);
+        assert_eq!(client.socket_buffer, DEFAULT_SOCKET_BUFFER);
+        let server = QuicServerOptions::default();
+        assert_eq!(server.max_udp_payload, None);
+        assert_eq!(server.socket_buffer, DEFAULT_SOCKET_BUFFER);
     }
 }
