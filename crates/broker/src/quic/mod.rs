@@ -99,7 +99,11 @@ impl Broker {
             Some(connection) => {
                 Box::pin(self.serve_quic(accepted.stream, connection, peer, serving)).await
             }
-            None => self.serve_connection(accepted.stream, peer).await,
+            // A plain TCP socket may be parked while idle.
+            None => match accepted.stream.into_tcp() {
+                Ok(tcp) => self.serve_tcp_connection(tcp, peer).await,
+                Err(stream) => self.serve_connection(stream, peer).await,
+            },
         }
     }
 }

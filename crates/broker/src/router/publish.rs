@@ -186,7 +186,7 @@ impl Router {
         };
         if let Some(link) = self.links.get_mut(&client) {
             if queued {
-                link.wake.notify_one();
+                link.signal.wake();
             }
             if queue_len >= self.watermarks.high {
                 let congestion = link

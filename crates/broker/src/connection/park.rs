@@ -1,0 +1,160 @@
+//! Parking an idle plain-TCP connection and resuming it. A driver whose connection had nothing
+//! to do for [`IDLE_BEFORE_PARKING`] (and nothing under way, see `Driver::is_parkable`) ends
+//! its task: its socket leaves Tokio's reactor and the rest of its state moves, trimmed, into
+//! a [`ParkedConnection`] that the broker's parking lot (`parking/`) holds. When the lot
+//! resumes it (input, its deadline, a wake or close from the router), a new task rebuilds the
+//! driver around the re-registered socket and runs it as before. A task costs a connection
+//! several KiB whether it is busy or not; this is what keeps idle connections small. TLS,
+//! WebSocket and QUIC connections keep their task (their streams are not plain sockets).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::net::TcpStream;
+use tokio::runtime::Handle;
+
+use super::{Driver, RunEnd};
+use crate::parking::ParkingLot;
+use crate::router::ConnectionSignal;
+
+/// How long a connection must have been idle before it parks: long enough that a client
+/// exchanging messages every few hundred milliseconds keeps its task (parking and resuming
+/// cost a few system calls and a task spawn), short enough that idle clients soon cost
+/// little.
+pub(crate) const IDLE_BEFORE_PARKING: Duration = Duration::from_secs(1);
+
+/// An idle connection without a task: the driver's state around a socket that Tokio no longer
+/// watches.
+pub(crate) struct ParkedConnection {
+    driver: Driver<mio::net::TcpStream>,
+    signal: Arc<ConnectionSignal>,
+}
+
+impl std::fmt::Debug for ParkedConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParkedConnection")
+            .field("peer", &self.driver.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ParkedConnection {
+    /// The socket, for the lot's readiness set.
+    pub(crate) fn socket_mut(&mut self) -> &mut mio::net::TcpStream {
+        &mut self.driver.stream
+    }
+
+    /// The signal the router wakes this connection through.
+    pub(crate) fn signal(&self) -> &Arc<ConnectionSignal> {
+        &self.signal
+    }
+
+    /// When the connection must run again even if nothing wakes it (keep alive).
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.driver.session.poll_timeout()
+    }
+
+    /// Gives the connection a task again, on `runtime`.
+    pub(crate) fn resume(self: Box<Self>, runtime: &Handle) {
+        let driver = self.driver;
+        runtime.spawn(async move {
+            let resumed =
+                driver.map_stream(|parked| TcpStream::from_std(std::net::TcpStream::from(parked)));
+            match resumed {
+                Ok(driver) => drive_tcp(driver).await,
+                Err((dead, e)) => {
+                    tracing::debug!(error = %e, "a parked connection could not be resumed");
+                    Box::pin(dead.finish()).await;
+                }
+            }
+        });
+    }
+}
+
+/// Runs a TCP connection's driver until the connection ends or parks.
+pub(super) async fn drive_tcp(mut driver: Driver<TcpStream>) {
+    let lot = driver.shared.parking.clone();
+    match driver.run(lot.is_some()).await {
+        RunEnd::Closed => Box::pin(driver.finish()).await,
+        RunEnd::Idle => {
+            if let Some(lot) = lot {
+                park(driver, &lot);
+            }
+        }
+    }
+}
+
+/// Hands `driver`'s connection to the lot; a connection woken meanwhile is resumed at once.
+fn park(mut driver: Driver<TcpStream>, lot: &Arc<ParkingLot>) {
+    let Some(signal) = driver.attached.as_ref().map(|a| a.signal.signal().clone()) else {
+        // Only attached connections are parkable; nothing else reaches here.
+        return;
+    };
+    driver.trim();
+    match driver.map_stream(|stream| stream.into_std().map(mio::net::TcpStream::from_std)) {
+        Ok(driver) => {
+            if let Err(woken) = lot.park(Box::new(ParkedConnection { driver, signal })) {
+                woken.resume(lot.runtime());
+            }
+        }
+        Err((dead, e)) => {
+            tracing::debug!(error = %e, "an idle connection could not be parked");
+            lot.runtime().spawn(Box::pin(dead.finish()));
+        }
+    }
+}
+
+impl<S> Driver<S> {
+    /// Lets go of the spare room of buffers and maps that idle connections do not need.
+    fn trim(&mut self) {
+        self.read_buf = BytesMut::new();
+        self.write_buf = BytesMut::new();
+        self.deferred = VecDeque::new();
+        if let Some(attached) = &mut self.attached {
+            attached.in_flight.shrink_to_fit();
+            attached.inbound_stored.shrink_to_fit();
+        }
+    }
+
+    /// The same driver around the same socket, watched differently; if the socket cannot be
+    /// converted, the driver comes back around a closed stream, to be finished.
+    #[allow(clippy::type_complexity)]
+    fn map_stream<T, E>(
+        self,
+        convert: impl FnOnce(S) -> Result<T, E>,
+    ) -> Result<Driver<T>, (Driver<tokio::io::Empty>, E)> {
+        // Moves every field but the stream from `$from`; the types differ in the stream only.
+        macro_rules! around {
+            ($from:ident, $stream:expr) => {
+                Driver {
+                    stream: $stream,
+                    shared: $from.shared,
+                    peer: $from.peer,
+                    session: $from.session,
+                    decoder: $from.decoder,
+                    read_buf: $from.read_buf,
+                    write_buf: $from.write_buf,
+                    attached: $from.attached,
+                    slot: $from.slot,
+                    client_departure: $from.client_departure,
+                    pending: $from.pending,
+                    connect_deadline: $from.connect_deadline,
+                    auth: $from.auth,
+                    publish_bucket: $from.publish_bucket,
+                    throttled_until: $from.throttled_until,
+                    paused: $from.paused,
+                    deferred: $from.deferred,
+                    barrier: $from.barrier,
+                    quic: $from.quic,
+                    held: $from.held,
+                }
+            };
+        }
+        match convert(self.stream) {
+            Ok(stream) => Ok(around!(self, stream)),
+            Err(e) => Err((around!(self, tokio::io::empty()), e)),
+        }
+    }
+}
