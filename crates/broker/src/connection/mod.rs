@@ -258,7 +258,11 @@ where
             if self.session.is_closed() {
                 return RunEnd::Closed;
             }
-            if let Some(reason) = self.attached.as_ref().and_then(|a| a.signal.close_requested()) {
+            if let Some(reason) = self
+                .attached
+                .as_ref()
+                .and_then(|a| a.signal.close_requested())
+            {
                 self.close_for(reason).await;
                 if !self.session.is_closed() {
                     return RunEnd::Closed;

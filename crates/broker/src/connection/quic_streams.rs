@@ -175,14 +175,10 @@ pub(crate) async fn serve_data_stream<S>(
     let subscriber = data_stream_subscriber(&activation.owner, activation.connection, stream_id);
     let signal = Arc::new(ConnectionSignal::default());
     // A transient session of its own: clean, expiring with the stream, no will.
-    let attachment = shared.router().attach(
-        &subscriber,
-        true,
-        Duration::ZERO,
-        None,
-        signal.clone(),
-        now,
-    );
+    let attachment =
+        shared
+            .router()
+            .attach(&subscriber, true, Duration::ZERO, None, signal.clone(), now);
     let template = &activation.template;
     let session = ServerSession::for_data_stream(template, now);
     let mut decoder = Decoder::new(shared.config.max_packet_size);

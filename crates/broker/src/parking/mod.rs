@@ -99,11 +99,9 @@ impl ParkingLot {
             let mut state = self.state();
             let token = state.next_token;
             let mut taken = connection.take()?;
-            let registered = self.registry.register(
-                taken.socket_mut(),
-                Token(token),
-                Interest::READABLE,
-            );
+            let registered =
+                self.registry
+                    .register(taken.socket_mut(), Token(token), Interest::READABLE);
             if let Err(e) = registered {
                 tracing::debug!(error = %e, "idle connection could not be parked");
                 connection = Some(taken);
