@@ -135,10 +135,12 @@ impl ParkingLot {
 
     /// Resumes the connection parked as `token`, if it still is (a wake from the router).
     pub(crate) fn unpark(&self, token: usize) {
-        self.resume(token);
+        self.resume(token, false);
     }
 
-    fn resume(&self, token: usize) {
+    /// Takes the connection parked as `token` out of the lot and serves it again; with
+    /// `from_lot_task`, its first step runs here (see `ParkedConnection::resume`).
+    fn resume(&self, token: usize, from_lot_task: bool) {
         let parked = {
             let mut state = self.state();
             let parked = state.parked.remove(&token);
@@ -154,7 +156,7 @@ impl ParkingLot {
         // registered, which cannot be for a parked socket.
         let _ = self.registry.deregister(connection.socket_mut());
         connection.signal().unparked(token);
-        connection.resume(&self.runtime);
+        connection.resume(&self.runtime, from_lot_task);
     }
 
     /// Resumes every connection whose deadline has come; returns the next deadline.
@@ -168,7 +170,7 @@ impl ParkingLot {
                     None => return None,
                 }
             };
-            self.resume(due);
+            self.resume(due, true);
         }
     }
 
@@ -209,7 +211,7 @@ async fn watch(lot: Arc<ParkingLot>, mut readiness: AsyncFd<mio::Poll>) {
                 let mut taken = 0;
                 for event in events.iter() {
                     taken += 1;
-                    lot.resume(event.token().0);
+                    lot.resume(event.token().0, true);
                 }
                 // A full batch may have left more behind: poll again before waiting.
                 if taken < EVENTS_PER_POLL {
