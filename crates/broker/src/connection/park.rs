@@ -17,7 +17,8 @@ use bytes::BytesMut;
 use tokio::net::TcpStream;
 use tokio::runtime::Handle;
 
-use super::{Driver, RunEnd};
+use super::{read, Driver, RunEnd};
+use crate::metrics::Metrics;
 use crate::parking::ParkingLot;
 use crate::router::ConnectionSignal;
 
@@ -65,12 +66,33 @@ impl ParkedConnection {
     /// one. Only the lot's own task may ask for that; a wake from the router holds the
     /// router's lock, which the driver takes.
     pub(crate) fn resume(self: Box<Self>, runtime: &Handle, first_step_here: bool) {
-        let driver = self.driver;
+        let mut driver = self.driver;
         let mut serving = Box::pin(async move {
+            // Read here, not through Tokio: a socket registered anew reports no readiness
+            // until Tokio's next turn, and input that already came (a DISCONNECT and the end
+            // of the stream, typically) can be handled at once.
+            let ended = match read::read_ready_into(&mut driver.stream, &mut driver.read_buf) {
+                Ok(0) => true,
+                Ok(n) => {
+                    Metrics::add(&driver.shared.metrics.bytes_received, n as u64);
+                    false
+                }
+                Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+            };
+            if ended {
+                // Nothing more can be read or sent: the session is handed back as the
+                // client left it.
+                let mut closed = driver.into_closed();
+                closed.decode_input();
+                return closed.finish().await;
+            }
             let resumed =
                 driver.map_stream(|parked| TcpStream::from_std(std::net::TcpStream::from(parked)));
             match resumed {
-                Ok(driver) => drive_tcp(driver).await,
+                Ok(mut driver) => {
+                    driver.decode_input();
+                    drive_tcp(driver).await;
+                }
                 Err((dead, e)) => {
                     tracing::debug!(error = %e, "a parked connection could not be resumed");
                     dead.finish().await;
@@ -81,8 +103,9 @@ impl ParkedConnection {
             // A waker that does nothing is enough for one step: the task spawned below polls
             // again at once, and every Tokio resource the driver waits on (socket readiness,
             // notifications, timers, channels) reports on that poll what happened meanwhile.
-            let step = serving
-                .as_mut()
+            // Unconstrained: the lot's task has spent its cooperative budget on earlier
+            // connections, and a resource out of budget would only report `Pending`.
+            let step = std::pin::pin!(tokio::task::unconstrained(serving.as_mut()))
                 .poll(&mut Context::from_waker(Waker::noop()));
             if step.is_ready() {
                 return;
@@ -134,6 +157,13 @@ impl<S> Driver<S> {
         if let Some(attached) = &mut self.attached {
             attached.in_flight.shrink_to_fit();
             attached.inbound_stored.shrink_to_fit();
+        }
+    }
+
+    /// The same driver around a stream that is over: reads end, writes go nowhere.
+    fn into_closed(self) -> Driver<tokio::io::Empty> {
+        match self.map_stream(|_| Ok::<_, std::convert::Infallible>(tokio::io::empty())) {
+            Ok(closed) | Err((closed, _)) => closed,
         }
     }
 
