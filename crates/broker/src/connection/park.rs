@@ -1,11 +1,11 @@
 //! Parking an idle plain-TCP connection and resuming it. A driver whose connection had nothing
 //! to do for [`IDLE_BEFORE_PARKING`] (and nothing under way, see `Driver::is_parkable`) ends
-//! its task: its socket leaves Tokio's reactor and the rest of its state moves, trimmed, into
-//! a [`ParkedConnection`] that the broker's parking lot (`parking/`) holds. When the lot
-//! resumes it (input, its deadline, a wake or close from the router), a new task rebuilds the
-//! driver around the re-registered socket and runs it as before. A task costs a connection
-//! several KiB whether it is busy or not; this is what keeps idle connections small. TLS,
-//! WebSocket and QUIC connections keep their task (their streams are not plain sockets).
+//! its task: its socket leaves Tokio's reactor and what the connection must remember moves,
+//! trimmed, into a [`ParkedConnection`] that the broker's parking lot (`parking/`) holds. When
+//! the lot resumes it (input, its deadline, a wake or close from the router), the driver is
+//! rebuilt around the socket and runs as before. A task costs a connection several KiB whether
+//! it is busy or not; this is what keeps idle connections small. TLS, WebSocket and QUIC
+//! connections keep their task (their streams are not plain sockets).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -14,12 +14,18 @@ use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use mquictt_protocol::session::ServerSession;
+use mquictt_protocol::Decoder;
 use tokio::net::TcpStream;
 use tokio::runtime::Handle;
+use tokio::sync::OwnedSemaphorePermit;
 
-use super::{read, Driver, RunEnd};
+use super::{read, Attached, Driver, RunEnd};
+use crate::broker::{PeerInfo, Shared};
+use crate::limits::TokenBucket;
 use crate::metrics::Metrics;
 use crate::parking::ParkingLot;
+use crate::registry::Departure;
 use crate::router::ConnectionSignal;
 
 /// How long a connection must have been idle before it parks: long enough that a client
@@ -29,17 +35,32 @@ use crate::router::ConnectionSignal;
 /// allocator keeps after they end.
 pub(crate) const IDLE_BEFORE_PARKING: Duration = Duration::from_millis(200);
 
-/// An idle connection without a task: the driver's state around a socket that Tokio no longer
-/// watches.
+/// An idle connection without a task: its socket, which Tokio no longer watches, and what of
+/// its driver outlives an idle period. Buffers, deferred answers, barriers, pauses and
+/// exchanges in progress are all empty when a connection parks, so they are not kept.
 pub(crate) struct ParkedConnection {
-    driver: Driver<mio::net::TcpStream>,
+    socket: mio::net::TcpStream,
     signal: Arc<ConnectionSignal>,
+    state: IdleDriver,
+}
+
+/// The part of a driver that an idle connection keeps.
+struct IdleDriver {
+    shared: Arc<Shared>,
+    peer: PeerInfo,
+    session: ServerSession,
+    decoder: Decoder,
+    attached: Attached,
+    slot: Option<OwnedSemaphorePermit>,
+    client_departure: Option<Departure>,
+    publish_bucket: Option<TokenBucket>,
 }
 
 impl std::fmt::Debug for ParkedConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ParkedConnection")
-            .field("peer", &self.driver.peer)
+            .field("peer", &self.state.peer)
+            .field("client", &self.state.attached.client_id)
             .finish_non_exhaustive()
     }
 }
@@ -47,7 +68,7 @@ impl std::fmt::Debug for ParkedConnection {
 impl ParkedConnection {
     /// The socket, for the lot's readiness set.
     pub(crate) fn socket_mut(&mut self) -> &mut mio::net::TcpStream {
-        &mut self.driver.stream
+        &mut self.socket
     }
 
     /// The signal the router wakes this connection through.
@@ -57,7 +78,7 @@ impl ParkedConnection {
 
     /// When the connection must run again even if nothing wakes it (keep alive).
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.driver.session.poll_timeout()
+        self.state.session.poll_timeout()
     }
 
     /// Serves the connection again. With `first_step_here`, the driver first runs here, up to
@@ -66,15 +87,18 @@ impl ParkedConnection {
     /// one. Only the lot's own task may ask for that; a wake from the router holds the
     /// router's lock, which the driver takes.
     pub(crate) fn resume(self: Box<Self>, runtime: &Handle, first_step_here: bool) {
-        let mut driver = self.driver;
+        let ParkedConnection {
+            mut socket, state, ..
+        } = *self;
         let mut serving = Box::pin(async move {
             // Read here, not through Tokio: a socket registered anew reports no readiness
             // until Tokio's next turn, and input that already came (a DISCONNECT and the end
             // of the stream, typically) can be handled at once.
-            let ended = match read::read_ready_into(&mut driver.stream, &mut driver.read_buf) {
+            let mut read_buf = BytesMut::new();
+            let ended = match read::read_ready_into(&mut socket, &mut read_buf) {
                 Ok(0) => true,
                 Ok(n) => {
-                    Metrics::add(&driver.shared.metrics.bytes_received, n as u64);
+                    Metrics::add(&state.shared.metrics.bytes_received, n as u64);
                     false
                 }
                 Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
@@ -82,20 +106,23 @@ impl ParkedConnection {
             if ended {
                 // Nothing more can be read or sent: the session is handed back as the
                 // client left it.
-                let mut closed = driver.into_closed();
+                drop(socket);
+                let mut closed = state.into_driver(tokio::io::empty(), read_buf);
                 closed.decode_input();
                 return closed.finish().await;
             }
-            let resumed =
-                driver.map_stream(|parked| TcpStream::from_std(std::net::TcpStream::from(parked)));
-            match resumed {
-                Ok(mut driver) => {
+            match TcpStream::from_std(std::net::TcpStream::from(socket)) {
+                Ok(stream) => {
+                    let mut driver = state.into_driver(stream, read_buf);
                     driver.decode_input();
                     drive_tcp(driver).await;
                 }
-                Err((dead, e)) => {
+                Err(e) => {
                     tracing::debug!(error = %e, "a parked connection could not be resumed");
-                    dead.finish().await;
+                    state
+                        .into_driver(tokio::io::empty(), read_buf)
+                        .finish()
+                        .await;
                 }
             }
         });
@@ -129,81 +156,87 @@ pub(super) async fn drive_tcp(mut driver: Driver<TcpStream>) {
 }
 
 /// Hands `driver`'s connection to the lot; a connection woken meanwhile is resumed at once.
-fn park(mut driver: Driver<TcpStream>, lot: &Arc<ParkingLot>) {
-    let Some(signal) = driver.attached.as_ref().map(|a| a.signal.signal().clone()) else {
-        // Only attached connections are parkable; nothing else reaches here.
+fn park(driver: Driver<TcpStream>, lot: &Arc<ParkingLot>) {
+    let Some((state, stream)) = IdleDriver::from_idle(driver) else {
+        // Only attached connections are parkable (`is_parkable`): nothing else reaches here.
         return;
     };
-    driver.trim();
-    match driver.map_stream(|stream| stream.into_std().map(mio::net::TcpStream::from_std)) {
-        Ok(driver) => {
-            if let Err(woken) = lot.park(Box::new(ParkedConnection { driver, signal })) {
+    match stream.into_std() {
+        Ok(socket) => {
+            let parked = Box::new(ParkedConnection {
+                socket: mio::net::TcpStream::from_std(socket),
+                signal: state.attached.signal.signal().clone(),
+                state,
+            });
+            if let Err(woken) = lot.park(parked) {
                 woken.resume(lot.runtime(), false);
             }
         }
-        Err((dead, e)) => {
+        Err(e) => {
             tracing::debug!(error = %e, "an idle connection could not be parked");
-            lot.runtime().spawn(Box::pin(dead.finish()));
+            let closed = state.into_driver(tokio::io::empty(), BytesMut::new());
+            lot.runtime().spawn(Box::pin(closed.finish()));
         }
     }
 }
 
-impl<S> Driver<S> {
-    /// Lets go of the spare room of buffers and maps that idle connections do not need.
-    fn trim(&mut self) {
-        self.read_buf = BytesMut::new();
-        self.write_buf = BytesMut::new();
-        self.deferred = VecDeque::new();
-        if let Some(attached) = &mut self.attached {
-            attached.in_flight.shrink_to_fit();
-            attached.inbound_stored.shrink_to_fit();
-        }
+impl IdleDriver {
+    /// Keeps what an idle driver must remember, with the spare room of its session's queues
+    /// and maps let go; `None` if it is not attached to a session.
+    fn from_idle<S>(driver: Driver<S>) -> Option<(Self, S)> {
+        let Driver {
+            shared,
+            stream,
+            peer,
+            mut session,
+            decoder,
+            attached,
+            slot,
+            client_departure,
+            publish_bucket,
+            ..
+        } = driver;
+        let mut attached = attached?;
+        session.shrink_to_fit();
+        attached.in_flight.shrink_to_fit();
+        attached.inbound_stored.shrink_to_fit();
+        let state = IdleDriver {
+            shared,
+            peer,
+            session,
+            decoder,
+            attached,
+            slot,
+            client_departure,
+            publish_bucket,
+        };
+        Some((state, stream))
     }
 
-    /// The same driver around a stream that is over: reads end, writes go nowhere.
-    fn into_closed(self) -> Driver<tokio::io::Empty> {
-        match self.map_stream(|_| Ok::<_, std::convert::Infallible>(tokio::io::empty())) {
-            Ok(closed) | Err((closed, _)) => closed,
-        }
-    }
-
-    /// The same driver around the same socket, watched differently; if the socket cannot be
-    /// converted, the driver comes back around a closed stream, to be finished.
-    #[allow(clippy::type_complexity)]
-    fn map_stream<T, E>(
-        self,
-        convert: impl FnOnce(S) -> Result<T, E>,
-    ) -> Result<Driver<T>, (Driver<tokio::io::Empty>, E)> {
-        // Moves every field but the stream from `$from`; the types differ in the stream only.
-        macro_rules! around {
-            ($from:ident, $stream:expr) => {
-                Driver {
-                    stream: $stream,
-                    shared: $from.shared,
-                    peer: $from.peer,
-                    session: $from.session,
-                    decoder: $from.decoder,
-                    read_buf: $from.read_buf,
-                    write_buf: $from.write_buf,
-                    attached: $from.attached,
-                    slot: $from.slot,
-                    client_departure: $from.client_departure,
-                    pending: $from.pending,
-                    connect_deadline: $from.connect_deadline,
-                    auth: $from.auth,
-                    publish_bucket: $from.publish_bucket,
-                    throttled_until: $from.throttled_until,
-                    paused: $from.paused,
-                    deferred: $from.deferred,
-                    barrier: $from.barrier,
-                    quic: $from.quic,
-                    held: $from.held,
-                }
-            };
-        }
-        match convert(self.stream) {
-            Ok(stream) => Ok(around!(self, stream)),
-            Err(e) => Err((around!(self, tokio::io::empty()), e)),
+    /// A driver again, around `stream`, with `read_buf` as what was read so far.
+    fn into_driver<S>(self, stream: S, read_buf: BytesMut) -> Driver<S> {
+        Driver {
+            shared: self.shared,
+            stream,
+            peer: self.peer,
+            session: self.session,
+            decoder: self.decoder,
+            read_buf,
+            write_buf: BytesMut::new(),
+            attached: Some(self.attached),
+            slot: self.slot,
+            client_departure: self.client_departure,
+            pending: None,
+            // Only enforced until the session is attached, which it is.
+            connect_deadline: Instant::now(),
+            auth: None,
+            publish_bucket: self.publish_bucket,
+            throttled_until: None,
+            paused: None,
+            deferred: VecDeque::new(),
+            barrier: None,
+            quic: None,
+            held: None,
         }
     }
 }

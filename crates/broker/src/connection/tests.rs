@@ -38,37 +38,6 @@ async fn a_connection_s_state_and_future_stay_small() {
 
 #[test]
 fn print_sizes_tmp() {
-    eprintln!(
-        "driver box {}",
-        std::mem::size_of::<Driver<mquictt_transport::BoxStream>>()
-    );
-    eprintln!(
-        "driver mio {}",
-        std::mem::size_of::<Driver<mio::net::TcpStream>>()
-    );
     eprintln!("parked {}", std::mem::size_of::<ParkedConnection>());
-    eprintln!("session {}", std::mem::size_of::<ServerSession>());
-    eprintln!("attached {}", std::mem::size_of::<Attached>());
-    eprintln!("decoder {}", std::mem::size_of::<Decoder>());
-    eprintln!("peer {}", std::mem::size_of::<PeerInfo>());
-    eprintln!(
-        "signal {}",
-        std::mem::size_of::<crate::router::ConnectionSignal>()
-    );
-    eprintln!("bucket {}", std::mem::size_of::<Option<TokenBucket>>());
-    eprintln!("pause {}", std::mem::size_of::<Option<Pause>>());
-    eprintln!("held {}", std::mem::size_of::<Option<Packet>>());
-    eprintln!(
-        "deferred {}",
-        std::mem::size_of::<VecDeque<(CommitTicket, Deferred)>>()
-    );
-    eprintln!("ticket {}", std::mem::size_of::<Option<CommitTicket>>());
-    eprintln!(
-        "slot {}",
-        std::mem::size_of::<Option<OwnedSemaphorePermit>>()
-    );
-    eprintln!(
-        "pending {}",
-        std::mem::size_of::<Option<admission::PendingSlot>>()
-    );
+    eprintln!("driver tcp {}", std::mem::size_of::<Driver<tokio::net::TcpStream>>());
 }
