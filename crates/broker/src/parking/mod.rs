@@ -48,13 +48,10 @@ struct LotState {
     /// Tokens are never reused, so a late wake for a connection that has left cannot resume
     /// another one.
     next_token: usize,
-    parked: HashMap<usize, Parked>,
+    /// The parked connections; a parked connection's deadline does not change while it is
+    /// parked, so it is found again from the connection itself.
+    parked: HashMap<usize, Box<ParkedConnection>>,
     deadlines: BTreeSet<(Instant, usize)>,
-}
-
-struct Parked {
-    connection: Box<ParkedConnection>,
-    deadline: Option<Instant>,
 }
 
 impl ParkingLot {
@@ -115,13 +112,7 @@ impl ParkingLot {
                     self.earlier_deadline.notify_one();
                 }
             }
-            state.parked.insert(
-                token,
-                Parked {
-                    connection: taken,
-                    deadline,
-                },
-            );
+            state.parked.insert(token, taken);
             Some(ParkedAt {
                 lot: self.clone(),
                 token,
@@ -144,12 +135,12 @@ impl ParkingLot {
         let parked = {
             let mut state = self.state();
             let parked = state.parked.remove(&token);
-            if let Some(at) = parked.as_ref().and_then(|p| p.deadline) {
+            if let Some(at) = parked.as_ref().and_then(|p| p.deadline()) {
                 state.deadlines.remove(&(at, token));
             }
             parked
         };
-        let Some(Parked { mut connection, .. }) = parked else {
+        let Some(mut connection) = parked else {
             return;
         };
         // Deregistered before Tokio registers it again; failing only if it was never
