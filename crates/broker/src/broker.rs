@@ -192,10 +192,10 @@ impl Broker {
     }
 
     /// Serves one client over a plain TCP socket. Unlike [`Broker::serve_connection`], this
-    /// returns as soon as the connection has been idle for a second: it is then parked, held
-    /// without a task until its client sends something, a message is queued for it, it is
-    /// closed or its keep alive runs out, and the broker serves it on in tasks of its own.
-    /// Idle connections so cost a fraction of the memory.
+    /// may return while the connection lives on: once it has been idle for a moment (50 ms)
+    /// it is parked, held without a task until its client sends something, a message is
+    /// queued for it, it is closed or its keep alive runs out, and the broker then serves it
+    /// in tasks of its own. Idle connections so cost a fraction of the memory.
     pub async fn serve_tcp_connection(&self, stream: TcpStream, peer: PeerInfo) {
         crate::connection::serve_tcp(self.shared.clone(), stream, peer).await;
     }

@@ -1,7 +1,8 @@
 //! Idle plain-TCP connections park (held without a task) and lose nothing by it: a parked
-//! client receives what is published to it promptly, can publish and ping, is closed with its
-//! will published when its keep alive runs out, can be taken over, and is closed by a broker
-//! shutdown; the connection gauge stays right throughout.
+//! client receives what is published to it promptly, can publish and ping, keeps its
+//! unacknowledged messages and send window, is closed with its will published when its keep
+//! alive runs out, can be taken over, and is closed by a broker shutdown; the connection gauge
+//! stays right throughout.
 
 mod common;
 
@@ -227,4 +228,37 @@ async fn a_shutdown_closes_parked_clients() {
         "shutdown took {:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test]
+async fn a_parked_subscriber_keeps_its_unacknowledged_messages_and_window() {
+    // A window of one message: the second waits in the queue until the first is acknowledged.
+    let broker = TestBroker::with_config(mquictt_broker::BrokerConfig {
+        v3_inflight: 1,
+        ..Default::default()
+    })
+    .await;
+    let (mut subscriber, _) = TestClient::connect(broker.addr, V311, "slow", true).await;
+    subscriber
+        .subscribe("jobs", SubscriptionOptions::with_qos(QoS::AtLeastOnce), 1)
+        .await;
+    let (mut publisher, _) = TestClient::connect(broker.addr, V311, "boss", true).await;
+    publisher
+        .publish(publish("jobs", b"first", QoS::AtLeastOnce, 1))
+        .await;
+    publisher
+        .publish(publish("jobs", b"second", QoS::AtLeastOnce, 2))
+        .await;
+    let first = within("the first job", subscriber.expect_publish()).await;
+    assert_eq!(&first.payload[..], b"first");
+    subscriber.expect_nothing().await;
+    // Both park with the first message unacknowledged and the second queued behind it.
+    until_parked(&broker, 2).await;
+    subscriber.ack(&first).await;
+    let second = match subscriber.recv_within(PROMPTLY).await {
+        Some(Packet::Publish(p)) => p,
+        other => panic!("expected the second job within {PROMPTLY:?}, got {other:?}"),
+    };
+    assert_eq!(&second.payload[..], b"second");
+    broker.stop().await;
 }

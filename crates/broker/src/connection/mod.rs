@@ -648,6 +648,9 @@ where
 
     /// Flushes what is left, closes the stream and hands the session back to the router.
     async fn finish(mut self) {
+        // No longer pending, whatever happens next: the gauge is right by the time the peer
+        // sees the connection close.
+        self.pending = None;
         // Events a pause left unhandled (publishes, a DISCONNECT that decides the will) are
         // handled before the session is handed back.
         self.paused = None;

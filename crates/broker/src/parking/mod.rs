@@ -177,6 +177,9 @@ impl ParkingLot {
 /// resumes the connections concerned.
 async fn watch(lot: Arc<ParkingLot>, mut readiness: AsyncFd<mio::Poll>) {
     let mut events = Events::with_capacity(EVENTS_PER_POLL);
+    // Should the readiness set fail, deadlines and wakes from the router still resume
+    // connections.
+    let mut watching = true;
     loop {
         let next = lot.resume_due(Instant::now());
         let sleep = async {
@@ -186,16 +189,18 @@ async fn watch(lot: Arc<ParkingLot>, mut readiness: AsyncFd<mio::Poll>) {
             }
         };
         tokio::select! {
-            guard = readiness.readable_mut() => {
+            guard = readiness.readable_mut(), if watching => {
                 let Ok(mut guard) = guard else {
                     tracing::warn!("the parking lot's readiness set failed; parked connections wait for their deadlines");
-                    return;
+                    watching = false;
+                    continue;
                 };
                 match guard.get_inner_mut().poll(&mut events, Some(Duration::ZERO)) {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => {
                         tracing::warn!(error = %e, "polling parked connections failed");
+                        guard.clear_ready();
                         continue;
                     }
                 }
