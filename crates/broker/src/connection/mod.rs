@@ -165,9 +165,11 @@ where
 /// Serves one plain TCP connection until it ends or, idle, is parked (it then carries on in
 /// tasks of the parking lot's making).
 pub(crate) async fn serve_tcp(shared: Arc<Shared>, stream: TcpStream, peer: PeerInfo) {
-    if let Some(driver) = Driver::open(shared, stream, peer, None) {
-        park::drive_tcp(driver).await;
-    }
+    // Not `if let`: its scrutinee, the whole driver, would stay in the future until the end.
+    let Some(driver) = Driver::open(shared, stream, peer, None) else {
+        return;
+    };
+    park::drive_tcp(driver).await;
 }
 
 /// Serves one connection to its end, with the QUIC hooks of its stream if it has any.
@@ -263,7 +265,8 @@ where
                 .as_ref()
                 .and_then(|a| a.signal.close_requested())
             {
-                self.close_for(reason).await;
+                // Boxed: runs once, and need not make every connection's future larger.
+                Box::pin(self.close_for(reason)).await;
                 if !self.session.is_closed() {
                     return RunEnd::Closed;
                 }

@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
@@ -88,45 +89,46 @@ impl ParkedConnection {
     /// one. Only the lot's own task may ask for that; a wake from the router holds the
     /// router's lock, which the driver takes.
     pub(crate) fn resume(self: Box<Self>, runtime: &Handle, first_step_here: bool) {
+        // A wake may come from a thread outside the runtime; registering the socket with
+        // Tokio needs it.
+        let _runtime = runtime.enter();
         let ParkedConnection {
             mut socket, state, ..
         } = *self;
-        let mut serving = Box::pin(async move {
-            // Read here, not through Tokio: a socket registered anew reports no readiness
-            // until Tokio's next turn, and input that already came (a DISCONNECT and the end
-            // of the stream, typically) can be handled at once.
-            let mut read_buf = BytesMut::new();
-            let ended = match read::read_ready_into(&mut socket, &mut read_buf) {
-                Ok(0) => true,
-                Ok(n) => {
-                    Metrics::add(&state.shared.metrics.bytes_received, n as u64);
-                    false
-                }
-                Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
-            };
-            if ended {
-                // Nothing more can be read or sent: the session is handed back as the
-                // client left it.
-                drop(socket);
-                let mut closed = state.into_driver(tokio::io::empty(), read_buf);
-                closed.decode_input();
-                return closed.finish().await;
+        // Read here, not through Tokio: a socket registered anew reports no readiness until
+        // Tokio's next turn, and input that already came (a DISCONNECT and the end of the
+        // stream, typically) can be handled at once.
+        let mut read_buf = BytesMut::new();
+        let ended = match read::read_ready_into(&mut socket, &mut read_buf) {
+            Ok(0) => true,
+            Ok(n) => {
+                Metrics::add(&state.shared.metrics.bytes_received, n as u64);
+                false
             }
+            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+        };
+        // Built here rather than in one async block, which would keep the parked state in
+        // the future beside the driver made of it.
+        let mut serving: Pin<Box<dyn Future<Output = ()> + Send>> = if ended {
+            // Nothing more can be read or sent: the session is handed back as the client
+            // left it.
+            drop(socket);
+            let mut closed = state.into_driver(tokio::io::empty(), read_buf);
+            closed.decode_input();
+            Box::pin(closed.finish())
+        } else {
             match TcpStream::from_std(std::net::TcpStream::from(socket)) {
                 Ok(stream) => {
                     let mut driver = state.into_driver(stream, read_buf);
                     driver.decode_input();
-                    drive_tcp(driver).await;
+                    Box::pin(drive_tcp(driver))
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "a parked connection could not be resumed");
-                    state
-                        .into_driver(tokio::io::empty(), read_buf)
-                        .finish()
-                        .await;
+                    Box::pin(state.into_driver(tokio::io::empty(), read_buf).finish())
                 }
             }
-        });
+        };
         if first_step_here {
             // A waker that does nothing is enough for one step: the task spawned below polls
             // again at once, and every Tokio resource the driver waits on (socket readiness,
@@ -144,13 +146,18 @@ impl ParkedConnection {
 }
 
 /// Runs a TCP connection's driver until the connection ends or parks.
-pub(super) async fn drive_tcp(mut driver: Driver<TcpStream>) {
-    let lot = driver.shared.parking.clone();
-    match driver.run(lot.is_some()).await {
-        RunEnd::Closed => Box::pin(driver.finish()).await,
-        RunEnd::Idle => {
-            if let Some(lot) = lot {
-                park(driver, &lot);
+///
+/// Not an `async fn`: those keep their arguments twice in their future (the argument and
+/// the body's binding of it), and this argument is the whole driver.
+pub(super) fn drive_tcp(mut driver: Driver<TcpStream>) -> impl Future<Output = ()> + Send {
+    async move {
+        let lot = driver.shared.parking.clone();
+        match driver.run(lot.is_some()).await {
+            RunEnd::Closed => Box::pin(driver.finish()).await,
+            RunEnd::Idle => {
+                if let Some(lot) = lot {
+                    park(driver, &lot);
+                }
             }
         }
     }
