@@ -149,6 +149,7 @@ impl ParkedConnection {
 ///
 /// Not an `async fn`: those keep their arguments twice in their future (the argument and
 /// the body's binding of it), and this argument is the whole driver.
+#[allow(clippy::manual_async_fn)]
 pub(super) fn drive_tcp(mut driver: Driver<TcpStream>) -> impl Future<Output = ()> + Send {
     async move {
         let lot = driver.shared.parking.clone();
