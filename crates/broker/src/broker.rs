@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use mquictt_protocol::ReasonCode;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify, Semaphore};
 
 use crate::auth::Authenticator;
@@ -19,6 +19,7 @@ use crate::config::BrokerConfig;
 use crate::limits::SourceRateLimiter;
 use crate::message::Message;
 use crate::metrics::Metrics;
+use crate::parking::ParkingLot;
 use crate::router::Router;
 use crate::storage::journal::Journal;
 use crate::storage::{Storage, StorageError};
@@ -79,6 +80,9 @@ pub(crate) struct Shared {
     pub(crate) source_rate: Mutex<SourceRateLimiter>,
     /// Becomes `true` when the broker shuts down.
     pub(crate) shutting_down: watch::Sender<bool>,
+    /// Where idle plain-TCP connections wait without a task; `None` if the runtime could not
+    /// give it a readiness set (such connections then keep their task).
+    pub(crate) parking: Option<Arc<ParkingLot>>,
     started: Instant,
 }
 
@@ -133,6 +137,9 @@ impl Broker {
             );
         }
         let (shutting_down, _) = watch::channel(false);
+        let parking = ParkingLot::start()
+            .inspect_err(|e| tracing::warn!(error = %e, "idle connections will not be parked"))
+            .ok();
         let shared = Arc::new(Shared {
             connection_slots: Arc::new(Semaphore::new(config.max_connections)),
             pending_slots: Arc::new(Semaphore::new(config.max_pending_connections)),
@@ -147,6 +154,7 @@ impl Broker {
             router: Mutex::new(router),
             housekeeping: Arc::new(Notify::new()),
             shutting_down,
+            parking,
             started: Instant::now(),
         });
         runtime.spawn(housekeeping(Arc::downgrade(&shared)));
@@ -183,6 +191,20 @@ impl Broker {
         crate::connection::serve(self.shared.clone(), stream, peer).await;
     }
 
+    /// Serves one client over a plain TCP socket. Unlike [`Broker::serve_connection`], this
+    /// may return while the connection lives on: once it has been idle for a moment (50 ms)
+    /// it is parked, held without a task until its client sends something, a message is
+    /// queued for it, it is closed or its keep alive runs out, and the broker then serves it
+    /// in tasks of its own. Idle connections so cost a fraction of the memory.
+    pub async fn serve_tcp_connection(&self, stream: TcpStream, peer: PeerInfo) {
+        crate::connection::serve_tcp(self.shared.clone(), stream, peer).await;
+    }
+
+    /// How many idle connections are parked (held without a task) right now.
+    pub fn parked_connections(&self) -> usize {
+        self.shared.parking.as_ref().map_or(0, |lot| lot.len())
+    }
+
     /// Accepts TCP connections and serves each in its own task until `shutdown` completes,
     /// then shuts the broker down gracefully.
     pub async fn serve_tcp(
@@ -206,7 +228,7 @@ impl Broker {
                     let _ = stream.set_nodelay(true);
                     let broker = self.clone();
                     tokio::spawn(async move {
-                        broker.serve_connection(stream, PeerInfo::tcp(remote)).await;
+                        broker.serve_tcp_connection(stream, PeerInfo::tcp(remote)).await;
                     });
                 }
                 () = &mut shutdown => break,
@@ -229,9 +251,8 @@ impl Broker {
             .router()
             .close_all(ReasonCode::ServerShuttingDown);
         let all_done = async {
-            for mut finished in waiting {
-                // Err means the driver dropped its end: it has finished.
-                while finished.changed().await.is_ok() {}
+            for connection in waiting {
+                connection.finished().await;
             }
         };
         if tokio::time::timeout(self.shared.config.shutdown_grace, all_done)

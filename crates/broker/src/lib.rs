@@ -37,6 +37,7 @@ mod connection;
 mod limits;
 pub mod message;
 pub mod metrics;
+mod parking;
 mod queue;
 pub mod quic;
 pub mod registry;

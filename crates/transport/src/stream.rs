@@ -2,18 +2,36 @@
 //! the peer at the other end ([`PeerInfo`]). MQTT framing runs on top of it unchanged: this
 //! module knows nothing about packets.
 
+use std::any::Any;
 use std::net::SocketAddr;
 
 use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 
 use crate::url::TransportKind;
 
 /// A bidirectional, ordered byte stream: TCP, TLS, a WebSocket carrying binary messages, or a
 /// QUIC bidirectional stream. Implemented for every type with the four bounds.
-pub trait ByteStream: AsyncRead + AsyncWrite + Unpin + Send {}
+pub trait ByteStream: AsyncRead + AsyncWrite + Unpin + Send + Any {
+    /// The plain TCP socket, when this stream is one (`mqtt://`), so that a server can treat
+    /// it as the socket it is (for example hold it idle without a task); any other stream is
+    /// handed back unchanged.
+    fn into_tcp(self: Box<Self>) -> Result<TcpStream, BoxStream>;
+}
 
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> ByteStream for T {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> ByteStream for T {
+    fn into_tcp(self: Box<Self>) -> Result<TcpStream, BoxStream> {
+        if !(&*self as &dyn Any).is::<TcpStream>() {
+            return Err(self);
+        }
+        let any: Box<dyn Any> = self;
+        // The type was checked just above, so the downcast cannot fail.
+        any.downcast::<TcpStream>()
+            .map(|tcp| *tcp)
+            .map_err(|_| unreachable!("checked to be a TcpStream"))
+    }
+}
 
 /// A byte stream of any transport.
 pub type BoxStream = Box<dyn ByteStream>;

@@ -14,7 +14,6 @@ use mquictt_protocol::{
     Connect, Disconnect, MqttString, Properties, Publish, QoS, ReasonCode, SubAck, UnsubAck,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{oneshot, watch, Notify};
 
 use super::{Attached, Deferred, Driver, TAKEOVER_WAIT};
 use crate::auth::Principal;
@@ -23,7 +22,7 @@ use crate::limits::topic_within_limits;
 use crate::message::Message;
 use crate::metrics::Metrics;
 use crate::registry::Departure;
-use crate::router::{AwaitingRelease, LinkParts, SubscribeRequest};
+use crate::router::{AwaitingRelease, ConnectionSignal, SignalHandle, SubscribeRequest};
 use crate::storage::{Change, CommitTicket};
 
 impl<S> Driver<S>
@@ -141,28 +140,21 @@ where
         let client_id = admitted.client_id.clone();
         // Takeover: the old connection closes with 0x8E and hands its session back first.
         let waiting = self.shared.router().begin_takeover(&client_id);
-        if let Some(mut finished) = waiting {
-            let handed_back = async { while finished.changed().await.is_ok() {} };
-            if tokio::time::timeout(TAKEOVER_WAIT, handed_back)
+        if let Some(previous) = waiting {
+            if tokio::time::timeout(TAKEOVER_WAIT, previous.finished())
                 .await
                 .is_err()
             {
                 tracing::warn!(client = %client_id, "taken-over connection did not finish in time");
             }
         }
-        let wake = Arc::new(Notify::new());
-        let (close_tx, close_rx) = oneshot::channel();
-        let (finished_tx, finished_rx) = watch::channel(());
+        let signal = Arc::new(ConnectionSignal::default());
         let attachment = self.shared.router().attach(
             &client_id,
             connect.clean_start,
             admitted.expiry,
             admitted.will,
-            LinkParts {
-                wake: wake.clone(),
-                close: close_tx,
-                finished: finished_rx,
-            },
+            signal.clone(),
             now,
         );
         let persistent = !admitted.expiry.is_zero();
@@ -200,9 +192,7 @@ where
             connection: attachment.connection,
             version: connect.protocol,
             expiry: admitted.expiry,
-            wake,
-            close: close_rx,
-            _finished: finished_tx,
+            signal: SignalHandle::new(signal),
             persistent,
             in_flight: delivery.in_flight,
             inbound_stored,

@@ -28,14 +28,15 @@ use mquictt_protocol::{
     QoS, ReasonCode, SubAck, UnsubAck,
 };
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{oneshot, watch, Notify, OwnedSemaphorePermit};
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::broker::{PeerInfo, Shared};
 use crate::limits::TokenBucket;
 use crate::message::ClientId;
 use crate::metrics::Metrics;
 use crate::registry::{ConnectionId, Departure};
-use crate::router::{DeliveryState, Departing, InFlight, Pause};
+use crate::router::{DeliveryState, Departing, InFlight, Pause, SignalHandle};
 use crate::session::Outgoing;
 use crate::storage::{Change, CommitTicket, InFlightStage};
 
@@ -43,11 +44,13 @@ mod admission;
 mod authenticate;
 mod durable;
 mod events;
+mod park;
 mod quic_streams;
 mod read;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use park::ParkedConnection;
 pub(crate) use quic_streams::{serve_data_stream, Activation, ControlStream, QuicStreamHooks};
 
 use admission::{admit_pending, PendingSlot};
@@ -74,10 +77,9 @@ struct Attached {
     connection: ConnectionId,
     version: ProtocolVersion,
     expiry: Duration,
-    wake: Arc<Notify>,
-    close: oneshot::Receiver<ReasonCode>,
-    /// Dropped when this driver has detached; a successor waits for that.
-    _finished: watch::Sender<()>,
+    /// How the router wakes and closes this connection; dropped when this driver has
+    /// detached, which a successor waits for.
+    signal: SignalHandle,
     /// Whether the session outlives the connection, so its exchanges are persisted.
     persistent: bool,
     /// Outgoing QoS 1/2 exchanges by packet identifier: the queue entry each one carries, and
@@ -142,12 +144,32 @@ struct Driver<S> {
     held: Option<Packet>,
 }
 
+/// How a driver's run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunEnd {
+    /// The connection is over: what is left is finishing it.
+    Closed,
+    /// Nothing happened for [`park::IDLE_BEFORE_PARKING`] and nothing is under way: the
+    /// connection may wait in the parking lot.
+    Idle,
+}
+
 /// Serves one connection to its end.
 pub(crate) async fn serve<S>(shared: Arc<Shared>, stream: S, peer: PeerInfo)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     serve_with(shared, stream, peer, None).await;
+}
+
+/// Serves one plain TCP connection until it ends or, idle, is parked (it then carries on in
+/// tasks of the parking lot's making).
+pub(crate) async fn serve_tcp(shared: Arc<Shared>, stream: TcpStream, peer: PeerInfo) {
+    // Not `if let`: its scrutinee, the whole driver, would stay in the future until the end.
+    let Some(driver) = Driver::open(shared, stream, peer, None) else {
+        return;
+    };
+    park::drive_tcp(driver).await;
 }
 
 /// Serves one connection to its end, with the QUIC hooks of its stream if it has any.
@@ -159,74 +181,108 @@ pub(crate) async fn serve_with<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    if *shared.shutting_down.borrow() {
-        return;
-    }
-    let now = Instant::now();
-    let Some(pending) = admit_pending(&shared, &peer, now) else {
-        // Closed before anything is read: the cheapest answer to a flood.
+    let Some(mut driver) = Driver::open(shared, stream, peer, quic) else {
         return;
     };
-    let slot = shared.connection_slots.clone().try_acquire_owned().ok();
-    let config = ServerConfig {
-        connect_timeout: Some(shared.config.connect_timeout),
-        // The broker's session queue is the only buffer, with its own bound and drop policy;
-        // messages are handed over only as the client's window allows.
-        max_queued_publishes: 0,
-        send_window_v3: shared.config.v3_inflight,
-        outbound_topic_aliases: shared.config.outbound_topic_aliases,
-        ..ServerConfig::default()
-    };
-    let shared_connect_timeout = shared.config.connect_timeout;
-    let publish_rate = shared.config.publish_rate;
-    let mut driver = Driver {
-        decoder: Decoder::new(shared.config.max_packet_size),
-        shared,
-        stream,
-        peer,
-        session: ServerSession::new(config, now),
-        read_buf: BytesMut::new(),
-        write_buf: BytesMut::new(),
-        attached: None,
-        slot,
-        client_departure: None,
-        pending: Some(pending),
-        connect_deadline: now + shared_connect_timeout,
-        auth: None,
-        publish_bucket: publish_rate.map(|rate| TokenBucket::new(rate, now)),
-        throttled_until: None,
-        paused: None,
-        deferred: VecDeque::new(),
-        barrier: None,
-        quic: quic.map(Box::new),
-        held: None,
-    };
-    driver.run().await;
+    driver.run(false).await;
     // Boxed: runs once, and its state need not make every connection's future larger.
     Box::pin(driver.finish()).await;
+}
+
+impl<S> Driver<S> {
+    /// A driver for a new connection, or `None` when it is refused before anything is read.
+    fn open(
+        shared: Arc<Shared>,
+        stream: S,
+        peer: PeerInfo,
+        quic: Option<QuicStreamHooks>,
+    ) -> Option<Self> {
+        if *shared.shutting_down.borrow() {
+            return None;
+        }
+        let now = Instant::now();
+        // Closed before anything is read: the cheapest answer to a flood.
+        let pending = admit_pending(&shared, &peer, now)?;
+        let slot = shared.connection_slots.clone().try_acquire_owned().ok();
+        let config = ServerConfig {
+            connect_timeout: Some(shared.config.connect_timeout),
+            // The broker's session queue is the only buffer, with its own bound and drop
+            // policy; messages are handed over only as the client's window allows.
+            max_queued_publishes: 0,
+            send_window_v3: shared.config.v3_inflight,
+            outbound_topic_aliases: shared.config.outbound_topic_aliases,
+            ..ServerConfig::default()
+        };
+        let shared_connect_timeout = shared.config.connect_timeout;
+        let publish_rate = shared.config.publish_rate;
+        Some(Driver {
+            decoder: Decoder::new(shared.config.max_packet_size),
+            shared,
+            stream,
+            peer,
+            session: ServerSession::new(config, now),
+            read_buf: BytesMut::new(),
+            write_buf: BytesMut::new(),
+            attached: None,
+            slot,
+            client_departure: None,
+            pending: Some(pending),
+            connect_deadline: now + shared_connect_timeout,
+            auth: None,
+            publish_bucket: publish_rate.map(|rate| TokenBucket::new(rate, now)),
+            throttled_until: None,
+            paused: None,
+            deferred: VecDeque::new(),
+            barrier: None,
+            quic: quic.map(Box::new),
+            held: None,
+        })
+    }
 }
 
 impl<S> Driver<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    async fn run(&mut self) {
+    /// Serves the connection until it is over or, when `may_park`, until it has been idle for
+    /// [`park::IDLE_BEFORE_PARKING`].
+    async fn run(&mut self, may_park: bool) -> RunEnd {
         let mut shutdown = self.shared.shutting_down.subscribe();
+        // Set when the last wait ended because nothing happened for the whole idle period.
+        let mut quiet = false;
         loop {
             self.handle_events().await;
             self.release_deferred();
             self.deliver_queued();
             if self.flush().await.is_err() {
-                return;
+                return RunEnd::Closed;
             }
             if self.session.is_closed() {
-                return;
+                return RunEnd::Closed;
             }
+            if let Some(reason) = self
+                .attached
+                .as_ref()
+                .and_then(|a| a.signal.close_requested())
+            {
+                // Boxed: runs once, and need not make every connection's future larger.
+                Box::pin(self.close_for(reason)).await;
+                if !self.session.is_closed() {
+                    return RunEnd::Closed;
+                }
+                continue;
+            }
+            let parkable = may_park && self.is_parkable();
+            if quiet && parkable {
+                return RunEnd::Idle;
+            }
+            let park_at = parkable.then(|| Instant::now() + park::IDLE_BEFORE_PARKING);
             let deadline = [
                 self.session.poll_timeout(),
                 self.attached.is_none().then_some(self.connect_deadline),
                 self.throttled_until,
                 self.paused.as_ref().map(|pause| pause.until),
+                park_at,
             ]
             .into_iter()
             .flatten()
@@ -246,19 +302,10 @@ where
                 }
             };
             let awaiting_connect = self.attached.is_none();
-            let (wake, close) = match &mut self.attached {
-                Some(a) => (Some(a.wake.clone()), Some(&mut a.close)),
-                None => (None, None),
-            };
+            let signal = self.attached.as_ref().map(|a| a.signal.signal().clone());
             let woken = async {
-                match wake {
-                    Some(wake) => wake.notified().await,
-                    None => std::future::pending().await,
-                }
-            };
-            let closed = async {
-                match close {
-                    Some(close) => close.await.ok(),
+                match &signal {
+                    Some(signal) => signal.woken().await,
                     None => std::future::pending().await,
                 }
             };
@@ -283,39 +330,64 @@ where
             let read = std::future::poll_fn(|cx| {
                 read::poll_read_into(&mut self.stream, cx, &mut self.read_buf)
             });
+            quiet = false;
             tokio::select! {
                 complete = handshake, if holding => {
                     if !self.release_held(complete) {
-                        return;
+                        return RunEnd::Closed;
                     }
                 }
                 read = read, if reading && !holding => match read {
-                    Ok(0) | Err(_) => return,
+                    Ok(0) | Err(_) => return RunEnd::Closed,
                     Ok(n) => {
                         Metrics::add(&self.shared.metrics.bytes_received, n as u64);
                         self.decode_input();
                     }
                 },
-                () = sleep => self.on_timer(Instant::now()),
+                () = sleep => {
+                    let now = Instant::now();
+                    quiet = park_at.is_some_and(|at| now >= at);
+                    self.on_timer(now);
+                }
                 () = drained => self.resume(),
+                // A close request is looked at before the next wait.
                 () = woken => {}
                 () = committed => {}
-                reason = closed => {
-                    let reason = reason.unwrap_or(ReasonCode::ServerShuttingDown);
-                    // `select!` picks among ready branches at random: input that had already
-                    // arrived still counts. A client whose DISCONNECT 0x00 is waiting here left
-                    // normally, and its will must not be published by a takeover.
-                    self.paused = None;
-                    self.take_ready_input().await;
-                    if !self.session.is_closed() {
-                        let _ = self.session.disconnect(Disconnect::new(reason));
-                    }
-                }
                 _ = shutdown.changed(), if awaiting_connect => {
                     let _ = self.session.disconnect(Disconnect::new(ReasonCode::ServerShuttingDown));
                 }
             }
         }
+    }
+
+    /// Closes the connection as the router asked (takeover, shutdown).
+    async fn close_for(&mut self, reason: ReasonCode) {
+        // Input that had already arrived still counts. A client whose DISCONNECT 0x00 is
+        // waiting here left normally, and its will must not be published by a takeover.
+        self.paused = None;
+        self.take_ready_input().await;
+        if !self.session.is_closed() {
+            let _ = self.session.disconnect(Disconnect::new(reason));
+        }
+    }
+
+    /// Whether nothing is under way that a parked connection could not carry on later: the
+    /// session is connected, no bytes wait in either direction, no answer waits for a commit,
+    /// no exchange (authentication, QUIC handshake) is in progress, and the client is
+    /// neither throttled nor paused. Unacknowledged QoS 1/2 exchanges stay in the session.
+    fn is_parkable(&self) -> bool {
+        self.attached.is_some()
+            && self.session.is_connected()
+            && self.read_buf.is_empty()
+            && self.write_buf.is_empty()
+            && self.deferred.is_empty()
+            && self.barrier.is_none()
+            && self.held.is_none()
+            && self.auth.is_none()
+            && self.quic.is_none()
+            && self.pending.is_none()
+            && self.throttled_until.is_none()
+            && self.paused.is_none()
     }
 
     /// Runs whatever deadline passed: the connect deadline, the end of a throttle, the
@@ -579,6 +651,9 @@ where
 
     /// Flushes what is left, closes the stream and hands the session back to the router.
     async fn finish(mut self) {
+        // No longer pending, whatever happens next: the gauge is right by the time the peer
+        // sees the connection close.
+        self.pending = None;
         // Events a pause left unhandled (publishes, a DISCONNECT that decides the will) are
         // handled before the session is handed back.
         self.paused = None;

@@ -18,7 +18,7 @@ use mquictt_protocol::{Connect, Decoder, Packet, Properties, ProtocolVersion};
 use mquictt_transport::quinn::VarInt;
 use mquictt_transport::QuicConnection;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{oneshot, watch, Notify};
+use tokio::sync::watch;
 
 use super::{Attached, Driver};
 use crate::broker::{PeerInfo, Shared};
@@ -27,7 +27,7 @@ use crate::message::ClientId;
 use crate::quic::early_data::EarlyDataGate;
 use crate::quic::subscriber::data_stream_subscriber;
 use crate::registry::{ConnectionId, Departure};
-use crate::router::LinkParts;
+use crate::router::{ConnectionSignal, SignalHandle};
 
 /// QUIC application error code of a connection closed after a DISCONNECT.
 const NO_ERROR_CODE: u32 = 0;
@@ -173,22 +173,12 @@ pub(crate) async fn serve_data_stream<S>(
     }
     let now = Instant::now();
     let subscriber = data_stream_subscriber(&activation.owner, activation.connection, stream_id);
-    let wake = Arc::new(Notify::new());
-    let (close_tx, close_rx) = oneshot::channel();
-    let (finished_tx, finished_rx) = watch::channel(());
+    let signal = Arc::new(ConnectionSignal::default());
     // A transient session of its own: clean, expiring with the stream, no will.
-    let attachment = shared.router().attach(
-        &subscriber,
-        true,
-        Duration::ZERO,
-        None,
-        LinkParts {
-            wake: wake.clone(),
-            close: close_tx,
-            finished: finished_rx,
-        },
-        now,
-    );
+    let attachment =
+        shared
+            .router()
+            .attach(&subscriber, true, Duration::ZERO, None, signal.clone(), now);
     let template = &activation.template;
     let session = ServerSession::for_data_stream(template, now);
     let mut decoder = Decoder::new(shared.config.max_packet_size);
@@ -211,9 +201,7 @@ pub(crate) async fn serve_data_stream<S>(
             connection: attachment.connection,
             version: template.connect().protocol,
             expiry: Duration::ZERO,
-            wake,
-            close: close_rx,
-            _finished: finished_tx,
+            signal: SignalHandle::new(signal),
             // A data stream's session ends with the stream: nothing of it is persisted.
             persistent: false,
             in_flight: HashMap::new(),
@@ -238,6 +226,6 @@ pub(crate) async fn serve_data_stream<S>(
         })),
         held: None,
     };
-    driver.run().await;
+    driver.run(false).await;
     Box::pin(driver.finish()).await;
 }

@@ -46,6 +46,28 @@ where
     })
 }
 
+/// Reads once from a socket that Tokio does not watch (a parked connection's) and appends
+/// what arrived to `buf`: `Ok(0)` is the end of the stream, `WouldBlock` that nothing came.
+pub(super) fn read_ready_into<R>(socket: &mut R, buf: &mut BytesMut) -> io::Result<usize>
+where
+    R: io::Read,
+{
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut scratch) => {
+            let n = socket.read(&mut scratch[..])?;
+            buf.extend_from_slice(scratch.get(..n).unwrap_or_default());
+            Ok(n)
+        }
+        Err(_) => {
+            let start = buf.len();
+            buf.resize(start + READ_CHUNK, 0);
+            let read = socket.read(buf.get_mut(start..).unwrap_or_default());
+            buf.truncate(start + *read.as_ref().unwrap_or(&0));
+            read
+        }
+    })
+}
+
 fn poll_read_direct<S>(
     stream: &mut S,
     cx: &mut Context<'_>,

@@ -109,7 +109,11 @@ impl Broker {
             Some(connection) => {
                 Box::pin(self.serve_quic(accepted.stream, connection, peer, serving)).await
             }
-            None => self.serve_connection(accepted.stream, peer).await,
+            // A plain TCP socket may be parked while idle.
+            None => match accepted.stream.into_tcp() {
+                Ok(tcp) => self.serve_tcp_connection(tcp, peer).await,
+                Err(stream) => self.serve_connection(stream, peer).await,
+            },
         }
     }
 
@@ -138,9 +142,15 @@ impl Broker {
                         .await
                 })
             }
-            None => {
-                tokio::spawn(async move { broker.serve_connection(accepted.stream, peer).await })
-            }
+            // A plain TCP socket may be parked while idle, as in `serve_accepted`.
+            None => match accepted.stream.into_tcp() {
+                Ok(tcp) => {
+                    tokio::spawn(async move { broker.serve_tcp_connection(tcp, peer).await })
+                }
+                Err(stream) => {
+                    tokio::spawn(async move { broker.serve_connection(stream, peer).await })
+                }
+            },
         }
     }
 }

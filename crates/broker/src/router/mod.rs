@@ -7,12 +7,11 @@
 //! Nothing here awaits, syncs or touches a socket.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mquictt_protocol::{QoS, ReasonCode, SubscriptionOptions, TopicFilter};
-use tokio::sync::{oneshot, watch, Notify};
 
 use crate::auth::Authenticator;
 use crate::config::BrokerConfig;
@@ -29,12 +28,14 @@ mod backpressure;
 mod in_flight;
 mod publish;
 mod restore;
+mod signal;
 mod subscribe;
 #[cfg(test)]
 mod tests;
 
 pub(crate) use backpressure::Pause;
 pub(crate) use in_flight::{DeliveryState, InFlight};
+pub(crate) use signal::{ConnectionSignal, ParkedAt, SignalHandle};
 
 use backpressure::{Congestion, Watermarks};
 
@@ -42,26 +43,12 @@ use backpressure::{Congestion, Watermarks};
 #[derive(Debug)]
 pub(crate) struct Link {
     connection: ConnectionId,
-    /// Woken when messages were queued for the client.
-    wake: Arc<Notify>,
-    /// Tells the driver to close with this reason (takeover, shutdown).
-    close: Option<oneshot::Sender<ReasonCode>>,
-    /// Closed by the driver when it has detached, so a successor can wait for the session
-    /// state it hands back.
-    finished: watch::Receiver<()>,
-    /// Set while a task waits for a commit that holds this client's queue.
-    commit_waiter: Arc<AtomicBool>,
+    /// Wakes the connection when messages were queued for the client, asks it to close
+    /// (takeover, shutdown), and tells a successor when it has handed its session back.
+    signal: Arc<ConnectionSignal>,
     /// Set while the client's queue is above its high-water mark; boxed because it is rare
     /// and every connected client has a link.
     congestion: Option<Box<Congestion>>,
-}
-
-/// The driver's ends of its link.
-#[derive(Debug)]
-pub(crate) struct LinkParts {
-    pub(crate) wake: Arc<Notify>,
-    pub(crate) close: oneshot::Sender<ReasonCode>,
-    pub(crate) finished: watch::Receiver<()>,
 }
 
 /// What a connection gets when it takes its session.
@@ -202,15 +189,12 @@ impl Router {
     }
 
     /// Asks the live connection of `client_id`, if any, to close with 0x8E Session taken over
-    /// [MQTT-3.1.4-3], and returns a receiver that completes once it has handed its session
-    /// back.
-    pub(crate) fn begin_takeover(&mut self, client_id: &ClientId) -> Option<watch::Receiver<()>> {
-        let link = self.links.get_mut(client_id)?;
-        if let Some(close) = link.close.take() {
-            // The driver may already be gone; then there is nobody to tell.
-            let _ = close.send(ReasonCode::SessionTakenOver);
-        }
-        Some(link.finished.clone())
+    /// [MQTT-3.1.4-3], and returns its signal, whose `finished` completes once it has
+    /// handed its session back.
+    pub(crate) fn begin_takeover(&mut self, client_id: &ClientId) -> Option<Arc<ConnectionSignal>> {
+        let link = self.links.get(client_id)?;
+        link.signal.close(ReasonCode::SessionTakenOver);
+        Some(link.signal.clone())
     }
 
     /// Gives `client_id`'s session to a new connection.
@@ -220,7 +204,7 @@ impl Router {
         clean_start: bool,
         expiry: Duration,
         will: Option<WillSpec>,
-        link: LinkParts,
+        signal: Arc<ConnectionSignal>,
         now: Instant,
     ) -> Attachment {
         let attached = self
@@ -228,11 +212,9 @@ impl Router {
             .connect(client_id, clean_start, expiry, will, now);
         if let Some(old) = attached.taken_over {
             // The old driver did not finish in time; it is cut off without its state.
-            if let Some(mut stale) = self.links.remove(client_id) {
+            if let Some(stale) = self.links.remove(client_id) {
                 if stale.connection == old {
-                    if let Some(close) = stale.close.take() {
-                        let _ = close.send(ReasonCode::SessionTakenOver);
-                    }
+                    stale.signal.close(ReasonCode::SessionTakenOver);
                 }
             }
         }
@@ -264,15 +246,12 @@ impl Router {
             client_id.clone(),
             Link {
                 connection: attached.connection,
-                wake: link.wake.clone(),
-                close: Some(link.close),
-                finished: link.finished,
-                commit_waiter: Arc::default(),
+                signal: signal.clone(),
                 congestion: None,
             },
         );
         // Messages queued while offline go out as soon as the driver asks.
-        link.wake.notify_one();
+        signal.wake();
         self.update_gauges();
         Attachment {
             connection: attached.connection,
@@ -470,16 +449,14 @@ impl Router {
         self.registry.next_deadline()
     }
 
-    /// Asks every live connection to close with `reason` and returns receivers that complete
-    /// when each has detached.
-    pub(crate) fn close_all(&mut self, reason: ReasonCode) -> Vec<watch::Receiver<()>> {
+    /// Asks every live connection to close with `reason` and returns their signals, whose
+    /// `finished` completes when each has detached.
+    pub(crate) fn close_all(&mut self, reason: ReasonCode) -> Vec<Arc<ConnectionSignal>> {
         self.links
-            .values_mut()
+            .values()
             .map(|link| {
-                if let Some(close) = link.close.take() {
-                    let _ = close.send(reason);
-                }
-                link.finished.clone()
+                link.signal.close(reason);
+                link.signal.clone()
             })
             .collect()
     }
@@ -522,20 +499,19 @@ impl Router {
 /// Wakes the driver behind `link` once `ticket`'s commit has finished, so a queue held by a
 /// QoS 2 message waiting for its publisher's commit moves on. One waiter per link at a time.
 fn wake_after_commit(link: &Link, mut ticket: CommitTicket) {
-    if link.commit_waiter.swap(true, Ordering::AcqRel) {
+    if link.signal.commit_waiter.swap(true, Ordering::AcqRel) {
         return;
     }
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        link.commit_waiter.store(false, Ordering::Release);
+        link.signal.commit_waiter.store(false, Ordering::Release);
         return;
     };
-    let waiter = link.commit_waiter.clone();
-    let wake = link.wake.clone();
+    let signal = link.signal.clone();
     runtime.spawn(async move {
         // A failed commit wakes the driver too: the copies it held are then discarded.
         let _ = ticket.wait().await;
-        waiter.store(false, Ordering::Release);
-        wake.notify_one();
+        signal.commit_waiter.store(false, Ordering::Release);
+        signal.wake();
     });
 }
 

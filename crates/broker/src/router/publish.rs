@@ -188,7 +188,7 @@ impl Router {
         };
         if let Some(link) = self.links.get_mut(&client) {
             if queued {
-                link.wake.notify_one();
+                link.signal.wake();
             }
             if congested {
                 let congestion = link

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mquictt_protocol::{QoS, SubscriptionOptions, TopicFilter, TopicName};
-use tokio::sync::{oneshot, watch, Notify};
 
 use super::backpressure::PAUSE_BOUND;
 use super::*;
@@ -28,18 +27,12 @@ fn router() -> Router {
 
 /// Attaches `client` with a QoS 0 subscription to `topic`; returns its connection.
 fn subscriber(router: &mut Router, client: &ClientId, topic: &str, now: Instant) -> ConnectionId {
-    let (close, _) = oneshot::channel();
-    let (_finished_tx, finished) = watch::channel(());
     let attachment = router.attach(
         client,
         true,
         Duration::ZERO,
         None,
-        LinkParts {
-            wake: Arc::new(Notify::new()),
-            close,
-            finished,
-        },
+        Arc::new(ConnectionSignal::default()),
         now,
     );
     let codes = router.subscribe(

@@ -81,6 +81,11 @@ impl Delivery {
         }
     }
 
+    /// Lets go of the spare room of the transmit queue.
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.transmit.shrink_to_fit();
+    }
+
     pub(crate) fn version(&self) -> ProtocolVersion {
         self.version
     }

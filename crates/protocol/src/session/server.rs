@@ -308,6 +308,17 @@ impl ServerSession {
         }
     }
 
+    /// Lets go of the spare room of the machine's queues (events, packets to send, requests
+    /// awaiting an answer), for a connection that will stay idle for long: each keeps the
+    /// room of its busiest moment otherwise.
+    pub fn shrink_to_fit(&mut self) {
+        self.events.shrink_to_fit();
+        self.early.shrink_to_fit();
+        self.pending_subscribes.shrink_to_fit();
+        self.pending_unsubscribes.shrink_to_fit();
+        self.delivery.shrink_to_fit();
+    }
+
     /// Takes out the session state for the broker to store with the session.
     pub fn take_state(&mut self) -> SessionState {
         self.delivery.take_state()

@@ -1,0 +1,251 @@
+//! Parking an idle plain-TCP connection and resuming it. A driver whose connection had nothing
+//! to do for [`IDLE_BEFORE_PARKING`] (and nothing under way, see `Driver::is_parkable`) ends
+//! its task: its socket leaves Tokio's reactor and what the connection must remember moves,
+//! trimmed, into a [`ParkedConnection`] that the broker's parking lot (`parking/`) holds. When
+//! the lot resumes it (input, its deadline, a wake or close from the router), the driver is
+//! rebuilt around the socket and runs as before. A task costs a connection several KiB whether
+//! it is busy or not; this is what keeps idle connections small. TLS, WebSocket and QUIC
+//! connections keep their task (their streams are not plain sockets).
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Waker};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use mquictt_protocol::session::ServerSession;
+use mquictt_protocol::Decoder;
+use tokio::net::TcpStream;
+use tokio::runtime::Handle;
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::{read, Attached, Driver, RunEnd};
+use crate::broker::{PeerInfo, Shared};
+use crate::limits::TokenBucket;
+use crate::metrics::Metrics;
+use crate::parking::ParkingLot;
+use crate::registry::Departure;
+use crate::router::ConnectionSignal;
+
+/// How long a connection must have been idle before it parks: long enough that a client
+/// exchanging messages 20 times a second or more keeps its task (parking and resuming cost a
+/// few system calls and a task spawn), short enough that a burst of new connections does not
+/// hold many tasks at once, whose memory the allocator keeps after they end. Measured with
+/// 10,000 connections opened at 5,000 a second: 4.25 KiB per connection after 200 ms, 3.03
+/// after 50 ms, 2.95 after 20 ms (docs/benchmarks.md).
+pub(crate) const IDLE_BEFORE_PARKING: Duration = Duration::from_millis(50);
+
+/// An idle connection without a task: its socket, which Tokio no longer watches, and what of
+/// its driver outlives an idle period. Buffers, deferred answers, barriers, pauses and
+/// exchanges in progress are all empty when a connection parks, so they are not kept.
+pub(crate) struct ParkedConnection {
+    socket: mio::net::TcpStream,
+    signal: Arc<ConnectionSignal>,
+    state: IdleDriver,
+}
+
+/// The part of a driver that an idle connection keeps.
+struct IdleDriver {
+    shared: Arc<Shared>,
+    peer: PeerInfo,
+    session: ServerSession,
+    decoder: Decoder,
+    attached: Attached,
+    slot: Option<OwnedSemaphorePermit>,
+    client_departure: Option<Departure>,
+    publish_bucket: Option<TokenBucket>,
+}
+
+impl std::fmt::Debug for ParkedConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParkedConnection")
+            .field("peer", &self.state.peer)
+            .field("client", &self.state.attached.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ParkedConnection {
+    /// The socket, for the lot's readiness set.
+    pub(crate) fn socket_mut(&mut self) -> &mut mio::net::TcpStream {
+        &mut self.socket
+    }
+
+    /// The signal the router wakes this connection through.
+    pub(crate) fn signal(&self) -> &Arc<ConnectionSignal> {
+        &self.signal
+    }
+
+    /// When the connection must run again even if nothing wakes it (keep alive).
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.state.session.poll_timeout()
+    }
+
+    /// Serves the connection again. With `first_step_here`, the driver first runs here, up to
+    /// its first wait, and gets a task only if it has to wait: a client that closed its
+    /// connection (a whole fleet going away at once, for instance) is then finished without
+    /// one. Only the lot's own task may ask for that; a wake from the router holds the
+    /// router's lock, which the driver takes.
+    pub(crate) fn resume(self: Box<Self>, runtime: &Handle, first_step_here: bool) {
+        // A wake may come from a thread outside the runtime; registering the socket with
+        // Tokio needs it.
+        let _runtime = runtime.enter();
+        let ParkedConnection {
+            mut socket, state, ..
+        } = *self;
+        // Read here, not through Tokio: a socket registered anew reports no readiness until
+        // Tokio's next turn, and input that already came (a DISCONNECT and the end of the
+        // stream, typically) can be handled at once.
+        let mut read_buf = BytesMut::new();
+        let ended = match read::read_ready_into(&mut socket, &mut read_buf) {
+            Ok(0) => true,
+            Ok(n) => {
+                Metrics::add(&state.shared.metrics.bytes_received, n as u64);
+                false
+            }
+            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+        };
+        // Built here rather than in one async block, which would keep the parked state in
+        // the future beside the driver made of it.
+        let mut serving: Pin<Box<dyn Future<Output = ()> + Send>> = if ended {
+            // Nothing more can be read or sent: the session is handed back as the client
+            // left it.
+            drop(socket);
+            let mut closed = state.into_driver(tokio::io::empty(), read_buf);
+            closed.decode_input();
+            Box::pin(closed.finish())
+        } else {
+            match TcpStream::from_std(std::net::TcpStream::from(socket)) {
+                Ok(stream) => {
+                    let mut driver = state.into_driver(stream, read_buf);
+                    driver.decode_input();
+                    Box::pin(drive_tcp(driver))
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "a parked connection could not be resumed");
+                    Box::pin(state.into_driver(tokio::io::empty(), read_buf).finish())
+                }
+            }
+        };
+        if first_step_here {
+            // A waker that does nothing is enough for one step: the task spawned below polls
+            // again at once, and every Tokio resource the driver waits on (socket readiness,
+            // notifications, timers, channels) reports on that poll what happened meanwhile.
+            // Unconstrained: the lot's task has spent its cooperative budget on earlier
+            // connections, and a resource out of budget would only report `Pending`.
+            let step = std::pin::pin!(tokio::task::unconstrained(serving.as_mut()))
+                .poll(&mut Context::from_waker(Waker::noop()));
+            if step.is_ready() {
+                return;
+            }
+        }
+        runtime.spawn(serving);
+    }
+}
+
+/// Runs a TCP connection's driver until the connection ends or parks.
+///
+/// Not an `async fn`: those keep their arguments twice in their future (the argument and
+/// the body's binding of it), and this argument is the whole driver.
+#[allow(clippy::manual_async_fn)]
+pub(super) fn drive_tcp(mut driver: Driver<TcpStream>) -> impl Future<Output = ()> + Send {
+    async move {
+        let lot = driver.shared.parking.clone();
+        match driver.run(lot.is_some()).await {
+            RunEnd::Closed => Box::pin(driver.finish()).await,
+            RunEnd::Idle => {
+                if let Some(lot) = lot {
+                    park(driver, &lot);
+                }
+            }
+        }
+    }
+}
+
+/// Hands `driver`'s connection to the lot; a connection woken meanwhile is resumed at once.
+fn park(driver: Driver<TcpStream>, lot: &Arc<ParkingLot>) {
+    let Some((state, stream)) = IdleDriver::from_idle(driver) else {
+        // Only attached connections are parkable (`is_parkable`): nothing else reaches here.
+        return;
+    };
+    match stream.into_std() {
+        Ok(socket) => {
+            let parked = Box::new(ParkedConnection {
+                socket: mio::net::TcpStream::from_std(socket),
+                signal: state.attached.signal.signal().clone(),
+                state,
+            });
+            if let Err(woken) = lot.park(parked) {
+                woken.resume(lot.runtime(), false);
+            }
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "an idle connection could not be parked");
+            let closed = state.into_driver(tokio::io::empty(), BytesMut::new());
+            lot.runtime().spawn(Box::pin(closed.finish()));
+        }
+    }
+}
+
+impl IdleDriver {
+    /// Keeps what an idle driver must remember, with the spare room of its session's queues
+    /// and maps let go; `None` if it is not attached to a session.
+    fn from_idle<S>(driver: Driver<S>) -> Option<(Self, S)> {
+        let Driver {
+            shared,
+            stream,
+            peer,
+            mut session,
+            decoder,
+            attached,
+            slot,
+            client_departure,
+            publish_bucket,
+            ..
+        } = driver;
+        let mut attached = attached?;
+        session.shrink_to_fit();
+        attached.in_flight.shrink_to_fit();
+        attached.inbound_stored.shrink_to_fit();
+        let state = IdleDriver {
+            shared,
+            peer,
+            session,
+            decoder,
+            attached,
+            slot,
+            client_departure,
+            publish_bucket,
+        };
+        Some((state, stream))
+    }
+
+    /// A driver again, around `stream`, with `read_buf` as what was read so far.
+    fn into_driver<S>(self, stream: S, read_buf: BytesMut) -> Driver<S> {
+        Driver {
+            shared: self.shared,
+            stream,
+            peer: self.peer,
+            session: self.session,
+            decoder: self.decoder,
+            read_buf,
+            write_buf: BytesMut::new(),
+            attached: Some(self.attached),
+            slot: self.slot,
+            client_departure: self.client_departure,
+            pending: None,
+            // Only enforced until the session is attached, which it is.
+            connect_deadline: Instant::now(),
+            auth: None,
+            publish_bucket: self.publish_bucket,
+            throttled_until: None,
+            paused: None,
+            deferred: VecDeque::new(),
+            barrier: None,
+            quic: None,
+            held: None,
+        }
+    }
+}

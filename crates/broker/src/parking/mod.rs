@@ -1,0 +1,221 @@
+//! The parking lot: idle plain-TCP connections wait here without a task of their own. A driver
+//! that has had nothing to do for a while hands over its connection in compact form
+//! (`connection/park.rs`): the socket, taken out of Tokio's reactor, is watched in one
+//! readiness set ([`mio::Poll`]) that a single task waits on, and the connection's next
+//! deadline (keep alive) joins one ordered set of deadlines. Input on the socket, the deadline,
+//! or a wake from the router (a message queued, a close asked, through the connection's
+//! [`ConnectionSignal`](crate::router::ConnectionSignal)) takes the connection out again and
+//! spawns a driver that carries on exactly where the last one stopped. The lot knows nothing of
+//! MQTT: it holds sockets, deadlines and the values to resume.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Token};
+use tokio::io::unix::AsyncFd;
+use tokio::runtime::Handle;
+use tokio::sync::Notify;
+
+use crate::connection::ParkedConnection;
+use crate::router::ParkedAt;
+
+/// Readiness events taken from the set per system call.
+const EVENTS_PER_POLL: usize = 1024;
+
+/// Idle connections held without tasks.
+pub(crate) struct ParkingLot {
+    /// Registers and deregisters sockets in the readiness set the lot's task polls.
+    registry: mio::Registry,
+    /// Where resumed drivers are spawned (a wake may come from any thread).
+    runtime: Handle,
+    state: Mutex<LotState>,
+    /// Wakes the lot's task when a deadline earlier than all others was added.
+    earlier_deadline: Notify,
+}
+
+impl std::fmt::Debug for ParkingLot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParkingLot")
+            .field("parked", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct LotState {
+    /// Tokens are never reused, so a late wake for a connection that has left cannot resume
+    /// another one.
+    next_token: usize,
+    /// The parked connections; a parked connection's deadline does not change while it is
+    /// parked, so it is found again from the connection itself.
+    parked: HashMap<usize, Box<ParkedConnection>>,
+    deadlines: BTreeSet<(Instant, usize)>,
+}
+
+impl ParkingLot {
+    /// Creates the lot and starts its task on the current runtime.
+    pub(crate) fn start() -> io::Result<Arc<Self>> {
+        let poll = mio::Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        // Deprecated because a type that does not own its descriptor could close it under
+        // Tokio; `mio::Poll` owns its epoll descriptor and is only dropped with the watcher.
+        #[allow(deprecated)]
+        let readiness = AsyncFd::new(poll)?;
+        let lot = Arc::new(Self {
+            registry,
+            runtime: Handle::current(),
+            state: Mutex::new(LotState::default()),
+            earlier_deadline: Notify::new(),
+        });
+        tokio::spawn(watch(lot.clone(), readiness));
+        Ok(lot)
+    }
+
+    /// How many connections are parked.
+    pub(crate) fn len(&self) -> usize {
+        self.state().parked.len()
+    }
+
+    /// The runtime resumed drivers run on.
+    pub(crate) fn runtime(&self) -> &Handle {
+        &self.runtime
+    }
+
+    /// Parks `connection`, unless its signal says it was woken since it last looked or its
+    /// socket cannot be watched: then it is handed back, to be resumed at once.
+    pub(crate) fn park(
+        self: &Arc<Self>,
+        connection: Box<ParkedConnection>,
+    ) -> Result<(), Box<ParkedConnection>> {
+        let signal = connection.signal().clone();
+        let deadline = connection.deadline();
+        let mut connection = Some(connection);
+        let parked = signal.park_unless_woken(|| {
+            let mut state = self.state();
+            let token = state.next_token;
+            let mut taken = connection.take()?;
+            let registered =
+                self.registry
+                    .register(taken.socket_mut(), Token(token), Interest::READABLE);
+            if let Err(e) = registered {
+                tracing::debug!(error = %e, "idle connection could not be parked");
+                connection = Some(taken);
+                return None;
+            }
+            state.next_token += 1;
+            let earliest = state.deadlines.first().map(|(at, _)| *at);
+            if let Some(at) = deadline {
+                state.deadlines.insert((at, token));
+                if earliest.is_none_or(|earliest| at < earliest) {
+                    self.earlier_deadline.notify_one();
+                }
+            }
+            state.parked.insert(token, taken);
+            Some(ParkedAt {
+                lot: self.clone(),
+                token,
+            })
+        });
+        match (parked, connection) {
+            (false, Some(connection)) => Err(connection),
+            _ => Ok(()),
+        }
+    }
+
+    /// Resumes the connection parked as `token`, if it still is (a wake from the router).
+    pub(crate) fn unpark(&self, token: usize) {
+        self.resume(token, false);
+    }
+
+    /// Takes the connection parked as `token` out of the lot and serves it again; with
+    /// `from_lot_task`, its first step runs here (see `ParkedConnection::resume`).
+    fn resume(&self, token: usize, from_lot_task: bool) {
+        let parked = {
+            let mut state = self.state();
+            let parked = state.parked.remove(&token);
+            if let Some(at) = parked.as_ref().and_then(|p| p.deadline()) {
+                state.deadlines.remove(&(at, token));
+            }
+            parked
+        };
+        let Some(mut connection) = parked else {
+            return;
+        };
+        // Deregistered before Tokio registers it again; failing only if it was never
+        // registered, which cannot be for a parked socket.
+        let _ = self.registry.deregister(connection.socket_mut());
+        connection.signal().unparked(token);
+        connection.resume(&self.runtime, from_lot_task);
+    }
+
+    /// Resumes every connection whose deadline has come; returns the next deadline.
+    fn resume_due(&self, now: Instant) -> Option<Instant> {
+        loop {
+            let due = {
+                let state = self.state();
+                match state.deadlines.first() {
+                    Some(&(at, token)) if at <= now => token,
+                    Some(&(at, _)) => return Some(at),
+                    None => return None,
+                }
+            };
+            self.resume(due, true);
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, LotState> {
+        // No code panics while holding it; a poisoned lock still holds consistent maps.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The lot's task: waits for readiness of any parked socket or the earliest deadline, and
+/// resumes the connections concerned.
+async fn watch(lot: Arc<ParkingLot>, mut readiness: AsyncFd<mio::Poll>) {
+    let mut events = Events::with_capacity(EVENTS_PER_POLL);
+    // Should the readiness set fail, deadlines and wakes from the router still resume
+    // connections.
+    let mut watching = true;
+    loop {
+        let next = lot.resume_due(Instant::now());
+        let sleep = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            guard = readiness.readable_mut(), if watching => {
+                let Ok(mut guard) = guard else {
+                    tracing::warn!("the parking lot's readiness set failed; parked connections wait for their deadlines");
+                    watching = false;
+                    continue;
+                };
+                match guard.get_inner_mut().poll(&mut events, Some(Duration::ZERO)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "polling parked connections failed");
+                        guard.clear_ready();
+                        continue;
+                    }
+                }
+                let mut taken = 0;
+                for event in events.iter() {
+                    taken += 1;
+                    lot.resume(event.token().0, true);
+                }
+                // A full batch may have left more behind: poll again before waiting.
+                if taken < EVENTS_PER_POLL {
+                    guard.clear_ready();
+                }
+            }
+            () = sleep => {}
+            () = lot.earlier_deadline.notified() => {}
+        }
+    }
+}

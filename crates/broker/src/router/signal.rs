@@ -1,0 +1,222 @@
+//! The one small shared value through which the router reaches a connection, running or
+//! parked: [`ConnectionSignal`]. The router wakes it (messages queued, a commit done), asks it
+//! to close (takeover, shutdown), and waits for it to finish (the successor of a takeover, a
+//! shutdown). A running driver waits on it; a parked connection (`parking/`) leaves its place
+//! in the parking lot here, so that a wake resumes it. It replaces a notifier, a close
+//! channel and a finished channel per connection, which together took several times its room.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Waker};
+
+use mquictt_protocol::ReasonCode;
+use tokio::sync::Notify;
+
+use crate::parking::ParkingLot;
+
+/// Where a parked connection waits.
+#[derive(Debug)]
+pub(crate) struct ParkedAt {
+    pub(crate) lot: Arc<ParkingLot>,
+    pub(crate) token: usize,
+}
+
+/// How the router and a connection signal each other.
+#[derive(Debug, Default)]
+pub(crate) struct ConnectionSignal {
+    /// Wakes the running driver; a wake while it is busy leaves a permit it finds next time.
+    wake: Notify,
+    /// The reason of a close the router asked for, as its byte; 0 while none was asked
+    /// (0x00 is never a reason to close a connection from the server side).
+    close: AtomicU8,
+    /// Set once the driver has handed its session back (or was dropped).
+    finished: AtomicBool,
+    /// Wakes those waiting for `finished`.
+    finished_waiters: Notify,
+    /// Set while a task waits for a commit that holds this client's queue.
+    pub(crate) commit_waiter: AtomicBool,
+    /// The connection's place in the parking lot while it is parked.
+    parked: Mutex<Option<ParkedAt>>,
+}
+
+impl ConnectionSignal {
+    /// Wakes the connection: a running driver looks at its queue and its close request; a
+    /// parked one is resumed first.
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
+        let parked = self.parked_slot().take();
+        if let Some(at) = parked {
+            at.lot.unpark(at.token);
+        }
+    }
+
+    /// Asks the connection to close with `reason`.
+    pub(crate) fn close(&self, reason: ReasonCode) {
+        // The first request wins: a shutdown does not rename a takeover already under way.
+        let _ = self
+            .close
+            .compare_exchange(0, reason.as_u8(), Ordering::AcqRel, Ordering::Acquire);
+        self.wake();
+    }
+
+    /// The close asked for, if any.
+    pub(crate) fn close_requested(&self) -> Option<ReasonCode> {
+        match self.close.load(Ordering::Acquire) {
+            0 => None,
+            // Only `close` stores here, always a valid reason code.
+            code => Some(ReasonCode::from_u8(code).unwrap_or(ReasonCode::ServerShuttingDown)),
+        }
+    }
+
+    /// Waits until the connection is woken.
+    pub(crate) async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Marks the connection finished and wakes whoever waits for that.
+    pub(crate) fn finish(&self) {
+        self.finished.store(true, Ordering::Release);
+        self.finished_waiters.notify_waiters();
+    }
+
+    /// Waits until the connection has finished.
+    pub(crate) async fn finished(&self) {
+        loop {
+            let mut notified = pin!(self.finished_waiters.notified());
+            // Registered before the flag is read, so a `finish` in between is not missed.
+            notified.as_mut().enable();
+            if self.finished.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Whether the connection has finished.
+    #[cfg(test)]
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+
+    /// Records where the connection is parked, unless something woke it since it last
+    /// looked (a wake permit is taken, or a close was asked): then it must not park, and
+    /// `false` is returned. `place` runs under the lock that `wake` takes, so a wake either
+    /// comes before (and is seen here) or finds the connection's place (and resumes it).
+    pub(crate) fn park_unless_woken(&self, place: impl FnOnce() -> Option<ParkedAt>) -> bool {
+        let mut slot = self.parked_slot();
+        if self.close_requested().is_some() || self.take_wake_permit() {
+            return false;
+        }
+        match place() {
+            Some(at) => {
+                *slot = Some(at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Forgets the parking place `token`, when the lot resumed the connection by itself.
+    pub(crate) fn unparked(&self, token: usize) {
+        let mut slot = self.parked_slot();
+        if slot.as_ref().is_some_and(|at| at.token == token) {
+            *slot = None;
+        }
+    }
+
+    /// Takes a wake permit left while the driver was busy, without waiting.
+    fn take_wake_permit(&self) -> bool {
+        let notified = pin!(self.wake.notified());
+        notified
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_ready()
+    }
+
+    fn parked_slot(&self) -> MutexGuard<'_, Option<ParkedAt>> {
+        // Nothing panics while holding it; a poisoned lock still holds a consistent value.
+        self.parked
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The driver's handle on its signal: dropping it marks the connection finished, so that a
+/// successor never waits for a driver that is gone, however it ended.
+#[derive(Debug)]
+pub(crate) struct SignalHandle(Arc<ConnectionSignal>);
+
+impl SignalHandle {
+    pub(crate) fn new(signal: Arc<ConnectionSignal>) -> Self {
+        Self(signal)
+    }
+
+    pub(crate) fn signal(&self) -> &Arc<ConnectionSignal> {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for SignalHandle {
+    type Target = ConnectionSignal;
+
+    fn deref(&self) -> &ConnectionSignal {
+        &self.0
+    }
+}
+
+impl Drop for SignalHandle {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_wake_while_busy_keeps_the_connection_from_parking() {
+        let signal = ConnectionSignal::default();
+        signal.wake();
+        assert!(!signal.park_unless_woken(|| unreachable!("must not park")));
+        // The permit was taken by that check: now nothing stands in the way.
+        let mut placed = false;
+        signal.park_unless_woken(|| {
+            placed = true;
+            None
+        });
+        assert!(placed);
+    }
+
+    #[tokio::test]
+    async fn a_close_request_keeps_the_connection_from_parking() {
+        let signal = ConnectionSignal::default();
+        signal.close(ReasonCode::SessionTakenOver);
+        signal.close(ReasonCode::ServerShuttingDown);
+        assert_eq!(signal.close_requested(), Some(ReasonCode::SessionTakenOver));
+        let _ = signal.take_wake_permit();
+        assert!(!signal.park_unless_woken(|| unreachable!("must not park")));
+    }
+
+    #[tokio::test]
+    async fn finished_completes_for_waiters_before_and_after() {
+        let signal = Arc::new(ConnectionSignal::default());
+        let waiter = tokio::spawn({
+            let signal = signal.clone();
+            async move { signal.finished().await }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!waiter.is_finished());
+        drop(SignalHandle::new(signal.clone()));
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .unwrap()
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), signal.finished())
+            .await
+            .unwrap();
+        assert!(signal.is_finished());
+    }
+}
