@@ -11,8 +11,7 @@ use std::time::Duration;
 use common::Fixture;
 use mquictt_transport::quic::LOOPBACK_MAX_UDP_PAYLOAD;
 use mquictt_transport::{
-    ConnectOptions, Connected, Connector, ListenUrl, Listener, ListenerOptions, QuicClientOptions,
-    QuicServerOptions, TransportKind,
+    ConnectOptions, Connected, Connector, Listener, QuicClientOptions, QuicServerOptions,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -20,17 +19,6 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The largest datagram of an Ethernet path, quinn's default ceiling.
 const ETHERNET_UDP_PAYLOAD: u16 = 1452;
-
-async fn quic_listener(fixture: &Fixture, quic: QuicServerOptions) -> Listener {
-    let url = ListenUrl::new(TransportKind::Quic, "127.0.0.1:0".parse().unwrap());
-    let options = ListenerOptions {
-        quic,
-        ..ListenerOptions::default()
-    };
-    Listener::bind_with_options(&url, &fixture.server_tls(), options)
-        .await
-        .unwrap()
-}
 
 async fn connect(fixture: &Fixture, listener: &Listener, quic: QuicClientOptions) -> Connected {
     let options = ConnectOptions {
@@ -67,7 +55,7 @@ async fn settled_mtu(connection: &mquictt_transport::quinn::Connection) -> u16 {
 /// both ends' path MTU once discovery has settled.
 async fn settled_mtus(server: QuicServerOptions, client: QuicClientOptions) -> (u16, u16) {
     let fixture = Fixture::new();
-    let mut listener = quic_listener(&fixture, server).await;
+    let mut listener = fixture.quic_listener(server).await;
     let mut connected = connect(&fixture, &listener, client).await;
     connected.stream.write_all(b"ping").await.unwrap();
     let mut accepted = tokio::time::timeout(TIMEOUT, listener.accept())
@@ -147,7 +135,7 @@ async fn a_bulk_transfer_over_loopback_loses_no_datagram() {
         return;
     }
     let fixture = Fixture::new();
-    let mut listener = quic_listener(&fixture, QuicServerOptions::default()).await;
+    let mut listener = fixture.quic_listener(QuicServerOptions::default()).await;
     let mut connected = connect(&fixture, &listener, QuicClientOptions::default()).await;
     connected.stream.write_all(b"ping").await.unwrap();
     let mut accepted = tokio::time::timeout(TIMEOUT, listener.accept())

@@ -12,8 +12,7 @@ use std::time::Duration;
 
 use common::{echo, url_for, Fixture};
 use mquictt_transport::{
-    ConnectOptions, Connector, ListenUrl, Listener, ListenerOptions, QuicClientOptions,
-    QuicServerOptions, TransportKind, TransportUrl,
+    ConnectOptions, Connector, QuicClientOptions, QuicServerOptions, TransportUrl,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
@@ -70,17 +69,6 @@ async fn relay(server: SocketAddr, largest: Arc<Largest>) -> SocketAddr {
     addr
 }
 
-async fn quic_listener(fixture: &Fixture, quic: QuicServerOptions) -> Listener {
-    let url = ListenUrl::new(TransportKind::Quic, "127.0.0.1:0".parse().unwrap());
-    let options = ListenerOptions {
-        quic,
-        ..ListenerOptions::default()
-    };
-    Listener::bind_with_options(&url, &fixture.server_tls(), options)
-        .await
-        .unwrap()
-}
-
 fn connector(fixture: &Fixture, mtu_discovery: bool) -> Connector {
     let options = ConnectOptions {
         quic: QuicClientOptions {
@@ -102,14 +90,12 @@ async fn largest_datagrams(
     done: impl Fn((usize, usize)) -> bool,
 ) -> (usize, usize) {
     let fixture = Fixture::new();
-    let mut listener = quic_listener(
-        &fixture,
-        QuicServerOptions {
+    let mut listener = fixture
+        .quic_listener(QuicServerOptions {
             mtu_discovery,
             ..QuicServerOptions::default()
-        },
-    )
-    .await;
+        })
+        .await;
     let largest = Arc::new(Largest::default());
     let front = relay(listener.local_addr(), largest.clone()).await;
     tokio::spawn(async move {
@@ -165,14 +151,12 @@ async fn with_mtu_discovery_larger_datagrams_appear_on_loopback() {
 #[tokio::test]
 async fn the_stream_limit_caps_open_bidirectional_streams() {
     let fixture = Fixture::new();
-    let mut listener = quic_listener(
-        &fixture,
-        QuicServerOptions {
+    let mut listener = fixture
+        .quic_listener(QuicServerOptions {
             max_bidi_streams: 2,
             ..QuicServerOptions::default()
-        },
-    )
-    .await;
+        })
+        .await;
     let url = url_for(&listener, true);
     let mut connected = Connector::new(&fixture.client_tls())
         .unwrap()

@@ -34,6 +34,19 @@ impl Fixture {
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+
+    /// A QUIC listener on an ephemeral loopback port with these QUIC options.
+    #[cfg(feature = "quic")]
+    pub async fn quic_listener(&self, quic: mquictt_transport::QuicServerOptions) -> Listener {
+        let url = ListenUrl::new(TransportKind::Quic, "127.0.0.1:0".parse().unwrap());
+        let options = mquictt_transport::ListenerOptions {
+            quic,
+            ..mquictt_transport::ListenerOptions::default()
+        };
+        Listener::bind_with_options(&url, &self.server_tls(), options)
+            .await
+            .unwrap()
+    }
 }
 
 pub const ALL_KINDS: [TransportKind; 5] = [
