@@ -49,9 +49,11 @@ struct Entry {
     session: Session,
     presence: Presence,
     /// The will of the current connection while online; moved to `pending_will` when the
-    /// connection ends without a normal DISCONNECT.
-    will: Option<WillSpec>,
-    pending_will: Option<PendingWill>,
+    /// connection ends without a normal DISCONNECT. Both are boxed: few clients have a will,
+    /// and entries sit inline in the map, whose spare slots are as large as its entries (the
+    /// two inline wills made each entry 464 bytes instead of 176).
+    will: Option<Box<WillSpec>>,
+    pending_will: Option<Box<PendingWill>>,
 }
 
 /// A session that ended: its subscriptions must leave the subscription tree, and messages
@@ -188,7 +190,7 @@ impl SessionRegistry {
             Entry {
                 session,
                 presence: Presence::Online(connection),
-                will,
+                will: will.map(Box::new),
                 pending_will: None,
             },
         );
@@ -209,7 +211,7 @@ impl SessionRegistry {
                 session,
                 presence: Presence::Offline { expires_at },
                 will: None,
-                pending_will,
+                pending_will: pending_will.map(Box::new),
             },
         );
     }
@@ -241,10 +243,10 @@ impl SessionRegistry {
             if delay.is_zero() {
                 detached.will = Some(will.release(now));
             } else {
-                entry.pending_will = Some(PendingWill {
-                    will,
+                entry.pending_will = Some(Box::new(PendingWill {
+                    will: *will,
                     publish_at: now + delay,
-                });
+                }));
             }
         }
         if expiry.is_zero() {
@@ -286,7 +288,7 @@ impl SessionRegistry {
 
     /// The will of `client_id` waiting for its delay, if any.
     pub fn pending_will(&self, client_id: &ClientId) -> Option<&PendingWill> {
-        self.entries.get(client_id)?.pending_will.as_ref()
+        self.entries.get(client_id)?.pending_will.as_deref()
     }
 
     /// Number of sessions, online or not.

@@ -222,3 +222,14 @@ fn expired_session_is_not_resumed_even_before_the_timer_ran() {
     assert!(!b.session_present);
     assert_eq!(reg.online(), 1);
 }
+
+#[test]
+fn an_entry_without_a_will_stays_small() {
+    // Every connected client has an entry, stored inline in a hash map whose spare slots are
+    // as large as its entries; a will, which few clients have, lives in a box beside it.
+    assert!(
+        std::mem::size_of::<Entry>() <= 192,
+        "registry entry grew to {} bytes",
+        std::mem::size_of::<Entry>()
+    );
+}
