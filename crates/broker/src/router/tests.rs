@@ -16,10 +16,14 @@ use crate::{AllowAll, MemoryStorage};
 
 /// Queue limit 8: high-water mark 4, low-water mark 2.
 fn router() -> Router {
-    let config = Arc::new(BrokerConfig {
+    router_with(BrokerConfig {
         max_queued_messages: 8,
         ..BrokerConfig::default()
-    });
+    })
+}
+
+fn router_with(config: BrokerConfig) -> Router {
+    let config = Arc::new(config);
     let metrics = Arc::new(Metrics::default());
     let journal = Journal::new(Arc::new(MemoryStorage::new()), None, metrics.clone()).unwrap();
     Router::new(config, Arc::new(journal), Arc::new(AllowAll), metrics)
@@ -145,14 +149,11 @@ fn a_client_is_not_paused_by_its_own_queue() {
 async fn a_queue_of_few_large_messages_pauses_its_publisher_too() {
     let now = Instant::now();
     // 8 messages or 1,000 bytes: the byte marks are 500 and 250.
-    let config = Arc::new(BrokerConfig {
+    let mut router = router_with(BrokerConfig {
         max_queued_messages: 8,
         max_queued_bytes: 1_000,
         ..BrokerConfig::default()
     });
-    let metrics = Arc::new(Metrics::default());
-    let journal = Journal::new(Arc::new(MemoryStorage::new()), None, metrics.clone()).unwrap();
-    let mut router = Router::new(config, Arc::new(journal), Arc::new(AllowAll), metrics);
     let sub: ClientId = Arc::from("sub");
     let publisher: ClientId = Arc::from("pub");
     let connection = subscriber(&mut router, &sub, "t", now);
