@@ -99,11 +99,7 @@ impl Broker {
         certificate_username: Option<String>,
         serving: &QuicServing,
     ) {
-        let peer = PeerInfo {
-            remote_addr: Some(accepted.peer.remote),
-            transport: accepted.peer.transport.scheme(),
-            certificate_username,
-        };
+        let peer = peer_of(&accepted, certificate_username);
         match accepted.quic {
             // Boxed: a TCP connection's future need not have room for the QUIC one's.
             Some(connection) => {
@@ -127,11 +123,7 @@ impl Broker {
         certificate_username: Option<String>,
         serving: &QuicServing,
     ) -> JoinHandle<()> {
-        let peer = PeerInfo {
-            remote_addr: Some(accepted.peer.remote),
-            transport: accepted.peer.transport.scheme(),
-            certificate_username,
-        };
+        let peer = peer_of(&accepted, certificate_username);
         let broker = self.clone();
         match accepted.quic {
             Some(connection) => {
@@ -152,6 +144,15 @@ impl Broker {
                 }
             },
         }
+    }
+}
+
+/// What the broker knows of the peer of a connection from a transport listener.
+fn peer_of(accepted: &Accepted, certificate_username: Option<String>) -> PeerInfo {
+    PeerInfo {
+        remote_addr: Some(accepted.peer.remote),
+        transport: accepted.peer.transport.scheme(),
+        certificate_username,
     }
 }
 
