@@ -4,7 +4,7 @@
 //! SUBSCRIBE and UNSUBSCRIBE (through the router), AUTH (handed to `authenticate.rs`) and
 //! DISCONNECT (which decides the fate of the will and may change the session expiry).
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -159,7 +159,7 @@ where
         );
         let persistent = !admitted.expiry.is_zero();
         let delivery = attachment.delivery;
-        let inbound_stored: HashSet<_> = if persistent {
+        let inbound_stored: FxHashSet<_> = if persistent {
             delivery
                 .session
                 .inbound_awaiting_release
@@ -167,7 +167,7 @@ where
                 .copied()
                 .collect()
         } else {
-            HashSet::new()
+            FxHashSet::default()
         };
         let resumed = attachment.session_present.then_some(delivery.session);
         let mut properties = admitted.connack_properties;

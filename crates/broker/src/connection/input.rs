@@ -96,7 +96,7 @@ where
             let _ = self.session.disconnect(Disconnect::new(reason));
             return;
         }
-        if self.session.connect().is_none() {
+        if self.session.version().is_none() {
             if let (Some(ProtocolVersion::V5), false) = (
                 self.decoder.version(),
                 matches!(error, ProtocolError::UnsupportedProtocol { .. }),

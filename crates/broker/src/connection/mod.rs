@@ -16,7 +16,9 @@
 //! identifier, a PUBREL, a PUBCOMP that frees an identifier) wait behind a write barrier.
 //! Waiting never blocks the task: the driver keeps reading while commits run.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -86,9 +88,9 @@ struct Attached {
     /// Outgoing QoS 1/2 exchanges by packet identifier: the queue entry each one carries, and
     /// for shared subscriptions the copy, so that it can go to another member of the group if
     /// this client leaves without acknowledging it.
-    in_flight: HashMap<PacketId, InFlight>,
+    in_flight: FxHashMap<PacketId, InFlight>,
     /// Incoming QoS 2 identifiers recorded in storage as awaiting PUBREL.
-    inbound_stored: HashSet<PacketId>,
+    inbound_stored: FxHashSet<PacketId>,
 }
 
 /// An answer that may go out only once the changes it acknowledges are durable.
@@ -588,7 +590,7 @@ where
 /// to any other subscribed Client" [MQTT-4.8.2-5].
 fn take_shared_unacked(
     state: &mut SessionState,
-    in_flight: &mut HashMap<PacketId, InFlight>,
+    in_flight: &mut FxHashMap<PacketId, InFlight>,
 ) -> Vec<(u64, Outgoing)> {
     let mut taken = Vec::new();
     state.outbound.retain(|entry| match entry {

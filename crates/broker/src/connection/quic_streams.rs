@@ -8,7 +8,9 @@
 //! subscriptions, acknowledgements and packet identifiers stay on it. Accepting streams is
 //! `crate::quic`'s job; this file only adapts the driver.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -182,7 +184,7 @@ pub(crate) async fn serve_data_stream<S>(
     let template = &activation.template;
     let session = ServerSession::for_data_stream(template, now);
     let mut decoder = Decoder::new(shared.config.max_packet_size);
-    decoder.set_version(template.connect().protocol);
+    decoder.set_version(template.version());
     let shared_publish_rate = shared.config.publish_rate;
     let mut driver = Driver {
         decoder,
@@ -199,13 +201,13 @@ pub(crate) async fn serve_data_stream<S>(
             // Re-authentication belongs to the control stream.
             auth_method: None,
             connection: attachment.connection,
-            version: template.connect().protocol,
+            version: template.version(),
             expiry: Duration::ZERO,
             signal: SignalHandle::new(signal),
             // A data stream's session ends with the stream: nothing of it is persisted.
             persistent: false,
-            in_flight: HashMap::new(),
-            inbound_stored: HashSet::new(),
+            in_flight: FxHashMap::default(),
+            inbound_stored: FxHashSet::default(),
         }),
         slot: None,
         // The stream's session ends with it whatever the reason: no will is involved.

@@ -4,7 +4,9 @@
 //! copy itself for shared subscriptions. Also rebuilds both from what storage kept, so that a
 //! restarted broker re-sends with DUP and the same identifiers [MQTT-4.4.0-1].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 use std::time::Instant;
 
 use mquictt_protocol::session::{OutboundMessage, SessionState};
@@ -33,7 +35,7 @@ pub(crate) struct DeliveryState {
     /// The protocol machine's state: what to re-send and the QoS 2 identifiers received.
     pub(crate) session: SessionState,
     /// The broker's side of each outgoing exchange, by packet identifier.
-    pub(crate) in_flight: HashMap<PacketId, InFlight>,
+    pub(crate) in_flight: FxHashMap<PacketId, InFlight>,
 }
 
 /// Splits the queued messages of a stored session into those that were in flight (rebuilt as

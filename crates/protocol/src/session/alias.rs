@@ -4,7 +4,7 @@
 //! smaller of the peer's maximum and our own budget, then send the alias alone. Mappings live
 //! for one network connection only [MQTT-3.3.2-7].
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use crate::packet::Publish;
 use crate::topic::TopicName;
@@ -17,14 +17,14 @@ use super::Role;
 pub(crate) struct InboundAliases {
     /// The Topic Alias Maximum we announced; 0 means we accept none.
     maximum: u16,
-    topics: HashMap<u16, TopicName>,
+    topics: FxHashMap<u16, TopicName>,
 }
 
 impl InboundAliases {
     pub(crate) fn new(maximum: u16) -> Self {
         Self {
             maximum,
-            topics: HashMap::new(),
+            topics: FxHashMap::default(),
         }
     }
 
@@ -72,14 +72,14 @@ pub(crate) struct OutboundAliases {
     /// configured budget. 0 switches aliasing off, as it must be when the peer announced no
     /// maximum ([MQTT-3.1.2-30], [MQTT-3.2.2-18]).
     limit: u16,
-    assigned: HashMap<TopicName, u16>,
+    assigned: FxHashMap<TopicName, u16>,
 }
 
 impl OutboundAliases {
     pub(crate) fn new(peer_maximum: u16, budget: u16) -> Self {
         Self {
             limit: peer_maximum.min(budget),
-            assigned: HashMap::new(),
+            assigned: FxHashMap::default(),
         }
     }
 

@@ -3,8 +3,10 @@
 //! to their requests, and keeps the connection alive with PINGREQ. It does no IO and reads no
 //! clock; the async client drives it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
+
+use rustc_hash::FxHashMap;
 
 use crate::packet::{Auth, Disconnect, Packet, PacketType, Publish, Subscribe, Unsubscribe};
 use crate::properties::Properties;
@@ -53,8 +55,8 @@ pub struct ClientSession {
     /// `client/data_stream.rs`): no CONNECT, keep alive, DISCONNECT or AUTH of its own.
     data_stream: bool,
     /// Requests awaiting SUBACK / UNSUBACK, with their number of topic filters.
-    pending_subscribes: HashMap<PacketId, usize>,
-    pending_unsubscribes: HashMap<PacketId, usize>,
+    pending_subscribes: FxHashMap<PacketId, usize>,
+    pending_unsubscribes: FxHashMap<PacketId, usize>,
     events: VecDeque<ClientEvent>,
     error: Option<SessionError>,
 }
@@ -80,8 +82,8 @@ impl ClientSession {
             connection: None,
             limits: None,
             data_stream: false,
-            pending_subscribes: HashMap::new(),
-            pending_unsubscribes: HashMap::new(),
+            pending_subscribes: FxHashMap::default(),
+            pending_unsubscribes: FxHashMap::default(),
             events: VecDeque::new(),
             error: None,
         }

@@ -3,7 +3,9 @@
 //! (PUBLISH -> PUBACK; PUBLISH -> PUBREC -> PUBREL -> PUBCOMP). It owns neither packet
 //! identifiers nor the transmit queue: it says what to send and which exchange completed.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+use rustc_hash::FxHashMap;
 
 use crate::packet::{Packet, PacketType, PubAck, Publish};
 use crate::properties::Properties;
@@ -48,7 +50,7 @@ pub(crate) struct OutboundFlow {
     /// the order they were sent [MQTT-4.6.0-1], PUBREL packets in the order the PUBRECs
     /// arrived [MQTT-4.6.0-4].
     inflight: BTreeMap<u64, InFlight>,
-    positions: HashMap<PacketId, u64>,
+    positions: FxHashMap<PacketId, u64>,
     next_sequence: u64,
     /// Publishes with an identifier, accepted but not sent for lack of quota.
     waiting: VecDeque<Publish>,
@@ -62,7 +64,7 @@ impl OutboundFlow {
     pub(crate) fn new(send_window: u16, max_waiting: usize) -> Self {
         Self {
             inflight: BTreeMap::new(),
-            positions: HashMap::new(),
+            positions: FxHashMap::default(),
             next_sequence: 0,
             waiting: VecDeque::new(),
             send_window: send_window.max(1),

@@ -4,14 +4,14 @@
 //! MQTT Control Packet it MUST assign it a non-zero Packet Identifier that is currently unused"
 //! [MQTT-2.2.1-3]; the server does the same for PUBLISH [MQTT-2.2.1-4].
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet;
 
 use crate::types::PacketId;
 
 /// The identifiers in use and where the search for the next free one starts.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PacketIdAllocator {
-    in_use: HashSet<PacketId>,
+    in_use: FxHashSet<PacketId>,
     /// Where the next search starts, as a raw value; 0 stands for 1.
     next: u16,
 }

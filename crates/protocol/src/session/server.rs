@@ -4,10 +4,12 @@
 //! DISCONNECT for the broker to answer, answers PINGREQ, and enforces Keep Alive. It does no
 //! IO and reads no clock; the broker's connection task drives it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::packet::{Auth, Connect, Disconnect, Packet, PacketType, Publish, SubAck, UnsubAck};
+use rustc_hash::FxHashMap;
+
+use crate::packet::{Auth, Disconnect, Packet, PacketType, Publish, SubAck, UnsubAck};
 use crate::properties::Properties;
 use crate::reason::ReasonCode;
 use crate::types::{PacketId, ProtocolVersion, QoS};
@@ -23,6 +25,8 @@ use super::Role;
 
 mod data_stream;
 mod handshake;
+
+use handshake::ConnectTerms;
 
 pub use data_stream::DataStreamTemplate;
 
@@ -43,15 +47,16 @@ pub struct ServerSession {
     config: ServerConfig,
     state: ServerState,
     delivery: Delivery,
-    connect: Option<Box<Connect>>,
+    /// What later packets and the answer need of the CONNECT, once it arrived.
+    connect: Option<ConnectTerms>,
     keep_alive: Option<ServerKeepAlive>,
     /// Packets that arrived between CONNECT and the application's answer.
     early: Vec<Packet>,
     maximum_qos: QoS,
     retain_available: bool,
     /// Requests awaiting the application's SUBACK / UNSUBACK, with their number of filters.
-    pending_subscribes: HashMap<PacketId, usize>,
-    pending_unsubscribes: HashMap<PacketId, usize>,
+    pending_subscribes: FxHashMap<PacketId, usize>,
+    pending_unsubscribes: FxHashMap<PacketId, usize>,
     events: VecDeque<ServerEvent>,
     error: Option<SessionError>,
     /// The limits settled by `accept`, which data streams inherit.
@@ -74,8 +79,8 @@ impl ServerSession {
             early: Vec::new(),
             maximum_qos: QoS::ExactlyOnce,
             retain_available: true,
-            pending_subscribes: HashMap::new(),
-            pending_unsubscribes: HashMap::new(),
+            pending_subscribes: FxHashMap::default(),
+            pending_unsubscribes: FxHashMap::default(),
             events: VecDeque::new(),
             error: None,
             limits: None,
@@ -83,14 +88,9 @@ impl ServerSession {
         }
     }
 
-    /// The CONNECT the client sent, once it arrived.
-    pub fn connect(&self) -> Option<&Connect> {
-        self.connect.as_deref()
-    }
-
     /// The protocol version from CONNECT; the codec needs it for every later packet.
     pub fn version(&self) -> Option<ProtocolVersion> {
-        self.connect.as_ref().map(|connect| connect.protocol)
+        self.connect.map(|connect| connect.protocol)
     }
 
     /// Whether the connection was accepted and is still open.
@@ -333,9 +333,7 @@ impl ServerSession {
     }
 
     fn has_auth_method(&self) -> bool {
-        self.connect
-            .as_ref()
-            .is_some_and(|c| c.properties.authentication_method.is_some())
+        self.connect.is_some_and(|c| c.authentication)
     }
 
     fn fail(&mut self, error: SessionError) -> SessionError {
@@ -457,8 +455,7 @@ impl ServerSession {
     fn on_disconnect(&mut self, disconnect: Disconnect) -> Result<(), SessionError> {
         let connect_expiry = self
             .connect
-            .as_ref()
-            .and_then(|c| c.properties.session_expiry_interval)
+            .and_then(|c| c.session_expiry_interval)
             .unwrap_or(0);
         // "If the Session Expiry Interval in the CONNECT packet was zero, then it is a Protocol
         // Error to set a non-zero Session Expiry Interval in the DISCONNECT packet sent by the
@@ -534,7 +531,7 @@ impl ServerSession {
 }
 
 fn take_pending(
-    pending: &mut HashMap<PacketId, usize>,
+    pending: &mut FxHashMap<PacketId, usize>,
     packet_id: PacketId,
 ) -> Result<usize, RequestError> {
     pending

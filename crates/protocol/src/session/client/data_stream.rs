@@ -7,7 +7,7 @@
 //! stream is a protocol error that closes only the data stream. This file owns only what
 //! differs from a control stream; the rest is `client.rs`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use crate::packet::Packet;
@@ -68,8 +68,8 @@ impl ClientSession {
             connection: Some(template.connection.clone()),
             limits: Some(template.limits.clone()),
             data_stream: true,
-            pending_subscribes: HashMap::new(),
-            pending_unsubscribes: HashMap::new(),
+            pending_subscribes: Default::default(),
+            pending_unsubscribes: Default::default(),
             events: VecDeque::new(),
             error: None,
         }

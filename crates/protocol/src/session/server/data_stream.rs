@@ -8,14 +8,14 @@
 
 use std::time::Instant;
 
-use crate::packet::{Connect, Packet};
-use crate::types::QoS;
+use crate::packet::Packet;
+use crate::types::{ProtocolVersion, QoS};
 
 use super::super::config::ServerConfig;
 use super::super::delivery::{Delivery, Limits};
 use super::super::error::SessionError;
 use super::super::Role;
-use super::{ServerSession, ServerState};
+use super::{ConnectTerms, ServerSession, ServerState};
 
 /// What every data stream of a connection inherits from its accepted control stream. Take it
 /// with [`ServerSession::data_stream_template`] once the CONNECT is accepted, and make one
@@ -23,16 +23,16 @@ use super::{ServerSession, ServerState};
 #[derive(Debug, Clone)]
 pub struct DataStreamTemplate {
     config: ServerConfig,
-    connect: Box<Connect>,
+    connect: ConnectTerms,
     limits: Limits,
     maximum_qos: QoS,
     retain_available: bool,
 }
 
 impl DataStreamTemplate {
-    /// The CONNECT of the control stream.
-    pub fn connect(&self) -> &Connect {
-        &self.connect
+    /// The protocol version of the control stream's CONNECT.
+    pub fn version(&self) -> ProtocolVersion {
+        self.connect.protocol
     }
 }
 
@@ -45,7 +45,7 @@ impl ServerSession {
         }
         Some(DataStreamTemplate {
             config: self.config.clone(),
-            connect: self.connect.clone()?,
+            connect: self.connect?,
             limits: self.limits.clone()?,
             maximum_qos: self.maximum_qos,
             retain_available: self.retain_available,
@@ -60,7 +60,7 @@ impl ServerSession {
         let mut delivery = Delivery::new(template.connect.protocol, Role::Server);
         delivery.start(&template.limits);
         session.delivery = delivery;
-        session.connect = Some(template.connect.clone());
+        session.connect = Some(template.connect);
         session.limits = Some(template.limits.clone());
         session.maximum_qos = template.maximum_qos;
         session.retain_available = template.retain_available;
@@ -90,7 +90,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::packet::{PubAck, Publish};
+    use crate::packet::{Connect, PubAck, Publish};
     use crate::properties::{Properties, PropertySet};
     use crate::session::config::Accept;
     use crate::session::events::ServerEvent;
@@ -98,9 +98,8 @@ mod tests {
     use crate::topic::TopicName;
     use crate::types::{PacketId, ProtocolVersion};
 
-    fn accepted_control(now: Instant) -> ServerSession {
-        let mut control = ServerSession::new(ServerConfig::default(), now);
-        let connect = Connect {
+    fn connect() -> Connect {
+        Connect {
             protocol: ProtocolVersion::V5,
             clean_start: true,
             keep_alive: 30,
@@ -109,9 +108,13 @@ mod tests {
             username: None,
             password: None,
             properties: Properties::default(),
-        };
+        }
+    }
+
+    fn accepted_control(now: Instant) -> ServerSession {
+        let mut control = ServerSession::new(ServerConfig::default(), now);
         control
-            .handle_packet(Packet::Connect(Box::new(connect)), now)
+            .handle_packet(Packet::Connect(Box::new(connect())), now)
             .unwrap();
         assert!(control.data_stream_template().is_none());
         let accept = Accept {
@@ -199,7 +202,7 @@ mod tests {
         for packet in [
             Packet::PingReq,
             Packet::Disconnect(Default::default()),
-            Packet::Connect(Box::new(template.connect().clone())),
+            Packet::Connect(Box::new(connect())),
         ] {
             let mut data = ServerSession::for_data_stream(&template, now);
             let err = data.handle_packet(packet, now).unwrap_err();

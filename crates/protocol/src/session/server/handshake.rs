@@ -7,7 +7,7 @@ use std::time::Instant;
 use crate::packet::{ConnAck, Connect, Packet};
 use crate::properties::Properties;
 use crate::reason::ReasonCode;
-use crate::types::QoS;
+use crate::types::{ProtocolVersion, QoS};
 
 use super::super::config::Accept;
 use super::super::delivery::Limits;
@@ -15,6 +15,41 @@ use super::super::error::RequestError;
 use super::super::events::ServerEvent;
 use super::super::keep_alive::ServerKeepAlive;
 use super::{ServerSession, ServerState};
+
+/// What the machine needs of the client's CONNECT once it has read it: the limits of the
+/// answer and the rules for later packets. Kept instead of the CONNECT, whose strings, will
+/// and properties the application receives in [`ServerEvent::Connect`]: a connection that
+/// stays open for days should not hold a copy of its first packet (about 0.25 KiB, more with
+/// a will or user properties).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ConnectTerms {
+    pub(super) protocol: ProtocolVersion,
+    clean_start: bool,
+    keep_alive: u16,
+    empty_client_id: bool,
+    receive_maximum: Option<u16>,
+    topic_alias_maximum: Option<u16>,
+    maximum_packet_size: Option<u32>,
+    pub(super) session_expiry_interval: Option<u32>,
+    pub(super) authentication: bool,
+}
+
+impl ConnectTerms {
+    fn of(connect: &Connect) -> Self {
+        let properties = &connect.properties;
+        Self {
+            protocol: connect.protocol,
+            clean_start: connect.clean_start,
+            keep_alive: connect.keep_alive,
+            empty_client_id: connect.client_id.is_empty(),
+            receive_maximum: properties.receive_maximum,
+            topic_alias_maximum: properties.topic_alias_maximum,
+            maximum_packet_size: properties.maximum_packet_size,
+            session_expiry_interval: properties.session_expiry_interval,
+            authentication: properties.authentication_method.is_some(),
+        }
+    }
+}
 
 impl ServerSession {
     /// Accepts the pending CONNECT: sends CONNACK 0x00 [MQTT-3.1.4-5], applies the limits both
@@ -25,16 +60,13 @@ impl ServerSession {
         if self.state != ServerState::AwaitingAnswer {
             return Err(RequestError::NoPendingConnect);
         }
-        let Some(connect) = self.connect.as_deref() else {
+        let Some(connect) = self.connect else {
             return Err(RequestError::NoPendingConnect);
         };
         let v5 = connect.protocol.is_v5();
         // "If the Client connects using a zero length Client Identifier, the Server MUST
         // respond with a CONNACK containing an Assigned Client Identifier" [MQTT-3.2.2-16].
-        if v5
-            && connect.client_id.is_empty()
-            && accept.properties.assigned_client_identifier.is_none()
-        {
+        if v5 && connect.empty_client_id && accept.properties.assigned_client_identifier.is_none() {
             return Err(RequestError::MissingAssignedClientId);
         }
         let properties = if v5 {
@@ -42,19 +74,18 @@ impl ServerSession {
         } else {
             Properties::default()
         };
-        let connect_props = &connect.properties;
         let limits = Limits {
             send_window: if v5 {
-                connect_props.receive_maximum.unwrap_or(u16::MAX)
+                connect.receive_maximum.unwrap_or(u16::MAX)
             } else {
                 self.config.send_window_v3
             },
             max_waiting: self.config.max_queued_publishes,
             receive_maximum: properties.receive_maximum.unwrap_or(u16::MAX),
             inbound_alias_maximum: properties.topic_alias_maximum.unwrap_or(0),
-            peer_alias_maximum: connect_props.topic_alias_maximum.unwrap_or(0),
+            peer_alias_maximum: connect.topic_alias_maximum.unwrap_or(0),
             outbound_alias_budget: self.config.outbound_topic_aliases,
-            peer_maximum_packet_size: connect_props.maximum_packet_size,
+            peer_maximum_packet_size: connect.maximum_packet_size,
         };
         // "If the Server does not send the Server Keep Alive, the Server MUST use the Keep Alive
         // value set by the Client on CONNECT" [MQTT-3.2.2-22].
@@ -103,10 +134,7 @@ impl ServerSession {
         if !reason_code.is_error() {
             return Err(RequestError::NotARefusal(reason_code));
         }
-        let maximum = self
-            .connect
-            .as_ref()
-            .and_then(|c| c.properties.maximum_packet_size);
+        let maximum = self.connect.and_then(|c| c.maximum_packet_size);
         self.delivery.set_peer_maximum_packet_size(maximum);
         let properties = if self.delivery.version().is_v5() {
             properties
@@ -128,7 +156,7 @@ impl ServerSession {
 
     pub(super) fn on_connect(&mut self, connect: Box<Connect>) {
         self.delivery.set_version(connect.protocol);
-        self.connect = Some(connect.clone());
+        self.connect = Some(ConnectTerms::of(&connect));
         self.state = ServerState::AwaitingAnswer;
         self.events.push_back(ServerEvent::Connect(connect));
     }
