@@ -210,7 +210,7 @@ fn wrong_quic_datagram_values_name_the_key_and_the_file() {
         assert!(err.contains("listener.quic_max_udp_payload"), "{err}");
         assert!(err.contains("1200..=65527"), "{err}");
     }
-    for bad in [0, 1024, (256 << 20) + 1, 1 << 40] {
+    for bad in [0u64, 1024, (256 << 20) + 1, 1 << 40] {
         let config = parse(&format!(
             "[[listener]]\nurl = \"quic://x\"\nquic_socket_buffer = {bad}\n"
         ))
