@@ -54,14 +54,14 @@ enum SendShutdown {
 /// three lost tails in a row (1 + 2 + 4 + 8 RTTs, give or take).
 const DRAIN_RTTS: u32 = 16;
 
-/// The shortest wait: the floor for paths whose RTT is a fraction of a millisecond
-/// (loopback, a LAN), where a busy host's scheduling delay, not the path, decides when
-/// the acknowledgement is processed.
+/// The shortest wait: the floor for paths whose RTT is a millisecond or less (loopback, a
+/// LAN), where a busy host's scheduling delay, not the path, decides when the
+/// acknowledgement is processed.
 const DRAIN_FLOOR: Duration = Duration::from_secs(1);
 
 /// The longest wait, reached above an RTT of 625 ms (a geostationary satellite hop): the
 /// default timeout of a handshake and of MQTT's CONNECT. Beyond it a peer that has not
-/// acknowledged the stream's end is taken to be gone or to have stopped reading.
+/// acknowledged the stream's end is taken to be gone.
 const DRAIN_CEILING: Duration = Duration::from_secs(10);
 
 /// How long closing a stream waits for the peer to acknowledge everything sent on it, for a
@@ -244,13 +244,14 @@ impl AsyncWrite for QuicStream {
                     this.shutdown = SendShutdown::Draining(
                         async move {
                             // `stopped` ends when the peer acknowledged everything, stopped
-                            // the stream, or the connection failed. A peer that is gone, or
-                            // alive but no longer reading (its flow-control window full, so
-                            // the FIN cannot even be sent), lets none of these happen before
-                            // the idle timeout, or never while it still answers PINGs. Giving
-                            // up loses only what such a peer would not have taken anyway: a
-                            // reading peer acknowledges within the limit. The stream is not
-                            // reset, so quinn keeps delivering while the connection lives.
+                            // the stream, or the connection failed. A peer that vanished,
+                            // froze or lost its network lets none of these happen before the
+                            // idle timeout. (One that is alive but not reading still
+                            // acknowledges: flow control kept what it cannot take out of the
+                            // stream.) Giving up loses only what such a peer would not have
+                            // taken anyway: a living peer acknowledges within the limit. The
+                            // stream is not reset, so quinn keeps delivering while the
+                            // connection lives.
                             if tokio::time::timeout(limit, stopped).await.is_err() {
                                 tracing::debug!(
                                     stream = id,
