@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use mquictt_protocol::{ProtocolVersion, QoS, TopicFilter, TopicName};
 use mquictt_transport::{
-    ClientTlsSettings, ConnectOptions, Connector, TransportKind, TransportUrl,
+    ClientTlsSettings, ConnectOptions, Connector, QuicClientOptions, TransportKind, TransportUrl,
 };
 
 use crate::error::BenchError;
@@ -132,10 +132,20 @@ pub struct Target {
 impl Target {
     /// A target with MQTT 3.1.1, keep alive 60 s and a 10 s connect timeout.
     pub fn new(url: TransportUrl, tls: &ClientTlsSettings) -> Result<Self, BenchError> {
+        Self::with_quic(url, tls, QuicClientOptions::default())
+    }
+
+    /// Like [`Self::new`], with these QUIC settings for `quic://` targets (the datagram
+    /// ceiling and socket buffers of every client's endpoint, for example).
+    pub fn with_quic(
+        url: TransportUrl,
+        tls: &ClientTlsSettings,
+        quic: QuicClientOptions,
+    ) -> Result<Self, BenchError> {
         let connect_timeout = Duration::from_secs(10);
         let options = ConnectOptions {
             timeout: connect_timeout,
-            ..ConnectOptions::default()
+            quic,
         };
         Ok(Self {
             url,

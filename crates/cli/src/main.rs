@@ -11,6 +11,7 @@ mod commands;
 mod config;
 #[cfg(feature = "broker")]
 mod metrics_http;
+mod quic_datagrams;
 #[cfg(any(test, not(feature = "broker")))]
 mod stderr_log;
 

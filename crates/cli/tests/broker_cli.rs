@@ -127,6 +127,23 @@ fn config_errors_name_the_key_and_the_file() {
     let stderr = run_broker_expecting_failure(&["--config", path.to_str().unwrap()]);
     assert!(stderr.contains("listener.quic_max_streams"), "{stderr}");
     assert!(stderr.contains("broker.toml"), "{stderr}");
+
+    for (line, key) in [
+        (
+            "quic_max_udp_payload = 1000",
+            "listener.quic_max_udp_payload",
+        ),
+        ("quic_socket_buffer = 0", "listener.quic_socket_buffer"),
+    ] {
+        std::fs::write(
+            &path,
+            format!("[[listener]]\nurl = \"quic://127.0.0.1:0\"\n{line}\n"),
+        )
+        .unwrap();
+        let stderr = run_broker_expecting_failure(&["--config", path.to_str().unwrap()]);
+        assert!(stderr.contains(key), "{stderr}");
+        assert!(stderr.contains("broker.toml"), "{stderr}");
+    }
 }
 
 #[test]

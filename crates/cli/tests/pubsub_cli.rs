@@ -167,6 +167,71 @@ fn mosquitto_sub_receives_from_mquictt_pub_over_quic() {
 }
 
 #[test]
+fn quic_datagram_settings_of_broker_and_clients_deliver() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("broker.toml");
+    std::fs::write(
+        &config,
+        "[[listener]]\nurl = \"quic://127.0.0.1:0\"\nquic_max_udp_payload = 6500\n\
+         quic_socket_buffer = 1048576\n",
+    )
+    .unwrap();
+    let broker = BrokerProcess::start_with(&["--config", config.to_str().unwrap()], 1);
+    let ca = ca_file(&broker);
+    let url = format!("quic://127.0.0.1:{}", broker.port(0));
+    let datagrams = [
+        "--quic-max-udp-payload",
+        "6500",
+        "--quic-socket-buffer",
+        "1048576",
+    ];
+    // A message larger than an Ethernet datagram, retained so the subscriber needs no race.
+    let message = "x".repeat(20_000);
+    let mut args = vec![
+        "pub", "--url", &url, "--cafile", &ca, "-t", "big", "-m", &message, "-q", "1", "-r",
+    ];
+    args.extend(datagrams);
+    assert_success(&mquictt(&args, dir.path()), "pub with datagram flags");
+    let mut args = vec![
+        "sub", "--url", &url, "--cafile", &ca, "-t", "big", "-q", "1", "-C", "1",
+    ];
+    args.extend(datagrams);
+    let output = mquictt(&args, dir.path());
+    assert_success(&output, "sub with datagram flags");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), message);
+}
+
+#[test]
+fn out_of_range_quic_datagram_flags_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (flag, value, expected) in [
+        ("--quic-max-udp-payload", "1000", "1200..=65527"),
+        ("--quic-socket-buffer", "0", "65536..=268435456"),
+    ] {
+        let output = mquictt(
+            &[
+                "pub",
+                "--url",
+                "quic://127.0.0.1:1",
+                "-t",
+                "a",
+                "-m",
+                "b",
+                flag,
+                value,
+            ],
+            dir.path(),
+        );
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(flag) && stderr.contains(expected),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
 fn unreachable_broker_error_says_what_to_do() {
     // Port 1 on loopback is never an MQTT broker.
     let dir = tempfile::tempdir().unwrap();

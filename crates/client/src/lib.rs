@@ -89,6 +89,8 @@ pub use mquictt_protocol::{
     Disconnect, PacketId, Properties, ProtocolVersion, QoS, ReasonCode, RetainHandling,
     SubscriptionOptions, TopicFilter, TopicName,
 };
+/// The range of QUIC datagram ceilings ([`ClientOptions::quic_max_udp_payload`]).
+pub use mquictt_transport::quic::{MAX_UDP_PAYLOAD, MIN_UDP_PAYLOAD};
 /// TLS and QUIC settings of the transport layer.
 pub use mquictt_transport::{
     CertError, ClientTlsSettings, QuicClientOptions, TlsIdentity, TransportUrl,

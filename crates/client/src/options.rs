@@ -36,6 +36,8 @@ pub struct ClientOptions {
     outbound_topic_aliases: u16,
     quic: Option<QuicClientOptions>,
     quic_mtu_discovery: Option<bool>,
+    quic_max_udp_payload: Option<u16>,
+    quic_socket_buffer: Option<usize>,
 }
 
 impl ClientOptions {
@@ -79,6 +81,9 @@ impl ClientOptions {
             quic: None,
             // As the QUIC options say (on unless switched off there).
             quic_mtu_discovery: None,
+            // As the QUIC options say (quinn's ceiling and 4 MiB unless set there).
+            quic_max_udp_payload: None,
+            quic_socket_buffer: None,
         }
     }
 
@@ -238,6 +243,24 @@ impl ClientOptions {
         self
     }
 
+    /// The ceiling of QUIC path MTU discovery in UDP payload bytes, whichever QUIC options
+    /// are in use ([`QuicClientOptions::max_udp_payload`]; clamped to 1200..=65527). Datagrams
+    /// grow beyond 1,452 bytes only where discovery confirms the path carries them and the
+    /// broker sets a ceiling too; `mquictt_transport::quic::LOOPBACK_MAX_UDP_PAYLOAD` suits
+    /// loopback.
+    pub fn quic_max_udp_payload(mut self, size: u16) -> Self {
+        self.quic_max_udp_payload = Some(size);
+        self
+    }
+
+    /// Receive and send buffer requested for the QUIC connection's UDP socket, in bytes,
+    /// whichever QUIC options are in use ([`QuicClientOptions::socket_buffer`]; 4 MiB by
+    /// default, capped by the system).
+    pub fn quic_socket_buffer(mut self, bytes: usize) -> Self {
+        self.quic_socket_buffer = Some(bytes);
+        self
+    }
+
     pub(crate) fn reconnect_policy(&self) -> &ReconnectPolicy {
         &self.reconnect
     }
@@ -261,6 +284,12 @@ impl ClientOptions {
             .unwrap_or_else(|| QuicClientOptions::for_keep_alive(self.keep_alive));
         if let Some(enabled) = self.quic_mtu_discovery {
             quic.mtu_discovery = enabled;
+        }
+        if let Some(size) = self.quic_max_udp_payload {
+            quic.max_udp_payload = Some(size);
+        }
+        if let Some(bytes) = self.quic_socket_buffer {
+            quic.socket_buffer = bytes;
         }
         ConnectOptions {
             timeout: self.connect_timeout,
@@ -404,5 +433,37 @@ mod tests {
         assert!(!given.transport_options().quic.mtu_discovery);
         let overridden = options.quic(explicit).quic_mtu_discovery(true);
         assert!(overridden.transport_options().quic.mtu_discovery);
+    }
+
+    #[test]
+    fn datagram_settings_apply_to_any_quic_options() {
+        let options = ClientOptions::new("quic://127.0.0.1").unwrap();
+        let quic = options.transport_options().quic;
+        assert_eq!(quic.max_udp_payload, None);
+        assert_eq!(
+            quic.socket_buffer,
+            QuicClientOptions::default().socket_buffer
+        );
+        let set = options
+            .clone()
+            .quic_max_udp_payload(6500)
+            .quic_socket_buffer(1 << 20);
+        assert_eq!(set.transport_options().quic.max_udp_payload, Some(6500));
+        assert_eq!(set.transport_options().quic.socket_buffer, 1 << 20);
+        // On top of explicit QUIC options, whichever order they come in.
+        let explicit = QuicClientOptions {
+            max_udp_payload: Some(9000),
+            socket_buffer: 256 << 10,
+            ..QuicClientOptions::default()
+        };
+        let given = options.clone().quic(explicit.clone());
+        assert_eq!(given.transport_options().quic.max_udp_payload, Some(9000));
+        assert_eq!(given.transport_options().quic.socket_buffer, 256 << 10);
+        let overridden = options.quic_socket_buffer(2 << 20).quic(explicit);
+        assert_eq!(
+            overridden.transport_options().quic.max_udp_payload,
+            Some(9000)
+        );
+        assert_eq!(overridden.transport_options().quic.socket_buffer, 2 << 20);
     }
 }

@@ -68,6 +68,15 @@ const WRONG_ALPN_CODE: u32 = 0x10;
 /// window.
 pub const DEFAULT_SOCKET_BUFFER: usize = 4 << 20;
 
+/// The smallest ceiling of path MTU discovery, in UDP payload bytes: the datagram size every
+/// QUIC path must carry (RFC 9000 section 14). A smaller `max_udp_payload` is raised to it.
+pub const MIN_UDP_PAYLOAD: u16 = 1_200;
+
+/// The largest ceiling of path MTU discovery, in UDP payload bytes: the largest
+/// `max_udp_payload_size` QUIC allows (RFC 9000 section 18.2). A larger `max_udp_payload` is
+/// lowered to it.
+pub const MAX_UDP_PAYLOAD: u16 = 65_527;
+
 /// QUIC settings of a listener.
 #[derive(Debug, Clone)]
 pub struct QuicServerOptions {

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use quinn::{Endpoint, EndpointConfig, MtuDiscoveryConfig, TransportConfig};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
+use crate::quic::{MAX_UDP_PAYLOAD, MIN_UDP_PAYLOAD};
+
 /// The ceiling of path MTU discovery to use on a loopback path, in UDP payload bytes (set it
 /// with `max_udp_payload` on both ends; it is not applied by itself, see docs/decisions.md).
 /// Loopback's
@@ -22,12 +24,6 @@ use socket2::{Domain, Protocol, SockRef, Socket, Type};
 /// loopback with 1 KiB messages that measured slower at QoS 1 (every PUBACK its own system
 /// call) and no faster at QoS 0 (docs/decisions.md).
 pub const LOOPBACK_MAX_UDP_PAYLOAD: u16 = 6_500;
-
-/// Largest UDP payload QUIC allows (RFC 9000 section 18.2, `max_udp_payload_size`).
-const MAX_UDP_PAYLOAD: u16 = 65_527;
-
-/// The smallest datagram QUIC may use (RFC 9000 section 14).
-const MIN_UDP_PAYLOAD: u16 = 1_200;
 
 /// What quinn receives by default: an Ethernet frame minus the IPv4 and UDP headers.
 const DEFAULT_RECEIVE_PAYLOAD: u16 = 1_472;

@@ -1,5 +1,6 @@
 //! [`QuicStream`]: one QUIC bidirectional stream as a byte stream. Owns the stream's
-//! graceful close (FIN, then wait until the peer acknowledged everything) and, on a client
+//! graceful close (FIN, then wait until the peer acknowledged everything, for at most
+//! [`drain_limit`]) and, on a client
 //! that sent 0-RTT data, the recovery when the server rejects it: the bytes written before
 //! the handshake completed are kept and written again on a fresh stream, so the caller sees
 //! one unbroken byte stream either way. Recovery runs when the stream is next read or
@@ -8,6 +9,7 @@
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
@@ -37,9 +39,37 @@ enum EarlyState {
 enum SendShutdown {
     Open,
     /// FIN sent; waiting until the peer acknowledged all data, so that dropping the last
-    /// handle (which closes the connection) cannot discard bytes still in flight.
+    /// handle (which closes the connection) cannot discard bytes still in flight. The future
+    /// (and the timer in it) exists only from the first `poll_shutdown` on: a stream that is
+    /// never shut down costs no timer.
     Draining(BoxFuture<'static, ()>),
     Done,
+}
+
+/// Smoothed round-trip times the close of a stream waits for the peer's acknowledgement.
+/// A peer that reads acknowledges the last packet about one RTT after it left, plus its ACK
+/// delay (25 ms by default). Each time the last packets are lost, recovery waits for a probe
+/// timeout (RFC 9002 section 6.2: smoothed RTT + 4 x RTT variance + ACK delay, about two RTTs
+/// on a steady path) and doubles it for the next one: 16 RTTs cover the first send and
+/// three lost tails in a row (1 + 2 + 4 + 8 RTTs, give or take).
+const DRAIN_RTTS: u32 = 16;
+
+/// The shortest wait: the floor for paths whose RTT is a millisecond or less (loopback, a
+/// LAN), where a busy host's scheduling delay, not the path, decides when the
+/// acknowledgement is processed.
+const DRAIN_FLOOR: Duration = Duration::from_secs(1);
+
+/// The longest wait, reached above an RTT of 625 ms (a geostationary satellite hop): the
+/// default timeout of a handshake and of MQTT's CONNECT. Beyond it a peer that has not
+/// acknowledged the stream's end is taken to be gone.
+const DRAIN_CEILING: Duration = Duration::from_secs(10);
+
+/// How long closing a stream waits for the peer to acknowledge everything sent on it, for a
+/// connection whose smoothed RTT is `rtt`: [`DRAIN_RTTS`] round trips, within
+/// [`DRAIN_FLOOR`] and [`DRAIN_CEILING`].
+pub(crate) fn drain_limit(rtt: Duration) -> Duration {
+    rtt.saturating_mul(DRAIN_RTTS)
+        .clamp(DRAIN_FLOOR, DRAIN_CEILING)
 }
 
 /// One QUIC bidirectional stream as a byte stream. Holds a connection handle so the
@@ -209,7 +239,29 @@ impl AsyncWrite for QuicStream {
                     // An already finished or reset stream has nothing left to deliver.
                     let _ = this.send.finish();
                     let stopped = this.send.stopped();
-                    this.shutdown = SendShutdown::Draining(stopped.map(|_| ()).boxed());
+                    let limit = drain_limit(this.connection.rtt());
+                    let id = this.id();
+                    this.shutdown = SendShutdown::Draining(
+                        async move {
+                            // `stopped` ends when the peer acknowledged everything, stopped
+                            // the stream, or the connection failed. A peer that vanished,
+                            // froze or lost its network lets none of these happen before the
+                            // idle timeout. (One that is alive but not reading still
+                            // acknowledges: flow control kept what it cannot take out of the
+                            // stream.) Giving up loses only what such a peer would not have
+                            // taken anyway: a living peer acknowledges within the limit. The
+                            // stream is not reset, so quinn keeps delivering while the
+                            // connection lives.
+                            if tokio::time::timeout(limit, stopped).await.is_err() {
+                                tracing::debug!(
+                                    stream = id,
+                                    ?limit,
+                                    "QUIC stream closed without the peer's acknowledgement"
+                                );
+                            }
+                        }
+                        .boxed(),
+                    );
                 }
                 SendShutdown::Draining(stopped) => {
                     ready!(stopped.as_mut().poll(cx));
@@ -218,5 +270,23 @@ impl AsyncWrite for QuicStream {
                 SendShutdown::Done => return Poll::Ready(Ok(())),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_drain_limit_follows_the_rtt_between_floor_and_ceiling() {
+        assert_eq!(drain_limit(Duration::ZERO), DRAIN_FLOOR);
+        assert_eq!(drain_limit(Duration::from_micros(80)), DRAIN_FLOOR);
+        assert_eq!(
+            drain_limit(Duration::from_millis(100)),
+            Duration::from_millis(1600)
+        );
+        assert_eq!(drain_limit(Duration::from_millis(625)), DRAIN_CEILING);
+        assert_eq!(drain_limit(Duration::from_secs(3)), DRAIN_CEILING);
+        assert_eq!(drain_limit(Duration::MAX), DRAIN_CEILING);
     }
 }

@@ -15,7 +15,9 @@ use mquictt_bench::{
     run as run_load, summary_table, write_csv, LoadSpec, Progress, Scenario, Target,
 };
 use mquictt_protocol::{ProtocolVersion, QoS};
-use mquictt_transport::{ClientTlsSettings, TransportUrl};
+use mquictt_transport::{ClientTlsSettings, QuicClientOptions, TransportUrl};
+
+use crate::quic_datagrams::{parse_max_udp_payload, parse_socket_buffer};
 
 /// `mquictt bench`
 #[derive(Debug, Args)]
@@ -97,6 +99,15 @@ pub struct LoadArgs {
     /// Name to verify the server certificate against, when it differs from the URL's host.
     #[arg(long)]
     pub server_name: Option<String>,
+    /// quic:// only: the ceiling of path MTU discovery of every client, in UDP payload bytes
+    /// (1200 to 65527; default 1452). Datagrams grow beyond 1,472 bytes only if the broker's
+    /// listener sets `quic_max_udp_payload` too; 6500 suits loopback.
+    #[arg(long, value_name = "BYTES", value_parser = parse_max_udp_payload)]
+    pub quic_max_udp_payload: Option<u16>,
+    /// quic:// only: receive and send buffer to request for every client's UDP socket, in
+    /// bytes (65536 to 268435456; default 4 MiB, capped by net.core.rmem_max/wmem_max).
+    #[arg(long, value_name = "BYTES", value_parser = parse_socket_buffer)]
+    pub quic_socket_buffer: Option<usize>,
     /// User name sent in CONNECT.
     #[arg(short = 'U', long)]
     pub username: Option<String>,
@@ -221,7 +232,14 @@ fn target(scenario: Scenario, load: &LoadArgs) -> Result<Target, BenchCliError> 
             url.kind.scheme()
         )));
     }
-    let mut target = Target::new(url, &tls)?;
+    let mut quic = QuicClientOptions {
+        max_udp_payload: load.quic_max_udp_payload,
+        ..QuicClientOptions::default()
+    };
+    if let Some(bytes) = load.quic_socket_buffer {
+        quic.socket_buffer = bytes;
+    }
+    let mut target = Target::with_quic(url, &tls, quic)?;
     target.source_addrs = parse_sources(&load.source)?;
     target.version = if load.mqtt_version == "5" {
         ProtocolVersion::V5

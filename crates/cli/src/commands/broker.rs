@@ -69,6 +69,10 @@ pub enum StartError {
 struct ListenerPlan {
     url: ListenUrl,
     section: ListenerSection,
+    /// `quic_max_udp_payload` of the section, checked.
+    quic_max_udp_payload: Option<u16>,
+    /// `quic_socket_buffer` of the section, checked.
+    quic_socket_buffer: Option<usize>,
 }
 
 /// Runs the broker until a shutdown signal arrives.
@@ -140,6 +144,12 @@ pub async fn run(args: BrokerArgs) -> Result<(), StartError> {
         }
         if let Some(discovery) = plan.section.quic_mtu_discovery {
             options.quic.mtu_discovery = discovery;
+        }
+        if let Some(size) = plan.quic_max_udp_payload {
+            options.quic.max_udp_payload = Some(size);
+        }
+        if let Some(bytes) = plan.quic_socket_buffer {
+            options.quic.socket_buffer = bytes;
         }
         let listener = Listener::bind_with_options(&plan.url, &tls, options)
             .await
@@ -239,7 +249,12 @@ fn listener_plans(
                 ),
             })?;
             section.checked_quic_max_streams(config_path)?;
-            Ok(ListenerPlan { url, section })
+            Ok(ListenerPlan {
+                url,
+                quic_max_udp_payload: section.checked_quic_max_udp_payload(config_path)?,
+                quic_socket_buffer: section.checked_quic_socket_buffer(config_path)?,
+                section,
+            })
         })
         .collect()
 }

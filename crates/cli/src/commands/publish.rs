@@ -13,6 +13,8 @@ use mquictt_client::{
     PublishOutcome, QoS, ReasonCode, ReconnectPolicy, TlsIdentity, TransportUrl,
 };
 
+use crate::quic_datagrams::{parse_max_udp_payload, parse_socket_buffer};
+
 /// Where the broker keeps its development CA when started without a data directory
 /// (`mquictt broker` writes `<data dir>/certs/ca.pem`).
 const DEV_CA: &str = "mquictt-data/certs/ca.pem";
@@ -121,6 +123,17 @@ pub struct ConnectionArgs {
     /// narrowband links, where the probes cost airtime).
     #[arg(long)]
     pub no_quic_mtu_discovery: bool,
+
+    /// quic:// only: the ceiling of path MTU discovery, in UDP payload bytes (1200 to 65527;
+    /// default 1452, an Ethernet path). Datagrams grow only as far as the path is found to
+    /// carry and the broker allows (its `quic_max_udp_payload`); 6500 suits loopback.
+    #[arg(long, value_name = "BYTES", value_parser = parse_max_udp_payload)]
+    pub quic_max_udp_payload: Option<u16>,
+
+    /// quic:// only: receive and send buffer to request for the UDP socket, in bytes (65536
+    /// to 268435456; default 4 MiB, capped by the system's net.core.rmem_max/wmem_max).
+    #[arg(long, value_name = "BYTES", value_parser = parse_socket_buffer)]
+    pub quic_socket_buffer: Option<usize>,
 }
 
 impl ConnectionArgs {
@@ -145,6 +158,12 @@ impl ConnectionArgs {
             .keep_alive(Duration::from_secs(u64::from(self.keep_alive)));
         if self.no_quic_mtu_discovery {
             options = options.quic_mtu_discovery(false);
+        }
+        if let Some(size) = self.quic_max_udp_payload {
+            options = options.quic_max_udp_payload(size);
+        }
+        if let Some(bytes) = self.quic_socket_buffer {
+            options = options.quic_socket_buffer(bytes);
         }
         if let Some(username) = &self.username {
             let password = self.password.clone().map(Bytes::from);

@@ -9,6 +9,8 @@ use mquictt_broker::{BrokerConfig, EarlyDataPolicy, PublishOverload, RateLimit};
 use mquictt_protocol::QoS;
 use serde::Deserialize;
 
+use crate::quic_datagrams;
+
 /// Where the broker listens when neither the config file nor `--listen` says otherwise:
 /// loopback only, so a fresh install is never reachable from the network.
 pub const DEFAULT_LISTENERS: &[&str] = &[
@@ -108,6 +110,12 @@ pub struct ListenerSection {
     pub quic_max_streams: Option<u32>,
     /// QUIC path MTU discovery; default on. Off keeps every datagram at 1,200 bytes.
     pub quic_mtu_discovery: Option<bool>,
+    /// Ceiling of QUIC path MTU discovery, in UDP payload bytes (1200 to 65527); absent:
+    /// quinn's 1452. Datagrams beyond 1,472 bytes need a ceiling on the client too.
+    pub quic_max_udp_payload: Option<u32>,
+    /// Receive and send buffer requested for the QUIC listener's UDP socket, in bytes;
+    /// default 4 MiB, within [`quic_datagrams::SOCKET_BUFFER_RANGE`].
+    pub quic_socket_buffer: Option<u64>,
     /// Use a verified client certificate's `"cn"` (Common Name) or `"san"` (first e-mail,
     /// DNS or URI Subject Alternative Name) as the user name; absent: certificates name nobody.
     pub certificate_username: Option<CertificateUsernameName>,
@@ -122,6 +130,30 @@ pub const DEFAULT_QUIC_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const MAX_QUIC_STREAMS: u32 = 1000;
 
 impl ListenerSection {
+    /// The listener's `quic_max_udp_payload`, checked: `None` keeps quinn's ceiling.
+    pub fn checked_quic_max_udp_payload(&self, path: &Path) -> Result<Option<u16>, ConfigError> {
+        self.quic_max_udp_payload
+            .map(|size| quic_datagrams::check_max_udp_payload(size.into()))
+            .transpose()
+            .map_err(|message| ConfigError::Value {
+                path: path.to_path_buf(),
+                key: "listener.quic_max_udp_payload",
+                message,
+            })
+    }
+
+    /// The listener's `quic_socket_buffer`, checked: `None` keeps the default.
+    pub fn checked_quic_socket_buffer(&self, path: &Path) -> Result<Option<usize>, ConfigError> {
+        self.quic_socket_buffer
+            .map(quic_datagrams::check_socket_buffer)
+            .transpose()
+            .map_err(|message| ConfigError::Value {
+                path: path.to_path_buf(),
+                key: "listener.quic_socket_buffer",
+                message,
+            })
+    }
+
     /// The listener's `quic_max_streams`, checked: `None` keeps the default.
     pub fn checked_quic_max_streams(&self, path: &Path) -> Result<Option<u32>, ConfigError> {
         match self.quic_max_streams {

@@ -67,6 +67,21 @@ fn example_file_parses_to_the_defaults() {
                 mquictt_transport::QuicServerOptions::default().mtu_discovery
             );
         }
+        assert_eq!(
+            section
+                .checked_quic_max_udp_payload(Path::new("mquictt.toml"))
+                .unwrap(),
+            mquictt_transport::QuicServerOptions::default().max_udp_payload
+        );
+        if let Some(bytes) = section
+            .checked_quic_socket_buffer(Path::new("mquictt.toml"))
+            .unwrap()
+        {
+            assert_eq!(
+                bytes,
+                mquictt_transport::QuicServerOptions::default().socket_buffer
+            );
+        }
     }
 }
 
@@ -130,6 +145,95 @@ fn wrong_quic_values_name_the_key_and_the_file() {
             .to_string();
         assert!(err.contains("test.toml"), "{err}");
         assert!(err.contains("listener.quic_max_streams"), "{err}");
+    }
+}
+
+#[test]
+fn quic_datagram_settings_parse() {
+    let config = parse(
+        "[[listener]]\nurl = \"quic://127.0.0.1:14567\"\nquic_max_udp_payload = 6500\n\
+         quic_socket_buffer = 8388608\n",
+    )
+    .unwrap();
+    let l = &config.listener[0];
+    let path = Path::new("test.toml");
+    assert_eq!(l.checked_quic_max_udp_payload(path).unwrap(), Some(6500));
+    assert_eq!(l.checked_quic_socket_buffer(path).unwrap(), Some(8 << 20));
+    // The ends of both ranges are accepted.
+    for size in [1200, 65527] {
+        let config = parse(&format!(
+            "[[listener]]\nurl = \"quic://x\"\nquic_max_udp_payload = {size}\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            config.listener[0]
+                .checked_quic_max_udp_payload(path)
+                .unwrap(),
+            Some(size)
+        );
+    }
+    let (smallest, largest) = quic_datagrams::SOCKET_BUFFER_RANGE.into_inner();
+    for bytes in [smallest, largest] {
+        let config = parse(&format!(
+            "[[listener]]\nurl = \"quic://x\"\nquic_socket_buffer = {bytes}\n"
+        ))
+        .unwrap();
+        let granted = config.listener[0].checked_quic_socket_buffer(path).unwrap();
+        assert_eq!(granted, usize::try_from(bytes).ok());
+    }
+    let absent = parse("[[listener]]\nurl = \"quic://x\"\n").unwrap();
+    assert_eq!(
+        absent.listener[0]
+            .checked_quic_max_udp_payload(path)
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        absent.listener[0].checked_quic_socket_buffer(path).unwrap(),
+        None
+    );
+}
+
+#[test]
+fn wrong_quic_datagram_values_name_the_key_and_the_file() {
+    let path = Path::new("test.toml");
+    for bad in [0, 1199, 65528, 100_000] {
+        let config = parse(&format!(
+            "[[listener]]\nurl = \"quic://x\"\nquic_max_udp_payload = {bad}\n"
+        ))
+        .unwrap();
+        let err = config.listener[0]
+            .checked_quic_max_udp_payload(path)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("test.toml"), "{err}");
+        assert!(err.contains("listener.quic_max_udp_payload"), "{err}");
+        assert!(err.contains("1200..=65527"), "{err}");
+    }
+    for bad in [0u64, 1024, (256 << 20) + 1, 1 << 40] {
+        let config = parse(&format!(
+            "[[listener]]\nurl = \"quic://x\"\nquic_socket_buffer = {bad}\n"
+        ))
+        .unwrap();
+        let err = config.listener[0]
+            .checked_quic_socket_buffer(path)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("test.toml"), "{err}");
+        assert!(err.contains("listener.quic_socket_buffer"), "{err}");
+    }
+    // Values of the wrong type fail while parsing, naming the key.
+    for text in [
+        "quic_max_udp_payload = -1",
+        "quic_max_udp_payload = \"6500\"",
+        "quic_socket_buffer = \"4MiB\"",
+        "quic_socket_buffer = -4",
+    ] {
+        let err = parse(&format!("[[listener]]\nurl = \"quic://x\"\n{text}\n"))
+            .unwrap_err()
+            .to_string();
+        let key = text.split(' ').next().unwrap_or_default();
+        assert!(err.contains("test.toml") && err.contains(key), "{err}");
     }
 }
 
