@@ -243,6 +243,22 @@ impl<S> Driver<S> {
     }
 }
 
+impl<S> Driver<S> {
+    /// Lets go of the spare room of the session's queues and maps and of the write buffer,
+    /// for a connection that has been idle for a while.
+    fn trim(&mut self) {
+        self.session.shrink_to_fit();
+        if let Some(attached) = &mut self.attached {
+            attached.in_flight.shrink_to_fit();
+            attached.inbound_stored.shrink_to_fit();
+        }
+        if self.write_buf.is_empty() {
+            self.write_buf = BytesMut::new();
+        }
+        self.deferred.shrink_to_fit();
+    }
+}
+
 impl<S> Driver<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -253,6 +269,9 @@ where
         let mut shutdown = self.shared.shutting_down.subscribe();
         // Set when the last wait ended because nothing happened for the whole idle period.
         let mut quiet = false;
+        // Set once a connection that cannot park has let go of its spare room, until
+        // something happens again.
+        let mut trimmed = false;
         loop {
             self.handle_events().await;
             self.release_deferred();
@@ -279,13 +298,21 @@ where
             if quiet && parkable {
                 return RunEnd::Idle;
             }
-            let park_at = parkable.then(|| Instant::now() + park::IDLE_BEFORE_PARKING);
+            if quiet && !trimmed {
+                // A connection that cannot park (TLS, WebSocket, QUIC) stays as it is while
+                // idle, so it lets go of what its busiest moment left: the CONNACK's room in
+                // the session's queues alone is about 0.7 KiB.
+                self.trim();
+                trimmed = true;
+            }
+            let idle_at =
+                (parkable || !trimmed).then(|| Instant::now() + park::IDLE_BEFORE_PARKING);
             let deadline = [
                 self.session.poll_timeout(),
                 self.attached.is_none().then_some(self.connect_deadline),
                 self.throttled_until,
                 self.paused.as_ref().map(|pause| pause.until),
-                park_at,
+                idle_at,
             ]
             .into_iter()
             .flatten()
@@ -344,17 +371,18 @@ where
                     Ok(0) | Err(_) => return RunEnd::Closed,
                     Ok(n) => {
                         Metrics::add(&self.shared.metrics.bytes_received, n as u64);
+                        trimmed = false;
                         self.decode_input();
                     }
                 },
                 () = sleep => {
                     let now = Instant::now();
-                    quiet = park_at.is_some_and(|at| now >= at);
+                    quiet = idle_at.is_some_and(|at| now >= at);
                     self.on_timer(now);
                 }
                 () = drained => self.resume(),
                 // A close request is looked at before the next wait.
-                () = woken => {}
+                () = woken => trimmed = false,
                 () = committed => {}
                 _ = shutdown.changed(), if awaiting_connect => {
                     let _ = self.session.disconnect(Disconnect::new(ReasonCode::ServerShuttingDown));

@@ -192,12 +192,13 @@ fn park(driver: Driver<TcpStream>, lot: &Arc<ParkingLot>) {
 impl IdleDriver {
     /// Keeps what an idle driver must remember, with the spare room of its session's queues
     /// and maps let go; `None` if it is not attached to a session.
-    fn from_idle<S>(driver: Driver<S>) -> Option<(Self, S)> {
+    fn from_idle<S>(mut driver: Driver<S>) -> Option<(Self, S)> {
+        driver.trim();
         let Driver {
             shared,
             stream,
             peer,
-            mut session,
+            session,
             decoder,
             attached,
             slot,
@@ -205,10 +206,7 @@ impl IdleDriver {
             publish_bucket,
             ..
         } = driver;
-        let mut attached = attached?;
-        session.shrink_to_fit();
-        attached.in_flight.shrink_to_fit();
-        attached.inbound_stored.shrink_to_fit();
+        let attached = attached?;
         let state = IdleDriver {
             shared,
             peer,
