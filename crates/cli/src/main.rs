@@ -11,6 +11,8 @@ mod commands;
 mod config;
 #[cfg(feature = "broker")]
 mod metrics_http;
+#[cfg(feature = "broker")]
+mod open_files;
 mod quic_datagrams;
 #[cfg(any(test, not(feature = "broker")))]
 mod stderr_log;

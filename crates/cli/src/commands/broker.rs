@@ -87,6 +87,24 @@ pub async fn run(args: BrokerArgs) -> Result<(), StartError> {
         None => FileConfig::default(),
     };
     let broker_config = file.broker_config(&config_path)?;
+    // Every connection is a file: under a soft limit of 1,024 the 1,000th client would be
+    // refused whatever `max_connections` says.
+    match crate::open_files::raise() {
+        Ok(limit) => {
+            if limit.now > limit.before {
+                tracing::info!(
+                    from = limit.before,
+                    to = limit.now,
+                    "raised the open-file limit"
+                );
+            }
+            let wanted = broker_config.max_connections as u64;
+            if let Some(warning) = crate::open_files::shortfall(&limit, wanted, "max_connections") {
+                eprintln!("{warning}");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read or raise the open-file limit"),
+    }
     let data_dir = args
         .data_dir
         .clone()
@@ -203,7 +221,8 @@ fn open_storage(file: &FileConfig, data_dir: &Path) -> Result<Arc<dyn Storage>, 
     let (storage, moved) = DurableStorage::open(data_dir, on_corrupt)?;
     if let Some(moved) = moved {
         eprintln!(
-            "warning: the store in {} was damaged ({}); it was moved to {} and the broker starts              with an empty store",
+            "warning: the store in {} was damaged ({}); it was moved to {} and the broker starts \
+             with an empty store",
             data_dir.display(),
             moved.reason,
             moved.to.display()
