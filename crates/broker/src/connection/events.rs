@@ -4,7 +4,6 @@
 //! SUBSCRIBE and UNSUBSCRIBE (through the router), AUTH (handed to `authenticate.rs`) and
 //! DISCONNECT (which decides the fate of the will and may change the session expiry).
 
-use rustc_hash::FxHashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,6 +12,7 @@ use mquictt_protocol::session::{Accept, ServerEvent};
 use mquictt_protocol::{
     Connect, Disconnect, MqttString, Properties, Publish, QoS, ReasonCode, SubAck, UnsubAck,
 };
+use rustc_hash::FxHashSet;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Attached, Deferred, Driver, TAKEOVER_WAIT};

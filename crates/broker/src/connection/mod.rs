@@ -17,8 +17,6 @@
 //! Waiting never blocks the task: the driver keeps reading while commits run.
 
 use std::collections::VecDeque;
-
-use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,6 +27,7 @@ use mquictt_protocol::session::{
 use mquictt_protocol::{
     Decoder, Disconnect, Packet, PacketId, ProtocolVersion, QoS, ReasonCode, SubAck, UnsubAck,
 };
+use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;

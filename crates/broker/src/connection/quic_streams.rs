@@ -9,8 +9,6 @@
 //! `crate::quic`'s job; this file only adapts the driver.
 
 use std::collections::VecDeque;
-
-use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +17,7 @@ use mquictt_protocol::session::{DataStreamTemplate, ServerSession};
 use mquictt_protocol::{Connect, Decoder, Packet, Properties, ProtocolVersion};
 use mquictt_transport::quinn::VarInt;
 use mquictt_transport::QuicConnection;
+use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 

@@ -5,12 +5,11 @@
 //! restarted broker re-sends with DUP and the same identifiers [MQTT-4.4.0-1].
 
 use std::collections::BTreeMap;
-
-use rustc_hash::FxHashMap;
 use std::time::Instant;
 
 use mquictt_protocol::session::{OutboundMessage, SessionState};
 use mquictt_protocol::PacketId;
+use rustc_hash::FxHashMap;
 
 use crate::session::{Outgoing, PublishGate};
 use crate::storage::{InFlightStage, StoredQueued};
