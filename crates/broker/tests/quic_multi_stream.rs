@@ -148,14 +148,10 @@ async fn a_stalled_data_stream_does_not_delay_another() {
         .send(&publish("live", "now", QoS::AtMostOnce, 0))
         .await;
 
-    let started = tokio::time::Instant::now();
+    // Nothing has been read from `bulk`: behind it on one stream, this message would wait
+    // until the client read the backlog, so its arrival shows the stall held nothing up.
     let message = live.expect_publish().await;
     assert_eq!(&message.payload[..], b"now");
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(2),
-        "the live stream waited {:?} behind the stalled one",
-        started.elapsed()
-    );
     // The stalled stream still has its messages, in order, once it reads again.
     let first = bulk.expect_publish().await;
     assert_eq!(first.payload.len(), chunk.len());

@@ -1,7 +1,8 @@
 //! `mquictt lab ... --quick` end to end, as root inside the lab's own namespaces: every
 //! experiment writes its CSV files, charts and report, and the numbers obey physics on a
 //! lossless link (everything delivered; no handshake faster than its round trips; 0-RTT
-//! saves a round trip). Timings are only checked against such lower bounds.
+//! data accepted, so CONNECT needs no handshake round trip). Timings are only checked
+//! against such lower bounds: a busy machine only ever adds to them.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -142,13 +143,14 @@ fn connection_cost_respects_round_trips() {
         assert!(number(row, "first_publish_ms") >= number(row, "connack_ms"));
         assert!(number(row, "connected_packets") >= 3.0, "{row:?}");
     }
-    let quic = by_transport["QUIC"];
-    let zero = by_transport["QUIC 0-RTT"];
-    assert_eq!(zero["zero_rtt_accepted"], "true");
-    assert!(
-        number(zero, "connack_ms") < number(quic, "connack_ms"),
-        "0-RTT reached CONNACK no sooner than 1-RTT"
-    );
+    // The round trip 0-RTT saves: the resumed connection was handed out before its handshake,
+    // its CONNECT was written without waiting for it, and the broker accepted the early data
+    // (the broker answers such a CONNECT while the handshake is still running, which its
+    // early-data tests show with the handshake held open). The 1-RTT connection waited.
+    // Which of the two reached CONNACK first is left unchecked: on a 10 ms RTT, the scheduling
+    // delays of a busy machine are as long as the round trip saved.
+    assert_eq!(by_transport["QUIC"]["zero_rtt_accepted"], "");
+    assert_eq!(by_transport["QUIC 0-RTT"]["zero_rtt_accepted"], "true");
     assert!(
         number(by_transport["TLS 1.2"], "connected_bytes")
             > number(by_transport["TCP"], "connected_bytes")

@@ -414,6 +414,20 @@ impl Messages {
     pub fn try_recv(&mut self) -> Option<Message> {
         self.rx.try_recv().ok()
     }
+
+    /// How many messages wait here for the application, at most the client's
+    /// [`ClientOptions::incoming_buffer`](crate::ClientOptions::incoming_buffer). Once the
+    /// buffer is full and the next message has arrived behind it, the client stops reading
+    /// the stream these messages come on: a full buffer is how back-pressure on that stream
+    /// shows. Takes no message out.
+    pub fn len(&self) -> usize {
+        self.rx.len()
+    }
+
+    /// Whether no message waits here.
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
 }
 
 impl Stream for Messages {
