@@ -29,6 +29,27 @@ pub(crate) fn raise() -> std::io::Result<OpenFiles> {
     Ok(OpenFiles { before, now })
 }
 
+/// Raises the limit ([`raise`]) for a process that will hold `wanted` connections (the
+/// setting or flag named `what`), and tells the user on standard error when they will not
+/// fit or the limit cannot be read.
+pub(crate) fn raise_for(wanted: u64, what: &str) {
+    match raise() {
+        Ok(limit) => {
+            if limit.now > limit.before {
+                tracing::info!(
+                    from = limit.before,
+                    to = limit.now,
+                    "raised the open-file limit"
+                );
+            }
+            if let Some(warning) = shortfall(&limit, wanted, what) {
+                eprintln!("{warning}");
+            }
+        }
+        Err(e) => eprintln!("warning: cannot read or raise the open-file limit: {e}"),
+    }
+}
+
 /// What to tell a user whose limit cannot hold `wanted` connections, or `None` if it can.
 pub(crate) fn shortfall(limit: &OpenFiles, wanted: u64, what: &str) -> Option<String> {
     (limit.connections() < wanted).then(|| {

@@ -193,18 +193,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchCliError> {
     let connections = scenario.publishers(load.clients)
         + scenario.subscribers(load.clients)
         + scenario.idle_connections(load.clients);
-    match crate::open_files::raise() {
-        Ok(limit) => {
-            if let Some(warning) = crate::open_files::shortfall(
-                &limit,
-                connections as u64,
-                "the connections asked for",
-            ) {
-                eprintln!("{warning}");
-            }
-        }
-        Err(e) => eprintln!("warning: cannot read or raise the open-file limit: {e}"),
-    }
+    crate::open_files::raise_for(connections as u64, "the connections asked for");
     let spec = LoadSpec {
         topic: load
             .topic

@@ -89,22 +89,7 @@ pub async fn run(args: BrokerArgs) -> Result<(), StartError> {
     let broker_config = file.broker_config(&config_path)?;
     // Every connection is a file: under a soft limit of 1,024 the 1,000th client would be
     // refused whatever `max_connections` says.
-    match crate::open_files::raise() {
-        Ok(limit) => {
-            if limit.now > limit.before {
-                tracing::info!(
-                    from = limit.before,
-                    to = limit.now,
-                    "raised the open-file limit"
-                );
-            }
-            let wanted = broker_config.max_connections as u64;
-            if let Some(warning) = crate::open_files::shortfall(&limit, wanted, "max_connections") {
-                eprintln!("{warning}");
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "cannot read or raise the open-file limit"),
-    }
+    crate::open_files::raise_for(broker_config.max_connections as u64, "max_connections");
     let data_dir = args
         .data_dir
         .clone()
