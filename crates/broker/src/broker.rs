@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use mquictt_protocol::ReasonCode;
+use mquictt_transport::BoxStream;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify, Semaphore};
@@ -80,7 +81,7 @@ pub(crate) struct Shared {
     pub(crate) source_rate: Mutex<SourceRateLimiter>,
     /// Becomes `true` when the broker shuts down.
     pub(crate) shutting_down: watch::Sender<bool>,
-    /// Where idle plain-TCP connections wait without a task; `None` if the runtime could not
+    /// Where idle connections wait without a task; `None` if the runtime could not
     /// give it a readiness set (such connections then keep their task).
     pub(crate) parking: Option<Arc<ParkingLot>>,
     started: Instant,
@@ -198,6 +199,14 @@ impl Broker {
     /// in tasks of its own. Idle connections so cost a fraction of the memory.
     pub async fn serve_tcp_connection(&self, stream: TcpStream, peer: PeerInfo) {
         crate::connection::serve_tcp(self.shared.clone(), stream, peer).await;
+    }
+
+    /// Serves one client over a stream that is not a plain socket (TLS, WebSocket). Like
+    /// [`Broker::serve_tcp_connection`], this may return while the connection lives on:
+    /// once idle for a moment it is parked, and the broker serves it in tasks of its own
+    /// when something happens.
+    pub async fn serve_stream_connection(&self, stream: BoxStream, peer: PeerInfo) {
+        crate::connection::serve_stream(self.shared.clone(), stream, peer, None, None).await;
     }
 
     /// How many idle connections are parked (held without a task) right now.

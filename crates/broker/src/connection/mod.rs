@@ -27,6 +27,7 @@ use mquictt_protocol::session::{
 use mquictt_protocol::{
     Decoder, Disconnect, Packet, PacketId, ProtocolVersion, QoS, ReasonCode, SubAck, UnsubAck,
 };
+use mquictt_transport::BoxStream;
 use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -47,12 +48,14 @@ mod durable;
 mod events;
 mod input;
 mod park;
+mod park_stream;
 mod quic_streams;
 mod read;
 #[cfg(test)]
 mod tests;
 
 pub(crate) use park::ParkedConnection;
+pub(crate) use park_stream::Beside;
 pub(crate) use quic_streams::{serve_data_stream, Activation, ControlStream, QuicStreamHooks};
 
 use admission::{admit_pending, PendingSlot};
@@ -172,6 +175,23 @@ pub(crate) async fn serve_tcp(shared: Arc<Shared>, stream: TcpStream, peer: Peer
         return;
     };
     park::drive_tcp(driver).await;
+}
+
+/// Serves one connection over a stream that is not a plain socket (TLS, WebSocket, a QUIC
+/// control stream with its QUIC hooks and the work `beside` its driver) until it ends or, idle,
+/// is parked (it then carries on in tasks of the parking lot's making).
+pub(crate) async fn serve_stream(
+    shared: Arc<Shared>,
+    stream: BoxStream,
+    peer: PeerInfo,
+    quic: Option<QuicStreamHooks>,
+    beside: Option<Beside>,
+) {
+    // Not `if let`: its scrutinee, the whole driver, would stay in the future until the end.
+    let Some(driver) = Driver::open(shared, stream, peer, quic) else {
+        return;
+    };
+    park_stream::drive_stream(driver, beside).await;
 }
 
 /// Serves one connection to its end, with the QUIC hooks of its stream if it has any.
@@ -298,9 +318,9 @@ where
                 return RunEnd::Idle;
             }
             if quiet && !trimmed {
-                // A connection that cannot park (TLS, WebSocket, QUIC) stays as it is while
-                // idle, so it lets go of what its busiest moment left: the CONNACK's room in
-                // the session's queues alone is about 0.7 KiB.
+                // A connection that cannot park (a QUIC data stream, or one served without
+                // the lot) stays as it is while idle, so it lets go of what its busiest moment
+                // left: the CONNACK's room in the session's queues alone is about 0.7 KiB.
                 self.trim();
                 trimmed = true;
             }
@@ -414,7 +434,6 @@ where
             && self.barrier.is_none()
             && self.held.is_none()
             && self.auth.is_none()
-            && self.quic.is_none()
             && self.pending.is_none()
             && self.throttled_until.is_none()
             && self.paused.is_none()

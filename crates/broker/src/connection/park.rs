@@ -1,11 +1,12 @@
-//! Parking an idle plain-TCP connection and resuming it. A driver whose connection had nothing
-//! to do for [`IDLE_BEFORE_PARKING`] (and nothing under way, see `Driver::is_parkable`) ends
-//! its task: its socket leaves Tokio's reactor and what the connection must remember moves,
-//! trimmed, into a [`ParkedConnection`] that the broker's parking lot (`parking/`) holds. When
-//! the lot resumes it (input, its deadline, a wake or close from the router), the driver is
-//! rebuilt around the socket and runs as before. A task costs a connection several KiB whether
-//! it is busy or not; this is what keeps idle connections small. TLS, WebSocket and QUIC
-//! connections keep their task (their streams are not plain sockets).
+//! Parking an idle connection and resuming it. A driver whose connection had nothing to do for
+//! [`IDLE_BEFORE_PARKING`] (and nothing under way, see `Driver::is_parkable`) ends its task:
+//! what the connection must remember moves, trimmed, into a [`ParkedConnection`] that the
+//! broker's parking lot (`parking/`) holds. When the lot resumes it (input, its deadline, a
+//! wake or close from the router), the driver is rebuilt around its transport and runs as
+//! before. A task costs a connection several KiB whether it is busy or not; this is what keeps
+//! idle connections small. A plain TCP socket leaves Tokio's reactor for the lot's readiness
+//! set (this file); any other stream stays as it is and wakes the lot itself
+//! (`park_stream.rs`).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -21,7 +22,8 @@ use tokio::net::TcpStream;
 use tokio::runtime::Handle;
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::{read, Attached, Driver, RunEnd};
+use super::park_stream::{drive_stream, ParkedStream};
+use super::{read, Attached, Driver, QuicStreamHooks, RunEnd};
 use crate::broker::{PeerInfo, Shared};
 use crate::limits::TokenBucket;
 use crate::metrics::Metrics;
@@ -37,17 +39,26 @@ use crate::router::ConnectionSignal;
 /// after 50 ms, 2.95 after 20 ms (docs/benchmarks.md).
 pub(crate) const IDLE_BEFORE_PARKING: Duration = Duration::from_millis(50);
 
-/// An idle connection without a task: its socket, which Tokio no longer watches, and what of
-/// its driver outlives an idle period. Buffers, deferred answers, barriers, pauses and
-/// exchanges in progress are all empty when a connection parks, so they are not kept.
+/// An idle connection without a task: its transport and what of its driver outlives an idle
+/// period. Buffers, deferred answers, barriers, pauses and exchanges in progress are all empty
+/// when a connection parks, so they are not kept.
 pub(crate) struct ParkedConnection {
-    socket: mio::net::TcpStream,
+    transport: ParkedTransport,
     signal: Arc<ConnectionSignal>,
     state: IdleDriver,
 }
 
+/// How a parked connection's input reaches the lot.
+enum ParkedTransport {
+    /// A plain TCP socket that Tokio no longer watches: the lot's readiness set does.
+    Socket(mio::net::TcpStream),
+    /// Any other stream, which wakes the lot through the waker it was last polled with.
+    /// Boxed: a parked TCP connection need not have its room.
+    Stream(Box<ParkedStream>),
+}
+
 /// The part of a driver that an idle connection keeps.
-struct IdleDriver {
+pub(super) struct IdleDriver {
     shared: Arc<Shared>,
     peer: PeerInfo,
     session: ServerSession,
@@ -68,9 +79,22 @@ impl std::fmt::Debug for ParkedConnection {
 }
 
 impl ParkedConnection {
-    /// The socket, for the lot's readiness set.
-    pub(crate) fn socket_mut(&mut self) -> &mut mio::net::TcpStream {
-        &mut self.socket
+    /// A parked stream that wakes the lot itself (see `park_stream.rs`).
+    pub(super) fn stream(state: IdleDriver, stream: Box<ParkedStream>) -> Box<Self> {
+        Box::new(ParkedConnection {
+            signal: state.attached.signal.signal().clone(),
+            transport: ParkedTransport::Stream(stream),
+            state,
+        })
+    }
+
+    /// The socket, for the lot's readiness set; `None` for a stream that wakes the lot
+    /// itself.
+    pub(crate) fn socket_mut(&mut self) -> Option<&mut mio::net::TcpStream> {
+        match &mut self.transport {
+            ParkedTransport::Socket(socket) => Some(socket),
+            ParkedTransport::Stream(_) => None,
+        }
     }
 
     /// The signal the router wakes this connection through.
@@ -87,14 +111,27 @@ impl ParkedConnection {
     /// its first wait, and gets a task only if it has to wait: a client that closed its
     /// connection (a whole fleet going away at once, for instance) is then finished without
     /// one. Only the lot's own task may ask for that; a wake from the router holds the
-    /// router's lock, which the driver takes.
+    /// router's lock, which the driver takes. A stream's driver always runs in a new task.
     pub(crate) fn resume(self: Box<Self>, runtime: &Handle, first_step_here: bool) {
         // A wake may come from a thread outside the runtime; registering the socket with
         // Tokio needs it.
         let _runtime = runtime.enter();
         let ParkedConnection {
-            mut socket, state, ..
+            transport, state, ..
         } = *self;
+        let mut socket = match transport {
+            ParkedTransport::Socket(socket) => socket,
+            ParkedTransport::Stream(parked) => {
+                let ParkedStream {
+                    stream,
+                    beside,
+                    quic,
+                } = *parked;
+                let driver = state.into_driver(stream, BytesMut::new(), quic);
+                runtime.spawn(drive_stream(driver, beside));
+                return;
+            }
+        };
         // Read here, not through Tokio: a socket registered anew reports no readiness until
         // Tokio's next turn, and input that already came (a DISCONNECT and the end of the
         // stream, typically) can be handled at once.
@@ -113,19 +150,23 @@ impl ParkedConnection {
             // Nothing more can be read or sent: the session is handed back as the client
             // left it.
             drop(socket);
-            let mut closed = state.into_driver(tokio::io::empty(), read_buf);
+            let mut closed = state.into_driver(tokio::io::empty(), read_buf, None);
             closed.decode_input();
             Box::pin(closed.finish())
         } else {
             match TcpStream::from_std(std::net::TcpStream::from(socket)) {
                 Ok(stream) => {
-                    let mut driver = state.into_driver(stream, read_buf);
+                    let mut driver = state.into_driver(stream, read_buf, None);
                     driver.decode_input();
                     Box::pin(drive_tcp(driver))
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "a parked connection could not be resumed");
-                    Box::pin(state.into_driver(tokio::io::empty(), read_buf).finish())
+                    Box::pin(
+                        state
+                            .into_driver(tokio::io::empty(), read_buf, None)
+                            .finish(),
+                    )
                 }
             }
         };
@@ -166,24 +207,24 @@ pub(super) fn drive_tcp(mut driver: Driver<TcpStream>) -> impl Future<Output = (
 
 /// Hands `driver`'s connection to the lot; a connection woken meanwhile is resumed at once.
 fn park(driver: Driver<TcpStream>, lot: &Arc<ParkingLot>) {
-    let Some((state, stream)) = IdleDriver::from_idle(driver) else {
+    let Some((state, stream, _)) = IdleDriver::from_idle(driver) else {
         // Only attached connections are parkable (`is_parkable`): nothing else reaches here.
         return;
     };
     match stream.into_std() {
         Ok(socket) => {
             let parked = Box::new(ParkedConnection {
-                socket: mio::net::TcpStream::from_std(socket),
+                transport: ParkedTransport::Socket(mio::net::TcpStream::from_std(socket)),
                 signal: state.attached.signal.signal().clone(),
                 state,
             });
-            if let Err(woken) = lot.park(parked) {
+            if let Err(woken) = lot.park(parked, None) {
                 woken.resume(lot.runtime(), false);
             }
         }
         Err(e) => {
             tracing::debug!(error = %e, "an idle connection could not be parked");
-            let closed = state.into_driver(tokio::io::empty(), BytesMut::new());
+            let closed = state.into_driver(tokio::io::empty(), BytesMut::new(), None);
             lot.runtime().spawn(Box::pin(closed.finish()));
         }
     }
@@ -191,8 +232,11 @@ fn park(driver: Driver<TcpStream>, lot: &Arc<ParkingLot>) {
 
 impl IdleDriver {
     /// Keeps what an idle driver must remember, with the spare room of its session's queues
-    /// and maps let go; `None` if it is not attached to a session.
-    fn from_idle<S>(mut driver: Driver<S>) -> Option<(Self, S)> {
+    /// and maps let go, and hands back its stream and QUIC hooks; `None` if it is not
+    /// attached to a session.
+    pub(super) fn from_idle<S>(
+        mut driver: Driver<S>,
+    ) -> Option<(Self, S, Option<Box<QuicStreamHooks>>)> {
         driver.trim();
         let Driver {
             shared,
@@ -204,6 +248,7 @@ impl IdleDriver {
             slot,
             client_departure,
             publish_bucket,
+            quic,
             ..
         } = driver;
         let attached = attached?;
@@ -217,11 +262,16 @@ impl IdleDriver {
             client_departure,
             publish_bucket,
         };
-        Some((state, stream))
+        Some((state, stream, quic))
     }
 
     /// A driver again, around `stream`, with `read_buf` as what was read so far.
-    fn into_driver<S>(self, stream: S, read_buf: BytesMut) -> Driver<S> {
+    pub(super) fn into_driver<S>(
+        self,
+        stream: S,
+        read_buf: BytesMut,
+        quic: Option<Box<QuicStreamHooks>>,
+    ) -> Driver<S> {
         Driver {
             shared: self.shared,
             stream,
@@ -242,7 +292,7 @@ impl IdleDriver {
             paused: None,
             deferred: VecDeque::new(),
             barrier: None,
-            quic: None,
+            quic,
             held: None,
         }
     }

@@ -1,5 +1,5 @@
 //! Footprint of the connection driver: what every busy connection's task holds, and what a
-//! parked idle TCP connection keeps without one (docs/benchmarks.md, "memory per idle
+//! parked idle connection keeps without one (docs/benchmarks.md, "memory per idle
 //! connection").
 
 use std::sync::Arc;
@@ -17,9 +17,9 @@ const DRIVER_BYTES: usize = 1_536;
 const PARKED_BYTES: usize = 1_024;
 /// The whole future of a busy connection's task in an optimised build (2,888 bytes when this
 /// was written, 6,424 before the rare paths were boxed, 3,152 once the loop learnt to park
-/// and to read close requests from the connection's signal). An idle TCP connection no longer
-/// holds it (it parks); TLS, WebSocket and QUIC ones still do. Unoptimised builds keep more
-/// locals alive across awaits, so only release builds check it.
+/// and to read close requests from the connection's signal). An idle connection no longer
+/// holds it (it parks). Unoptimised builds keep more locals alive across awaits, so only
+/// release builds check it.
 const SERVE_FUTURE_BYTES: usize = 3_200;
 
 #[tokio::test]

@@ -1,16 +1,20 @@
-//! The parking lot: idle plain-TCP connections wait here without a task of their own. A driver
-//! that has had nothing to do for a while hands over its connection in compact form
-//! (`connection/park.rs`): the socket, taken out of Tokio's reactor, is watched in one
-//! readiness set ([`mio::Poll`]) that a single task waits on, and the connection's next
-//! deadline (keep alive) joins one ordered set of deadlines. Input on the socket, the deadline,
-//! or a wake from the router (a message queued, a close asked, through the connection's
-//! [`ConnectionSignal`](crate::router::ConnectionSignal)) takes the connection out again and
-//! spawns a driver that carries on exactly where the last one stopped. The lot knows nothing of
-//! MQTT: it holds sockets, deadlines and the values to resume.
+//! The parking lot: idle connections wait here without a task of their own. A driver that has
+//! had nothing to do for a while hands over its connection in compact form
+//! (`connection/park.rs`), and the connection's next deadline (keep alive) joins one ordered
+//! set of deadlines. A plain TCP socket is taken out of Tokio's reactor and watched in one
+//! readiness set ([`mio::Poll`]) that a single task waits on. Any other stream (TLS, WebSocket,
+//! the control stream of a QUIC connection) keeps its own registration: it was last polled with
+//! a waker of the lot's making ([`ParkingLot::waker`]), which stands for the connection's place
+//! here. Input, the deadline, that waker, or a wake from the router (a message queued, a close
+//! asked, through the connection's [`ConnectionSignal`](crate::router::ConnectionSignal)) takes
+//! the connection out again and spawns a driver that carries on exactly where the last one
+//! stopped. The lot knows nothing of MQTT: it holds sockets, streams, deadlines and the values
+//! to resume.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Token};
@@ -52,6 +56,9 @@ struct LotState {
     /// parked, so it is found again from the connection itself.
     parked: HashMap<usize, Box<ParkedConnection>>,
     deadlines: BTreeSet<(Instant, usize)>,
+    /// Tokens handed out for a stream that is being readied to park (see [`ParkingLot::reserve`]),
+    /// each with whether its waker fired meanwhile. Rarely more than one or two at a time.
+    reserved: Vec<(usize, bool)>,
 }
 
 impl ParkingLot {
@@ -83,28 +90,72 @@ impl ParkingLot {
         &self.runtime
     }
 
-    /// Parks `connection`, unless its signal says it was woken since it last looked or its
-    /// socket cannot be watched: then it is handed back, to be resumed at once.
+    /// A token for a stream about to park, so that it can be polled with [`Self::waker`]
+    /// before it is handed over: a wake in between is remembered, and [`Self::park`] then
+    /// hands the connection back instead of parking it. Given back by `park`, or by
+    /// [`Self::release`] when the connection does not park after all.
+    pub(crate) fn reserve(&self) -> usize {
+        let mut state = self.state();
+        let token = state.next_token;
+        state.next_token += 1;
+        state.reserved.push((token, false));
+        token
+    }
+
+    /// Gives back a token from [`Self::reserve`] that is not used to park.
+    pub(crate) fn release(&self, token: usize) {
+        self.state()
+            .reserved
+            .retain(|(reserved, _)| *reserved != token);
+    }
+
+    /// A waker that resumes the connection parked (or about to park) as `token`. It holds the
+    /// lot weakly: a stream that outlives the lot's runtime does not keep the lot alive.
+    pub(crate) fn waker(self: &Arc<Self>, token: usize) -> Waker {
+        Waker::from(Arc::new(LotWaker {
+            lot: Arc::downgrade(self),
+            token,
+        }))
+    }
+
+    /// Parks `connection`, unless its signal says it was woken since it last looked, its
+    /// socket cannot be watched, or (with `reserved`, a token from [`Self::reserve`]) its
+    /// waker fired meanwhile: then it is handed back, to be resumed at once.
     pub(crate) fn park(
         self: &Arc<Self>,
         connection: Box<ParkedConnection>,
+        reserved: Option<usize>,
     ) -> Result<(), Box<ParkedConnection>> {
         let signal = connection.signal().clone();
         let deadline = connection.deadline();
         let mut connection = Some(connection);
         let parked = signal.park_unless_woken(|| {
             let mut state = self.state();
-            let token = state.next_token;
+            let token = match reserved {
+                Some(token) => {
+                    let at = state.reserved.iter().position(|(t, _)| *t == token)?;
+                    let (_, woken) = state.reserved.swap_remove(at);
+                    if woken {
+                        return None;
+                    }
+                    token
+                }
+                None => state.next_token,
+            };
             let mut taken = connection.take()?;
-            let registered =
-                self.registry
-                    .register(taken.socket_mut(), Token(token), Interest::READABLE);
-            if let Err(e) = registered {
-                tracing::debug!(error = %e, "idle connection could not be parked");
-                connection = Some(taken);
-                return None;
+            if let Some(socket) = taken.socket_mut() {
+                let registered = self
+                    .registry
+                    .register(socket, Token(token), Interest::READABLE);
+                if let Err(e) = registered {
+                    tracing::debug!(error = %e, "idle connection could not be parked");
+                    connection = Some(taken);
+                    return None;
+                }
             }
-            state.next_token += 1;
+            if reserved.is_none() {
+                state.next_token += 1;
+            }
             let earliest = state.deadlines.first().map(|(at, _)| *at);
             if let Some(at) = deadline {
                 state.deadlines.insert((at, token));
@@ -118,6 +169,10 @@ impl ParkingLot {
                 token,
             })
         });
+        if let (false, Some(token)) = (parked, reserved) {
+            // Not parked before its place was looked at (a wake or close from the router).
+            self.release(token);
+        }
         match (parked, connection) {
             (false, Some(connection)) => Err(connection),
             _ => Ok(()),
@@ -126,6 +181,22 @@ impl ParkingLot {
 
     /// Resumes the connection parked as `token`, if it still is (a wake from the router).
     pub(crate) fn unpark(&self, token: usize) {
+        self.resume(token, false);
+    }
+
+    /// What a waker from [`Self::waker`] does: resumes the connection parked as `token`, or
+    /// remembers the wake if the connection is still on its way here.
+    fn wake_token(&self, token: usize) {
+        {
+            let mut state = self.state();
+            if !state.parked.contains_key(&token) {
+                if let Some(entry) = state.reserved.iter_mut().find(|(t, _)| *t == token) {
+                    entry.1 = true;
+                }
+                // Otherwise a late wake for a connection that has left: nothing to do.
+                return;
+            }
+        }
         self.resume(token, false);
     }
 
@@ -143,9 +214,11 @@ impl ParkingLot {
         let Some(mut connection) = parked else {
             return;
         };
-        // Deregistered before Tokio registers it again; failing only if it was never
-        // registered, which cannot be for a parked socket.
-        let _ = self.registry.deregister(connection.socket_mut());
+        if let Some(socket) = connection.socket_mut() {
+            // Deregistered before Tokio registers it again; failing only if it was never
+            // registered, which cannot be for a parked socket.
+            let _ = self.registry.deregister(socket);
+        }
         connection.signal().unparked(token);
         connection.resume(&self.runtime, from_lot_task);
     }
@@ -170,6 +243,27 @@ impl ParkingLot {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The waker of a parked stream: its wake resumes the connection.
+struct LotWaker {
+    lot: Weak<ParkingLot>,
+    token: usize,
+}
+
+impl Wake for LotWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        // A stream may wake from inside its own poll, or from a thread holding the stream's
+        // locks; resuming only spawns a task and takes the lot's and the signal's locks,
+        // which no stream code holds.
+        if let Some(lot) = self.lot.upgrade() {
+            lot.wake_token(self.token);
+        }
     }
 }
 

@@ -13,13 +13,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mquictt_transport::{Accepted, QuicConnection};
-use tokio::io::{AsyncRead, AsyncWrite};
+use mquictt_transport::{Accepted, BoxStream, QuicConnection};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::broker::{Broker, PeerInfo, Shared};
-use crate::connection::{self, Activation, ControlStream, QuicStreamHooks};
+use crate::connection::{self, Activation, Beside, ControlStream, QuicStreamHooks};
 
 pub(crate) mod early_data;
 pub(crate) mod subscriber;
@@ -50,27 +49,27 @@ impl Broker {
     /// Serves one QUIC connection: `control` is its first client-opened bidirectional stream
     /// (the single stream, or the control stream of multi-stream mode), and every further
     /// client-opened bidirectional stream is served as a data stream. Returns when the control
-    /// stream's MQTT connection ended; the QUIC connection is closed by then.
-    pub async fn serve_quic<S>(
+    /// stream's MQTT connection ended (the QUIC connection is closed by then) or, idle, was
+    /// parked with its loop accepting data streams: it then carries on in tasks of the parking
+    /// lot's making, as a plain TCP connection does ([`Broker::serve_tcp_connection`]).
+    pub async fn serve_quic(
         &self,
-        control: S,
+        control: BoxStream,
         connection: QuicConnection,
         peer: PeerInfo,
         serving: &QuicServing,
-    ) where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
+    ) {
         let gate = early_data::EarlyDataGate::for_connection(serving.early_data, &connection);
         let (activation_tx, activation_rx) = watch::channel(None);
-        // Data streams are accepted inside this future rather than by a task of their own:
-        // an idle connection then costs one task, not two.
-        let data_streams = accept_data_streams(
+        // Data streams are accepted beside the control stream's driver rather than by a task
+        // of their own: an idle connection then costs no task at all once parked.
+        let data_streams: Beside = Box::pin(accept_data_streams(
             self.shared.clone(),
             connection.clone(),
             activation_rx,
             gate.clone(),
             peer.clone(),
-        );
+        ));
         let hooks = QuicStreamHooks {
             gate,
             control: Some(ControlStream {
@@ -79,17 +78,14 @@ impl Broker {
                 idle_timeout: serving.idle_timeout,
             }),
         };
-        let control = connection::serve_with(self.shared.clone(), control, peer, Some(hooks));
-        tokio::pin!(control);
-        tokio::select! {
-            // Streams already being served end with the connection, which the control
-            // stream's end has closed; dropping the accepting loop stops taking new ones.
-            () = &mut control => return,
-            // The connection ended (or refuses further streams): the control stream's
-            // connection sees that on its own and ends too.
-            () = data_streams => {}
-        }
-        control.await;
+        connection::serve_stream(
+            self.shared.clone(),
+            control,
+            peer,
+            Some(hooks),
+            Some(data_streams),
+        )
+        .await;
     }
 
     /// Serves a connection from a transport listener, whatever its transport.
@@ -105,10 +101,11 @@ impl Broker {
             Some(connection) => {
                 Box::pin(self.serve_quic(accepted.stream, connection, peer, serving)).await
             }
-            // A plain TCP socket may be parked while idle.
+            // Any connection may be parked while idle; a plain TCP socket in the lot's
+            // readiness set.
             None => match accepted.stream.into_tcp() {
                 Ok(tcp) => self.serve_tcp_connection(tcp, peer).await,
-                Err(stream) => self.serve_connection(stream, peer).await,
+                Err(stream) => self.serve_stream_connection(stream, peer).await,
             },
         }
     }
@@ -134,13 +131,13 @@ impl Broker {
                         .await
                 })
             }
-            // A plain TCP socket may be parked while idle, as in `serve_accepted`.
+            // Any connection may be parked while idle, as in `serve_accepted`.
             None => match accepted.stream.into_tcp() {
                 Ok(tcp) => {
                     tokio::spawn(async move { broker.serve_tcp_connection(tcp, peer).await })
                 }
                 Err(stream) => {
-                    tokio::spawn(async move { broker.serve_connection(stream, peer).await })
+                    tokio::spawn(async move { broker.serve_stream_connection(stream, peer).await })
                 }
             },
         }
