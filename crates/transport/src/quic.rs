@@ -88,14 +88,18 @@ pub struct QuicServerOptions {
     /// streams in multi-stream mode. [`DEFAULT_MAX_BIDI_STREAMS`] by default.
     pub max_bidi_streams: u32,
     /// Path MTU discovery: after the handshake, probe with datagrams above the 1,200 bytes
-    /// every QUIC path carries and use the largest size that gets through. On by default
-    /// (fewer packets for large messages); switch it off on narrowband links, where the
-    /// probes cost airtime and a 1,200-byte datagram is already more than a frame carries.
+    /// every QUIC path carries and use the largest size that gets through, so that large
+    /// messages to clients take fewer packets. Off by default on a server: the probes were
+    /// two thirds of the bytes a client needs to connect and delayed CONNACK on a slow link,
+    /// and quinn keeps each connection's transmit buffer at the size of its largest probe
+    /// (about 1.4 KiB more per idle connection). Switch it on for large messages over
+    /// ordinary networks.
     pub mtu_discovery: bool,
-    /// Ceiling of path MTU discovery, in UDP payload bytes (1200 to 65527). `None`: quinn's
-    /// 1452 (an Ethernet path); [`LOOPBACK_MAX_UDP_PAYLOAD`] suits loopback. Datagrams grow
-    /// only as far as discovery confirms the path carries them, and never beyond what the
-    /// peer announces (at least 1472, more when it sets a ceiling too).
+    /// Ceiling of path MTU discovery, in UDP payload bytes (1200 to 65527), with
+    /// `mtu_discovery` on. `None`: quinn's 1452 (an Ethernet path);
+    /// [`LOOPBACK_MAX_UDP_PAYLOAD`] suits loopback. Datagrams grow only as far as discovery
+    /// confirms the path carries them, and never beyond what the peer announces (at least
+    /// 1472, more when it sets a ceiling too).
     pub max_udp_payload: Option<u16>,
     /// Receive and send buffer requested for the UDP socket, in bytes. 4 MiB by default (see
     /// [`DEFAULT_SOCKET_BUFFER`]); the kernel caps it at `net.core.rmem_max`/`wmem_max`.
@@ -114,7 +118,7 @@ impl Default for QuicServerOptions {
         QuicServerOptions {
             idle_timeout: Duration::from_secs(60),
             max_bidi_streams: DEFAULT_MAX_BIDI_STREAMS,
-            mtu_discovery: true,
+            mtu_discovery: false,
             max_udp_payload: None,
             socket_buffer: DEFAULT_SOCKET_BUFFER,
         }
@@ -134,8 +138,9 @@ pub struct QuicClientOptions {
     /// Send the first bytes in 0-RTT when a session ticket from an earlier connection to the
     /// same server is available. Off by default: 0-RTT data can be replayed by an attacker.
     pub zero_rtt: bool,
-    /// Path MTU discovery (see [`QuicServerOptions::mtu_discovery`]): on by default; off
-    /// keeps every datagram at 1,200 bytes, for narrowband links.
+    /// Path MTU discovery (see [`QuicServerOptions::mtu_discovery`]): on by default on a
+    /// client, so that its large messages take fewer packets; off keeps every datagram at
+    /// 1,200 bytes, for narrowband links.
     pub mtu_discovery: bool,
     /// Ceiling of path MTU discovery, in UDP payload bytes (1200 to 65527). `None`: quinn's
     /// 1452 (an Ethernet path); [`LOOPBACK_MAX_UDP_PAYLOAD`] suits loopback, set on both ends.

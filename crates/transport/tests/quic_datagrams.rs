@@ -86,6 +86,8 @@ async fn datagrams_stay_ethernet_sized_unless_a_ceiling_is_set() {
 #[tokio::test]
 async fn with_the_loopback_ceiling_discovery_finds_larger_datagrams_both_ways() {
     let server = QuicServerOptions {
+        // Off by default on a server.
+        mtu_discovery: true,
         max_udp_payload: Some(LOOPBACK_MAX_UDP_PAYLOAD),
         ..QuicServerOptions::default()
     };
@@ -107,6 +109,8 @@ async fn with_the_loopback_ceiling_discovery_finds_larger_datagrams_both_ways() 
 #[tokio::test]
 async fn a_ceiling_on_one_end_bounds_both_directions() {
     let server = QuicServerOptions {
+        // Off by default on a server.
+        mtu_discovery: true,
         max_udp_payload: Some(LOOPBACK_MAX_UDP_PAYLOAD),
         ..QuicServerOptions::default()
     };

@@ -145,9 +145,7 @@ pub async fn run(args: BrokerArgs) -> Result<(), StartError> {
         if let Some(streams) = plan.section.quic_max_streams {
             options.quic.max_bidi_streams = streams;
         }
-        if let Some(discovery) = plan.section.quic_mtu_discovery {
-            options.quic.mtu_discovery = discovery;
-        }
+        options.quic.mtu_discovery = plan.section.quic_mtu_discovery_enabled();
         if let Some(size) = plan.quic_max_udp_payload {
             options.quic.max_udp_payload = Some(size);
         }

@@ -108,10 +108,12 @@ pub struct ListenerSection {
     /// Bidirectional streams a QUIC client may have open at once (the control stream plus
     /// data streams in multi-stream mode); default 14, at most [`MAX_QUIC_STREAMS`].
     pub quic_max_streams: Option<u32>,
-    /// QUIC path MTU discovery; default on. Off keeps every datagram at 1,200 bytes.
+    /// QUIC path MTU discovery; default off (every datagram stays at 1,200 bytes), on when
+    /// `quic_max_udp_payload` is set.
     pub quic_mtu_discovery: Option<bool>,
-    /// Ceiling of QUIC path MTU discovery, in UDP payload bytes (1200 to 65527); absent:
-    /// quinn's 1452. Datagrams beyond 1,472 bytes need a ceiling on the client too.
+    /// Ceiling of QUIC path MTU discovery, in UDP payload bytes (1200 to 65527), which it
+    /// switches on; absent: quinn's 1452 when discovery is on. Datagrams beyond 1,472 bytes
+    /// need a ceiling on the client too.
     pub quic_max_udp_payload: Option<u32>,
     /// Receive and send buffer requested for the QUIC listener's UDP socket, in bytes;
     /// default 4 MiB, within [`quic_datagrams::SOCKET_BUFFER_RANGE`].
@@ -130,6 +132,13 @@ pub const DEFAULT_QUIC_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const MAX_QUIC_STREAMS: u32 = 1000;
 
 impl ListenerSection {
+    /// Whether QUIC path MTU discovery is on: as set, otherwise exactly when a ceiling for it
+    /// (`quic_max_udp_payload`) is set.
+    pub fn quic_mtu_discovery_enabled(&self) -> bool {
+        self.quic_mtu_discovery
+            .unwrap_or(self.quic_max_udp_payload.is_some())
+    }
+
     /// The listener's `quic_max_udp_payload`, checked: `None` keeps quinn's ceiling.
     pub fn checked_quic_max_udp_payload(&self, path: &Path) -> Result<Option<u16>, ConfigError> {
         self.quic_max_udp_payload

@@ -121,6 +121,23 @@ fn quic_stream_limit_and_mtu_discovery_parse() {
 }
 
 #[test]
+fn mtu_discovery_is_off_unless_asked_for_or_given_a_ceiling() {
+    let enabled = |extra: &str| {
+        parse(&format!("[[listener]]\nurl = \"quic://x\"\n{extra}"))
+            .unwrap()
+            .listener[0]
+            .quic_mtu_discovery_enabled()
+    };
+    assert!(!enabled(""));
+    assert!(enabled("quic_mtu_discovery = true\n"));
+    assert!(enabled("quic_max_udp_payload = 6500\n"));
+    assert!(!enabled(
+        "quic_max_udp_payload = 6500\nquic_mtu_discovery = false\n"
+    ));
+    assert!(!mquictt_transport::QuicServerOptions::default().mtu_discovery);
+}
+
+#[test]
 fn wrong_quic_values_name_the_key_and_the_file() {
     let err = parse("[[listener]]\nurl = \"quic://x\"\nquic_mtu_discovery = \"off\"\n")
         .unwrap_err()
