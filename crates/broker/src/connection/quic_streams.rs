@@ -45,8 +45,9 @@ pub(crate) struct QuicStreamHooks {
 /// The control stream's duties towards its connection.
 #[derive(Debug)]
 pub(crate) struct ControlStream {
-    /// Receives the activation once CONNECT is accepted; data streams wait for it.
-    pub(crate) activation: watch::Sender<Option<Arc<Activation>>>,
+    /// Receives the activation once CONNECT is accepted; data streams wait for it. Let go
+    /// once sent, so that the channel does not outlive the wait.
+    pub(crate) activation: Option<watch::Sender<Option<Arc<Activation>>>>,
     /// The connection, closed when the control stream ends.
     pub(crate) connection: QuicConnection,
     /// The server's QUIC idle timeout, which the MQTT keep alive must fit in.
@@ -101,9 +102,9 @@ where
     }
 
     /// After CONNECT was accepted on a control stream: lets the data streams start.
-    pub(super) fn announce_data_streams(&self) {
+    pub(super) fn announce_data_streams(&mut self) {
         let (Some(control), Some(attached)) = (
-            self.quic.as_ref().and_then(|q| q.control.as_ref()),
+            self.quic.as_mut().and_then(|q| q.control.as_mut()),
             &self.attached,
         ) else {
             return;
@@ -111,7 +112,10 @@ where
         let Some(template) = self.session.data_stream_template() else {
             return;
         };
-        control.activation.send_replace(Some(Arc::new(Activation {
+        let Some(activation) = control.activation.take() else {
+            return;
+        };
+        activation.send_replace(Some(Arc::new(Activation {
             owner: attached.client_id.clone(),
             username: attached.username.clone(),
             connection: attached.connection,

@@ -73,7 +73,7 @@ impl Broker {
         let hooks = QuicStreamHooks {
             gate,
             control: Some(ControlStream {
-                activation: activation_tx,
+                activation: Some(activation_tx),
                 connection,
                 idle_timeout: serving.idle_timeout,
             }),
@@ -153,33 +153,36 @@ fn peer_of(accepted: &Accepted, certificate_username: Option<String>) -> PeerInf
     }
 }
 
-/// Accepts the data streams of `connection` for as long as it lives; each is served once the
-/// control stream's CONNECT is accepted (until then its bytes stay in QUIC's flow-controlled
-/// receive buffer) and dropped unread if the control stream ends first.
+/// Accepts the data streams of `connection` for as long as it lives, once the control
+/// stream's CONNECT is accepted: until then they wait in quinn, their bytes in QUIC's
+/// flow-controlled receive buffer, and if the control stream ends first they are never taken.
 async fn accept_data_streams(
     shared: Arc<Shared>,
     connection: QuicConnection,
-    activation: watch::Receiver<Option<Arc<Activation>>>,
+    mut activation: watch::Receiver<Option<Arc<Activation>>>,
     gate: Option<early_data::EarlyDataGate>,
     peer: PeerInfo,
 ) {
+    let active = match activation.wait_for(Option::is_some).await {
+        Ok(active) => active.clone(),
+        // The control stream ended before its CONNECT was accepted.
+        Err(_) => return,
+    };
+    // The channel is let go: an idle connection keeps only the activation itself.
+    drop(activation);
+    let Some(active) = active else {
+        return;
+    };
     while let Ok(stream) = connection.accept_data_stream().await {
         let stream_id = stream.id();
-        let mut activation = activation.clone();
-        let shared = shared.clone();
-        let gate = gate.clone();
-        let peer = peer.clone();
-        tokio::spawn(async move {
-            let active = match activation.wait_for(Option::is_some).await {
-                Ok(active) => active.clone(),
-                // The control stream ended before its CONNECT was accepted.
-                Err(_) => return,
-            };
-            let Some(active) = active else {
-                return;
-            };
-            connection::serve_data_stream(shared, stream, stream_id, peer, active, gate).await;
-        });
+        tokio::spawn(connection::serve_data_stream(
+            shared.clone(),
+            stream,
+            stream_id,
+            peer.clone(),
+            active.clone(),
+            gate.clone(),
+        ));
     }
 }
 
