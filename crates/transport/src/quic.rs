@@ -92,7 +92,7 @@ pub struct QuicServerOptions {
     /// messages to clients take fewer packets. Off by default on a server: the probes were
     /// two thirds of the bytes a client needs to connect and delayed CONNACK on a slow link,
     /// and quinn keeps each connection's transmit buffer at the size of its largest probe
-    /// (about 1.4 KiB more per idle connection). Switch it on for large messages over
+    /// (about 1.6 KiB more per idle connection). Switch it on for large messages over
     /// ordinary networks.
     pub mtu_discovery: bool,
     /// Ceiling of path MTU discovery, in UDP payload bytes (1200 to 65527), with
