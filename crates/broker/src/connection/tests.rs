@@ -1,6 +1,6 @@
 //! Footprint of the connection driver: what every busy connection's task holds, and what a
 //! parked idle connection keeps without one (docs/benchmarks.md, "memory per idle
-//! connection").
+//! connection"); and the hand-over of a stream to the parking lot.
 
 use std::sync::Arc;
 
@@ -62,4 +62,75 @@ async fn a_connection_s_state_and_future_stay_small() {
             "TCP serve future is {tcp_size} bytes"
         );
     }
+}
+
+/// An idle driver attached to a session nobody else knows, around `stream`: what a parked
+/// connection is made of, without a client.
+fn idle_stream_connection(
+    broker: &Broker,
+    stream: mquictt_transport::BoxStream,
+) -> Box<ParkedConnection> {
+    let mut driver = Driver::open(broker.shared.clone(), stream, PeerInfo::default(), None)
+        .expect("a driver while the broker runs");
+    driver.attached = Some(Attached {
+        client_id: "parked".into(),
+        owner: "parked".into(),
+        username: None,
+        auth_method: None,
+        connection: ConnectionId(u64::MAX),
+        version: ProtocolVersion::V5,
+        expiry: Duration::ZERO,
+        signal: crate::router::SignalHandle::new(Arc::new(
+            crate::router::ConnectionSignal::default(),
+        )),
+        persistent: false,
+        in_flight: FxHashMap::default(),
+        inbound_stored: FxHashSet::default(),
+    });
+    let (state, stream, quic) = park::IdleDriver::from_idle(driver).expect("attached");
+    ParkedConnection::stream(
+        state,
+        Box::new(park_stream::ParkedStream {
+            stream,
+            beside: None,
+            quic,
+        }),
+    )
+}
+
+/// A stream polled with the lot's waker can wake before it is handed over: the wake is
+/// remembered and the connection is handed back to run on, not parked where nothing would
+/// wake it again. Without a wake it parks, a wake resumes it, and a late wake is ignored.
+#[tokio::test]
+async fn a_stream_woken_on_its_way_to_the_lot_is_handed_back() {
+    let broker = Broker::new(
+        BrokerConfig::default(),
+        Arc::new(MemoryStorage::new()),
+        Arc::new(AllowAll),
+    )
+    .unwrap();
+    let lot = broker.shared.parking.clone().expect("a parking lot");
+    let (ours, _theirs) = tokio::io::duplex(64);
+
+    let token = lot.reserve();
+    lot.waker(token).wake();
+    let handed_back = lot.park(idle_stream_connection(&broker, Box::new(ours)), Some(token));
+    assert!(
+        handed_back.is_err(),
+        "a connection woken on its way was parked"
+    );
+    assert_eq!(lot.len(), 0);
+
+    let (ours, _theirs) = tokio::io::duplex(64);
+    let token = lot.reserve();
+    assert!(lot
+        .park(idle_stream_connection(&broker, Box::new(ours)), Some(token))
+        .is_ok());
+    assert_eq!(lot.len(), 1);
+    let waker = lot.waker(token);
+    waker.wake_by_ref();
+    assert_eq!(lot.len(), 0, "the wake resumed it");
+    // Late: the connection runs elsewhere; nothing to find.
+    waker.wake();
+    assert_eq!(lot.len(), 0);
 }
