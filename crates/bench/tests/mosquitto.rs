@@ -57,6 +57,7 @@ async fn mosquitto_serves_tls_with_the_comparison_certificate() {
         BrokerKind::Mosquitto,
         &default_mosquitto_program(),
         Some(&certs),
+        None,
     )
     .await
     {

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use mquictt_transport::{ClientTlsSettings, TransportKind};
+use mquictt_transport::{ClientTlsSettings, QuicClientOptions, TransportKind, TransportUrl};
 
 use super::certificates::BenchCertificates;
 use super::process::{BrokerKind, BrokerProcess};
@@ -61,6 +61,9 @@ pub(crate) struct RunSetup<'a> {
     pub(crate) certificates: &'a BenchCertificates,
     /// Wait after the broker accepts connections before its baseline memory is read.
     pub(crate) settle: Duration,
+    /// The ceiling of QUIC path MTU discovery on our broker's QUIC listener and every QUIC
+    /// client; `None` keeps the defaults.
+    pub(crate) quic_max_udp_payload: Option<u16>,
 }
 
 /// What one run produced.
@@ -88,9 +91,14 @@ pub(crate) async fn run_contender(
     };
     let with_tls = contender.transport != TransportKind::Tcp;
     let certificates = with_tls.then_some(setup.certificates);
-    let mut broker = BrokerProcess::start_with(contender.broker, program, certificates)
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut broker = BrokerProcess::start_with(
+        contender.broker,
+        program,
+        certificates,
+        setup.quic_max_udp_payload,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let addr = broker.addr_for(contender.transport).ok_or_else(|| {
         format!(
             "{} has no {} listener",
@@ -104,7 +112,12 @@ pub(crate) async fn run_contender(
         ClientTlsSettings::default()
     };
     let url = format!("{}://{addr}", contender.transport.scheme());
-    let mut target = Target::parse(&url, &tls).map_err(|e| e.to_string())?;
+    let url = TransportUrl::parse(&url).map_err(|e| e.to_string())?;
+    let quic = QuicClientOptions {
+        max_udp_payload: setup.quic_max_udp_payload,
+        ..QuicClientOptions::default()
+    };
+    let mut target = Target::with_quic(url, &tls, quic).map_err(|e| e.to_string())?;
     adjust_target(&mut target);
     tokio::time::sleep(setup.settle).await;
     let sampler = ProcessSampler::start(broker.pid)

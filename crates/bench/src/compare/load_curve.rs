@@ -44,6 +44,9 @@ pub struct LoadCurveConfig {
     pub drain: Duration,
     /// Wait after a broker starts before sampling begins.
     pub settle: Duration,
+    /// The ceiling of QUIC path MTU discovery on our broker's QUIC listener and every QUIC
+    /// client (`None`: the defaults).
+    pub quic_max_udp_payload: Option<u16>,
 }
 
 impl LoadCurveConfig {
@@ -60,6 +63,7 @@ impl LoadCurveConfig {
             payload_size: 64,
             drain: Duration::from_secs(2),
             settle: Duration::from_millis(300),
+            quic_max_udp_payload: None,
         }
     }
 
@@ -160,6 +164,7 @@ pub async fn run_load_curve(
         mosquitto_program: &config.mosquitto_program,
         certificates: &certificates,
         settle: config.settle,
+        quic_max_udp_payload: config.quic_max_udp_payload,
     };
     let mut curve = LoadCurve::default();
     let mut turn = 0;

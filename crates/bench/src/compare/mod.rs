@@ -54,6 +54,9 @@ pub struct CompareConfig {
     /// burst of other work on the machine does not decide a ratio. Rounds alternate which
     /// broker goes first.
     pub rounds: usize,
+    /// The ceiling of QUIC path MTU discovery on our broker's QUIC listener and every QUIC
+    /// client (`None`: the defaults; 6500 suits loopback).
+    pub quic_max_udp_payload: Option<u16>,
 }
 
 impl CompareConfig {
@@ -67,6 +70,7 @@ impl CompareConfig {
             idle_connections: 10_000,
             source_addrs: (1..=4).map(|i| IpAddr::from([127, 0, 0, i])).collect(),
             rounds: 1,
+            quic_max_udp_payload: None,
         }
     }
 
@@ -365,6 +369,7 @@ async fn run_case(
         mosquitto_program: &config.mosquitto_program,
         certificates,
         settle: Duration::from_millis(if config.quick { 50 } else { 300 }),
+        quic_max_udp_payload: config.quic_max_udp_payload,
     };
     let idle = *kind == CaseKind::IdleMemory;
     let outcome = run_contender(

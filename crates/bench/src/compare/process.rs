@@ -68,15 +68,17 @@ impl BrokerProcess {
     /// Starts `program` as a broker of `kind` on `127.0.0.1` and waits until it accepts TCP
     /// connections.
     pub async fn start(kind: BrokerKind, program: &Path) -> Result<Self, BenchError> {
-        Self::start_with(kind, program, None).await
+        Self::start_with(kind, program, None, None).await
     }
 
     /// Like [`BrokerProcess::start`]; with `certificates` the broker also listens for TLS
-    /// (both brokers) and QUIC (MQuicTT) on loopback, presenting that certificate.
+    /// (both brokers) and QUIC (MQuicTT) on loopback, presenting that certificate, its QUIC
+    /// listener with `quic_max_udp_payload` as the ceiling of path MTU discovery if given.
     pub async fn start_with(
         kind: BrokerKind,
         program: &Path,
         certificates: Option<&BenchCertificates>,
+        quic_max_udp_payload: Option<u16>,
     ) -> Result<Self, BenchError> {
         let fail = |message: String| BenchError::BrokerProcess {
             program: program.to_owned(),
@@ -129,7 +131,7 @@ impl BrokerProcess {
             }
             BrokerKind::Mquictt => {
                 let config = dir.path().join("mquictt.toml");
-                std::fs::write(&config, mquictt_config(certificates))
+                std::fs::write(&config, mquictt_config(certificates, quic_max_udp_payload))
                     .map_err(|e| fail(format!("config file: {e}")))?;
                 let mut child = command
                     .args(["--log", "warn", "broker"])
@@ -288,8 +290,12 @@ fn running_as_root() -> bool {
 }
 
 /// MQuicTT's settings: the same queue and inflight limits, room for the idle-connection run,
-/// a TCP listener, and with `certificates` TLS and QUIC listeners presenting them.
-fn mquictt_config(certificates: Option<&BenchCertificates>) -> String {
+/// a TCP listener, and with `certificates` TLS and QUIC listeners presenting them (the QUIC
+/// one with `quic_max_udp_payload` as its datagram ceiling, if given).
+fn mquictt_config(
+    certificates: Option<&BenchCertificates>,
+    quic_max_udp_payload: Option<u16>,
+) -> String {
     // Mosquitto limits neither publish nor connection rates, nor connections that have not
     // sent CONNECT yet, by default; neither may we here, or the comparison would measure our
     // throttles instead of our broker (at 5,000 new connections a second on a loaded machine
@@ -316,6 +322,9 @@ fn mquictt_config(certificates: Option<&BenchCertificates>) -> String {
                 certs.server_cert.display().to_string(),
                 certs.server_key.display().to_string()
             ));
+            if let (Some(size), "quic") = (quic_max_udp_payload, scheme) {
+                config.push_str(&format!("quic_max_udp_payload = {size}\n"));
+            }
         }
     }
     config
@@ -377,6 +386,23 @@ pub fn default_mosquitto_program() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_quic_ceiling_goes_to_the_quic_listener_only() {
+        let certs = BenchCertificates::generate().unwrap();
+        let config = mquictt_config(Some(&certs), Some(6500));
+        let quic = config.find("url = \"quic://").expect("a QUIC listener");
+        let ceiling = config
+            .find("quic_max_udp_payload = 6500")
+            .expect("the ceiling");
+        assert!(ceiling > quic, "{config}");
+        assert_eq!(
+            config.matches("quic_max_udp_payload").count(),
+            1,
+            "{config}"
+        );
+        assert!(!mquictt_config(Some(&certs), None).contains("quic_max_udp_payload"));
+    }
 
     #[test]
     fn listening_line_gives_the_bound_address() {

@@ -161,6 +161,11 @@ pub struct CompareArgs {
     /// load_curve.md, load_curve.csv and its charts (SVG and PNG).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// The ceiling of QUIC path MTU discovery, in UDP payload bytes (1200 to 65527), on our
+    /// broker's QUIC listener (`quic_max_udp_payload`, which switches its discovery on) and
+    /// every QUIC client; 6500 suits loopback. Default: neither sets one.
+    #[arg(long, value_name = "BYTES", value_parser = parse_max_udp_payload)]
+    pub quic_max_udp_payload: Option<u16>,
 }
 
 /// Why a bench command failed.
@@ -318,6 +323,7 @@ async fn run_cases(
     };
     config.mosquitto_program = args.mosquitto.clone();
     config.rounds = args.rounds;
+    config.quic_max_udp_payload = args.quic_max_udp_payload;
     if let Some(duration) = args.duration {
         config.duration = duration;
     }
@@ -358,6 +364,7 @@ async fn run_curve(
         LoadCurveConfig::full(mquictt)
     };
     config.mosquitto_program = args.mosquitto.clone();
+    config.quic_max_udp_payload = args.quic_max_udp_payload;
     if let Some(step) = args.step_duration {
         config.step_duration = step;
     }
