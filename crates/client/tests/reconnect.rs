@@ -73,6 +73,18 @@ async fn persistent_session_is_resumed_and_offline_publishes_delivered() {
             .await
             .unwrap();
         assert_eq!(next(&mut messages).await.payload, "0");
+        // Our PUBACK for "0" leaves before this PUBLISH on the same connection: once this one
+        // is acknowledged, the broker has the PUBACK too. Cut before that, and the resumed
+        // session would rightly deliver "0" again (QoS 1 is at least once).
+        client
+            .publish(
+                Message::new("sync/acked", "")
+                    .unwrap()
+                    .qos(QoS::AtLeastOnce),
+            )
+            .unwrap()
+            .await
+            .unwrap();
 
         relay.cut();
         wait_for_status(&mut status, "the client to notice", is_reconnecting).await;
