@@ -159,12 +159,17 @@ enum RunEnd {
     Idle,
 }
 
-/// Serves one connection to its end.
+/// Serves one connection to its end, without parking it while idle.
 pub(crate) async fn serve<S>(shared: Arc<Shared>, stream: S, peer: PeerInfo)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    serve_with(shared, stream, peer, None).await;
+    let Some(mut driver) = Driver::open(shared, stream, peer, None) else {
+        return;
+    };
+    driver.run(false).await;
+    // Boxed: runs once, and its state need not make every connection's future larger.
+    Box::pin(driver.finish()).await;
 }
 
 /// Serves one plain TCP connection until it ends or, idle, is parked (it then carries on in
@@ -192,23 +197,6 @@ pub(crate) async fn serve_stream(
         return;
     };
     park_stream::drive_stream(driver, beside).await;
-}
-
-/// Serves one connection to its end, with the QUIC hooks of its stream if it has any.
-pub(crate) async fn serve_with<S>(
-    shared: Arc<Shared>,
-    stream: S,
-    peer: PeerInfo,
-    quic: Option<QuicStreamHooks>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let Some(mut driver) = Driver::open(shared, stream, peer, quic) else {
-        return;
-    };
-    driver.run(false).await;
-    // Boxed: runs once, and its state need not make every connection's future larger.
-    Box::pin(driver.finish()).await;
 }
 
 impl<S> Driver<S> {

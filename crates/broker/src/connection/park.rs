@@ -81,9 +81,13 @@ impl std::fmt::Debug for ParkedConnection {
 impl ParkedConnection {
     /// A parked stream that wakes the lot itself (see `park_stream.rs`).
     pub(super) fn stream(state: IdleDriver, stream: Box<ParkedStream>) -> Box<Self> {
+        Self::new(state, ParkedTransport::Stream(stream))
+    }
+
+    fn new(state: IdleDriver, transport: ParkedTransport) -> Box<Self> {
         Box::new(ParkedConnection {
             signal: state.attached.signal.signal().clone(),
-            transport: ParkedTransport::Stream(stream),
+            transport,
             state,
         })
     }
@@ -213,11 +217,10 @@ fn park(driver: Driver<TcpStream>, lot: &Arc<ParkingLot>) {
     };
     match stream.into_std() {
         Ok(socket) => {
-            let parked = Box::new(ParkedConnection {
-                transport: ParkedTransport::Socket(mio::net::TcpStream::from_std(socket)),
-                signal: state.attached.signal.signal().clone(),
+            let parked = ParkedConnection::new(
                 state,
-            });
+                ParkedTransport::Socket(mio::net::TcpStream::from_std(socket)),
+            );
             if let Err(woken) = lot.park(parked, None) {
                 woken.resume(lot.runtime(), false);
             }

@@ -133,11 +133,12 @@ fn early_connection(
         control: None,
     };
     let shared = broker.shared.clone();
-    tokio::spawn(connection::serve_with(
+    tokio::spawn(connection::serve_stream(
         shared,
-        theirs,
+        Box::new(theirs),
         PeerInfo::default(),
         Some(hooks),
+        None,
     ));
     (complete, Peer::new(ours))
 }
