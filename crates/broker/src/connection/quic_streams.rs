@@ -19,7 +19,7 @@ use mquictt_transport::quinn::VarInt;
 use mquictt_transport::QuicConnection;
 use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::watch;
+use tokio::sync::oneshot;
 
 use super::{Attached, Driver};
 use crate::broker::{PeerInfo, Shared};
@@ -45,9 +45,9 @@ pub(crate) struct QuicStreamHooks {
 /// The control stream's duties towards its connection.
 #[derive(Debug)]
 pub(crate) struct ControlStream {
-    /// Receives the activation once CONNECT is accepted; data streams wait for it. Let go
-    /// once sent, so that the channel does not outlive the wait.
-    pub(crate) activation: Option<watch::Sender<Option<Arc<Activation>>>>,
+    /// Receives the activation once CONNECT is accepted; data streams wait for it. Taken
+    /// when sent.
+    pub(crate) activation: Option<oneshot::Sender<Arc<Activation>>>,
     /// The connection, closed when the control stream ends.
     pub(crate) connection: QuicConnection,
     /// The server's QUIC idle timeout, which the MQTT keep alive must fit in.
@@ -115,12 +115,13 @@ where
         let Some(activation) = control.activation.take() else {
             return;
         };
-        activation.send_replace(Some(Arc::new(Activation {
+        // Fails only if the loop accepting data streams has ended: nobody is left to tell.
+        let _ = activation.send(Arc::new(Activation {
             owner: attached.client_id.clone(),
             username: attached.username.clone(),
             connection: attached.connection,
             template,
-        })));
+        }));
     }
 
     /// Lowers the keep alive of a 5.0 client with Server Keep Alive when one and a half keep

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mquictt_transport::{Accepted, BoxStream, QuicConnection};
-use tokio::sync::watch;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::broker::{Broker, PeerInfo, Shared};
@@ -60,7 +60,7 @@ impl Broker {
         serving: &QuicServing,
     ) {
         let gate = early_data::EarlyDataGate::for_connection(serving.early_data, &connection);
-        let (activation_tx, activation_rx) = watch::channel(None);
+        let (activation_tx, activation_rx) = oneshot::channel();
         // Data streams are accepted beside the control stream's driver rather than by a task
         // of their own: an idle connection then costs no task at all once parked.
         let data_streams: Beside = Box::pin(accept_data_streams(
@@ -159,18 +159,13 @@ fn peer_of(accepted: &Accepted, certificate_username: Option<String>) -> PeerInf
 async fn accept_data_streams(
     shared: Arc<Shared>,
     connection: QuicConnection,
-    mut activation: watch::Receiver<Option<Arc<Activation>>>,
+    activation: oneshot::Receiver<Arc<Activation>>,
     gate: Option<early_data::EarlyDataGate>,
     peer: PeerInfo,
 ) {
-    let active = match activation.wait_for(Option::is_some).await {
-        Ok(active) => active.clone(),
+    // Consumed by the wait: an idle connection keeps only the activation itself.
+    let Ok(active) = activation.await else {
         // The control stream ended before its CONNECT was accepted.
-        Err(_) => return,
-    };
-    // The channel is let go: an idle connection keeps only the activation itself.
-    drop(activation);
-    let Some(active) = active else {
         return;
     };
     while let Ok(stream) = connection.accept_data_stream().await {
