@@ -22,14 +22,19 @@ const PARKED_BYTES: usize = 1_024;
 /// release builds check it.
 const SERVE_FUTURE_BYTES: usize = 3_200;
 
-#[tokio::test]
-async fn a_connection_s_state_and_future_stay_small() {
-    let broker = Broker::new(
+/// A broker with default settings, in memory, inside the test's runtime.
+fn broker() -> Broker {
+    Broker::new(
         BrokerConfig::default(),
         Arc::new(MemoryStorage::new()),
         Arc::new(AllowAll),
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_connection_s_state_and_future_stay_small() {
+    let broker = broker();
     assert!(
         std::mem::size_of::<Driver<mquictt_transport::BoxStream>>() <= DRIVER_BYTES,
         "driver is {} bytes",
@@ -103,12 +108,7 @@ fn idle_stream_connection(
 /// wake it again. Without a wake it parks, a wake resumes it, and a late wake is ignored.
 #[tokio::test]
 async fn a_stream_woken_on_its_way_to_the_lot_is_handed_back() {
-    let broker = Broker::new(
-        BrokerConfig::default(),
-        Arc::new(MemoryStorage::new()),
-        Arc::new(AllowAll),
-    )
-    .unwrap();
+    let broker = broker();
     let lot = broker.shared.parking.clone().expect("a parking lot");
     let (ours, _theirs) = tokio::io::duplex(64);
 
