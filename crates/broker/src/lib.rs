@@ -38,6 +38,7 @@ mod limits;
 pub mod message;
 pub mod metrics;
 mod parking;
+mod peer_keyed;
 mod queue;
 pub mod quic;
 pub mod registry;

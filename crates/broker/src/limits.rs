@@ -3,11 +3,11 @@
 //! connections) and the topic length and depth check. Time comes in as `now`, so every rule
 //! here is tested without sleeping.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::config::{BrokerConfig, RateLimit};
+use crate::peer_keyed::PeerKeyedMap;
 
 /// A token bucket: holds up to `burst` tokens and gains `per_second` per second.
 #[derive(Debug, Clone)]
@@ -78,14 +78,14 @@ const MAX_TRACKED_SOURCES: usize = 65_536;
 #[derive(Debug)]
 pub(crate) struct SourceRateLimiter {
     limit: Option<RateLimit>,
-    buckets: HashMap<IpAddr, TokenBucket>,
+    buckets: PeerKeyedMap<IpAddr, TokenBucket>,
 }
 
 impl SourceRateLimiter {
     pub(crate) fn new(limit: Option<RateLimit>) -> Self {
         Self {
             limit,
-            buckets: HashMap::new(),
+            buckets: PeerKeyedMap::default(),
         }
     }
 

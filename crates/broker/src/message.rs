@@ -40,11 +40,18 @@ impl Message {
     /// from any topic alias (the session does that before the broker sees the packet).
     pub fn from_publish(publish: &Publish, publisher: Option<ClientId>, now: Instant) -> Self {
         let mut properties = publish.properties.clone();
-        let expiry = properties.message_expiry_interval.take();
+        let expiry = properties.message_expiry_interval;
         // Per hop: the alias belongs to the publisher's connection, the identifiers to the
-        // receiver's subscriptions (3.3.2.3.4, 3.3.2.3.8).
-        properties.topic_alias = None;
-        properties.subscription_identifiers.clear();
+        // receiver's subscriptions (3.3.2.3.4, 3.3.2.3.8). Written only when set: a write
+        // gives the handle a set of its own, an allocation most messages need not make.
+        if expiry.is_some()
+            || properties.topic_alias.is_some()
+            || !properties.subscription_identifiers.is_empty()
+        {
+            properties.message_expiry_interval = None;
+            properties.topic_alias = None;
+            properties.subscription_identifiers.clear();
+        }
         Self {
             topic: publish.topic.clone(),
             payload: publish.payload.clone(),
@@ -98,8 +105,14 @@ impl Message {
         now: Instant,
     ) -> Publish {
         let mut properties = self.properties.clone();
-        properties.message_expiry_interval = self.remaining_expiry_secs(now);
-        properties.subscription_identifiers = subscription_identifiers;
+        // Written only when they differ, for the reason given in `from_publish`.
+        let expiry = self.remaining_expiry_secs(now);
+        if properties.message_expiry_interval != expiry {
+            properties.message_expiry_interval = expiry;
+        }
+        if properties.subscription_identifiers != subscription_identifiers {
+            properties.subscription_identifiers = subscription_identifiers;
+        }
         Publish {
             dup: false,
             qos,

@@ -3,17 +3,17 @@
 //! filter matches, and forgotten once their Message Expiry Interval has passed. Stored in a
 //! trie over topic levels so that a subscription only visits the branches its filter names.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use mquictt_protocol::{TopicFilter, TopicName};
 
 use crate::message::Message;
+use crate::peer_keyed::PeerKeyedMap;
 
 #[derive(Debug, Default)]
 struct Node {
-    children: HashMap<Box<str>, Node>,
+    children: PeerKeyedMap<Box<str>, Node>,
     message: Option<Arc<Message>>,
 }
 

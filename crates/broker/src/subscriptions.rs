@@ -4,11 +4,10 @@
 //! Published and the merge of overlapping subscriptions. It knows nothing of connections or
 //! queues: the caller says which clients are ready and delivers the answer.
 
-use std::collections::HashMap;
-
 use mquictt_protocol::{QoS, SubscriptionOptions, TopicFilter};
 
 use crate::message::{ClientId, Message};
+use crate::peer_keyed::PeerKeyedMap;
 use crate::shared::SharedGroup;
 
 /// One subscription of one client, as made by SUBSCRIBE.
@@ -42,14 +41,50 @@ pub struct Delivery {
 
 #[derive(Debug, Default)]
 struct Node {
-    children: HashMap<Box<str>, Node>,
-    clients: HashMap<ClientId, Subscription>,
-    groups: HashMap<Box<str>, SharedGroup>,
+    children: PeerKeyedMap<Box<str>, Node>,
+    clients: PeerKeyedMap<ClientId, Subscription>,
+    groups: PeerKeyedMap<Box<str>, SharedGroup>,
+    /// Which wildcard children `children` holds ([`HASH`], [`PLUS`]): routing looks for them
+    /// at every level of every message, and most levels have none.
+    wildcards: u8,
+}
+
+/// `Node::wildcards` bit of a `#` child.
+const HASH: u8 = 1;
+/// `Node::wildcards` bit of a `+` child.
+const PLUS: u8 = 2;
+
+/// The `Node::wildcards` bit of the child named `level`.
+fn wildcard_bit(level: &str) -> u8 {
+    match level {
+        "#" => HASH,
+        "+" => PLUS,
+        _ => 0,
+    }
 }
 
 impl Node {
     fn is_empty(&self) -> bool {
         self.children.is_empty() && self.clients.is_empty() && self.groups.is_empty()
+    }
+
+    /// The child named `level`, made if missing.
+    fn child_or_default(&mut self, level: &str) -> &mut Node {
+        self.wildcards |= wildcard_bit(level);
+        self.children.entry(level.into()).or_default()
+    }
+
+    /// The wildcard child `bit` names, if any, without hashing when there is none.
+    fn wildcard_child(&mut self, bit: u8) -> Option<&mut Node> {
+        if self.wildcards & bit == 0 {
+            return None;
+        }
+        self.children.get_mut(if bit == HASH { "#" } else { "+" })
+    }
+
+    fn remove_child(&mut self, level: &str) {
+        self.children.remove(level);
+        self.wildcards &= !wildcard_bit(level);
     }
 }
 
@@ -74,9 +109,7 @@ impl SubscriptionTree {
             .filter
             .filter()
             .split('/')
-            .fold(&mut self.root, |node, level| {
-                node.children.entry(level.into()).or_default()
-            });
+            .fold(&mut self.root, |node, level| node.child_or_default(level));
         let existed = match subscription.filter.share_name() {
             Some(group) => node
                 .groups
@@ -125,9 +158,12 @@ impl SubscriptionTree {
         let levels: Vec<&str> = message.topic.levels().collect();
         let system = message.topic.is_system();
         let mut ordinary: Vec<Delivery> = Vec::new();
-        let mut index: HashMap<ClientId, usize> = HashMap::new();
+        // Where each client's copy is in `ordinary`, made only when a second node matches: a
+        // client has one subscription per node, so copies of one node never need merging.
+        let mut index: Option<PeerKeyedMap<ClientId, usize>> = None;
         let mut shared: Vec<Delivery> = Vec::new();
         visit_matches(&mut self.root, &levels, system, &mut |node| {
+            let merging = !ordinary.is_empty();
             for (client, subscription) in &node.clients {
                 // "the Application Message MUST NOT be forwarded to a connection with a
                 // ClientID equal to the ClientID of the publishing connection" [MQTT-3.8.3-3].
@@ -138,6 +174,17 @@ impl SubscriptionTree {
                     continue;
                 }
                 let copy = delivery_for(client, subscription, message, None);
+                if !merging {
+                    ordinary.push(copy);
+                    continue;
+                }
+                let index = index.get_or_insert_with(|| {
+                    let mut index = PeerKeyedMap::default();
+                    for (i, earlier) in ordinary.iter().enumerate() {
+                        index.insert(earlier.client.clone(), i);
+                    }
+                    index
+                });
                 match index.get(client).and_then(|&i| ordinary.get_mut(i)) {
                     Some(existing) => {
                         existing.qos = existing.qos.max(copy.qos);
@@ -227,7 +274,7 @@ fn visit_matches(
     let wildcards_allowed = !at_root_of_system_topic;
     if wildcards_allowed {
         // "#" matches the parent level and any number of children (4.7.1.2).
-        if let Some(rest) = node.children.get_mut("#") {
+        if let Some(rest) = node.wildcard_child(HASH) {
             found(rest);
         }
     }
@@ -236,7 +283,7 @@ fn visit_matches(
         return;
     };
     if wildcards_allowed {
-        if let Some(single) = node.children.get_mut("+") {
+        if let Some(single) = node.wildcard_child(PLUS) {
             visit_matches(single, deeper, false, found);
         }
     }
@@ -269,7 +316,7 @@ fn remove_at(node: &mut Node, levels: &[&str], client: &ClientId, group: Option<
     };
     let removed = remove_at(child, deeper, client, group);
     if child.is_empty() {
-        node.children.remove(*level);
+        node.remove_child(level);
     }
     removed
 }

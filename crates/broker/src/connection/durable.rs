@@ -158,6 +158,8 @@ where
     /// An outgoing exchange ended (PUBACK, PUBCOMP, a failing PUBREC, or a resumed message too
     /// large for the client): its stored copy goes.
     pub(super) fn complete_outgoing(&mut self, packet_id: PacketId) {
+        // The client's window has room again for what waits in the queue.
+        self.deliver_due = true;
         let Some(attached) = &mut self.attached else {
             return;
         };

@@ -147,6 +147,11 @@ struct Driver<S> {
     /// A packet that waits for the QUIC handshake to complete (0-RTT replay policy); nothing
     /// after it is read until then.
     held: Option<Packet>,
+    /// Whether the session's queue may hold something this driver can send: set when the
+    /// router woke it, when an exchange ended and freed room in the client's window, and when
+    /// it starts; cleared by `deliver_queued`. A publisher that nobody sends to so never takes
+    /// the router's lock a second time per message just to find its own queue empty.
+    deliver_due: bool,
 }
 
 /// How a driver's run ended.
@@ -246,6 +251,7 @@ impl<S> Driver<S> {
             barrier: None,
             quic: quic.map(Box::new),
             held: None,
+            deliver_due: true,
         })
     }
 }
@@ -279,6 +285,11 @@ where
         // Set once a connection that cannot park has let go of its spare room, until
         // something happens again.
         let mut trimmed = false;
+        // One timer for the whole run, moved to each wait's deadline: a deadline that moved
+        // later (the idle one, every time something happened) is moved without touching the
+        // runtime's timer wheel, where a new timer per wait was registered and removed again.
+        let sleep = tokio::time::sleep_until(Instant::now().into());
+        tokio::pin!(sleep);
         loop {
             self.handle_events().await;
             self.release_deferred();
@@ -332,12 +343,12 @@ where
                     None => std::future::pending().await,
                 }
             };
-            let sleep = async {
-                match deadline {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
-                    None => std::future::pending().await,
+            if let Some(at) = deadline {
+                if sleep.deadline() != at.into() {
+                    sleep.as_mut().reset(at.into());
                 }
-            };
+            }
+            let timed = deadline.is_some();
             let awaiting_connect = self.attached.is_none();
             let signal = self.attached.as_ref().map(|a| a.signal.signal().clone());
             let woken = async {
@@ -382,14 +393,17 @@ where
                         self.decode_input();
                     }
                 },
-                () = sleep => {
+                () = &mut sleep, if timed => {
                     let now = Instant::now();
                     quiet = idle_at.is_some_and(|at| now >= at);
                     self.on_timer(now);
                 }
                 () = drained => self.resume(),
                 // A close request is looked at before the next wait.
-                () = woken => trimmed = false,
+                () = woken => {
+                    trimmed = false;
+                    self.deliver_due = true;
+                }
                 () = committed => {}
                 _ = shutdown.changed(), if awaiting_connect => {
                     let _ = self.session.disconnect(Disconnect::new(ReasonCode::ServerShuttingDown));
@@ -457,9 +471,10 @@ where
         let Some(attached) = &mut self.attached else {
             return;
         };
-        if !self.session.is_connected() {
+        if !self.deliver_due || !self.session.is_connected() {
             return;
         }
+        self.deliver_due = false;
         loop {
             let now = Instant::now();
             let inflight_room = usize::from(self.shared.config.max_inflight)

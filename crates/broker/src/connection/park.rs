@@ -297,6 +297,7 @@ impl IdleDriver {
             barrier: None,
             quic,
             held: None,
+            deliver_due: true,
         }
     }
 }

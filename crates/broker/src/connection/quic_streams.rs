@@ -231,6 +231,7 @@ pub(crate) async fn serve_data_stream<S>(
             control: None,
         })),
         held: None,
+        deliver_due: true,
     };
     driver.run(false).await;
     Box::pin(driver.finish()).await;

@@ -4,10 +4,10 @@
 //! 4.1); it does not talk to connections or route messages. The caller gets back what to do:
 //! which connection to close, which wills to publish, which sessions ended.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::message::{ClientId, Message};
+use crate::peer_keyed::PeerKeyedMap;
 use crate::session::{Outgoing, QueueLimits, Session, WillSpec};
 use crate::subscriptions::Subscription;
 
@@ -107,7 +107,7 @@ pub enum RegistryEvent {
 pub struct SessionRegistry {
     /// Boxed: a map keeps room for more entries than it holds (up to twice as many), and an
     /// entry is 176 bytes where its box is 8 (idle connections, docs/benchmarks.md).
-    entries: HashMap<ClientId, Box<Entry>>,
+    entries: PeerKeyedMap<ClientId, Box<Entry>>,
     next_connection: u64,
     queue_limits: QueueLimits,
 }
@@ -116,7 +116,7 @@ impl SessionRegistry {
     /// An empty registry whose sessions' queues are bounded by `queue_limits`.
     pub fn new(queue_limits: QueueLimits) -> Self {
         Self {
-            entries: HashMap::new(),
+            entries: PeerKeyedMap::default(),
             next_connection: 1,
             queue_limits,
         }

@@ -6,7 +6,6 @@
 //! any crash anyway), queues copies in the receivers' sessions and wakes their drivers.
 //! Nothing here awaits, syncs or touches a socket.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,6 +16,7 @@ use crate::auth::Authenticator;
 use crate::config::BrokerConfig;
 use crate::message::ClientId;
 use crate::metrics::Metrics;
+use crate::peer_keyed::PeerKeyedMap;
 use crate::registry::{ConnectionId, Departure, EndedSession, RegistryEvent, SessionRegistry};
 use crate::retained::RetainedStore;
 use crate::session::{Outgoing, PublishGate, Skipped, WillSpec};
@@ -129,9 +129,9 @@ pub(crate) struct Router {
     tree: SubscriptionTree,
     registry: SessionRegistry,
     retained: RetainedStore,
-    links: HashMap<ClientId, Link>,
+    links: PeerKeyedMap<ClientId, Link>,
     /// QoS 1/2 exchange state of offline sessions, by client.
-    delivery_states: HashMap<ClientId, DeliveryState>,
+    delivery_states: PeerKeyedMap<ClientId, DeliveryState>,
     /// The commits holding the changes recorded since the last `take_recorded`, so a caller
     /// can wait for exactly those.
     recorded: CommitTicket,
@@ -162,8 +162,8 @@ impl Router {
             tree: SubscriptionTree::new(),
             registry,
             retained: RetainedStore::new(),
-            links: HashMap::new(),
-            delivery_states: HashMap::new(),
+            links: PeerKeyedMap::default(),
+            delivery_states: PeerKeyedMap::default(),
             recorded: CommitTicket::done(),
             publishing: None,
             watermarks,

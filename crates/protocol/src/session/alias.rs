@@ -35,12 +35,15 @@ impl InboundAliases {
         publish: &mut Publish,
         sender: Role,
     ) -> Result<(), SessionError> {
-        let Some(alias) = publish.properties.topic_alias.take() else {
+        // Read before it is removed: a write gives an empty handle a set of its own, an
+        // allocation the PUBLISH without an alias need not make.
+        let Some(alias) = publish.properties.topic_alias else {
             if publish.topic.is_empty() {
                 return Err(SessionError::MissingTopicName);
             }
             return Ok(());
         };
+        publish.properties.topic_alias = None;
         // "A Topic Alias value of 0 or greater than the Maximum Topic Alias is a Protocol
         // Error, the receiver uses DISCONNECT with Reason Code of 0x94 (Topic Alias invalid)"
         // (3.3.2.3.4); [MQTT-3.3.2-10] and [MQTT-3.3.2-12] oblige us to accept 1..=maximum.
@@ -89,7 +92,10 @@ impl OutboundAliases {
     /// [MQTT-3.3.2-9], [MQTT-3.3.2-11]) and are never 0 [MQTT-3.3.2-8].
     pub(crate) fn apply(&mut self, publish: &mut Publish) {
         // Aliases are this machine's business; whatever the caller put there is replaced.
-        publish.properties.topic_alias = None;
+        if publish.properties.topic_alias.is_some() {
+            // A write would give an empty handle a set of its own.
+            publish.properties.topic_alias = None;
+        }
         if self.limit == 0 || publish.topic.is_empty() {
             return;
         }

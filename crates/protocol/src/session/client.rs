@@ -146,7 +146,9 @@ impl ClientSession {
         }
         // "A PUBLISH packet sent from a Client to a Server MUST NOT contain a Subscription
         // Identifier" [MQTT-3.3.4-6].
-        publish.properties.subscription_identifiers.clear();
+        if !publish.properties.subscription_identifiers.is_empty() {
+            publish.properties.subscription_identifiers.clear();
+        }
         self.delivery.publish(publish)
     }
 

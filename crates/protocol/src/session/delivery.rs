@@ -178,7 +178,10 @@ impl Delivery {
         // "The DUP flag MUST be set to 1 by the Client or Server when it attempts to re-deliver
         // a PUBLISH packet" [MQTT-3.3.1-1] and to 0 otherwise; new messages are never re-sends.
         publish.dup = false;
-        publish.properties.topic_alias = None;
+        if publish.properties.topic_alias.is_some() {
+            // A write would give an empty handle a set of its own.
+            publish.properties.topic_alias = None;
+        }
         if publish.qos == QoS::AtMostOnce {
             publish.packet_id = None;
             self.check_size(&publish)?;

@@ -6,7 +6,6 @@
 //! the async runtime never waits for the disk. A store that is not durable is written inline
 //! and its tickets are complete at once. The journal also enforces the disk quota.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -17,6 +16,7 @@ use tokio::sync::watch;
 use super::{Change, Storage, StorageError};
 use crate::message::ClientId;
 use crate::metrics::Metrics;
+use crate::peer_keyed::PeerKeyedMap;
 
 /// Why the commit that a ticket waits for did not make its changes durable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -166,7 +166,7 @@ struct Pending {
     changes: Vec<Option<Change>>,
     /// Positions of pending `Queued` and `InFlight` changes by (client, sequence number), so
     /// that a message acknowledged before its commit never reaches the disk at all.
-    queued_at: HashMap<(ClientId, u64), Vec<usize>>,
+    queued_at: PeerKeyedMap<(ClientId, u64), Vec<usize>>,
     /// Bytes the pending changes add, for the quota until the store counts them.
     bytes: u64,
     /// Completes the batch that `changes` will be committed in.
@@ -246,7 +246,7 @@ impl Journal {
             metrics,
             pending: Mutex::new(Pending {
                 changes: Vec::new(),
-                queued_at: HashMap::new(),
+                queued_at: PeerKeyedMap::default(),
                 bytes: 0,
                 signal,
                 generation: 0,
