@@ -126,7 +126,7 @@ impl Message {
 
     /// Bytes of payload and topic, the measure used for byte counters.
     pub fn size(&self) -> usize {
-        self.payload.len() + self.topic.as_str().len()
+        self.payload.len() + self.topic.as_mqtt_str().len()
     }
 }
 

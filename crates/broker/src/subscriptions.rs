@@ -155,21 +155,21 @@ impl SubscriptionTree {
         message: &Message,
         is_ready: impl Fn(&ClientId) -> bool,
     ) -> Vec<Delivery> {
-        let levels: Vec<&str> = message.topic.levels().collect();
         let system = message.topic.is_system();
         let mut ordinary: Vec<Delivery> = Vec::new();
         // Where each client's copy is in `ordinary`, made only when a second node matches: a
         // client has one subscription per node, so copies of one node never need merging.
         let mut index: Option<PeerKeyedMap<ClientId, usize>> = None;
         let mut shared: Vec<Delivery> = Vec::new();
-        visit_matches(&mut self.root, &levels, system, &mut |node| {
+        let topic = message.topic.as_str();
+        visit_matches(&mut self.root, Some(topic), system, &mut |node| {
             let merging = !ordinary.is_empty();
             for (client, subscription) in &node.clients {
                 // "the Application Message MUST NOT be forwarded to a connection with a
                 // ClientID equal to the ClientID of the publishing connection" [MQTT-3.8.3-3].
                 // A QUIC data stream's subscriptions belong to its client.
-                let subscriber = crate::quic::subscriber::owner(client);
-                if subscription.options.no_local && message.publisher.as_deref() == Some(subscriber)
+                if subscription.options.no_local
+                    && message.publisher.as_deref() == Some(crate::quic::subscriber::owner(client))
                 {
                     continue;
                 }
@@ -262,10 +262,13 @@ fn delivery_for(
     }
 }
 
-/// Calls `found` on every node whose filter matches the topic `levels`.
+/// Calls `found` on every node whose filter matches the topic levels left below `node`:
+/// `remaining` is the rest of the topic name after the levels already matched, `None` once
+/// every level is matched. Split as it goes rather than into a list of levels first, which
+/// cost an allocation per routed message.
 fn visit_matches(
     node: &mut Node,
-    levels: &[&str],
+    remaining: Option<&str>,
     at_root_of_system_topic: bool,
     found: &mut impl FnMut(&mut Node),
 ) {
@@ -278,17 +281,27 @@ fn visit_matches(
             found(rest);
         }
     }
-    let Some((level, deeper)) = levels.split_first() else {
+    let Some(topic) = remaining else {
         found(node);
         return;
+    };
+    // A plain scan: levels are short, and `split_once` took a fifth of this function.
+    let split = topic
+        .bytes()
+        .position(|b| b == b'/')
+        .and_then(|at| topic.split_at_checked(at));
+    let (level, deeper) = match split {
+        // `rest` starts with the `/`, one byte.
+        Some((level, rest)) => (level, rest.get(1..)),
+        None => (topic, None),
     };
     if wildcards_allowed {
         if let Some(single) = node.wildcard_child(PLUS) {
             visit_matches(single, deeper, false, found);
         }
     }
-    if *level != "+" && *level != "#" {
-        if let Some(exact) = node.children.get_mut(*level) {
+    if level != "+" && level != "#" {
+        if let Some(exact) = node.children.get_mut(level) {
             visit_matches(exact, deeper, false, found);
         }
     }
