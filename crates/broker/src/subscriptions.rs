@@ -486,6 +486,33 @@ mod tests {
     }
 
     #[test]
+    fn a_wildcard_level_removed_and_made_again_matches_again() {
+        let mut tree = SubscriptionTree::new();
+        tree.subscribe(&id("c"), sub("a/+", QoS::AtMostOnce));
+        tree.subscribe(&id("d"), sub("a/b", QoS::AtMostOnce));
+        tree.subscribe(&id("e"), sub("a/#", QoS::AtMostOnce));
+        assert!(tree.unsubscribe(&id("c"), &TopicFilter::new("a/+").unwrap()));
+        assert!(tree.unsubscribe(&id("e"), &TopicFilter::new("a/#").unwrap()));
+        assert_eq!(receivers(&mut tree, "a/b"), ["d"]);
+        tree.subscribe(&id("c"), sub("a/+", QoS::AtMostOnce));
+        tree.subscribe(&id("e"), sub("a/#", QoS::AtMostOnce));
+        assert_eq!(receivers(&mut tree, "a/b"), ["c", "d", "e"]);
+    }
+
+    #[test]
+    fn copies_merge_when_an_earlier_node_matched_other_clients_only() {
+        let mut tree = SubscriptionTree::new();
+        // Visited in the order `#`, `+`, exact: "c" first appears at the second node.
+        tree.subscribe(&id("x"), sub("a/#", QoS::AtMostOnce));
+        tree.subscribe(&id("c"), sub("a/+", QoS::AtMostOnce));
+        tree.subscribe(&id("c"), sub("a/b", QoS::AtLeastOnce));
+        let copies = tree.route(&msg("a/b", QoS::ExactlyOnce), |_| true);
+        assert_eq!(copies.len(), 2, "{copies:?}");
+        let c = copies.iter().find(|d| &*d.client == "c").unwrap();
+        assert_eq!(c.qos, QoS::AtLeastOnce);
+    }
+
+    #[test]
     fn shared_groups_get_one_copy_per_group_in_turn() {
         let mut tree = SubscriptionTree::new();
         tree.subscribe(&id("a"), sub("$share/g/s/+", QoS::AtLeastOnce));

@@ -5,12 +5,12 @@
 //! in the parking lot here, so that a wake resumes it. It replaces a notifier, a close
 //! channel and a finished channel per connection, which together took several times its room.
 
+use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::Poll;
+use std::task::{Context, Waker};
 
-use futures_util::task::AtomicWaker;
 use mquictt_protocol::ReasonCode;
 use tokio::sync::Notify;
 
@@ -26,12 +26,8 @@ pub(crate) struct ParkedAt {
 /// How the router and a connection signal each other.
 #[derive(Debug, Default)]
 pub(crate) struct ConnectionSignal {
-    /// Set by a wake and taken by the driver: a wake while it is busy is found next time.
-    woken: AtomicBool,
-    /// The running driver's task, woken by a wake. Without a lock, unlike a `Notify`, whose
-    /// waiter the driver registered and removed again around every wait, for every message.
-    /// Emptied when the driver parks or ends: a waker keeps its task's memory alive.
-    driver: AtomicWaker,
+    /// Wakes the running driver; a wake while it is busy leaves a permit it finds next time.
+    wake: Notify,
     /// The reason of a close the router asked for, as its byte; 0 while none was asked
     /// (0x00 is never a reason to close a connection from the server side).
     close: AtomicU8,
@@ -49,8 +45,7 @@ impl ConnectionSignal {
     /// Wakes the connection: a running driver looks at its queue and its close request; a
     /// parked one is resumed first.
     pub(crate) fn wake(&self) {
-        self.woken.store(true, Ordering::Release);
-        self.driver.wake();
+        self.wake.notify_one();
         let parked = self.parked_slot().take();
         if let Some(at) = parked {
             at.lot.unpark(at.token);
@@ -75,27 +70,13 @@ impl ConnectionSignal {
         }
     }
 
-    /// Waits until the connection is woken; only the connection's driver waits here.
+    /// Waits until the connection is woken.
     pub(crate) async fn woken(&self) {
-        std::future::poll_fn(|cx| {
-            if self.take_wake_permit() {
-                return Poll::Ready(());
-            }
-            self.driver.register(cx.waker());
-            // Looked at again: a wake between the first look and the registration found no
-            // waker to wake.
-            if self.take_wake_permit() {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
-        .await;
+        self.wake.notified().await;
     }
 
     /// Marks the connection finished and wakes whoever waits for that.
     pub(crate) fn finish(&self) {
-        drop(self.driver.take());
         self.finished.store(true, Ordering::Release);
         self.finished_waiters.notify_waiters();
     }
@@ -124,8 +105,6 @@ impl ConnectionSignal {
     /// `false` is returned. `place` runs under the lock that `wake` takes, so a wake either
     /// comes before (and is seen here) or finds the connection's place (and resumes it).
     pub(crate) fn park_unless_woken(&self, place: impl FnOnce() -> Option<ParkedAt>) -> bool {
-        // The driver's task is ending: the lot resumes the connection in a new one.
-        drop(self.driver.take());
         let mut slot = self.parked_slot();
         if self.close_requested().is_some() || self.take_wake_permit() {
             return false;
@@ -149,7 +128,10 @@ impl ConnectionSignal {
 
     /// Takes a wake permit left while the driver was busy, without waiting.
     fn take_wake_permit(&self) -> bool {
-        self.woken.swap(false, Ordering::AcqRel)
+        let notified = pin!(self.wake.notified());
+        notified
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_ready()
     }
 
     fn parked_slot(&self) -> MutexGuard<'_, Option<ParkedAt>> {
@@ -216,6 +198,26 @@ mod tests {
         assert_eq!(signal.close_requested(), Some(ReasonCode::SessionTakenOver));
         let _ = signal.take_wake_permit();
         assert!(!signal.park_unless_woken(|| unreachable!("must not park")));
+    }
+
+    #[tokio::test]
+    async fn woken_completes_for_a_wake_before_or_during_the_wait() {
+        let signal = Arc::new(ConnectionSignal::default());
+        signal.wake();
+        tokio::time::timeout(Duration::from_secs(5), signal.woken())
+            .await
+            .unwrap();
+        let waiter = tokio::spawn({
+            let signal = signal.clone();
+            async move { signal.woken().await }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!waiter.is_finished());
+        signal.wake();
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .unwrap()
+            .unwrap();
     }
 
     #[tokio::test]

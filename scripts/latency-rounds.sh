@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Latency at a fixed rate, in rounds alternating between brokers: each round starts a fresh
+# broker per entry, runs `mquictt bench p2p` against it, and records the broker's CPU time; at
+# the end, the median p50, p99 and p99.9 of each entry over the rounds. For comparing two builds
+# of our broker with each other and with Mosquitto on the same machine in one run.
+#
+#   scripts/latency-rounds.sh ROUNDS ENTRY...
+#
+# ENTRY is `mosquitto` or LABEL=PATH to an `mquictt` binary, e.g.
+#   scripts/latency-rounds.sh 6 before=/tmp/mquictt-before after=target/release/mquictt mosquitto
+# Environment: RATE per publisher (1000), QOS (0), CLIENTS pairs (10), DURATION (5s).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[ $# -ge 2 ] || { sed -n '2,12p' "$0" >&2; exit 2; }
+rounds=$1
+shift
+bench=${CARGO_TARGET_DIR:-target}/release/mquictt
+[ -x "$bench" ] || { echo "build first: cargo build --release" >&2; exit 1; }
+rate=${RATE:-1000} qos=${QOS:-0} clients=${CLIENTS:-10} duration=${DURATION:-5s}
+
+work=$(mktemp -d)
+broker_pid=
+cleanup() {
+    [ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+cpu_ticks() {
+    awk '{print $14 " " $15}' "/proc/$1/stat"
+}
+
+for round in $(seq "$rounds"); do
+    for entry in "$@"; do
+        port=$(free_port)
+        if [ "$entry" = mosquitto ]; then
+            label=mosquitto
+            printf 'allow_anonymous true\npersistence false\nset_tcp_nodelay true\nlistener %s 127.0.0.1\nmax_connections -1\n' \
+                "$port" >"$work/mosquitto.conf"
+            [ "$(id -u)" -eq 0 ] && echo "user root" >>"$work/mosquitto.conf"
+            mosquitto -c "$work/mosquitto.conf" >"$work/broker.log" 2>&1 &
+        else
+            label=${entry%%=*}
+            printf '[[listener]]\nurl = "tcp://127.0.0.1:%s"\n[limits]\npublish_rate = 0\nconnection_rate = 0\n' \
+                "$port" >"$work/broker.toml"
+            rm -rf "$work/data"
+            "${entry#*=}" broker --data-dir "$work/data" --config "$work/broker.toml" >"$work/broker.log" 2>&1 &
+        fi
+        broker_pid=$!
+        for _ in $(seq 50); do
+            python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
+            sleep 0.1
+        done
+        read -r user0 sys0 <<<"$(cpu_ticks "$broker_pid")"
+        line=$("$bench" bench p2p -u "mqtt://127.0.0.1:$port" -c "$clients" -r "$rate" -q "$qos" -s 64 \
+            -d "$duration" --drain 1s --mqtt-version 3.1.1 --no-progress 2>&1 | grep -E '^ +latency' | tr -s ' ')
+        read -r user1 sys1 <<<"$(cpu_ticks "$broker_pid")"
+        kill "$broker_pid"
+        wait "$broker_pid" 2>/dev/null || true
+        broker_pid=
+        echo "round $round $label: CPU ticks user $((user1 - user0)) system $((sys1 - sys0));$line"
+        echo "$label$line" >>"$work/results"
+    done
+done
+
+python3 - "$work/results" <<'EOF'
+import re
+import statistics
+import sys
+from collections import defaultdict
+
+UNITS = {"us": 1, "ms": 1000, "s": 1_000_000}
+figures = defaultdict(lambda: defaultdict(list))
+for line in open(sys.argv[1]):
+    label = line.split()[0]
+    for name in ("p50", "p99", "p99.9"):
+        found = re.search(r"\b" + re.escape(name) + r" ([\d.]+) (us|ms|s)\b", line)
+        if found:
+            figures[label][name].append(float(found[1]) * UNITS[found[2]])
+print("median over the rounds:")
+for label, by_name in figures.items():
+    cells = "  ".join(f"{name} {statistics.median(values):.0f} us" for name, values in by_name.items())
+    print(f"  {label:12s} {cells}  ({len(by_name['p50'])} rounds)")
+EOF
