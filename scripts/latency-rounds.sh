@@ -15,21 +15,9 @@ cd "$(dirname "$0")/.."
 [ $# -ge 2 ] || { sed -n '2,12p' "$0" >&2; exit 2; }
 rounds=$1
 shift
-bench=${CARGO_TARGET_DIR:-target}/release/mquictt
-[ -x "$bench" ] || { echo "build first: cargo build --release" >&2; exit 1; }
+# shellcheck source=broker-run.sh
+. scripts/broker-run.sh
 rate=${RATE:-1000} qos=${QOS:-0} clients=${CLIENTS:-10} duration=${DURATION:-5s}
-
-work=$(mktemp -d)
-broker_pid=
-cleanup() {
-    [ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 cpu_ticks() {
     awk '{print $14 " " $15}' "/proc/$1/stat"
@@ -40,22 +28,16 @@ for round in $(seq "$rounds"); do
         port=$(free_port)
         if [ "$entry" = mosquitto ]; then
             label=mosquitto
-            printf 'allow_anonymous true\npersistence false\nset_tcp_nodelay true\nlistener %s 127.0.0.1\nmax_connections -1\n' \
-                "$port" >"$work/mosquitto.conf"
-            [ "$(id -u)" -eq 0 ] && echo "user root" >>"$work/mosquitto.conf"
+            mosquitto_config "$port"
             mosquitto -c "$work/mosquitto.conf" >"$work/broker.log" 2>&1 &
         else
             label=${entry%%=*}
-            printf '[[listener]]\nurl = "tcp://127.0.0.1:%s"\n[limits]\npublish_rate = 0\nconnection_rate = 0\n' \
-                "$port" >"$work/broker.toml"
+            mquictt_config "$port"
             rm -rf "$work/data"
             "${entry#*=}" broker --data-dir "$work/data" --config "$work/broker.toml" >"$work/broker.log" 2>&1 &
         fi
         broker_pid=$!
-        for _ in $(seq 50); do
-            python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
-            sleep 0.1
-        done
+        wait_for_port "$port"
         read -r user0 sys0 <<<"$(cpu_ticks "$broker_pid")"
         line=$("$bench" bench p2p -u "mqtt://127.0.0.1:$port" -c "$clients" -r "$rate" -q "$qos" -s 64 \
             -d "$duration" --drain 1s --mqtt-version 3.1.1 --no-progress 2>&1 | grep -E '^ +latency' | tr -s ' ')

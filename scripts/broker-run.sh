@@ -1,0 +1,38 @@
+# Sourced by the measurement scripts: the load generator's path, a work directory removed on
+# exit with the broker under test stopped, a free loopback port, and each broker's config.
+
+bench=${CARGO_TARGET_DIR:-target}/release/mquictt
+[ -x "$bench" ] || { echo "build first: cargo build --release" >&2; exit 1; }
+
+work=$(mktemp -d)
+broker_pid=
+cleanup() {
+    [ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Waits until something accepts connections on 127.0.0.1:$1 (at most 20 s).
+wait_for_port() {
+    for _ in $(seq 100); do
+        python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 0.2)" 2>/dev/null && return
+        sleep 0.2
+    done
+}
+
+# Mosquitto's config of `mquictt bench compare`, listening on 127.0.0.1:$1, to $work/mosquitto.conf.
+mosquitto_config() {
+    printf 'allow_anonymous true\npersistence false\nset_tcp_nodelay true\nlistener %s 127.0.0.1\nmax_connections -1\n' \
+        "$1" >"$work/mosquitto.conf"
+    [ "$(id -u)" -eq 0 ] && echo "user root" >>"$work/mosquitto.conf"
+}
+
+# Our broker's config with the rate limits lifted, listening on 127.0.0.1:$1, to $work/broker.toml.
+mquictt_config() {
+    printf '[[listener]]\nurl = "tcp://127.0.0.1:%s"\n[limits]\npublish_rate = 0\nconnection_rate = 0\n' \
+        "$1" >"$work/broker.toml"
+}
