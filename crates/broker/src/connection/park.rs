@@ -16,7 +16,7 @@ use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use mquictt_protocol::session::ServerSession;
+use mquictt_protocol::session::IdleServerSession;
 use mquictt_protocol::Decoder;
 use tokio::net::TcpStream;
 use tokio::runtime::Handle;
@@ -61,7 +61,8 @@ enum ParkedTransport {
 pub(super) struct IdleDriver {
     shared: Arc<Shared>,
     peer: PeerInfo,
-    session: ServerSession,
+    /// Compact when nothing is under way, which is the rule for a parked connection.
+    session: IdleServerSession,
     decoder: Decoder,
     attached: Attached,
     slot: Option<OwnedSemaphorePermit>,
@@ -258,7 +259,7 @@ impl IdleDriver {
         let state = IdleDriver {
             shared,
             peer,
-            session,
+            session: session.into_idle(),
             decoder,
             attached,
             slot,
@@ -279,7 +280,7 @@ impl IdleDriver {
             shared: self.shared,
             stream,
             peer: self.peer,
-            session: self.session,
+            session: self.session.into_session(),
             decoder: self.decoder,
             read_buf,
             write_buf: BytesMut::new(),

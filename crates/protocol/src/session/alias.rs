@@ -66,6 +66,12 @@ impl InboundAliases {
         }
         Ok(())
     }
+    /// What an idle connection's incoming aliases keep when none is set (see
+    /// `server/idle.rs`): the maximum. `None` while aliases are set.
+    pub(crate) fn idle(&self) -> Option<u16> {
+        let Self { maximum, topics } = self;
+        topics.is_empty().then_some(*maximum)
+    }
 }
 
 /// Aliases we define for the PUBLISH packets we send.
@@ -109,6 +115,20 @@ impl OutboundAliases {
             let alias = used + 1;
             self.assigned.insert(publish.topic.clone(), alias);
             publish.properties.topic_alias = Some(alias);
+        }
+    }
+    /// What an idle connection's outgoing aliases keep when none is assigned (see
+    /// `server/idle.rs`): the limit. `None` while aliases are assigned.
+    pub(crate) fn idle(&self) -> Option<u16> {
+        let Self { limit, assigned } = self;
+        assigned.is_empty().then_some(*limit)
+    }
+
+    /// The aliases [`Self::idle`] described.
+    pub(crate) fn from_idle(limit: u16) -> Self {
+        Self {
+            limit,
+            assigned: FxHashMap::default(),
         }
     }
 }

@@ -12,8 +12,8 @@ use crate::types::{PacketId, ProtocolVersion, QoS};
 
 use super::alias::{InboundAliases, OutboundAliases};
 use super::error::{RequestError, SessionError};
-use super::inbound::{InboundFlow, InboundOutcome};
-use super::outbound::{Completion, OutboundFlow, PubRecOutcome};
+use super::inbound::{IdleInbound, InboundFlow, InboundOutcome};
+use super::outbound::{Completion, IdleOutbound, OutboundFlow, PubRecOutcome};
 use super::packet_ids::PacketIdAllocator;
 use super::packet_size::{encoded_len, fit_to_maximum};
 use super::state::{OutboundMessage, SessionState};
@@ -61,6 +61,21 @@ pub(crate) struct Delivery {
     transmit: VecDeque<Packet>,
     /// A DISCONNECT is queued: "After sending a DISCONNECT packet the sender MUST NOT send any
     /// more MQTT Control Packets on that Network Connection" [MQTT-3.14.4-1].
+    disconnect_queued: bool,
+}
+
+/// A delivery with no exchange open, no alias in use and nothing to send: what is left of it
+/// is settings and counters.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IdleDelivery {
+    version: ProtocolVersion,
+    role: Role,
+    next_id: u16,
+    outbound: IdleOutbound,
+    inbound: IdleInbound,
+    inbound_alias_maximum: u16,
+    outbound_alias_limit: u16,
+    peer_maximum_packet_size: Option<u32>,
     disconnect_queued: bool,
 }
 
@@ -372,5 +387,64 @@ impl Delivery {
 
     pub(crate) fn in_flight(&self) -> usize {
         self.outbound.in_flight()
+    }
+
+    /// What an idle connection's delivery keeps when no exchange is open, no alias is in use
+    /// and nothing waits to be sent (see `server/idle.rs`): its settings and counters, a
+    /// fifth of its size. `None` otherwise.
+    pub(crate) fn idle(&self) -> Option<IdleDelivery> {
+        let Self {
+            version,
+            role,
+            ids,
+            outbound,
+            inbound,
+            inbound_aliases,
+            outbound_aliases,
+            peer_maximum_packet_size,
+            transmit,
+            disconnect_queued,
+        } = self;
+        if !transmit.is_empty() {
+            return None;
+        }
+        Some(IdleDelivery {
+            version: *version,
+            role: *role,
+            next_id: ids.idle()?,
+            outbound: outbound.idle()?,
+            inbound: inbound.idle()?,
+            inbound_alias_maximum: inbound_aliases.idle()?,
+            outbound_alias_limit: outbound_aliases.idle()?,
+            peer_maximum_packet_size: *peer_maximum_packet_size,
+            disconnect_queued: *disconnect_queued,
+        })
+    }
+
+    /// The delivery [`Self::idle`] described.
+    pub(crate) fn from_idle(idle: IdleDelivery) -> Self {
+        let IdleDelivery {
+            version,
+            role,
+            next_id,
+            outbound,
+            inbound,
+            inbound_alias_maximum,
+            outbound_alias_limit,
+            peer_maximum_packet_size,
+            disconnect_queued,
+        } = idle;
+        Self {
+            version,
+            role,
+            ids: PacketIdAllocator::from_idle(next_id),
+            outbound: OutboundFlow::from_idle(outbound),
+            inbound: InboundFlow::from_idle(inbound),
+            inbound_aliases: InboundAliases::new(inbound_alias_maximum),
+            outbound_aliases: OutboundAliases::from_idle(outbound_alias_limit),
+            peer_maximum_packet_size,
+            transmit: VecDeque::new(),
+            disconnect_queued,
+        }
     }
 }

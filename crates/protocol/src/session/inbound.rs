@@ -50,6 +50,14 @@ pub(crate) struct InboundFlow {
     awaiting_release: BTreeMap<PacketId, bool>,
 }
 
+/// An incoming flow with no exchange open: its settings alone.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IdleInbound {
+    receive_maximum: u16,
+    enforce_receive_maximum: bool,
+    ordered_acks: bool,
+}
+
 impl InboundFlow {
     pub(crate) fn new(
         receive_maximum: u16,
@@ -248,6 +256,38 @@ impl InboundFlow {
         std::mem::take(&mut self.awaiting_release)
             .into_keys()
             .collect()
+    }
+    /// What an idle connection's incoming flow keeps when no exchange is open (see
+    /// `server/idle.rs`). `None` while one is.
+    pub(crate) fn idle(&self) -> Option<IdleInbound> {
+        let Self {
+            receive_maximum,
+            enforce_receive_maximum,
+            ordered_acks,
+            awaiting_answer,
+            awaiting_release,
+        } = self;
+        (awaiting_answer.is_empty() && awaiting_release.is_empty()).then_some(IdleInbound {
+            receive_maximum: *receive_maximum,
+            enforce_receive_maximum: *enforce_receive_maximum,
+            ordered_acks: *ordered_acks,
+        })
+    }
+
+    /// The flow [`Self::idle`] described.
+    pub(crate) fn from_idle(idle: IdleInbound) -> Self {
+        let IdleInbound {
+            receive_maximum,
+            enforce_receive_maximum,
+            ordered_acks,
+        } = idle;
+        Self {
+            receive_maximum,
+            enforce_receive_maximum,
+            ordered_acks,
+            awaiting_answer: VecDeque::new(),
+            awaiting_release: BTreeMap::new(),
+        }
     }
 }
 

@@ -124,7 +124,7 @@ pub use config::{
 };
 pub use error::{RequestError, SessionError};
 pub use events::{ClientEvent, ConnectionInfo, ServerEvent};
-pub use server::{DataStreamTemplate, ServerSession};
+pub use server::{DataStreamTemplate, IdleServerSession, ServerSession};
 pub use state::{OutboundMessage, SessionState};
 
 /// The two ends of an MQTT connection.

@@ -60,6 +60,15 @@ pub(crate) struct OutboundFlow {
     max_waiting: usize,
 }
 
+/// An outgoing flow with nothing in flight or waiting: its counters and settings alone.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IdleOutbound {
+    next_sequence: u64,
+    send_window: u16,
+    quota_used: usize,
+    max_waiting: usize,
+}
+
 impl OutboundFlow {
     pub(crate) fn new(send_window: u16, max_waiting: usize) -> Self {
         Self {
@@ -264,6 +273,46 @@ impl OutboundFlow {
             packet_id: ack.packet_id,
             reason_code: ack.reason_code,
             properties: ack.properties,
+        }
+    }
+    /// What an idle connection's outgoing flow keeps when nothing is in flight or waiting
+    /// (see `server/idle.rs`). `None` otherwise.
+    pub(crate) fn idle(&self) -> Option<IdleOutbound> {
+        let Self {
+            inflight,
+            positions,
+            next_sequence,
+            waiting,
+            send_window,
+            quota_used,
+            max_waiting,
+        } = self;
+        (inflight.is_empty() && positions.is_empty() && waiting.is_empty()).then_some(
+            IdleOutbound {
+                next_sequence: *next_sequence,
+                send_window: *send_window,
+                quota_used: *quota_used,
+                max_waiting: *max_waiting,
+            },
+        )
+    }
+
+    /// The flow [`Self::idle`] described.
+    pub(crate) fn from_idle(idle: IdleOutbound) -> Self {
+        let IdleOutbound {
+            next_sequence,
+            send_window,
+            quota_used,
+            max_waiting,
+        } = idle;
+        Self {
+            inflight: BTreeMap::new(),
+            positions: FxHashMap::default(),
+            next_sequence,
+            waiting: VecDeque::new(),
+            send_window,
+            quota_used,
+            max_waiting,
         }
     }
 }

@@ -54,6 +54,20 @@ impl PacketIdAllocator {
     pub(crate) fn in_use(&self) -> usize {
         self.in_use.len()
     }
+    /// What an allocator with no identifier in use keeps while its connection is idle (see
+    /// `server/idle.rs`): where the next search starts. `None` while identifiers are taken.
+    pub(crate) fn idle(&self) -> Option<u16> {
+        let Self { in_use, next } = self;
+        in_use.is_empty().then_some(*next)
+    }
+
+    /// The allocator [`Self::idle`] described.
+    pub(crate) fn from_idle(next: u16) -> Self {
+        Self {
+            in_use: FxHashSet::default(),
+            next,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -25,10 +25,12 @@ use super::Role;
 
 mod data_stream;
 mod handshake;
+mod idle;
 
 use handshake::ConnectTerms;
 
 pub use data_stream::DataStreamTemplate;
+pub use idle::IdleServerSession;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ServerState {
@@ -299,13 +301,7 @@ impl ServerSession {
 
     /// When `handle_timeout` must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match self.state {
-            ServerState::AwaitingConnect { since } => {
-                self.config.connect_timeout.map(|t| since + t)
-            }
-            ServerState::Connected => self.keep_alive.as_ref().and_then(ServerKeepAlive::deadline),
-            ServerState::AwaitingAnswer | ServerState::Closed => None,
-        }
+        next_deadline(self.state, &self.config, self.keep_alive.as_ref())
     }
 
     /// Lets go of the spare room of the machine's queues (events, packets to send, requests
@@ -537,4 +533,18 @@ fn take_pending(
     pending
         .remove(&packet_id)
         .ok_or(RequestError::UnknownPacketId(packet_id))
+}
+
+/// When a machine in `state` must run again even if nothing arrives: the CONNECT deadline,
+/// then keep alive.
+fn next_deadline(
+    state: ServerState,
+    config: &ServerConfig,
+    keep_alive: Option<&ServerKeepAlive>,
+) -> Option<Instant> {
+    match state {
+        ServerState::AwaitingConnect { since } => config.connect_timeout.map(|t| since + t),
+        ServerState::Connected => keep_alive.and_then(ServerKeepAlive::deadline),
+        ServerState::AwaitingAnswer | ServerState::Closed => None,
+    }
 }

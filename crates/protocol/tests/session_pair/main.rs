@@ -19,6 +19,7 @@ use mquictt_protocol::{
 
 mod aliases_and_size;
 mod connect_and_flows;
+mod idle;
 mod keep_alive;
 mod resume;
 mod rules;
