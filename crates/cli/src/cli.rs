@@ -67,4 +67,11 @@ pub struct BrokerArgs {
     /// Directory for durable data and generated certificates (default ./mquictt-data).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+
+    /// Worker threads that serve the connections (default: one per CPU core, or
+    /// TOKIO_WORKER_THREADS). Fewer threads wake each other less, which costs less CPU per
+    /// message on a machine shared with busy clients; more carry more load (see
+    /// docs/configuration.md).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
 }

@@ -26,10 +26,14 @@ use crate::cli::{Cli, Command};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    #[cfg(feature = "broker")]
+    if let Command::Broker(args) = &cli.command {
+        if let Some(threads) = args.threads {
+            builder.worker_threads(threads.into());
+        }
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("mquictt: cannot start the async runtime: {e}");

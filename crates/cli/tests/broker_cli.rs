@@ -78,6 +78,21 @@ c.loop_stop()
 }
 
 #[test]
+fn threads_sets_the_worker_threads_and_refuses_zero() {
+    require_tool("mosquitto_sub", "apt-get install mosquitto-clients");
+    let broker = BrokerProcess::start(&["tcp://127.0.0.1:0"], &["--threads", "1"]);
+    assert_eq!(broker.line_after("worker threads: "), "1");
+    // One thread serves publisher and subscriber alike.
+    mosquitto_pub_retained(broker.port(0), "5", "threads/one", "on");
+    let sub = mosquitto_sub(broker.port(0), "5", "threads/+");
+    assert_eq!(output_of(sub), "threads/one on");
+
+    let stderr = run_broker_expecting_failure(&["--threads", "0"]);
+    assert!(stderr.contains("--threads"), "{stderr}");
+    assert!(stderr.contains("1..=1024"), "{stderr}");
+}
+
+#[test]
 fn sigterm_shuts_down_cleanly() {
     let broker = BrokerProcess::start(&["tcp://127.0.0.1:0"], &[]);
     let status = broker.terminate();

@@ -179,6 +179,9 @@ pub async fn run(args: BrokerArgs) -> Result<(), StartError> {
         println!("metrics on http://{bound}/metrics");
         tokio::spawn(metrics_http::serve(server, broker.clone(), stop_rx.clone()));
     }
+    // `--threads` was applied when the runtime was built (`main.rs`).
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    println!("worker threads: {workers}");
 
     shutdown_signals.wait().await;
     println!("shutting down");
