@@ -146,7 +146,11 @@ where
         if auth.reason_code != ReasonCode::ReAuthenticate || !same_method {
             return self.fail_auth(ReasonCode::ProtocolError);
         }
-        let method = attached.auth_method.clone().unwrap_or_default();
+        let method = attached
+            .auth_method
+            .as_deref()
+            .unwrap_or_default()
+            .to_owned();
         let Some(mut exchange) = self.shared.authenticator.start_exchange(&method) else {
             return self.fail_auth(ReasonCode::NotAuthorized);
         };

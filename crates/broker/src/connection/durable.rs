@@ -91,7 +91,7 @@ where
         let Some(attached) = &mut self.attached else {
             return;
         };
-        if attached.inbound_stored.remove(&packet_id) {
+        if attached.exchanges.remove_inbound(packet_id) {
             self.shared.journal.record(Change::RemoveInbound {
                 client_id: attached.client_id.clone(),
                 packet_id,
@@ -113,7 +113,7 @@ where
         }
         let change = match packet {
             Packet::PubRel(release) => {
-                let Some(entry) = attached.in_flight.get_mut(&release.packet_id) else {
+                let Some(entry) = attached.exchanges.in_flight_mut(release.packet_id) else {
                     return;
                 };
                 if entry.stage == InFlightStage::Released {
@@ -128,7 +128,7 @@ where
                 }
             }
             Packet::PubComp(complete) => {
-                if !attached.inbound_stored.remove(&complete.packet_id) {
+                if !attached.exchanges.remove_inbound(complete.packet_id) {
                     return;
                 }
                 Change::RemoveInbound {
@@ -148,7 +148,7 @@ where
         let gate = self
             .attached
             .as_mut()
-            .and_then(|a| a.in_flight.get_mut(&packet_id))
+            .and_then(|a| a.exchanges.in_flight_mut(packet_id))
             .and_then(|entry| entry.gate.take());
         if let Some(gate) = gate {
             gate.copy_delivered();
@@ -163,7 +163,7 @@ where
         let Some(attached) = &mut self.attached else {
             return;
         };
-        let Some(entry) = attached.in_flight.remove(&packet_id) else {
+        let Some(entry) = attached.exchanges.remove_in_flight(packet_id) else {
             return;
         };
         if attached.persistent {

@@ -187,15 +187,14 @@ where
         self.attached = Some(Attached {
             owner: client_id.clone(),
             client_id,
-            username,
-            auth_method,
+            username: username.map(String::into_boxed_str),
+            auth_method: auth_method.map(String::into_boxed_str),
             connection: attachment.connection,
             version: connect.protocol,
             expiry: admitted.expiry,
             signal: SignalHandle::new(signal),
             persistent,
-            in_flight: delivery.in_flight,
-            inbound_stored,
+            exchanges: super::Exchanges::new(delivery.in_flight, inbound_stored),
         });
         self.announce_data_streams();
     }
@@ -300,7 +299,7 @@ where
             }
             if awaiting_release_recorded {
                 if let Some(attached) = &mut self.attached {
-                    attached.inbound_stored.insert(packet_id);
+                    attached.exchanges.insert_inbound(packet_id);
                 }
             }
             self.answer_when_durable(ticket, Deferred::Ack { packet_id, reason });

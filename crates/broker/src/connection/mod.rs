@@ -28,7 +28,7 @@ use mquictt_protocol::{
     Decoder, Disconnect, Packet, PacketId, ProtocolVersion, QoS, ReasonCode, SubAck, UnsubAck,
 };
 use mquictt_transport::BoxStream;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
@@ -46,6 +46,7 @@ mod admission;
 mod authenticate;
 mod durable;
 mod events;
+mod exchanges;
 mod input;
 mod park;
 mod park_stream;
@@ -60,6 +61,7 @@ pub(crate) use quic_streams::{serve_data_stream, Activation, ControlStream, Quic
 
 use admission::{admit_pending, PendingSlot};
 use authenticate::PendingAuth;
+use exchanges::Exchanges;
 
 /// Messages handed to the session per pass, so one busy subscriber cannot hold the router
 /// lock for long.
@@ -75,10 +77,11 @@ struct Attached {
     client_id: ClientId,
     /// The client that publishes through this connection, for authorization and No Local.
     owner: ClientId,
-    /// The user name it authenticated as, for authorization.
-    username: Option<String>,
+    /// The user name it authenticated as, for authorization. Boxed strings: 8 bytes less each
+    /// than a `String`, for text that never changes.
+    username: Option<Box<str>>,
     /// The Authentication Method of its CONNECT; re-authentication must use the same.
-    auth_method: Option<String>,
+    auth_method: Option<Box<str>>,
     connection: ConnectionId,
     version: ProtocolVersion,
     expiry: Duration,
@@ -87,12 +90,8 @@ struct Attached {
     signal: SignalHandle,
     /// Whether the session outlives the connection, so its exchanges are persisted.
     persistent: bool,
-    /// Outgoing QoS 1/2 exchanges by packet identifier: the queue entry each one carries, and
-    /// for shared subscriptions the copy, so that it can go to another member of the group if
-    /// this client leaves without acknowledging it.
-    in_flight: FxHashMap<PacketId, InFlight>,
-    /// Incoming QoS 2 identifiers recorded in storage as awaiting PUBREL.
-    inbound_stored: FxHashSet<PacketId>,
+    /// Outgoing QoS 1/2 exchanges and incoming QoS 2 identifiers recorded in storage.
+    exchanges: Exchanges,
 }
 
 /// An answer that may go out only once the changes it acknowledges are durable.
@@ -262,8 +261,7 @@ impl<S> Driver<S> {
     fn trim(&mut self) {
         self.session.shrink_to_fit();
         if let Some(attached) = &mut self.attached {
-            attached.in_flight.shrink_to_fit();
-            attached.inbound_stored.shrink_to_fit();
+            attached.exchanges.shrink_to_fit();
         }
         if self.write_buf.is_empty() {
             self.write_buf = BytesMut::new();
@@ -509,7 +507,7 @@ where
                             needs_barrier |= qos == QoS::ExactlyOnce;
                         }
                         let shared = outgoing.shared.is_some().then_some(outgoing);
-                        attached.in_flight.insert(
+                        attached.exchanges.insert_in_flight(
                             packet_id,
                             InFlight {
                                 seq,
@@ -606,7 +604,10 @@ where
         };
         let departure = self.client_departure.unwrap_or(Departure::Lost);
         let mut state = self.session.take_state();
-        let shared_unacked = take_shared_unacked(&mut state, &mut attached.in_flight);
+        let shared_unacked = match attached.exchanges.in_flight() {
+            Some(in_flight) => take_shared_unacked(&mut state, in_flight),
+            None => Vec::new(),
+        };
         self.shared.router().detach(
             &attached.client_id,
             attached.connection,
@@ -615,7 +616,7 @@ where
                 expiry: attached.expiry,
                 delivery: DeliveryState {
                     session: state,
-                    in_flight: attached.in_flight,
+                    in_flight: attached.exchanges.into_in_flight(),
                 },
                 shared_unacked,
             },

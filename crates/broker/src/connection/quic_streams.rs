@@ -17,7 +17,6 @@ use mquictt_protocol::session::{DataStreamTemplate, ServerSession};
 use mquictt_protocol::{Connect, Decoder, Packet, Properties, ProtocolVersion};
 use mquictt_transport::quinn::VarInt;
 use mquictt_transport::QuicConnection;
-use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
 
@@ -60,7 +59,7 @@ pub(crate) struct Activation {
     /// The client.
     pub(crate) owner: ClientId,
     /// The user name the client authenticated as: its data streams act under it.
-    pub(crate) username: Option<String>,
+    pub(crate) username: Option<Box<str>>,
     /// The control stream's connection identifier, part of every data stream's key.
     pub(crate) connection: ConnectionId,
     /// Version and limits every data stream's machine inherits.
@@ -210,8 +209,7 @@ pub(crate) async fn serve_data_stream<S>(
             signal: SignalHandle::new(signal),
             // A data stream's session ends with the stream: nothing of it is persisted.
             persistent: false,
-            in_flight: FxHashMap::default(),
-            inbound_stored: FxHashSet::default(),
+            exchanges: super::Exchanges::default(),
         }),
         slot: None,
         // The stream's session ends with it whatever the reason: no will is involved.

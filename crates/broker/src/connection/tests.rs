@@ -10,12 +10,13 @@ use crate::{AllowAll, Broker, BrokerConfig, MemoryStorage};
 /// The connection state itself: the protocol machine (656 bytes) and little else; rare
 /// states (enhanced authentication, QUIC hooks) are boxed.
 const DRIVER_BYTES: usize = 1_536;
-/// What an idle, parked TCP connection keeps of it (568 bytes when this was written; 1,008
-/// while it kept the whole protocol machine rather than its compact idle form, 1,136 before
-/// the session kept only the terms of its CONNECT and its packet-identifier maps lost their
-/// random seeds): the machine's settings and counters, the attached session's handles and
-/// the socket, no buffers.
-const PARKED_BYTES: usize = 576;
+/// What an idle, parked TCP connection keeps of it (496 bytes when this was written; 568 while
+/// the QoS 1/2 bookkeeping's two maps and the user name and authentication method were held
+/// inline, 1,008 while it kept the whole protocol machine rather than its compact idle form,
+/// 1,136 before the session kept only the terms of its CONNECT and its packet-identifier maps
+/// lost their random seeds): the machine's settings and counters, the attached session's
+/// handles and the socket, no buffers.
+const PARKED_BYTES: usize = 512;
 /// The whole future of a busy connection's task in an optimised build (2,888 bytes when this
 /// was written, 6,424 before the rare paths were boxed, 3,152 once the loop learnt to park
 /// and to read close requests from the connection's signal). An idle connection no longer
@@ -90,8 +91,7 @@ fn idle_stream_connection(
             crate::router::ConnectionSignal::default(),
         )),
         persistent: false,
-        in_flight: FxHashMap::default(),
-        inbound_stored: FxHashSet::default(),
+        exchanges: super::Exchanges::default(),
     });
     let (state, stream, quic) = park::IdleDriver::from_idle(driver).expect("attached");
     ParkedConnection::stream(
