@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
+use mquictt_protocol::session::ServerConfig;
 use mquictt_protocol::ReasonCode;
 use mquictt_transport::BoxStream;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -63,6 +64,8 @@ impl PeerInfo {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) config: Arc<BrokerConfig>,
+    /// What every connection's protocol machine is configured with, shared by all of them.
+    pub(crate) session_config: Arc<ServerConfig>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) authenticator: Arc<dyn Authenticator>,
     /// Where changes of persistent state go; acknowledgements wait for its tickets.
@@ -85,6 +88,19 @@ pub(crate) struct Shared {
     /// give it a readiness set (such connections then keep their task).
     pub(crate) parking: Option<Arc<ParkingLot>>,
     started: Instant,
+}
+
+/// The protocol machine's configuration for every connection.
+fn session_config(config: &BrokerConfig) -> ServerConfig {
+    ServerConfig {
+        connect_timeout: Some(config.connect_timeout),
+        // The broker's session queue is the only buffer, with its own bound and drop policy;
+        // messages are handed over only as the client's window allows.
+        max_queued_publishes: 0,
+        send_window_v3: config.v3_inflight,
+        outbound_topic_aliases: config.outbound_topic_aliases,
+        ..ServerConfig::default()
+    }
 }
 
 impl Shared {
@@ -148,6 +164,7 @@ impl Broker {
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
             source_rate: Mutex::new(SourceRateLimiter::new(config.connection_rate)),
+            session_config: Arc::new(session_config(&config)),
             config,
             metrics,
             authenticator,

@@ -21,9 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use mquictt_protocol::session::{
-    OutboundMessage, RequestError, ServerConfig, ServerSession, SessionState,
-};
+use mquictt_protocol::session::{OutboundMessage, RequestError, ServerSession, SessionState};
 use mquictt_protocol::{
     Decoder, Disconnect, Packet, PacketId, ProtocolVersion, QoS, ReasonCode, SubAck, UnsubAck,
 };
@@ -218,23 +216,15 @@ impl<S> Driver<S> {
         // Closed before anything is read: the cheapest answer to a flood.
         let pending = admit_pending(&shared, &peer, now)?;
         let slot = shared.connection_slots.clone().try_acquire_owned().ok();
-        let config = ServerConfig {
-            connect_timeout: Some(shared.config.connect_timeout),
-            // The broker's session queue is the only buffer, with its own bound and drop
-            // policy; messages are handed over only as the client's window allows.
-            max_queued_publishes: 0,
-            send_window_v3: shared.config.v3_inflight,
-            outbound_topic_aliases: shared.config.outbound_topic_aliases,
-            ..ServerConfig::default()
-        };
         let shared_connect_timeout = shared.config.connect_timeout;
+        let session = ServerSession::new(shared.session_config.clone(), now);
         let publish_rate = shared.config.publish_rate;
         Some(Driver {
             decoder: Decoder::new(shared.config.max_packet_size),
             shared,
             stream,
             peer,
-            session: ServerSession::new(config, now),
+            session,
             read_buf: BytesMut::new(),
             write_buf: BytesMut::new(),
             attached: None,

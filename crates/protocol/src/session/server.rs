@@ -5,6 +5,7 @@
 //! IO and reads no clock; the broker's connection task drives it.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
@@ -46,7 +47,8 @@ enum ServerState {
 /// The server side of one MQTT connection. See the [module documentation](super).
 #[derive(Debug)]
 pub struct ServerSession {
-    config: ServerConfig,
+    /// Shared: every connection of a broker has the same, and 8 bytes are less than 40.
+    config: Arc<ServerConfig>,
     state: ServerState,
     delivery: Delivery,
     /// What later packets and the answer need of the CONNECT, once it arrived.
@@ -70,9 +72,10 @@ pub struct ServerSession {
 
 impl ServerSession {
     /// A machine for a connection just opened.
-    pub fn new(config: ServerConfig, now: Instant) -> Self {
+    /// `config` may be an [`Arc`] that all of a server's machines share.
+    pub fn new(config: impl Into<Arc<ServerConfig>>, now: Instant) -> Self {
         Self {
-            config,
+            config: config.into(),
             state: ServerState::AwaitingConnect { since: now },
             // Replaced by the CONNECT's version as soon as it arrives.
             delivery: Delivery::new(ProtocolVersion::V5, Role::Server),

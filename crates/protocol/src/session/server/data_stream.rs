@@ -6,6 +6,7 @@
 //! are a protocol error that closes only that stream, and the machine never sends DISCONNECT
 //! there. This file owns only what differs from a control stream; the rest is `server.rs`.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::packet::Packet;
@@ -22,7 +23,7 @@ use super::{ConnectTerms, ServerSession, ServerState};
 /// machine per data stream with [`ServerSession::for_data_stream`].
 #[derive(Debug, Clone)]
 pub struct DataStreamTemplate {
-    config: ServerConfig,
+    config: Arc<ServerConfig>,
     connect: ConnectTerms,
     limits: Limits,
     maximum_qos: QoS,
