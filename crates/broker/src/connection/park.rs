@@ -44,7 +44,6 @@ pub(crate) const IDLE_BEFORE_PARKING: Duration = Duration::from_millis(50);
 /// when a connection parks, so they are not kept.
 pub(crate) struct ParkedConnection {
     transport: ParkedTransport,
-    signal: Arc<ConnectionSignal>,
     state: IdleDriver,
 }
 
@@ -86,11 +85,7 @@ impl ParkedConnection {
     }
 
     fn new(state: IdleDriver, transport: ParkedTransport) -> Box<Self> {
-        Box::new(ParkedConnection {
-            signal: state.attached.signal.signal().clone(),
-            transport,
-            state,
-        })
+        Box::new(ParkedConnection { transport, state })
     }
 
     /// The socket, for the lot's readiness set; `None` for a stream that wakes the lot
@@ -104,7 +99,7 @@ impl ParkedConnection {
 
     /// The signal the router wakes this connection through.
     pub(crate) fn signal(&self) -> &Arc<ConnectionSignal> {
-        &self.signal
+        self.state.attached.signal.signal()
     }
 
     /// When the connection must run again even if nothing wakes it (keep alive).
