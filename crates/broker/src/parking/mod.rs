@@ -37,6 +37,8 @@ pub(crate) struct ParkingLot {
     state: Mutex<LotState>,
     /// Wakes the lot's task when a deadline earlier than all others was added.
     earlier_deadline: Notify,
+    /// Wakes the lot's task when a parked stream's waker fired (see [`LotWaker`]).
+    stream_woken: Notify,
 }
 
 impl std::fmt::Debug for ParkingLot {
@@ -59,6 +61,8 @@ struct LotState {
     /// Tokens handed out for a stream that is being readied to park (see [`ParkingLot::reserve`]),
     /// each with whether its waker fired meanwhile. Rarely more than one or two at a time.
     reserved: Vec<(usize, bool)>,
+    /// Parked streams whose waker fired, for the lot's task to resume.
+    woken: Vec<usize>,
 }
 
 impl ParkingLot {
@@ -75,6 +79,7 @@ impl ParkingLot {
             runtime: Handle::current(),
             state: Mutex::new(LotState::default()),
             earlier_deadline: Notify::new(),
+            stream_woken: Notify::new(),
         });
         tokio::spawn(watch(lot.clone(), readiness));
         Ok(lot)
@@ -184,8 +189,12 @@ impl ParkingLot {
         self.resume(token, false);
     }
 
-    /// What a waker from [`Self::waker`] does: resumes the connection parked as `token`, or
-    /// remembers the wake if the connection is still on its way here.
+    /// What a waker from [`Self::waker`] does: has the lot's task resume the connection
+    /// parked as `token`, or remembers the wake if the connection is still on its way here.
+    /// The waker does not resume it itself: a stream may call it while holding its own locks
+    /// (quinn wakes a stream's reader and writer with the connection's lock held), and a
+    /// resumed driver may be dropped at once, stream and all, if the runtime is shutting
+    /// down, and dropping a stream takes those locks.
     fn wake_token(&self, token: usize) {
         {
             let mut state = self.state();
@@ -196,8 +205,20 @@ impl ParkingLot {
                 // Otherwise a late wake for a connection that has left: nothing to do.
                 return;
             }
+            if !state.woken.contains(&token) {
+                state.woken.push(token);
+            }
         }
-        self.resume(token, false);
+        self.stream_woken.notify_one();
+    }
+
+    /// Resumes the parked streams whose waker fired; run by the lot's task.
+    fn resume_woken(&self) {
+        let woken = std::mem::take(&mut self.state().woken);
+        for token in woken {
+            // A token whose connection was resumed another way meanwhile is no longer parked.
+            self.resume(token, true);
+        }
     }
 
     /// Takes the connection parked as `token` out of the lot and serves it again; with
@@ -259,8 +280,8 @@ impl Wake for LotWaker {
 
     fn wake_by_ref(self: &Arc<Self>) {
         // A stream may wake from inside its own poll, or from a thread holding the stream's
-        // locks; resuming only spawns a task and takes the lot's and the signal's locks,
-        // which no stream code holds.
+        // locks: this only takes the lot's lock, which no stream code holds, and leaves the
+        // resuming to the lot's task.
         if let Some(lot) = self.lot.upgrade() {
             lot.wake_token(self.token);
         }
@@ -310,6 +331,7 @@ async fn watch(lot: Arc<ParkingLot>, mut readiness: AsyncFd<mio::Poll>) {
             }
             () = sleep => {}
             () = lot.earlier_deadline.notified() => {}
+            () = lot.stream_woken.notified() => lot.resume_woken(),
         }
     }
 }
