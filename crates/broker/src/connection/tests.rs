@@ -12,12 +12,11 @@ use crate::{AllowAll, Broker, BrokerConfig, MemoryStorage};
 const DRIVER_BYTES: usize = 1_536;
 /// What an idle, parked TCP connection keeps of it (456 bytes when this was written; 464 with a
 /// second handle to its signal, 496 while every protocol machine had its own copy of the
-/// configuration, 568 while
-/// the QoS 1/2 bookkeeping's two maps and the user name and authentication method were held
-/// inline, 1,008 while it kept the whole protocol machine rather than its compact idle form,
-/// 1,136 before the session kept only the terms of its CONNECT and its packet-identifier maps
-/// lost their random seeds): the machine's settings and counters, the attached session's
-/// handles and the socket, no buffers.
+/// configuration, 568 while the QoS 1/2 bookkeeping's two maps and the user name and
+/// authentication method were held inline, 1,008 while it kept the whole protocol machine
+/// rather than its compact idle form, 1,136 before the session kept only the terms of its
+/// CONNECT and its packet-identifier maps lost their random seeds): the machine's settings and
+/// counters, the attached session's handles and the socket, no buffers.
 const PARKED_BYTES: usize = 464;
 /// The whole future of a busy connection's task in an optimised build (2,888 bytes when this
 /// was written, 6,424 before the rare paths were boxed, 3,152 once the loop learnt to park

@@ -66,6 +66,7 @@ impl InboundAliases {
         }
         Ok(())
     }
+
     /// What an idle connection's incoming aliases keep when none is set (see
     /// `server/idle.rs`): the maximum. `None` while aliases are set.
     pub(crate) fn idle(&self) -> Option<u16> {
@@ -117,6 +118,7 @@ impl OutboundAliases {
             publish.properties.topic_alias = Some(alias);
         }
     }
+
     /// What an idle connection's outgoing aliases keep when none is assigned (see
     /// `server/idle.rs`): the limit. `None` while aliases are assigned.
     pub(crate) fn idle(&self) -> Option<u16> {

@@ -257,6 +257,7 @@ impl InboundFlow {
             .into_keys()
             .collect()
     }
+
     /// What an idle connection's incoming flow keeps when no exchange is open (see
     /// `server/idle.rs`). `None` while one is.
     pub(crate) fn idle(&self) -> Option<IdleInbound> {

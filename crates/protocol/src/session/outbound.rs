@@ -275,6 +275,7 @@ impl OutboundFlow {
             properties: ack.properties,
         }
     }
+
     /// What an idle connection's outgoing flow keeps when nothing is in flight or waiting
     /// (see `server/idle.rs`). `None` otherwise.
     pub(crate) fn idle(&self) -> Option<IdleOutbound> {

@@ -54,6 +54,7 @@ impl PacketIdAllocator {
     pub(crate) fn in_use(&self) -> usize {
         self.in_use.len()
     }
+
     /// What an allocator with no identifier in use keeps while its connection is idle (see
     /// `server/idle.rs`): where the next search starts. `None` while identifiers are taken.
     pub(crate) fn idle(&self) -> Option<u16> {

@@ -71,8 +71,8 @@ pub struct ServerSession {
 }
 
 impl ServerSession {
-    /// A machine for a connection just opened.
-    /// `config` may be an [`Arc`] that all of a server's machines share.
+    /// A machine for a connection just opened. `config` may be an [`Arc`] that all of a
+    /// server's machines share.
     pub fn new(config: impl Into<Arc<ServerConfig>>, now: Instant) -> Self {
         Self {
             config: config.into(),

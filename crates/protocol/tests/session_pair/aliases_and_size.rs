@@ -22,11 +22,7 @@ fn topic_aliases_round_trip_both_ways() {
             .unwrap();
     }
     pair.drive();
-    let wire: Vec<_> = pair
-        .publishes(Direction::ToServer)
-        .iter()
-        .map(|p| (p.topic.as_str().to_owned(), p.properties.topic_alias))
-        .collect();
+    let wire = pair.wire_topics_and_aliases(Direction::ToServer);
     assert_eq!(
         wire,
         vec![
@@ -56,11 +52,7 @@ fn topic_aliases_round_trip_both_ways() {
             .unwrap();
     }
     pair.drive();
-    let wire: Vec<_> = pair
-        .publishes(Direction::ToClient)
-        .iter()
-        .map(|p| (p.topic.as_str().to_owned(), p.properties.topic_alias))
-        .collect();
+    let wire = pair.wire_topics_and_aliases(Direction::ToClient);
     assert_eq!(
         wire,
         vec![

@@ -61,11 +61,7 @@ fn an_idle_machine_keeps_its_terms_and_counters() {
     }
     pair.drive();
     assert_eq!(pair.server_error, None);
-    let wire: Vec<_> = pair
-        .publishes(Direction::ToServer)
-        .iter()
-        .map(|p| (p.topic.as_str().to_owned(), p.properties.topic_alias))
-        .collect();
+    let wire = pair.wire_topics_and_aliases(Direction::ToServer);
     assert_eq!(
         wire,
         vec![("up/1".to_owned(), Some(1)), (String::new(), Some(1))]
@@ -114,11 +110,7 @@ fn a_machine_with_something_under_way_is_kept_whole() {
         .publish(message("t/1", QoS::AtMostOnce, b"2"))
         .unwrap();
     pair.drive();
-    let wire: Vec<_> = pair
-        .publishes(Direction::ToClient)
-        .iter()
-        .map(|p| (p.topic.as_str().to_owned(), p.properties.topic_alias))
-        .collect();
+    let wire = pair.wire_topics_and_aliases(Direction::ToClient);
     assert_eq!(
         wire,
         vec![("t/1".to_owned(), Some(1)), (String::new(), Some(1))]

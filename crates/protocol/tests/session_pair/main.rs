@@ -164,6 +164,14 @@ impl Pair {
             .collect()
     }
 
+    /// The topic and topic alias of every PUBLISH that went `direction`, as on the wire.
+    fn wire_topics_and_aliases(&self, direction: Direction) -> Vec<(String, Option<u16>)> {
+        self.publishes(direction)
+            .iter()
+            .map(|p| (p.topic.as_str().to_owned(), p.properties.topic_alias))
+            .collect()
+    }
+
     fn server_publishes(&mut self) -> Vec<Publish> {
         let (publishes, rest) = std::mem::take(&mut self.server_events)
             .into_iter()
