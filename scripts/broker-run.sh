@@ -1,5 +1,6 @@
 # Sourced by the measurement scripts: the load generator's path, a work directory removed on
-# exit with the broker under test stopped, a free loopback port, and each broker's config.
+# exit with the broker under test stopped, a free loopback port, each broker's config, and
+# starting and stopping the broker under test.
 
 bench=${CARGO_TARGET_DIR:-target}/release/mquictt
 [ -x "$bench" ] || { echo "build first: cargo build --release" >&2; exit 1; }
@@ -35,4 +36,29 @@ mosquitto_config() {
 mquictt_config() {
     printf '[[listener]]\nurl = "tcp://127.0.0.1:%s"\n[limits]\npublish_rate = 0\nconnection_rate = 0\n' \
         "$1" >"$work/broker.toml"
+}
+
+# Starts BROKER ($1: `mosquitto` or the path of an `mquictt` binary) on 127.0.0.1:$2 with the
+# config above and a fresh data directory, under the command in the remaining arguments if any
+# (valgrind, say); sets broker_pid and waits until it accepts connections.
+start_broker() {
+    local broker=$1 port=$2
+    shift 2
+    if [ "$broker" = mosquitto ]; then
+        mosquitto_config "$port"
+        "$@" mosquitto -c "$work/mosquitto.conf" >"$work/broker.log" 2>&1 &
+    else
+        mquictt_config "$port"
+        rm -rf "$work/data"
+        "$@" "$broker" broker --data-dir "$work/data" --config "$work/broker.toml" >"$work/broker.log" 2>&1 &
+    fi
+    broker_pid=$!
+    wait_for_port "$port"
+}
+
+# Stops the broker `start_broker` started.
+stop_broker() {
+    kill "$broker_pid"
+    wait "$broker_pid" 2>/dev/null || true
+    broker_pid=
 }

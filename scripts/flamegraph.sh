@@ -22,15 +22,7 @@ done
 rate=${RATE:-1000} qos=${QOS:-0} seconds=${RECORD:-3}
 
 port=$(free_port)
-if [ "$broker" = mosquitto ]; then
-    mosquitto_config "$port"
-    mosquitto -c "$work/mosquitto.conf" >"$work/broker.log" 2>&1 &
-else
-    mquictt_config "$port"
-    "$broker" broker --data-dir "$work/data" --config "$work/broker.toml" >"$work/broker.log" 2>&1 &
-fi
-broker_pid=$!
-wait_for_port "$port"
+start_broker "$broker" "$port"
 "$bench" bench p2p -u "mqtt://127.0.0.1:$port" -c 10 -r "$rate" -q "$qos" -s 64 -d "$((seconds + 2))s" \
     --drain 1s --mqtt-version 3.1.1 --no-progress >"$work/bench.out" 2>&1 &
 load=$!

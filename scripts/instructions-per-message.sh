@@ -22,24 +22,12 @@ for broker in "$@"; do
     port=$(free_port)
     out="$work/callgrind.out"
     rm -f "$out"*
-    if [ "$broker" = mosquitto ]; then
-        mosquitto_config "$port"
-        valgrind --tool=callgrind --callgrind-out-file="$out" \
-            mosquitto -c "$work/mosquitto.conf" >"$work/broker.log" 2>&1 &
-    else
-        mquictt_config "$port"
-        valgrind --tool=callgrind --callgrind-out-file="$out" \
-            "$broker" broker --data-dir "$work/data" --config "$work/broker.toml" >"$work/broker.log" 2>&1 &
-    fi
-    broker_pid=$!
-    wait_for_port "$port"
+    start_broker "$broker" "$port" valgrind --tool=callgrind --callgrind-out-file="$out"
     callgrind_control --zero "$broker_pid" >/dev/null 2>&1
     received=$("$bench" bench p2p -u "mqtt://127.0.0.1:$port" -c 10 -r 100 -q 0 -s 64 -d 5s --drain 1s \
         --mqtt-version 3.1.1 --no-progress 2>&1 | awk '/received/ {print $2}')
     callgrind_control --dump "$broker_pid" >/dev/null 2>&1
-    kill "$broker_pid"
-    wait "$broker_pid" 2>/dev/null || true
-    broker_pid=
+    stop_broker
     total=$(callgrind_annotate "$out".1 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
     echo "$broker: $total instructions for $received messages, $((total / received)) per message"
 done

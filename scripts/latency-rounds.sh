@@ -28,23 +28,16 @@ for round in $(seq "$rounds"); do
         port=$(free_port)
         if [ "$entry" = mosquitto ]; then
             label=mosquitto
-            mosquitto_config "$port"
-            mosquitto -c "$work/mosquitto.conf" >"$work/broker.log" 2>&1 &
+            start_broker mosquitto "$port"
         else
             label=${entry%%=*}
-            mquictt_config "$port"
-            rm -rf "$work/data"
-            "${entry#*=}" broker --data-dir "$work/data" --config "$work/broker.toml" >"$work/broker.log" 2>&1 &
+            start_broker "${entry#*=}" "$port"
         fi
-        broker_pid=$!
-        wait_for_port "$port"
         read -r user0 sys0 <<<"$(cpu_ticks "$broker_pid")"
         line=$("$bench" bench p2p -u "mqtt://127.0.0.1:$port" -c "$clients" -r "$rate" -q "$qos" -s 64 \
             -d "$duration" --drain 1s --mqtt-version 3.1.1 --no-progress 2>&1 | grep -E '^ +latency' | tr -s ' ')
         read -r user1 sys1 <<<"$(cpu_ticks "$broker_pid")"
-        kill "$broker_pid"
-        wait "$broker_pid" 2>/dev/null || true
-        broker_pid=
+        stop_broker
         echo "round $round $label: CPU ticks user $((user1 - user0)) system $((sys1 - sys0));$line"
         echo "$label$line" >>"$work/results"
     done
