@@ -15,6 +15,7 @@ use tokio::time::{interval_at, sleep_until, MissedTickBehavior};
 
 use crate::error::BenchError;
 use crate::link::{read_more, write_some, Link, READ_CHUNK};
+use crate::pacer::Pacer;
 use crate::payload::{encode_publish, wall_clock_ns, BenchPublish, PayloadHeader};
 use crate::stats::{new_histogram, record, LiveCounters, SequenceTracker};
 
@@ -144,8 +145,7 @@ pub(crate) async fn run_publisher(
         Some(rate) if rate <= MAX_TICKS_PER_SECOND => Duration::from_secs_f64(1.0 / rate),
         _ => Duration::from_millis(1),
     };
-    let mut ticker = interval_at((schedule.start + plan.phase).into(), tick_period);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut ticker = Pacer::new(schedule.start + plan.phase, tick_period);
     let mut pinger = Pinger::new(plan.keep_alive);
     sleep_until(schedule.start.into()).await;
     let give_up = schedule.end + schedule.ack_grace;

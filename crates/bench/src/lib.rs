@@ -13,6 +13,7 @@ mod client;
 pub mod compare;
 mod error;
 mod link;
+mod pacer;
 pub mod payload;
 mod progress;
 mod report;
