@@ -99,4 +99,9 @@ impl Session {
             expiry,
         }
     }
+
+    /// Whether the session outlives its connection, and so is kept in durable storage.
+    pub fn persists(&self) -> bool {
+        !self.expiry.is_zero()
+    }
 }

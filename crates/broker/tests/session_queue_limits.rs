@@ -172,3 +172,53 @@ async fn the_byte_limit_refuses_and_storage_holds_what_the_queue_holds() {
     assert!(a.recv_within(Duration::from_millis(300)).await.is_none());
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn a_long_queue_is_written_in_parts_without_another_wake() {
+    const COPIES: u32 = 400;
+    let broker = TestBroker::with_config(BrokerConfig {
+        publish_rate: None,
+        ..BrokerConfig::default()
+    })
+    .await;
+    let mut connect = connect_packet(V5, "slow", true);
+    connect.properties.receive_maximum = Some(1);
+    let (mut slow, _) = TestClient::connect_with(broker.addr, connect).await;
+    slow.subscribe("q", SubscriptionOptions::with_qos(QoS::AtLeastOnce), 1)
+        .await;
+    let (mut publisher, _) = TestClient::connect(broker.addr, V5, "pub", true).await;
+    let qos1 = |payload, id| publish("q", payload, QoS::AtLeastOnce, id);
+    assert_eq!(
+        puback(&mut publisher, qos1(b"m1", 1)).await,
+        ReasonCode::Success
+    );
+    let first = slow.expect_publish().await;
+    // m2 waits for the window, and 400 KiB of QoS 0 copies behind it: several writes' worth.
+    assert_eq!(
+        puback(&mut publisher, qos1(b"m2", 2)).await,
+        ReasonCode::Success
+    );
+    let copy = |i: u32| {
+        let mut payload = vec![b'.'; 1024];
+        payload[..4].copy_from_slice(&i.to_be_bytes());
+        payload
+    };
+    for i in 0..COPIES {
+        let mut packet = publish("q", b"", QoS::AtMostOnce, 0);
+        packet.payload = copy(i).into();
+        publisher.send(&Packet::Publish(packet)).await;
+    }
+    // Acknowledged once everything before it on this connection was routed.
+    assert_eq!(
+        puback(&mut publisher, qos1(b"m3", 3)).await,
+        ReasonCode::Success
+    );
+    // The window opens once, and nothing else happens: the whole queue must still come.
+    slow.ack(&first).await;
+    assert_eq!(&slow.expect_publish().await.payload[..], b"m2");
+    for i in 0..COPIES {
+        let received = slow.expect_publish().await;
+        assert_eq!(received.qos, QoS::AtMostOnce);
+        assert_eq!(&received.payload[..], &copy(i)[..], "copy {i}");
+    }
+}

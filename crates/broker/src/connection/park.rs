@@ -294,6 +294,7 @@ impl IdleDriver {
             quic,
             held: None,
             deliver_due: true,
+            more_queued: false,
         }
     }
 }

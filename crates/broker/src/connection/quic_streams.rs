@@ -230,6 +230,7 @@ pub(crate) async fn serve_data_stream<S>(
         })),
         held: None,
         deliver_due: true,
+        more_queued: false,
     };
     driver.run(false).await;
     Box::pin(driver.finish()).await;

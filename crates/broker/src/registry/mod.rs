@@ -282,6 +282,19 @@ impl SessionRegistry {
         self.entries.get(client_id).map(|e| &e.session)
     }
 
+    /// The session of `client_id` if `connection` holds it: the connection is still the
+    /// client's current one.
+    pub fn current_session_mut(
+        &mut self,
+        client_id: &ClientId,
+        connection: ConnectionId,
+    ) -> Option<&mut Session> {
+        self.entries
+            .get_mut(client_id)
+            .filter(|e| matches!(e.presence, Presence::Online(c) if c == connection))
+            .map(|e| &mut e.session)
+    }
+
     /// The session of `client_id`, to change its subscriptions or queue.
     pub fn session_mut(&mut self, client_id: &ClientId) -> Option<&mut Session> {
         self.entries.get_mut(client_id).map(|e| &mut e.session)

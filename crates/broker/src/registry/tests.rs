@@ -87,6 +87,15 @@ fn mqtt_3_1_4_3_takeover_names_the_old_connection_and_ignores_its_late_exit() {
     let late = reg.disconnect(&c, old.connection, Departure::Lost, HOUR, now);
     assert!(late.will.is_none() && late.ended.is_none());
     assert!(reg.is_current(&c, new.connection));
+    // Only the current connection takes from the session's queue.
+    assert!(reg.current_session_mut(&c, old.connection).is_none());
+    assert!(reg.current_session_mut(&c, new.connection).is_some());
+    reg.disconnect(&c, new.connection, Departure::Normal, HOUR, now);
+    assert!(reg.current_session_mut(&c, new.connection).is_none());
+    assert!(
+        reg.session(&c).is_some(),
+        "the session outlives its connection"
+    );
 }
 
 #[test]

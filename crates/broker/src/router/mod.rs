@@ -19,7 +19,7 @@ use crate::metrics::Metrics;
 use crate::peer_keyed::PeerKeyedMap;
 use crate::registry::{ConnectionId, Departure, EndedSession, RegistryEvent, SessionRegistry};
 use crate::retained::RetainedStore;
-use crate::session::{Outgoing, PublishGate, Skipped, WillSpec};
+use crate::session::{Outgoing, PublishGate, Session, Skipped, WillSpec};
 use crate::storage::journal::Journal;
 use crate::storage::{Change, CommitTicket};
 use crate::subscriptions::SubscriptionTree;
@@ -180,7 +180,7 @@ impl Router {
     fn persists(&self, client_id: &ClientId) -> bool {
         self.registry
             .session(client_id)
-            .is_some_and(|s| !s.expiry.is_zero())
+            .is_some_and(Session::persists)
     }
 
     /// The commits holding what was recorded since the last call.
@@ -368,13 +368,11 @@ impl Router {
         batch: usize,
         now: Instant,
     ) -> Vec<(u64, Outgoing, Option<PublishGate>)> {
-        if !self.registry.is_current(client_id, connection) {
-            return Vec::new();
-        }
-        let persisted = self.persists(client_id);
-        let Some(session) = self.registry.session_mut(client_id) else {
+        // One lookup: this runs for every delivery.
+        let Some(session) = self.registry.current_session_mut(client_id, connection) else {
             return Vec::new();
         };
+        let persisted = session.persists();
         let mut taken = Vec::new();
         let mut skipped = Skipped::default();
         while taken.len() < batch {

@@ -114,11 +114,11 @@ impl Router {
         // A client receiving its own messages is not paused for its own queue: while paused
         // it would not read the acknowledgements that drain it.
         let own = message.publisher.as_ref() == Some(&client);
-        let online = self.links.contains_key(&client);
-        if !online && delivery.qos == QoS::AtMostOnce {
+        // Looked up once and held to the end, apart from the router's other fields.
+        let link = self.links.get_mut(&client);
+        if link.is_none() && delivery.qos == QoS::AtMostOnce {
             return true;
         }
-        let persisted = self.persists(&client);
         if message.is_expired(now) {
             Metrics::add(&self.metrics.messages_expired, 1);
             return true;
@@ -126,6 +126,7 @@ impl Router {
         let Some(session) = self.registry.session_mut(&client) else {
             return true;
         };
+        let persisted = session.persists();
         let outgoing = Outgoing::new(message, delivery);
         // QoS 0 is "at most once": it is never stored.
         let stored = (persisted && outgoing.qos != QoS::AtMostOnce).then(|| outgoing.clone());
@@ -153,11 +154,12 @@ impl Router {
                     if let Some(gate) = &gate {
                         gate.add_stored_copy();
                     }
-                    self.record(Change::Queued {
+                    let change = Change::Queued {
                         client_id: client.clone(),
                         seq,
                         outgoing,
-                    });
+                    };
+                    self.journal.record_into(change, &mut self.recorded);
                 }
                 true
             }
@@ -186,7 +188,7 @@ impl Router {
                 false
             }
         };
-        if let Some(link) = self.links.get_mut(&client) {
+        if let Some(link) = link {
             if queued {
                 link.signal.wake();
             }
