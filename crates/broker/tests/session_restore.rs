@@ -45,7 +45,7 @@ fn session(client: &str, expires_at: Instant) -> Vec<Change> {
                 )),
                 qos: QoS::AtLeastOnce,
                 retain: false,
-                subscription_identifiers: Vec::new(),
+                subscription_identifiers: Box::default(),
                 shared: None,
             },
         },

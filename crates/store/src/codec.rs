@@ -232,12 +232,14 @@ pub(crate) fn decode_outgoing(bytes: &[u8], clock: &WallClock) -> Result<Outgoin
     let retain = reader.u8()? != 0;
     let shared = match reader.u8()? {
         0 => None,
-        _ => Some(TopicFilter::new(reader.string()?).map_err(|e| damaged(format!("filter: {e}")))?),
+        _ => Some(Box::new(
+            TopicFilter::new(reader.string()?).map_err(|e| damaged(format!("filter: {e}")))?,
+        )),
     };
     let count = reader.u16()?;
     let subscription_identifiers = (0..count)
         .map(|_| reader.u32())
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Box<[_]>, _>>()?;
     let message = decode_message(reader.rest(), clock)?;
     Ok(Outgoing {
         message: Arc::new(message),
@@ -379,8 +381,8 @@ mod tests {
             message: Arc::new(message()),
             qos: QoS::AtLeastOnce,
             retain: false,
-            subscription_identifiers: vec![7, 300_000],
-            shared: Some(TopicFilter::new("$share/g/plant/#").unwrap()),
+            subscription_identifiers: Box::new([7, 300_000]),
+            shared: Some(Box::new(TopicFilter::new("$share/g/plant/#").unwrap())),
         };
         let bytes = encode_outgoing(&outgoing, &clock);
         assert_eq!(decode_outgoing(&bytes, &clock).unwrap(), outgoing);
@@ -446,7 +448,7 @@ mod tests {
             message: Arc::new(message()),
             qos: QoS::AtLeastOnce,
             retain: false,
-            subscription_identifiers: vec![1],
+            subscription_identifiers: Box::new([1]),
             shared: None,
         };
         let bytes = encode_outgoing(&outgoing, &clock);

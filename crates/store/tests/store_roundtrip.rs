@@ -35,7 +35,7 @@ fn outgoing(n: u64) -> Outgoing {
             QoS::ExactlyOnce
         },
         retain: false,
-        subscription_identifiers: vec![1],
+        subscription_identifiers: Box::new([1]),
         shared: None,
     }
 }

@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use mquictt_protocol::session::{OutboundMessage, RequestError, ServerSession, SessionState};
 use mquictt_protocol::{
-    Decoder, Disconnect, Packet, PacketId, ProtocolVersion, QoS, ReasonCode, SubAck, UnsubAck,
+    Decoder, Disconnect, Packet, PacketId, ProtocolVersion, Publish, QoS, ReasonCode, SubAck,
+    UnsubAck,
 };
 use mquictt_transport::BoxStream;
 use rustc_hash::FxHashMap;
@@ -64,11 +65,12 @@ use exchanges::Exchanges;
 /// Messages handed to the session per pass, so one busy subscriber cannot hold the router
 /// lock for long.
 const DELIVERY_BATCH: usize = 64;
-/// Bytes of messages (topic and payload) handed to the session between two writes. A
-/// subscriber that fell behind takes the rest of its queue once this much went to the socket,
-/// rather than copying the whole queue into its write buffer at once: queued messages are
-/// shared by every subscriber, encoded copies are not (100 subscribers of 1 KiB messages held
-/// about 100 MiB of write buffers at full speed).
+/// Bytes handed to the session between two writes: each message's topic and payload, and the
+/// PUBLISH packet the session holds until it is encoded. A subscriber that fell behind takes
+/// the rest of its queue once this much went to the socket, rather than copying the whole
+/// queue into its write buffer at once: queued messages are shared by every subscriber,
+/// packets and encoded copies are not (100 subscribers of 1 KiB messages held about 100 MiB
+/// of write buffers at full speed).
 const DELIVERY_BYTES_PER_WRITE: usize = 128 * 1024;
 /// How long a new connection waits for the one it takes over to hand back the session.
 const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
@@ -494,7 +496,7 @@ where
             let mut needs_barrier = false;
             for (seq, outgoing, gate) in batch {
                 let qos = outgoing.qos;
-                handed += outgoing.message.size();
+                handed += outgoing.message.size() + std::mem::size_of::<Publish>();
                 let result = self.session.publish(outgoing.to_publish(now));
                 match result {
                     Ok(Some(packet_id)) => {

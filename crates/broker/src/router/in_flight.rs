@@ -99,7 +99,7 @@ mod tests {
                 )),
                 qos,
                 retain: false,
-                subscription_identifiers: Vec::new(),
+                subscription_identifiers: Box::default(),
                 shared: None,
             },
             in_flight: in_flight.map(|(id, stage)| (PacketId::new(id).unwrap(), stage)),

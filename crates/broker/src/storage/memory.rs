@@ -84,7 +84,7 @@ mod tests {
             message: Arc::new(message("a/b")),
             qos: QoS::AtLeastOnce,
             retain: false,
-            subscription_identifiers: vec![3],
+            subscription_identifiers: Box::new([3]),
             shared: None,
         };
         let will = PendingWill {

@@ -127,7 +127,7 @@ async fn a_message_acknowledged_before_its_commit_never_reaches_the_disk() {
         )),
         qos: QoS::AtLeastOnce,
         retain: false,
-        subscription_identifiers: Vec::new(),
+        subscription_identifiers: Box::default(),
         shared: None,
     };
     // The committer is held in a first commit, so what follows gathers in one batch.
