@@ -221,4 +221,5 @@ async fn a_long_queue_is_written_in_parts_without_another_wake() {
         assert_eq!(received.qos, QoS::AtMostOnce);
         assert_eq!(&received.payload[..], &copy(i)[..], "copy {i}");
     }
+    broker.stop().await;
 }

@@ -428,8 +428,9 @@ where
 
     /// Whether nothing is under way that a parked connection could not carry on later: the
     /// session is connected, no bytes wait in either direction, no answer waits for a commit,
-    /// no exchange (authentication, QUIC handshake) is in progress, and the client is
-    /// neither throttled nor paused. Unacknowledged QoS 1/2 exchanges stay in the session.
+    /// no exchange (authentication, QUIC handshake) is in progress, the client is neither
+    /// throttled nor paused, and no delivery stopped halfway through its queue.
+    /// Unacknowledged QoS 1/2 exchanges stay in the session.
     fn is_parkable(&self) -> bool {
         self.attached.is_some()
             && self.session.is_connected()
@@ -442,6 +443,7 @@ where
             && self.pending.is_none()
             && self.throttled_until.is_none()
             && self.paused.is_none()
+            && !self.more_queued
     }
 
     /// Runs whatever deadline passed: the connect deadline, the end of a throttle, the
@@ -471,6 +473,8 @@ where
 
     /// Hands queued messages to the session while the client's window has room.
     fn deliver_queued(&mut self) {
+        // Cleared first: a driver that cannot deliver now must not come straight back.
+        self.more_queued = false;
         let Some(attached) = &mut self.attached else {
             return;
         };
@@ -478,7 +482,6 @@ where
             return;
         }
         self.deliver_due = false;
-        self.more_queued = false;
         let mut handed = 0;
         loop {
             let now = Instant::now();
