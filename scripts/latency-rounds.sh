@@ -39,7 +39,7 @@ for round in $(seq "$rounds"); do
         read -r user1 sys1 <<<"$(cpu_ticks "$broker_pid")"
         stop_broker
         echo "round $round $label: CPU ticks user $((user1 - user0)) system $((sys1 - sys0));$line"
-        echo "$label$line" >>"$work/results"
+        echo "$round $label$line" >>"$work/results"
     done
 done
 
@@ -51,14 +51,26 @@ from collections import defaultdict
 
 UNITS = {"us": 1, "ms": 1000, "s": 1_000_000}
 figures = defaultdict(lambda: defaultdict(list))
+p99_by_round = defaultdict(dict)
 for line in open(sys.argv[1]):
-    label = line.split()[0]
+    round_number, label = line.split()[:2]
     for name in ("p50", "p99", "p99.9"):
         found = re.search(r"\b" + re.escape(name) + r" ([\d.]+) (us|ms|s)\b", line)
         if found:
-            figures[label][name].append(float(found[1]) * UNITS[found[2]])
+            value = float(found[1]) * UNITS[found[2]]
+            figures[label][name].append(value)
+            if name == "p99":
+                p99_by_round[round_number][label] = value
 print("median over the rounds:")
 for label, by_name in figures.items():
     cells = "  ".join(f"{name} {statistics.median(values):.0f} us" for name, values in by_name.items())
     print(f"  {label:12s} {cells}  ({len(by_name['p50'])} rounds)")
+# Medians alone hide how often the ranking flips between rounds.
+if "mosquitto" in figures:
+    for label in figures:
+        if label == "mosquitto":
+            continue
+        pairs = [r for r in p99_by_round.values() if label in r and "mosquitto" in r]
+        at_or_below = sum(1 for r in pairs if r[label] <= r["mosquitto"])
+        print(f"  {label}: p99 at or below Mosquitto's in {at_or_below} of {len(pairs)} rounds")
 EOF
