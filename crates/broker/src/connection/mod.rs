@@ -264,6 +264,11 @@ impl<S> Driver<S> {
         self.session.shrink_to_fit();
         if let Some(attached) = &mut self.attached {
             attached.exchanges.shrink_to_fit();
+            // The router's queue for this client keeps what its busiest moment needed, up to
+            // `max_queued_messages` entries, as long as the session lives.
+            self.shared
+                .router()
+                .shrink_queue(&attached.client_id, attached.connection);
         }
         if self.write_buf.is_empty() {
             self.write_buf = BytesMut::new();

@@ -321,6 +321,18 @@ impl MessageQueue {
         self.entries.is_empty()
     }
 
+    /// Lets go of the room a burst left: a queue keeps the largest capacity it ever needed
+    /// (up to `max_queued_messages` entries of 56 bytes) until told otherwise.
+    pub fn shrink_to_fit(&mut self) {
+        self.entries.shrink_to_fit();
+    }
+
+    /// Entries the queue has room for without growing.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.entries.capacity()
+    }
+
     /// Copies dropped or refused because the queue was full, since the session began.
     pub fn dropped(&self) -> u64 {
         self.dropped

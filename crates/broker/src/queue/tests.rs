@@ -261,3 +261,23 @@ fn a_queued_copy_stays_small() {
         std::mem::size_of::<Entry>()
     );
 }
+
+#[test]
+fn a_drained_queue_lets_go_of_its_room_when_told() {
+    let mut queue = MessageQueue::new(ROOMY);
+    for _ in 0..8 {
+        assert!(matches!(
+            queue.push(q0(b"burst"), None),
+            Enqueued::Queued { .. }
+        ));
+    }
+    queue.drain();
+    assert!(queue.capacity() >= 8, "room kept after the burst");
+    queue.shrink_to_fit();
+    assert_eq!(queue.capacity(), 0);
+    // And it still works afterwards, numbering on from where it was.
+    assert!(matches!(
+        queue.push(q0(b"later"), None),
+        Enqueued::Queued { seq: 8, .. }
+    ));
+}

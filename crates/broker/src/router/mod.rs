@@ -355,6 +355,14 @@ impl Router {
         }
     }
 
+    /// Lets go of the spare room of `client_id`'s queue, for its connection `connection`
+    /// that has gone idle.
+    pub(crate) fn shrink_queue(&mut self, client_id: &ClientId, connection: ConnectionId) {
+        if let Some(session) = self.registry.current_session_mut(client_id, connection) {
+            session.queue.shrink_to_fit();
+        }
+    }
+
     /// Takes queued messages with their sequence numbers, in order, for the live connection
     /// `connection`: at most `batch` of them, of which at most `quota` with QoS 1 or 2 (the
     /// client's free Receive Maximum window). Expired messages are dropped on the way
