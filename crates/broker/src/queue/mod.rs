@@ -321,10 +321,14 @@ impl MessageQueue {
         self.entries.is_empty()
     }
 
-    /// Lets go of the room a burst left: a queue keeps the largest capacity it ever needed
-    /// (up to `max_queued_messages` entries of 56 bytes) until told otherwise.
-    pub fn shrink_to_fit(&mut self) {
-        self.entries.shrink_to_fit();
+    /// Lets go of the room a burst left, once the queue is empty: a queue keeps the largest
+    /// capacity it ever needed (up to `max_queued_messages` entries of 56 bytes) until told
+    /// otherwise. A queue still holding messages keeps its room, as shrinking it would copy
+    /// them only to grow again.
+    pub fn release_room(&mut self) {
+        if self.entries.is_empty() {
+            self.entries = VecDeque::new();
+        }
     }
 
     /// Entries the queue has room for without growing.

@@ -127,7 +127,7 @@ impl ConnectionSignal {
     }
 
     /// Takes a wake permit left while the driver was busy, without waiting.
-    fn take_wake_permit(&self) -> bool {
+    pub(crate) fn take_wake_permit(&self) -> bool {
         let notified = pin!(self.wake.notified());
         notified
             .poll(&mut Context::from_waker(Waker::noop()))
