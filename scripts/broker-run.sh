@@ -32,10 +32,11 @@ mosquitto_config() {
     [ "$(id -u)" -eq 0 ] && echo "user root" >>"$work/mosquitto.conf"
 }
 
-# Our broker's config with the rate limits lifted, listening on 127.0.0.1:$1, to $work/broker.toml.
+# Our broker's config with the rate limits lifted, listening on 127.0.0.1:$1, to $work/broker.toml;
+# $EXTRA_LIMITS, if set, is added to its `[limits]` table.
 mquictt_config() {
-    printf '[[listener]]\nurl = "tcp://127.0.0.1:%s"\n[limits]\npublish_rate = 0\nconnection_rate = 0\n' \
-        "$1" >"$work/broker.toml"
+    printf '[[listener]]\nurl = "tcp://127.0.0.1:%s"\n[limits]\npublish_rate = 0\nconnection_rate = 0\n%s\n' \
+        "$1" "${EXTRA_LIMITS:-}" >"$work/broker.toml"
 }
 
 # Starts BROKER ($1: `mosquitto` or the path of an `mquictt` binary) on 127.0.0.1:$2 with the
