@@ -268,7 +268,7 @@ impl<S> Driver<S> {
             // `max_queued_messages` entries, as long as the session lives.
             self.shared
                 .router()
-                .shrink_queue(&attached.client_id, attached.connection);
+                .release_queue_room(&attached.client_id, attached.connection);
         }
         if self.write_buf.is_empty() {
             self.write_buf = BytesMut::new();

@@ -357,7 +357,7 @@ impl Router {
 
     /// Lets go of the room of `client_id`'s queue if it is empty, for its connection
     /// `connection` that has gone idle.
-    pub(crate) fn shrink_queue(&mut self, client_id: &ClientId, connection: ConnectionId) {
+    pub(crate) fn release_queue_room(&mut self, client_id: &ClientId, connection: ConnectionId) {
         if let Some(session) = self.registry.current_session_mut(client_id, connection) {
             session.queue.release_room();
         }
