@@ -401,15 +401,14 @@ where
                 },
                 () = &mut sleep, if timed => {
                     let now = Instant::now();
-                    // A task polled late, on a busy runtime, can find its idle deadline passed
-                    // and a wake-up waiting at once; `select!` picks either. Not quiet then:
-                    // parking would only trim a full queue and resume straight away.
-                    let woken = signal.as_ref().is_some_and(|s| s.take_wake_permit());
-                    if woken {
-                        trimmed = false;
-                        self.deliver_due = true;
+                    match park::at_timer(signal.as_deref(), idle_at, now) {
+                        park::AtTimer::Quiet => quiet = true,
+                        park::AtTimer::Woken => {
+                            trimmed = false;
+                            self.deliver_due = true;
+                        }
+                        park::AtTimer::Busy => {}
                     }
-                    quiet = !woken && idle_at.is_some_and(|at| now >= at);
                     self.on_timer(now);
                 }
                 () = drained => self.resume(),

@@ -1,6 +1,7 @@
 //! Footprint of the connection driver: what every busy connection's task holds, and what a
 //! parked idle connection keeps without one (docs/benchmarks.md, "memory per idle
-//! connection"); and the hand-over of a stream to the parking lot.
+//! connection"); the hand-over of a stream to the parking lot; and what a driver's timer
+//! tells it about being idle.
 
 use std::sync::Arc;
 
@@ -144,4 +145,28 @@ async fn a_stream_woken_on_its_way_to_the_lot_is_handed_back() {
     // Late: the connection runs elsewhere; nothing to find.
     waker.wake();
     assert_eq!(lot.len(), 0);
+}
+
+#[test]
+fn a_timer_that_fires_with_a_wake_up_waiting_is_not_idleness() {
+    let signal = crate::router::ConnectionSignal::default();
+    let now = Instant::now();
+    let passed = Some(now - Duration::from_millis(1));
+    let ahead = Some(now + park::IDLE_BEFORE_PARKING);
+    // Polled late: the idle deadline has passed, and a message was queued meanwhile.
+    signal.wake();
+    assert_eq!(
+        park::at_timer(Some(&signal), passed, now),
+        park::AtTimer::Woken
+    );
+    // That wake-up was taken: the next timer is idleness again.
+    assert_eq!(
+        park::at_timer(Some(&signal), passed, now),
+        park::AtTimer::Quiet
+    );
+    assert_eq!(
+        park::at_timer(Some(&signal), ahead, now),
+        park::AtTimer::Busy
+    );
+    assert_eq!(park::at_timer(None, None, now), park::AtTimer::Busy);
 }
