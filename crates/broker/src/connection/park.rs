@@ -52,9 +52,10 @@ pub(super) enum AtTimer {
 
 /// Sorts out a timer that fired at `now` for a driver with the idle deadline `idle_at`. A task
 /// polled late, on a busy runtime, can find its idle deadline passed and a wake-up waiting at
-/// once, and `select!` picks either: the wake-up is taken first, or the driver would park
-/// (trimming a queue still full, a copy of all of it) only to be resumed at once. In one burst
-/// to 100 subscribers, 1,444 of 1,645 parks were such (docs/benchmarks.md, "After the burst").
+/// once, and `select!` picks either: the wake-up is taken first, or the driver would park and
+/// trim its session's maps and queues, messages still in them, only to be resumed at once. In
+/// one burst to 100 subscribers, 1,444 of 1,645 parks were such (docs/benchmarks.md, "After the
+/// burst").
 pub(super) fn at_timer(
     signal: Option<&ConnectionSignal>,
     idle_at: Option<Instant>,
