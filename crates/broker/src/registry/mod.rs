@@ -55,6 +55,14 @@ struct Entry {
     pending_will: Option<Box<PendingWill>>,
 }
 
+impl Entry {
+    /// Whether `connection` is the client's current one: a connection that was taken over may
+    /// still report its end, and must not touch the session then.
+    fn is_held_by(&self, connection: ConnectionId) -> bool {
+        matches!(self.presence, Presence::Online(c) if c == connection)
+    }
+}
+
 /// A session that ended: its subscriptions must leave the subscription tree, and messages
 /// copied for shared subscriptions may go to another member of the group.
 #[derive(Debug)]
@@ -232,7 +240,7 @@ impl SessionRegistry {
         let Some(entry) = self.entries.get_mut(client_id) else {
             return detached;
         };
-        if !matches!(entry.presence, Presence::Online(c) if c == connection) {
+        if !entry.is_held_by(connection) {
             return detached;
         }
         entry.session.expiry = expiry;
@@ -266,7 +274,7 @@ impl SessionRegistry {
     pub fn is_current(&self, client_id: &ClientId, connection: ConnectionId) -> bool {
         self.entries
             .get(client_id)
-            .is_some_and(|e| matches!(e.presence, Presence::Online(c) if c == connection))
+            .is_some_and(|e| e.is_held_by(connection))
     }
 
     /// The connection holding `client_id`'s session, if it is online.
@@ -291,7 +299,7 @@ impl SessionRegistry {
     ) -> Option<&mut Session> {
         self.entries
             .get_mut(client_id)
-            .filter(|e| matches!(e.presence, Presence::Online(c) if c == connection))
+            .filter(|e| e.is_held_by(connection))
             .map(|e| &mut e.session)
     }
 
