@@ -33,25 +33,36 @@ async fn puback(client: &mut TestClient, publish: Publish) -> ReasonCode {
     }
 }
 
+/// A broker on `config` without its publish rate limit, a subscriber "slow" to `q` whose
+/// window holds one message (behind it everything queues), and a publisher "pub".
+async fn slow_subscriber_and_publisher(
+    config: BrokerConfig,
+) -> (TestBroker, TestClient, TestClient) {
+    let broker = TestBroker::with_config(BrokerConfig {
+        publish_rate: None,
+        ..config
+    })
+    .await;
+    let mut connect = connect_packet(V5, "slow", true);
+    connect.properties.receive_maximum = Some(1);
+    let (mut slow, _) = TestClient::connect_with(broker.addr, connect).await;
+    slow.subscribe("q", SubscriptionOptions::with_qos(QoS::AtLeastOnce), 1)
+        .await;
+    let (publisher, _) = TestClient::connect(broker.addr, V5, "pub", true).await;
+    (broker, slow, publisher)
+}
+
 fn counter(broker: &TestBroker, pick: impl Fn(&Metrics) -> &std::sync::atomic::AtomicU64) -> u64 {
     Metrics::get(pick(broker.broker.metrics()))
 }
 
 #[tokio::test]
 async fn a_full_queue_drops_oldest_qos0_then_new_qos0_then_refuses_qos1() {
-    let broker = TestBroker::with_config(BrokerConfig {
+    let (broker, mut slow, mut publisher) = slow_subscriber_and_publisher(BrokerConfig {
         max_queued_messages: 3,
-        publish_rate: None,
         ..BrokerConfig::default()
     })
     .await;
-    // A subscriber whose window holds one message: behind it everything queues.
-    let mut connect = connect_packet(V5, "slow", true);
-    connect.properties.receive_maximum = Some(1);
-    let (mut slow, _) = TestClient::connect_with(broker.addr, connect).await;
-    slow.subscribe("q", SubscriptionOptions::with_qos(QoS::AtLeastOnce), 1)
-        .await;
-    let (mut publisher, _) = TestClient::connect(broker.addr, V5, "pub", true).await;
     let qos1 = |payload, id| publish("q", payload, QoS::AtLeastOnce, id);
     let qos0 = |payload| publish("q", payload, QoS::AtMostOnce, 0);
 
@@ -176,17 +187,8 @@ async fn the_byte_limit_refuses_and_storage_holds_what_the_queue_holds() {
 #[tokio::test]
 async fn a_long_queue_is_written_in_parts_without_another_wake() {
     const COPIES: u32 = 400;
-    let broker = TestBroker::with_config(BrokerConfig {
-        publish_rate: None,
-        ..BrokerConfig::default()
-    })
-    .await;
-    let mut connect = connect_packet(V5, "slow", true);
-    connect.properties.receive_maximum = Some(1);
-    let (mut slow, _) = TestClient::connect_with(broker.addr, connect).await;
-    slow.subscribe("q", SubscriptionOptions::with_qos(QoS::AtLeastOnce), 1)
-        .await;
-    let (mut publisher, _) = TestClient::connect(broker.addr, V5, "pub", true).await;
+    let (broker, mut slow, mut publisher) =
+        slow_subscriber_and_publisher(BrokerConfig::default()).await;
     let qos1 = |payload, id| publish("q", payload, QoS::AtLeastOnce, id);
     assert_eq!(
         puback(&mut publisher, qos1(b"m1", 1)).await,
