@@ -9,6 +9,10 @@
 //! are purpose-built on the protocol crate's codec: they only do what a load test needs, as
 //! cheaply as possible, so the broker and not the load generator is what is measured.
 
+// Nothing a peer sends may panic the process: outside tests, a fallible call is handled or
+// carries an `allow` with the reason it cannot fail.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
 mod client;
 pub mod compare;
 mod error;

@@ -4,6 +4,10 @@
 //! Text is drawn with a TrueType font found on the system (DejaVu Sans, as Debian's
 //! `fonts-dejavu-core` installs it), registered once per process; nothing else is global.
 
+// Nothing a peer sends may panic the process: outside tests, a fallible call is handled or
+// carries an `allow` with the reason it cannot fail.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 

@@ -2,6 +2,9 @@
 //! Everything else lives in the library crates. Without the `broker` feature it is a
 //! client-only binary (`pub`, `sub`) that contains no broker code.
 
+// Nothing a peer sends may panic the process: outside tests, a fallible call is handled or
+// carries an `allow` with the reason it cannot fail.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 // A binary has no public API: `pub` here only means "visible to the other modules".
 #![allow(unreachable_pub)]
 

@@ -11,6 +11,10 @@
 //! `/dev/net/tun`, like the lab; it is separate from the lab crate so that the emulator stays
 //! usable without any MQTT code.
 
+// Nothing a peer sends may panic the process: outside tests, a fallible call is handled or
+// carries an `allow` with the reason it cannot fail.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod brokers;
 pub mod connection;
 pub mod delivery;

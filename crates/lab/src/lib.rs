@@ -49,6 +49,10 @@
 //! # Ok::<(), mquictt_lab::LabError>(())
 //! ```
 
+// Nothing a peer sends may panic the process: outside tests, a fallible call is handled or
+// carries an `allow` with the reason it cannot fail.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
 mod error;
 mod lab;
 pub mod link;

@@ -138,6 +138,7 @@ impl LinkProfiles {
     pub fn builtin() -> LinkProfiles {
         // The shipped file is parsed by the unit test `builtin_profiles_parse`, so this cannot
         // fail in a released build.
+        #[allow(clippy::expect_used)]
         LinkProfiles::parse(BUILTIN_LINKS_TOML).expect("the shipped links.toml is valid")
     }
 
