@@ -20,6 +20,7 @@ async fn quick_comparison_measures_both_brokers() {
     assert_eq!(seen, expected_cases);
     assert_eq!(comparison.results.len(), expected_cases);
     for result in &comparison.results {
+        assert_eq!(result.rounds.len(), 1, "{}", result.case.label());
         for m in [&result.ours, &result.baseline] {
             let label = format!("{} on {}", result.case.label(), m.contender.name());
             assert!(m.error.is_none(), "{label}: {:?}", m.error);
@@ -86,6 +87,7 @@ async fn quick_comparison_measures_both_brokers() {
         "{markdown}"
     );
     assert!(markdown.contains("p99 ratio"), "{markdown}");
+    assert!(markdown.contains("| rounds at goal |"), "{markdown}");
     assert!(
         markdown.contains("Throughput, mquictt QUIC / mquictt TCP"),
         "{markdown}"
@@ -107,5 +109,59 @@ async fn quick_comparison_measures_both_brokers() {
         lines.count(),
         2 * expected_cases,
         "one row per broker and case"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_chosen_kind_runs_and_every_round_is_kept() {
+    let mut config = CompareConfig::quick(PathBuf::from(env!("CARGO_BIN_EXE_mquictt")));
+    config.only = vec![CaseKind::IdleMemory];
+    config.rounds = 3;
+    let comparison = match compare::compare(&config, &Progress::hidden(), |_| ()).await {
+        Ok(comparison) => comparison,
+        Err(e) => panic!("{e}\n(the comparison needs `sudo apt-get install mosquitto`)"),
+    };
+    let [result] = comparison.results.as_slice() else {
+        panic!("one case: {:?}", comparison.results.len());
+    };
+    assert_eq!(result.case.kind, CaseKind::IdleMemory);
+    assert_eq!(result.rounds.len(), 3);
+    for round in &result.rounds {
+        assert_eq!(round.ours.contender.name(), "mquictt TCP");
+        assert_eq!(round.baseline.contender.name(), "mosquitto TCP");
+        assert!(round.ours.rss_per_connection_kib().is_some());
+        assert!(round.baseline.rss_per_connection_kib().is_some());
+    }
+    // The reported runs are the medians of each side's three.
+    let median = |mut kib: Vec<f64>| {
+        kib.sort_by(f64::total_cmp);
+        kib[1]
+    };
+    let kib = |m: &compare::Measurement| m.rss_per_connection_kib().unwrap();
+    assert_eq!(
+        kib(&result.ours),
+        median(result.rounds.iter().map(|r| kib(&r.ours)).collect())
+    );
+    assert_eq!(
+        kib(&result.baseline),
+        median(result.rounds.iter().map(|r| kib(&r.baseline)).collect())
+    );
+    assert_eq!(table::rounds_summary(result).judged, 3);
+
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("comparison.csv");
+    table::write_csv(&csv, &comparison).unwrap();
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(
+        text.lines().count(),
+        1 + 6,
+        "a header and both runs of three rounds"
+    );
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.split(',').nth(3) == Some("true"))
+            .count(),
+        2,
+        "one reported run per side"
     );
 }

@@ -6,8 +6,11 @@
 //! msgs/s for fan-in, fan-out and point-to-point with 10 and 100 clients at QoS 0 and 1 with
 //! 64 B and 1 KiB payloads over TCP, a subset over TLS and QUIC; latency at a fixed moderate
 //! rate both sustain; RSS growth per idle connection. Broker CPU and RSS are sampled during
-//! every run; with several rounds the median run of each side is kept. [`table`] writes the
-//! ratios as markdown and CSV; [`load_curve`] is the broker CPU and memory study.
+//! every run. With several rounds the median run of each side is reported, and every round
+//! is kept beside it: its two runs ran back to back, so their ratio is the one least touched
+//! by drift on a shared machine, and how many rounds met the goal says how firm a median is.
+//! [`table`] writes the ratios as markdown and CSV; [`load_curve`] is the broker CPU and
+//! memory study.
 
 mod certificates;
 mod contender;
@@ -54,6 +57,8 @@ pub struct CompareConfig {
     /// burst of other work on the machine does not decide a ratio. Rounds alternate which
     /// broker goes first.
     pub rounds: usize,
+    /// The kinds of case to run; empty runs them all.
+    pub only: Vec<CaseKind>,
     /// The ceiling of QUIC path MTU discovery on our broker's QUIC listener and every QUIC
     /// client (`None`: the defaults; 6500 suits loopback).
     pub quic_max_udp_payload: Option<u16>,
@@ -70,6 +75,7 @@ impl CompareConfig {
             idle_connections: 10_000,
             source_addrs: (1..=4).map(|i| IpAddr::from([127, 0, 0, i])).collect(),
             rounds: 1,
+            only: Vec::new(),
             quic_max_udp_payload: None,
         }
     }
@@ -159,15 +165,30 @@ impl Measurement {
     }
 }
 
+/// One round of a case: each side's run, one right after the other.
+#[derive(Debug, Clone)]
+pub struct Round {
+    /// MQuicTT's run over the transport under test.
+    pub ours: Measurement,
+    /// The baseline's run.
+    pub baseline: Measurement,
+}
+
 /// Both sides' runs of one case.
 #[derive(Debug, Clone)]
 pub struct CaseResult {
     /// The case.
     pub case: Case,
-    /// MQuicTT's run over the transport under test.
+    /// MQuicTT's median run over the transport under test.
     pub ours: Measurement,
-    /// The baseline's run.
+    /// The baseline's median run.
     pub baseline: Measurement,
+    /// Every round in the order run.
+    pub rounds: Vec<Round>,
+    /// The round (index into `rounds`) whose run of ours is the median reported.
+    pub ours_round: usize,
+    /// The round whose run of the baseline is the median reported.
+    pub baseline_round: usize,
 }
 
 /// Every case of a comparison.
@@ -273,6 +294,7 @@ pub fn cases(config: &CompareConfig) -> Vec<Case> {
         cases.push(latency(10, q1, 1_000.0));
     }
     cases.push(idle);
+    cases.retain(|case| config.only.is_empty() || config.only.contains(&case.kind));
     cases
 }
 
@@ -288,11 +310,11 @@ pub async fn compare(
     let mut results = Vec::new();
     let mut turn = 0usize;
     for case in cases(config) {
-        let mut ours = Vec::new();
-        let mut baseline = Vec::new();
+        let mut rounds = Vec::new();
         for _ in 0..config.rounds.max(1) {
             let first_ours = turn % 2 == 0;
             turn += 1;
+            let (mut ours, mut baseline) = (None, None);
             for run_ours in [first_ours, !first_ours] {
                 let contender = if run_ours { case.ours } else { case.baseline };
                 let measurement = run_case(
@@ -304,19 +326,24 @@ pub async fn compare(
                     progress,
                 )
                 .await;
-                if run_ours {
-                    ours.push(measurement);
-                } else {
-                    baseline.push(measurement);
-                }
+                *(if run_ours { &mut ours } else { &mut baseline }) = Some(measurement);
+            }
+            if let (Some(ours), Some(baseline)) = (ours, baseline) {
+                rounds.push(Round { ours, baseline });
             }
         }
-        if let (Some(ours), Some(baseline)) = (median(case.kind, ours), median(case.kind, baseline))
-        {
+        let medians = (
+            median(case.kind, rounds.iter().map(|r| &r.ours)),
+            median(case.kind, rounds.iter().map(|r| &r.baseline)),
+        );
+        if let (Some(ours_round), Some(baseline_round)) = medians {
             let result = CaseResult {
+                ours: rounds[ours_round].ours.clone(),
+                baseline: rounds[baseline_round].baseline.clone(),
                 case,
-                ours,
-                baseline,
+                rounds,
+                ours_round,
+                baseline_round,
             };
             on_result(&result);
             results.push(result);
@@ -336,9 +363,9 @@ async fn check_programs(config: &CompareConfig) -> Result<(), BenchError> {
     Ok(())
 }
 
-/// The median measurement by the case's metric; failed runs sort last, so one failure among
-/// three rounds does not hide two good ones.
-fn median(kind: CaseKind, mut runs: Vec<Measurement>) -> Option<Measurement> {
+/// The position of the median measurement by the case's metric; failed runs sort last, so
+/// one failure among three rounds does not hide two good ones.
+fn median<'a>(kind: CaseKind, runs: impl Iterator<Item = &'a Measurement>) -> Option<usize> {
     let key = |m: &Measurement| -> f64 {
         let missing = f64::INFINITY;
         match kind {
@@ -351,9 +378,10 @@ fn median(kind: CaseKind, mut runs: Vec<Measurement>) -> Option<Measurement> {
             CaseKind::IdleMemory => m.rss_per_connection_kib().unwrap_or(missing),
         }
     };
-    runs.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    let mut runs: Vec<(usize, &Measurement)> = runs.enumerate().collect();
+    runs.sort_by(|a, b| key(a.1).total_cmp(&key(b.1)));
     let middle = runs.len().saturating_sub(1) / 2;
-    (middle < runs.len()).then(|| runs.swap_remove(middle))
+    runs.get(middle).map(|(i, _)| *i)
 }
 
 async fn run_case(

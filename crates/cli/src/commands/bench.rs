@@ -143,9 +143,14 @@ pub struct CompareArgs {
     /// Source addresses of the idle connections (default 127.0.0.1-127.0.0.4).
     #[arg(long, value_delimiter = ',', value_name = "ADDR[-ADDR]")]
     pub source: Vec<String>,
-    /// Runs of every case per broker; the median is reported.
+    /// Runs of every case per broker, alternating which goes first; the median is reported,
+    /// with how many rounds (each broker's run back to back) met the goal and their range.
     #[arg(long, default_value_t = 1)]
     pub rounds: usize,
+    /// Only these kinds of case, comma-separated: e.g. `--only latency --rounds 20` for a
+    /// firmer latency verdict without the throughput runs.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "KIND")]
+    pub only: Vec<CaseKindArg>,
     /// Also run the load curve: broker CPU % and RSS with one publisher at full speed and
     /// 10, 20, ... 100 subscribers, QoS 0/1/2, over TCP, TLS and QUIC (with --quick: 2 and 4
     /// subscribers, short steps).
@@ -166,6 +171,27 @@ pub struct CompareArgs {
     /// every QUIC client; 6500 suits loopback. Default: neither sets one.
     #[arg(long, value_name = "BYTES", value_parser = parse_max_udp_payload)]
     pub quic_max_udp_payload: Option<u16>,
+}
+
+/// The kinds of case `--only` selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CaseKindArg {
+    /// Delivered msgs/s at full speed (TCP, TLS, QUIC).
+    Throughput,
+    /// p99 latency at a fixed rate.
+    Latency,
+    /// Memory per idle TCP connection.
+    Idle,
+}
+
+impl From<CaseKindArg> for compare::CaseKind {
+    fn from(kind: CaseKindArg) -> Self {
+        match kind {
+            CaseKindArg::Throughput => Self::Throughput,
+            CaseKindArg::Latency => Self::Latency,
+            CaseKindArg::Idle => Self::IdleMemory,
+        }
+    }
 }
 
 /// Why a bench command failed.
@@ -323,6 +349,7 @@ async fn run_cases(
     };
     config.mosquitto_program = args.mosquitto.clone();
     config.rounds = args.rounds;
+    config.only = args.only.iter().map(|&kind| kind.into()).collect();
     config.quic_max_udp_payload = args.quic_max_udp_payload;
     if let Some(duration) = args.duration {
         config.duration = duration;
@@ -335,12 +362,13 @@ async fn run_cases(
     }
     let comparison = compare::compare(&config, progress, |result| {
         eprintln!(
-            "{:<32} {} {:>12}  {} {:>12}",
+            "{:<32} {} {:>12}  {} {:>12}  rounds at goal: {}",
             result.case.label(),
             result.case.baseline.name(),
             brief(&result.baseline),
             result.case.ours.name(),
-            brief(&result.ours)
+            brief(&result.ours),
+            table::rounds_at_goal(result)
         );
     })
     .await?;
