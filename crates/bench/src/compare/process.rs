@@ -1,6 +1,8 @@
 //! The brokers of a comparison as child processes: Mosquitto with a generated config file and
-//! the `mquictt broker` binary, both on ephemeral loopback ports with persistence off, the
-//! same queue and inflight limits and TCP_NODELAY, and on request a TLS listener (both) and a
+//! the `mquictt broker` binary, both on ephemeral loopback ports with the same queue and
+//! inflight limits and TCP_NODELAY, Mosquitto in memory (its default) and MQuicTT with its
+//! default durable storage in a fresh data directory (the goals compare our durable mode with
+//! Mosquitto's in-memory default), and on request a TLS listener (both) and a
 //! QUIC listener (MQuicTT) presenting the comparison's [`BenchCertificates`]. Linux only.
 
 use std::net::SocketAddr;
