@@ -165,3 +165,30 @@ async fn only_the_chosen_kind_runs_and_every_round_is_kept() {
         "one reported run per side"
     );
 }
+
+#[test]
+fn latency_cases_come_one_pair_per_rate_asked_for() {
+    let mut config = CompareConfig::full(PathBuf::from(env!("CARGO_BIN_EXE_mquictt")));
+    config.only = vec![CaseKind::Latency];
+    let default: Vec<(Option<f64>, u8)> = compare::cases(&config)
+        .iter()
+        .map(|c| (c.spec.rate, c.spec.qos as u8))
+        .collect();
+    assert_eq!(default, [(Some(1_000.0), 0), (Some(1_000.0), 1)]);
+    config.latency_rates = vec![500.0, 5_000.0];
+    let cases = compare::cases(&config);
+    let asked: Vec<(Option<f64>, u8, usize)> = cases
+        .iter()
+        .map(|c| (c.spec.rate, c.spec.qos as u8, c.spec.clients))
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            (Some(500.0), 0, 10),
+            (Some(500.0), 1, 10),
+            (Some(5_000.0), 0, 10),
+            (Some(5_000.0), 1, 10)
+        ]
+    );
+    assert!(cases.iter().all(|c| c.kind == CaseKind::Latency));
+}

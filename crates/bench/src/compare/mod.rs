@@ -59,6 +59,9 @@ pub struct CompareConfig {
     pub rounds: usize,
     /// The kinds of case to run; empty runs them all.
     pub only: Vec<CaseKind>,
+    /// Messages per second per publisher of the latency cases, one pair of cases (QoS 0 and
+    /// 1) per rate; empty: 1,000 (200 when quick).
+    pub latency_rates: Vec<f64>,
     /// The ceiling of QUIC path MTU discovery on our broker's QUIC listener and every QUIC
     /// client (`None`: the defaults; 6500 suits loopback).
     pub quic_max_udp_payload: Option<u16>,
@@ -76,6 +79,7 @@ impl CompareConfig {
             source_addrs: (1..=4).map(|i| IpAddr::from([127, 0, 0, i])).collect(),
             rounds: 1,
             only: Vec::new(),
+            latency_rates: Vec::new(),
             quic_max_udp_payload: None,
         }
     }
@@ -258,8 +262,6 @@ pub fn cases(config: &CompareConfig) -> Vec<Case> {
         cases.push(throughput(tcp, Scenario::P2p, 4, q1, 1024));
         cases.push(throughput(tls, Scenario::FanOut, 4, q0, 64));
         cases.push(throughput(quic, Scenario::P2p, 1, q1, 1024));
-        cases.push(latency(2, q0, 200.0));
-        cases.push(latency(2, q1, 200.0));
     } else {
         for qos in [q0, q1] {
             for payload in [64, 1024] {
@@ -288,10 +290,22 @@ pub fn cases(config: &CompareConfig) -> Vec<Case> {
             cases.push(throughput(quic, Scenario::P2p, 10, qos, 1024));
             cases.push(throughput(quic, Scenario::FanOut, 10, qos, 1024));
         }
-        // 10 pairs at 1,000 msg/s each: 10,000 msg/s in all, far below what either broker
-        // sustains here, so latency is the brokers' own and not queueing.
-        cases.push(latency(10, q0, 1_000.0));
-        cases.push(latency(10, q1, 1_000.0));
+    }
+    // By default 10 pairs at 1,000 msg/s each: 10,000 msg/s in all, far below what either
+    // broker sustains here, so latency is the brokers' own and not queueing.
+    let (pairs, default_rate) = if config.quick {
+        (2, 200.0)
+    } else {
+        (10, 1_000.0)
+    };
+    let rates = if config.latency_rates.is_empty() {
+        vec![default_rate]
+    } else {
+        config.latency_rates.clone()
+    };
+    for rate in rates {
+        cases.push(latency(pairs, q0, rate));
+        cases.push(latency(pairs, q1, rate));
     }
     cases.push(idle);
     cases.retain(|case| config.only.is_empty() || config.only.contains(&case.kind));

@@ -151,6 +151,10 @@ pub struct CompareArgs {
     /// firmer latency verdict without the throughput runs.
     #[arg(long, value_enum, value_delimiter = ',', value_name = "KIND")]
     pub only: Vec<CaseKindArg>,
+    /// Messages per second per publisher of the latency cases (10 pairs, QoS 0 and 1), one
+    /// pair of cases per rate, comma-separated [default: 1000; 200 with --quick].
+    #[arg(long, value_delimiter = ',', value_name = "MSGS_PER_SEC", value_parser = parse_rate)]
+    pub latency_rate: Vec<f64>,
     /// Also run the load curve: broker CPU % and RSS with one publisher at full speed and
     /// 10, 20, ... 100 subscribers, QoS 0/1/2, over TCP, TLS and QUIC (with --quick: 2 and 4
     /// subscribers, short steps).
@@ -290,6 +294,16 @@ fn target(scenario: Scenario, load: &LoadArgs) -> Result<Target, BenchCliError> 
     Ok(target)
 }
 
+/// A rate of messages per second per publisher: a positive number.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "{text:?} is not a rate: give messages per second, e.g. 1000"
+        )),
+    }
+}
+
 /// Parses `127.0.0.1,127.0.0.5-127.0.0.8` into addresses.
 fn parse_sources(items: &[String]) -> Result<Vec<IpAddr>, BenchCliError> {
     let bad = |item: &str| {
@@ -350,6 +364,7 @@ async fn run_cases(
     config.mosquitto_program = args.mosquitto.clone();
     config.rounds = args.rounds;
     config.only = args.only.iter().map(|&kind| kind.into()).collect();
+    config.latency_rates = args.latency_rate.clone();
     config.quic_max_udp_payload = args.quic_max_udp_payload;
     if let Some(duration) = args.duration {
         config.duration = duration;
@@ -452,5 +467,14 @@ mod tests {
         assert_eq!(parsed, expected);
         assert!(parse_sources(&["127.0.0.5-127.0.0.1".into()]).is_err());
         assert!(parse_sources(&["nonsense".into()]).is_err());
+    }
+
+    #[test]
+    fn latency_rates_are_positive_numbers() {
+        assert_eq!(parse_rate("1000"), Ok(1000.0));
+        assert_eq!(parse_rate("2.5"), Ok(2.5));
+        for bad in ["0", "-5", "nan", "inf", "fast", ""] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
     }
 }
