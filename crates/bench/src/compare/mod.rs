@@ -195,6 +195,21 @@ pub struct CaseResult {
     pub baseline_round: usize,
 }
 
+impl CaseResult {
+    /// The result of `rounds`, reporting the run of ours from round `ours_round` and the
+    /// baseline's from `baseline_round` (indices into `rounds`, which must hold them).
+    pub fn new(case: Case, rounds: Vec<Round>, ours_round: usize, baseline_round: usize) -> Self {
+        Self {
+            ours: rounds[ours_round].ours.clone(),
+            baseline: rounds[baseline_round].baseline.clone(),
+            case,
+            rounds,
+            ours_round,
+            baseline_round,
+        }
+    }
+}
+
 /// Every case of a comparison.
 #[derive(Debug, Clone)]
 pub struct Comparison {
@@ -351,14 +366,7 @@ pub async fn compare(
             median(case.kind, rounds.iter().map(|r| &r.baseline)),
         );
         if let (Some(ours_round), Some(baseline_round)) = medians {
-            let result = CaseResult {
-                ours: rounds[ours_round].ours.clone(),
-                baseline: rounds[baseline_round].baseline.clone(),
-                case,
-                rounds,
-                ours_round,
-                baseline_round,
-            };
+            let result = CaseResult::new(case, rounds, ours_round, baseline_round);
             on_result(&result);
             results.push(result);
         }

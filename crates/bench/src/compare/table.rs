@@ -476,14 +476,7 @@ mod tests {
                 baseline: run(Contender::MOSQUITTO_TCP, 10_000, theirs),
             })
             .collect();
-        CaseResult {
-            ours: rounds[ours_round].ours.clone(),
-            baseline: rounds[baseline_round].baseline.clone(),
-            case,
-            rounds,
-            ours_round,
-            baseline_round,
-        }
+        CaseResult::new(case, rounds, ours_round, baseline_round)
     }
 
     #[test]
