@@ -110,6 +110,23 @@ async fn quick_comparison_measures_both_brokers() {
         2 * expected_cases,
         "one row per broker and case"
     );
+
+    let stems = compare::plots::write_plots(dir.path(), &comparison).unwrap();
+    assert_eq!(
+        stems,
+        [
+            "comparison_throughput_tcp",
+            "comparison_throughput_tls",
+            "comparison_throughput_quic",
+            "comparison_latency"
+        ]
+    );
+    for stem in &stems {
+        for file in ["svg", "png"].map(|ext| dir.path().join(format!("{stem}.{ext}"))) {
+            let size = std::fs::metadata(&file).map_or(0, |m| m.len());
+            assert!(size > 1_000, "{} holds a chart", file.display());
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

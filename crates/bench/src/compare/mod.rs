@@ -9,12 +9,13 @@
 //! every run. With several rounds the median run of each side is reported, and every round
 //! is kept beside it: its two runs ran back to back, so their ratio is the one least touched
 //! by drift on a shared machine, and how many rounds met the goal says how firm a median is.
-//! [`table`] writes the ratios as markdown and CSV; [`load_curve`] is the broker CPU and
-//! memory study.
+//! [`table`] writes the ratios as markdown and CSV, [`plots`] as charts; [`load_curve`] is
+//! the broker CPU and memory study.
 
 mod certificates;
 mod contender;
 pub mod load_curve;
+pub mod plots;
 pub mod process;
 pub mod sampler;
 pub mod table;

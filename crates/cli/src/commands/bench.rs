@@ -166,8 +166,8 @@ pub struct CompareArgs {
     /// Publishing time of each load-curve point (default 3s; 200ms with --quick).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub step_duration: Option<Duration>,
-    /// Directory for comparison.md and comparison.csv, and with the load curve
-    /// load_curve.md, load_curve.csv and its charts (SVG and PNG).
+    /// Directory for comparison.md, comparison.csv and the comparison's charts, and with the
+    /// load curve load_curve.md, load_curve.csv and its charts (charts as SVG and PNG).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// The ceiling of QUIC path MTU discovery, in UDP payload bytes (1200 to 65527), on our
@@ -392,6 +392,7 @@ async fn run_cases(
     if let Some(dir) = &args.out {
         write_file(&dir.join("comparison.md"), &markdown)?;
         table::write_csv(&dir.join("comparison.csv"), &comparison)?;
+        compare::plots::write_plots(dir, &comparison)?;
     }
     Ok(())
 }
