@@ -183,6 +183,14 @@ fn y_top(values: impl Iterator<Item = f64>) -> f64 {
     }
 }
 
+/// The top of a bar chart's value axis: room above the tallest bar for the legend, which
+/// sits in the upper left corner over the first group, one line per series (about 20 of the
+/// plot's roughly 430 pixels each, plus its frame).
+fn bar_top(values: impl Iterator<Item = f64>, series: usize) -> f64 {
+    let legend_share = (20.0 * series as f64 + 16.0) / 430.0;
+    y_top(values) / 1.1 / (1.0 - legend_share).max(0.3)
+}
+
 fn draw_bars<DB: DrawingBackend>(
     root: DrawingArea<DB, plotters::coord::Shift>,
     labels: &Labels,
@@ -192,7 +200,10 @@ fn draw_bars<DB: DrawingBackend>(
     let text = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(text)?;
     let n = categories.len().max(1);
-    let top = y_top(series.iter().flat_map(|s| s.values.iter().copied()));
+    let top = bar_top(
+        series.iter().flat_map(|s| s.values.iter().copied()),
+        series.len(),
+    );
     // Category i is centred on x = i, so integer key points fall under the groups.
     let mut chart = ChartBuilder::on(&root)
         .caption(&labels.title, ("sans-serif", 24))
@@ -318,6 +329,17 @@ fn draw_lines<DB: DrawingBackend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bars_leave_room_for_the_legend_above_the_tallest() {
+        // Four series: the legend takes about a fifth of the height, so the tallest bar ends
+        // below four fifths of the axis.
+        let top = bar_top([1.0, 10.0, f64::NAN].into_iter(), 4);
+        assert!(10.0 / top < 0.8, "{top}");
+        assert!(10.0 / top > 0.7, "not needlessly flat: {top}");
+        // No bars: the axis still has a height.
+        assert!(bar_top(std::iter::empty(), 2) > 0.0);
+    }
 
     #[test]
     fn both_chart_kinds_write_svg_and_png() {
