@@ -184,10 +184,10 @@ fn y_top(values: impl Iterator<Item = f64>) -> f64 {
 }
 
 /// The top of a bar chart's value axis: room above the tallest bar for the legend, which
-/// sits in the upper left corner over the first group, one line per series (about 20 of the
-/// plot's roughly 430 pixels each, plus its frame).
+/// sits in the upper left corner over the first group, one line per series (about 26 of the
+/// plot's roughly 430 pixels each, plus its margin and frame; measured on a rendered chart).
 fn bar_top(values: impl Iterator<Item = f64>, series: usize) -> f64 {
-    let legend_share = (20.0 * series as f64 + 16.0) / 430.0;
+    let legend_share = (26.0 * series as f64 + 24.0) / 430.0;
     y_top(values) / 1.1 / (1.0 - legend_share).max(0.3)
 }
 
@@ -332,11 +332,11 @@ mod tests {
 
     #[test]
     fn bars_leave_room_for_the_legend_above_the_tallest() {
-        // Four series: the legend takes about a fifth of the height, so the tallest bar ends
-        // below four fifths of the axis.
+        // Four series: the legend takes about 30 % of the height, so the tallest bar ends
+        // below 70 % of the axis.
         let top = bar_top([1.0, 10.0, f64::NAN].into_iter(), 4);
-        assert!(10.0 / top < 0.8, "{top}");
-        assert!(10.0 / top > 0.7, "not needlessly flat: {top}");
+        assert!(10.0 / top <= 0.7, "{top}");
+        assert!(10.0 / top > 0.6, "not needlessly flat: {top}");
         // No bars: the axis still has a height.
         assert!(bar_top(std::iter::empty(), 2) > 0.0);
     }
