@@ -38,7 +38,7 @@ fn delivered(m: &Measurement) -> Option<f64> {
 
 /// Delivered msgs/s of MQuicTT over its baseline's (throughput cases).
 pub fn throughput_ratio(result: &CaseResult) -> Option<f64> {
-    ratio(delivered(&result.ours)?, delivered(&result.baseline)?)
+    run_ratio(CaseKind::Throughput, &result.ours, &result.baseline)
 }
 
 fn p99(m: &Measurement) -> Option<f64> {
@@ -47,7 +47,7 @@ fn p99(m: &Measurement) -> Option<f64> {
 
 /// p99 latency of MQuicTT over its baseline's (latency cases).
 pub fn p99_ratio(result: &CaseResult) -> Option<f64> {
-    ratio(p99(&result.ours)?, p99(&result.baseline)?)
+    run_ratio(CaseKind::Latency, &result.ours, &result.baseline)
 }
 
 /// The ratio a case of `kind` reports, of one run of each side: delivered msgs/s, p99
