@@ -97,11 +97,7 @@ fn cell(m: &Measurement, value: impl FnOnce(&Measurement) -> String) -> String {
 }
 
 /// The goal a throughput case's ratio is held to.
-pub fn throughput_goal(result: &CaseResult) -> f64 {
-    case_throughput_goal(&result.case)
-}
-
-fn case_throughput_goal(case: &Case) -> f64 {
+pub fn throughput_goal(case: &Case) -> f64 {
     if case.against_ourselves() {
         QUIC_TO_TCP_GOAL
     } else if case.spec.qos == QoS::AtMostOnce {
@@ -121,7 +117,7 @@ pub fn meets_goal(result: &CaseResult) -> Option<bool> {
 pub fn run_meets_goal(case: &Case, ours: &Measurement, baseline: &Measurement) -> Option<bool> {
     match case.kind {
         CaseKind::Throughput => {
-            run_ratio(case.kind, ours, baseline).map(|r| r >= case_throughput_goal(case))
+            run_ratio(case.kind, ours, baseline).map(|r| r >= throughput_goal(case))
         }
         CaseKind::Latency => {
             if !(sustained(ours) && sustained(baseline)) {
@@ -257,7 +253,7 @@ fn throughput_table(
             cell(b, |m| format!("{:.0}", delivered(m).unwrap_or(0.0))),
             cell(q, |m| format!("{:.0}", delivered(m).unwrap_or(0.0))),
             fmt_ratio(throughput_ratio(r)),
-            throughput_goal(r),
+            throughput_goal(&r.case),
             goal_mark(r),
             rounds_at_goal(r),
             lost_percent(b),
