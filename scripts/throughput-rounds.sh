@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Single-stream throughput of builds of our broker side by side, in rounds alternating between
+# them: each round starts each build's broker afresh (a TCP and a QUIC listener, messages in
+# memory, rate limits lifted) and runs one publisher/subscriber pair at full speed over TCP,
+# over QUIC with the loopback datagram ceiling on both ends, and over QUIC without it. Prints
+# the messages delivered per second and the broker's CPU time per message of every run, and
+# the medians over the rounds. For the QUIC single-stream goal (QUIC / TCP of one build) and
+# for comparing two builds (CPU per message moves less with the machine's load than msg/s).
+#
+#   scripts/throughput-rounds.sh ROUNDS LABEL=PATH...
+#
+# e.g. scripts/throughput-rounds.sh 3 before=/tmp/mquictt-before after=target/release/mquictt
+# Environment: QOS (0), SIZE payload bytes (1024), DURATION (4s), MODES (tcp quic-ceiling quic).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[ $# -ge 2 ] || { sed -n '2,13p' "$0" >&2; exit 2; }
+rounds=$1
+shift
+# shellcheck source=broker-run.sh
+. scripts/broker-run.sh
+qos=${QOS:-0} size=${SIZE:-1024} duration=${DURATION:-4s} modes=${MODES:-tcp quic-ceiling quic}
+ceiling=6500
+
+"$bench" cert ca --out "$work" >/dev/null
+"$bench" cert server --ca "$work" --name 127.0.0.1 --out "$work" >/dev/null
+
+free_udp_port() {
+    python3 -c 'import socket; s = socket.socket(type=socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+cpu_ticks() {
+    awk '{print $14 + $15}' "/proc/$1/stat"
+}
+
+for round in $(seq "$rounds"); do
+    for entry in "$@"; do
+        label=${entry%%=*} binary=${entry#*=}
+        tcp_port=$(free_port) quic_port=$(free_udp_port)
+        printf 'storage = "memory"\n[limits]\npublish_rate = 0\nconnection_rate = 0\n[[listener]]\nurl = "tcp://127.0.0.1:%s"\n[[listener]]\nurl = "quic://127.0.0.1:%s"\ncert = "%s/server.pem"\nkey = "%s/server.key"\nquic_max_udp_payload = %s\n' \
+            "$tcp_port" "$quic_port" "$work" "$work" "$ceiling" >"$work/broker.toml"
+        rm -rf "$work/data"
+        "$binary" broker --data-dir "$work/data" --config "$work/broker.toml" >"$work/broker.log" 2>&1 &
+        broker_pid=$!
+        wait_for_port "$tcp_port"
+        line="round $round $label:"
+        for mode in $modes; do
+            case $mode in
+                tcp) target=(-u "mqtt://127.0.0.1:$tcp_port") ;;
+                quic-ceiling) target=(-u "quic://127.0.0.1:$quic_port" --cafile "$work/ca.pem" --quic-max-udp-payload "$ceiling") ;;
+                quic) target=(-u "quic://127.0.0.1:$quic_port" --cafile "$work/ca.pem") ;;
+                *) echo "unknown mode $mode (tcp, quic-ceiling, quic)" >&2; exit 2 ;;
+            esac
+            before=$(cpu_ticks "$broker_pid")
+            out=$("$bench" bench p2p "${target[@]}" -c 1 -q "$qos" -s "$size" -d "$duration" \
+                --mqtt-version 3.1.1 --no-progress 2>&1)
+            after=$(cpu_ticks "$broker_pid")
+            received=$(awk '/received/ {print $2; exit}' <<<"$out")
+            rate=$(grep -oE '= [0-9]+ msg/s' <<<"$out" | head -1 | tr -dc 0-9)
+            # Clock ticks are hundredths of a second: ticks * 10,000 / messages = us per message.
+            us=$(python3 -c "print(round(($after - $before) * 10000 / max($received, 1), 2))")
+            line="$line  $mode $rate msg/s $us us/msg"
+            echo "$round $label $mode $rate $us" >>"$work/results"
+        done
+        stop_broker
+        echo "$line"
+    done
+done
+
+python3 - "$work/results" <<'EOF'
+import statistics
+import sys
+from collections import defaultdict
+
+runs = defaultdict(list)
+for line in open(sys.argv[1]):
+    _, label, mode, rate, us = line.split()
+    runs[(label, mode)].append((int(rate), float(us)))
+print("median over the rounds:")
+for (label, mode), values in runs.items():
+    rate = statistics.median(v[0] for v in values)
+    us = statistics.median(v[1] for v in values)
+    print(f"  {label:12} {mode:13} {rate:>9.0f} msg/s  {us:5.2f} us broker CPU per message")
+labels = dict.fromkeys(label for label, _ in runs)
+for label in labels:
+    tcp = runs.get((label, "tcp"))
+    for mode in ("quic-ceiling", "quic"):
+        quic = runs.get((label, mode))
+        if tcp and quic:
+            ratios = [q[0] / t[0] for q, t in zip(quic, tcp) if t[0]]
+            print(f"  {label}: {mode} / tcp {statistics.median(ratios):.2f}x "
+                  f"(per round {', '.join(f'{r:.2f}' for r in ratios)})")
+EOF
