@@ -1,6 +1,6 @@
 # Sourced by the measurement scripts: the load generator's path, a work directory removed on
 # exit with the broker under test stopped, a free loopback port, each broker's config, and
-# starting and stopping the broker under test.
+# starting and stopping the broker under test, and its CPU time.
 
 bench=${CARGO_TARGET_DIR:-target}/release/mquictt
 [ -x "$bench" ] || { echo "build first: cargo build --release" >&2; exit 1; }
@@ -62,4 +62,14 @@ stop_broker() {
     kill "$broker_pid"
     wait "$broker_pid" 2>/dev/null || true
     broker_pid=
+}
+
+# The CPU time process $1 has used, in clock ticks (hundredths of a second): user and system.
+cpu_ticks() {
+    awk '{print $14 " " $15}' "/proc/$1/stat"
+}
+
+# The same, user and system together.
+cpu_ticks_total() {
+    awk '{print $14 + $15}' "/proc/$1/stat"
 }

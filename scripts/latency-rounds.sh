@@ -19,10 +19,6 @@ shift
 . scripts/broker-run.sh
 rate=${RATE:-1000} qos=${QOS:-0} clients=${CLIENTS:-10} duration=${DURATION:-5s}
 
-cpu_ticks() {
-    awk '{print $14 " " $15}' "/proc/$1/stat"
-}
-
 for round in $(seq "$rounds"); do
     for entry in "$@"; do
         port=$(free_port)

@@ -25,10 +25,6 @@ export EXTRA_LIMITS="max_queued_messages = ${QUEUED:-10000}"
 rss_kib() {
     awk '/^VmRSS/ {print $2}' "/proc/$1/status"
 }
-cpu_ticks() {
-    awk '{print $14 + $15}' "/proc/$1/stat"
-}
-
 for round in $(seq "$rounds"); do
     for entry in "$@"; do
         label=${entry%%=*}
@@ -50,9 +46,9 @@ for round in $(seq "$rounds"); do
         done
         wait "$publisher_pid"
         sleep "$((idle - 3))"
-        ticks0=$(cpu_ticks "$broker_pid")
+        ticks0=$(cpu_ticks_total "$broker_pid")
         sleep 3
-        ticks=$(($(cpu_ticks "$broker_pid") - ticks0))
+        ticks=$(($(cpu_ticks_total "$broker_pid") - ticks0))
         after=$(rss_kib "$broker_pid")
         wait "$subscribers_pid" || true
         stop_broker

@@ -29,10 +29,6 @@ free_udp_port() {
     python3 -c 'import socket; s = socket.socket(type=socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-cpu_ticks() {
-    awk '{print $14 + $15}' "/proc/$1/stat"
-}
-
 for round in $(seq "$rounds"); do
     for entry in "$@"; do
         label=${entry%%=*} binary=${entry#*=}
@@ -51,10 +47,10 @@ for round in $(seq "$rounds"); do
                 quic) target=(-u "quic://127.0.0.1:$quic_port" --cafile "$work/ca.pem") ;;
                 *) echo "unknown mode $mode (tcp, quic-ceiling, quic)" >&2; exit 2 ;;
             esac
-            before=$(cpu_ticks "$broker_pid")
+            before=$(cpu_ticks_total "$broker_pid")
             out=$("$bench" bench p2p "${target[@]}" -c 1 -q "$qos" -s "$size" -d "$duration" \
                 --mqtt-version 3.1.1 --no-progress 2>&1)
-            after=$(cpu_ticks "$broker_pid")
+            after=$(cpu_ticks_total "$broker_pid")
             received=$(awk '/received/ {print $2; exit}' <<<"$out")
             rate=$(grep -oE '= [0-9]+ msg/s' <<<"$out" | head -1 | tr -dc 0-9)
             # Clock ticks are hundredths of a second: ticks * 10,000 / messages = us per message.
