@@ -155,8 +155,22 @@ impl SubscriptionTree {
         message: &Message,
         is_ready: impl Fn(&ClientId) -> bool,
     ) -> Vec<Delivery> {
+        let mut deliveries = Vec::new();
+        self.route_into(message, is_ready, &mut deliveries);
+        deliveries
+    }
+
+    /// [`Self::route`] into `deliveries`, which is cleared first: the router passes the same
+    /// vector for every message, so routing allocates nothing for it once it has grown.
+    pub fn route_into(
+        &mut self,
+        message: &Message,
+        is_ready: impl Fn(&ClientId) -> bool,
+        deliveries: &mut Vec<Delivery>,
+    ) {
+        deliveries.clear();
         let system = message.topic.is_system();
-        let mut ordinary: Vec<Delivery> = Vec::new();
+        let ordinary = deliveries;
         // Where each client's copy is in `ordinary`, made only when a second node matches: a
         // client has one subscription per node, so copies of one node never need merging.
         let mut index: Option<PeerKeyedMap<ClientId, usize>> = None;
@@ -211,12 +225,11 @@ impl SubscriptionTree {
                 }
             }
         });
-        for copy in &mut ordinary {
+        for copy in ordinary.iter_mut() {
             copy.subscription_identifiers.sort_unstable();
             copy.subscription_identifiers.dedup();
         }
         ordinary.extend(shared);
-        ordinary
     }
 
     /// Another member of the shared subscription `filter` for a message that `departing`
@@ -424,6 +437,32 @@ mod tests {
         // The published QoS caps the copy too [MQTT-3.8.4-8].
         let low = tree.route(&msg("a/b", QoS::AtMostOnce), |_| true);
         assert_eq!(low[0].qos, QoS::AtMostOnce);
+    }
+
+    #[test]
+    fn route_into_replaces_what_the_vector_held_and_keeps_its_room() {
+        let mut tree = SubscriptionTree::new();
+        let (a, b) = (id("a"), id("b"));
+        tree.subscribe(&a, sub("t/#", QoS::AtLeastOnce));
+        tree.subscribe(&b, sub("t/+", QoS::AtMostOnce));
+        let mut deliveries = tree.route(&msg("t/1", QoS::AtLeastOnce), |_| true);
+        let room = deliveries.capacity();
+        tree.route_into(&msg("t/2", QoS::AtLeastOnce), |_| true, &mut deliveries);
+        let mut receivers: Vec<_> = deliveries
+            .iter()
+            .map(|d| (d.client.clone(), d.qos))
+            .collect();
+        receivers.sort();
+        assert_eq!(
+            receivers,
+            vec![(a.clone(), QoS::AtLeastOnce), (b, QoS::AtMostOnce)]
+        );
+        assert_eq!(deliveries.capacity(), room);
+        tree.route_into(&msg("u", QoS::AtMostOnce), |_| true, &mut deliveries);
+        assert!(
+            deliveries.is_empty(),
+            "a message nobody subscribed to leaves it empty"
+        );
     }
 
     #[test]

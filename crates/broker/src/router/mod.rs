@@ -22,7 +22,7 @@ use crate::retained::RetainedStore;
 use crate::session::{Outgoing, PublishGate, Session, Skipped, WillSpec};
 use crate::storage::journal::Journal;
 use crate::storage::{Change, CommitTicket};
-use crate::subscriptions::SubscriptionTree;
+use crate::subscriptions::{Delivery, SubscriptionTree};
 
 mod backpressure;
 mod in_flight;
@@ -119,6 +119,10 @@ pub(crate) struct SubscribeRequest {
     pub(crate) options: SubscriptionOptions,
 }
 
+/// A message taken from a session's queue for delivery: its sequence number in the queue, the
+/// copy, and the gate of its publisher's commit, if the copy is stored.
+pub(crate) type Taken = (u64, Outgoing, Option<PublishGate>);
+
 /// The broker state behind the lock.
 #[derive(Debug)]
 pub(crate) struct Router {
@@ -141,6 +145,8 @@ pub(crate) struct Router {
     watermarks: Watermarks,
     /// The pause the message being routed asks of its publisher, if any.
     pause: Option<Pause>,
+    /// Where routing lists a message's receivers; empty between messages, kept for its room.
+    deliveries: Vec<Delivery>,
 }
 
 impl Router {
@@ -168,6 +174,7 @@ impl Router {
             publishing: None,
             watermarks,
             pause: None,
+            deliveries: Vec::new(),
         }
     }
 
@@ -364,10 +371,11 @@ impl Router {
     }
 
     /// Takes queued messages with their sequence numbers, in order, for the live connection
-    /// `connection`: at most `batch` of them, of which at most `quota` with QoS 1 or 2 (the
-    /// client's free Receive Maximum window). Expired messages are dropped on the way
-    /// [MQTT-3.3.2-5]. A stored QoS 1 or 2 message stays stored until the client acknowledges
-    /// it; the driver records that.
+    /// `connection` into `taken` (which the caller passes empty, and reuses for its room): at
+    /// most `batch` of them, of which at most `quota` with QoS 1 or 2 (the client's free
+    /// Receive Maximum window). Expired messages are dropped on the way [MQTT-3.3.2-5]. A
+    /// stored QoS 1 or 2 message stays stored until the client acknowledges it; the driver
+    /// records that.
     pub(crate) fn take_queued(
         &mut self,
         client_id: &ClientId,
@@ -375,13 +383,13 @@ impl Router {
         mut quota: usize,
         batch: usize,
         now: Instant,
-    ) -> Vec<(u64, Outgoing, Option<PublishGate>)> {
+        taken: &mut Vec<Taken>,
+    ) {
         // One lookup: this runs for every delivery.
         let Some(session) = self.registry.current_session_mut(client_id, connection) else {
-            return Vec::new();
+            return;
         };
         let persisted = session.persists();
-        let mut taken = Vec::new();
         let mut skipped = Skipped::default();
         while taken.len() < batch {
             let admitted = session
@@ -431,7 +439,6 @@ impl Router {
         if let (Some(ticket), Some(link)) = (skipped.waiting_for, self.links.get(client_id)) {
             wake_after_commit(link, ticket);
         }
-        taken
     }
 
     /// Fires the registry's timers and purges expired retained messages; returns the next

@@ -17,6 +17,10 @@ use crate::session::{Enqueued, Outgoing, PublishGate, QueueFull};
 use crate::storage::{Change, CommitTicket};
 use crate::subscriptions::Delivery;
 
+/// Receivers of one message whose room the router keeps for the next: a fan-out to more
+/// leaves its larger vector to be freed rather than held for good.
+const KEPT_DELIVERIES: usize = 1024;
+
 impl Router {
     /// Routes a message: updates the retained store for RETAIN=1, then queues a copy for
     /// every matching subscription. Returns how many copies were offered and refused, so a 5.0
@@ -72,12 +76,18 @@ impl Router {
             routed.retained = self.store_retained(&message);
         }
         let registry = &self.registry;
-        let deliveries = self.tree.route(&message, |c| ready(registry, c));
+        let mut deliveries = std::mem::take(&mut self.deliveries);
+        self.tree
+            .route_into(&message, |c| ready(registry, c), &mut deliveries);
         routed.receivers = deliveries.len();
-        for delivery in deliveries {
+        for delivery in deliveries.drain(..) {
             if !self.deliver(message.clone(), delivery, now) {
                 routed.refused += 1;
             }
+        }
+        // Kept for the next message unless a large fan-out grew it.
+        if deliveries.capacity() <= KEPT_DELIVERIES {
+            self.deliveries = deliveries;
         }
         routed
     }
