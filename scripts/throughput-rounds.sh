@@ -20,6 +20,9 @@ shift
 # shellcheck source=broker-run.sh
 . scripts/broker-run.sh
 qos=${QOS:-0} size=${SIZE:-1024} duration=${DURATION:-4s} modes=${MODES:-tcp quic-ceiling quic}
+for entry in "$@"; do
+    [ -x "${entry#*=}" ] || { echo "no mquictt binary at ${entry#*=} (entries are LABEL=PATH)" >&2; exit 2; }
+done
 ceiling=6500
 
 "$bench" cert ca --out "$work" >/dev/null
