@@ -16,16 +16,14 @@
 //! identifier, a PUBREL, a PUBCOMP that frees an identifier) wait behind a write barrier.
 //! Waiting never blocks the task: the driver keeps reading while commits run.
 
-use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use mquictt_protocol::session::{OutboundMessage, RequestError, ServerSession, SessionState};
+use mquictt_protocol::session::{OutboundMessage, ServerSession, SessionState};
 use mquictt_protocol::{
-    Decoder, Disconnect, Packet, PacketId, ProtocolVersion, Publish, QoS, ReasonCode, SubAck,
-    UnsubAck,
+    Decoder, Disconnect, Packet, PacketId, ProtocolVersion, QoS, ReasonCode, SubAck, UnsubAck,
 };
 use mquictt_transport::BoxStream;
 use rustc_hash::FxHashMap;
@@ -38,12 +36,13 @@ use crate::limits::TokenBucket;
 use crate::message::ClientId;
 use crate::metrics::Metrics;
 use crate::registry::{ConnectionId, Departure};
-use crate::router::{DeliveryState, Departing, InFlight, Pause, SignalHandle, Taken};
+use crate::router::{DeliveryState, Departing, InFlight, Pause, SignalHandle};
 use crate::session::Outgoing;
-use crate::storage::{Change, CommitTicket, InFlightStage};
+use crate::storage::CommitTicket;
 
 mod admission;
 mod authenticate;
+mod deliver;
 mod durable;
 mod events;
 mod exchanges;
@@ -63,23 +62,6 @@ use admission::{admit_pending, PendingSlot};
 use authenticate::PendingAuth;
 use exchanges::Exchanges;
 
-/// Messages handed to the session per pass, so one busy subscriber cannot hold the router
-/// lock for long.
-const DELIVERY_BATCH: usize = 64;
-
-thread_local! {
-    /// The batch `deliver_queued` takes from the router, emptied by each pass and kept by the
-    /// worker thread for its room: one allocation per thread rather than one per delivery,
-    /// and none in any connection's memory.
-    static BATCH: Cell<Vec<Taken>> = const { Cell::new(Vec::new()) };
-}
-/// Bytes handed to the session between two writes: each message's topic and payload, and the
-/// PUBLISH packet the session holds until it is encoded. A subscriber that fell behind takes
-/// the rest of its queue once this much went to the socket, rather than copying the whole
-/// queue into its write buffer at once: queued messages are shared by every subscriber,
-/// packets and encoded copies are not (100 subscribers of 1 KiB messages held about 100 MiB
-/// of write buffers at full speed).
-const DELIVERY_BYTES_PER_WRITE: usize = 128 * 1024;
 /// How long a new connection waits for the one it takes over to hand back the session.
 const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
 
@@ -165,8 +147,9 @@ struct Driver<S> {
     /// it starts; cleared by `deliver_queued`. A publisher that nobody sends to so never takes
     /// the router's lock a second time per message just to find its own queue empty.
     deliver_due: bool,
-    /// Set when `deliver_queued` stopped at [`DELIVERY_BYTES_PER_WRITE`] with messages left:
-    /// the driver comes back for them once the write is done, without waiting for a wake.
+    /// Set when `deliver_queued` stopped at `DELIVERY_BYTES_PER_WRITE` (`deliver.rs`) with
+    /// messages left: the driver comes back for them once the write is done, without waiting
+    /// for a wake.
     more_queued: bool,
 }
 
@@ -488,100 +471,6 @@ where
         // A timeout error already queued its DISCONNECT (0x8D in 5.0).
         if let Err(e) = self.session.handle_timeout(now) {
             tracing::debug!(peer = ?self.peer.remote_addr, error = %e, "connection timed out");
-        }
-    }
-
-    /// Hands queued messages to the session while the client's window has room.
-    fn deliver_queued(&mut self) {
-        // Cleared first: a driver that cannot deliver now must not come straight back.
-        self.more_queued = false;
-        let Some(attached) = &mut self.attached else {
-            return;
-        };
-        if !self.deliver_due || !self.session.is_connected() {
-            return;
-        }
-        self.deliver_due = false;
-        let mut handed = 0;
-        loop {
-            let now = Instant::now();
-            let inflight_room = usize::from(self.shared.config.max_inflight)
-                .saturating_sub(self.session.in_flight());
-            let quota = self.session.send_quota().min(inflight_room);
-            let mut batch = BATCH.take();
-            self.shared.router().take_queued(
-                &attached.client_id,
-                attached.connection,
-                quota,
-                DELIVERY_BATCH,
-                now,
-                &mut batch,
-            );
-            let full_batch = batch.len() == DELIVERY_BATCH;
-            let mut needs_barrier = false;
-            for (seq, outgoing, gate) in batch.drain(..) {
-                let qos = outgoing.qos;
-                handed += outgoing.message.size() + std::mem::size_of::<Publish>();
-                let result = self.session.publish(outgoing.to_publish(now));
-                match result {
-                    Ok(Some(packet_id)) => {
-                        Metrics::add(&self.shared.metrics.messages_sent, 1);
-                        if attached.persistent {
-                            self.shared.journal.record(Change::InFlight {
-                                client_id: attached.client_id.clone(),
-                                seq,
-                                packet_id,
-                                stage: InFlightStage::Sent,
-                            });
-                            // A QoS 2 receiver that got this PUBLISH treats the identifier as
-                            // taken until PUBREL; re-sending the message under another one
-                            // after a crash would deliver it twice. QoS 1 may be delivered
-                            // twice, so it does not wait.
-                            needs_barrier |= qos == QoS::ExactlyOnce;
-                        }
-                        let shared = outgoing.shared.is_some().then_some(outgoing);
-                        attached.exchanges.insert_in_flight(
-                            packet_id,
-                            InFlight {
-                                seq,
-                                stage: InFlightStage::Sent,
-                                shared,
-                                gate,
-                            },
-                        );
-                    }
-                    Ok(None) => {
-                        Metrics::add(&self.shared.metrics.messages_sent, 1);
-                    }
-                    Err(e) => {
-                        if let RequestError::PacketTooLarge { .. } = e {
-                            // "the Server MUST NOT send packets exceeding Maximum Packet Size
-                            // to the Client" [MQTT-3.1.2-24]: dropped for this subscriber only.
-                            Metrics::add(&self.shared.metrics.messages_oversized, 1);
-                        } else {
-                            tracing::debug!(client = %attached.client_id, error = %e, "message not handed to the session");
-                        }
-                        if attached.persistent && qos != QoS::AtMostOnce {
-                            self.shared.journal.record(Change::RemoveQueued {
-                                client_id: attached.client_id.clone(),
-                                seq,
-                            });
-                        }
-                    }
-                }
-            }
-            BATCH.set(batch);
-            if needs_barrier {
-                self.barrier = Some(self.shared.journal.ticket());
-            }
-            if !full_batch {
-                return;
-            }
-            if handed >= DELIVERY_BYTES_PER_WRITE {
-                self.deliver_due = true;
-                self.more_queued = true;
-                return;
-            }
         }
     }
 
