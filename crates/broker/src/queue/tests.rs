@@ -227,6 +227,38 @@ fn copies_of_a_refused_message_are_discarded_not_delivered() {
 }
 
 #[test]
+fn a_gate_opens_once_every_stored_copy_is_acknowledged_whenever_it_is_watched() {
+    // Watched before the acknowledgements: the watcher sees the last one.
+    let (early, _commit) = gate();
+    early.add_stored_copy();
+    early.add_stored_copy();
+    let watcher = early.delivered();
+    early.copy_delivered();
+    assert!(!*watcher.borrow());
+    assert!(matches!(early.state(), GateState::Waiting(_)));
+    early.copy_delivered();
+    assert!(*watcher.borrow());
+    assert!(matches!(early.state(), GateState::Open));
+
+    // Watched only after them: the watcher starts out delivered.
+    let (late, _commit) = gate();
+    late.add_stored_copy();
+    late.copy_delivered();
+    assert!(matches!(late.state(), GateState::Open));
+    assert!(*late.delivered().borrow());
+}
+
+#[tokio::test]
+async fn a_gate_dropped_before_its_copies_were_acknowledged_ends_its_watch() {
+    let (gate, _commit) = gate();
+    gate.add_stored_copy();
+    let mut watcher = gate.delivered();
+    drop(gate);
+    assert!(watcher.changed().await.is_err());
+    assert!(!*watcher.borrow());
+}
+
+#[test]
 fn shared_copies_can_be_taken_out() {
     let mut queue = MessageQueue::new(ROOMY);
     queue.push(q1(b"own"), None);
