@@ -185,22 +185,27 @@ fn bench_stream(c: &mut Criterion) {
             )
         })
         .collect();
-    let mut group = c.benchmark_group("one stream, wall time");
-    group.throughput(Throughput::Bytes(PER_ITERATION));
-    for (name, pipe) in &mut pipes {
-        group.bench_function(*name, |b| {
-            b.iter_custom(|iterations| runtime.block_on(pipe.send(iterations * PER_ITERATION)).0)
-        });
+    // Wall time first, then CPU time, each transport in turn within a group.
+    for (group_name, cpu) in [
+        ("one stream, wall time", false),
+        ("one stream, CPU time", true),
+    ] {
+        let mut group = c.benchmark_group(group_name);
+        group.throughput(Throughput::Bytes(PER_ITERATION));
+        for (name, pipe) in &mut pipes {
+            group.bench_function(*name, |b| {
+                b.iter_custom(|iterations| {
+                    let (wall, used) = runtime.block_on(pipe.send(iterations * PER_ITERATION));
+                    if cpu {
+                        used
+                    } else {
+                        wall
+                    }
+                })
+            });
+        }
+        group.finish();
     }
-    group.finish();
-    let mut group = c.benchmark_group("one stream, CPU time");
-    group.throughput(Throughput::Bytes(PER_ITERATION));
-    for (name, pipe) in &mut pipes {
-        group.bench_function(*name, |b| {
-            b.iter_custom(|iterations| runtime.block_on(pipe.send(iterations * PER_ITERATION)).1)
-        });
-    }
-    group.finish();
     drop(pipes);
     drop(runtime);
 }
