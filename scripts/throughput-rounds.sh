@@ -7,21 +7,24 @@
 # the medians over the rounds. For the QUIC single-stream goal (QUIC / TCP of one build) and
 # for comparing two builds (CPU per message moves less with the machine's load than msg/s).
 #
-#   scripts/throughput-rounds.sh ROUNDS LABEL=PATH...
+#   scripts/throughput-rounds.sh ROUNDS LABEL=PATH[ BROKER-OPTION...]...
 #
 # e.g. scripts/throughput-rounds.sh 3 before=/tmp/mquictt-before after=target/release/mquictt
+#      scripts/throughput-rounds.sh 3 two=target/release/mquictt "one=target/release/mquictt --threads 1"
+# Words after PATH are passed to `mquictt broker`.
 # Environment: QOS (0), SIZE payload bytes (1024), DURATION (4s), MODES (tcp quic-ceiling quic).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-[ $# -ge 2 ] || { sed -n '2,13p' "$0" >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,15p' "$0" >&2; exit 2; }
 rounds=$1
 shift
 # shellcheck source=broker-run.sh
 . scripts/broker-run.sh
 qos=${QOS:-0} size=${SIZE:-1024} duration=${DURATION:-4s} modes=${MODES:-tcp quic-ceiling quic}
 for entry in "$@"; do
-    [ -x "${entry#*=}" ] || { echo "no mquictt binary at ${entry#*=} (entries are LABEL=PATH)" >&2; exit 2; }
+    read -r -a command <<<"${entry#*=}"
+    [ -x "${command[0]:-}" ] || { echo "no mquictt binary at ${command[0]:-} (entries are LABEL=PATH)" >&2; exit 2; }
 done
 ceiling=6500
 
@@ -34,12 +37,14 @@ free_udp_port() {
 
 for round in $(seq "$rounds"); do
     for entry in "$@"; do
-        label=${entry%%=*} binary=${entry#*=}
+        label=${entry%%=*}
+        read -r -a command <<<"${entry#*=}"
         tcp_port=$(free_port) quic_port=$(free_udp_port)
         printf 'storage = "memory"\n[limits]\npublish_rate = 0\nconnection_rate = 0\n[[listener]]\nurl = "tcp://127.0.0.1:%s"\n[[listener]]\nurl = "quic://127.0.0.1:%s"\ncert = "%s/server.pem"\nkey = "%s/server.key"\nquic_max_udp_payload = %s\n' \
             "$tcp_port" "$quic_port" "$work" "$work" "$ceiling" >"$work/broker.toml"
         rm -rf "$work/data"
-        "$binary" broker --data-dir "$work/data" --config "$work/broker.toml" >"$work/broker.log" 2>&1 &
+        "${command[0]}" broker --data-dir "$work/data" --config "$work/broker.toml" "${command[@]:1}" \
+            >"$work/broker.log" 2>&1 &
         broker_pid=$!
         wait_for_port "$tcp_port"
         line="round $round $label:"
