@@ -26,7 +26,8 @@ struct GateInner {
     all_delivered: AtomicBool,
     /// What a publisher's acknowledgement waiting for that moment watches. Made only for
     /// such an acknowledgement: most messages have no persistent receiver, and a channel
-    /// made and dropped for each of them was a fifth of what a gate cost per QoS 1 message.
+    /// made and dropped for each of them cost about 700 instructions per QoS 1 message
+    /// (docs/benchmarks.md, *Instructions per routed message*).
     delivered: OnceLock<watch::Sender<bool>>,
 }
 
