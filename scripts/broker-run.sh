@@ -39,7 +39,8 @@ mquictt_config() {
         "$1" "${EXTRA_LIMITS:-}" >"$work/broker.toml"
 }
 
-# Starts BROKER ($1: `mosquitto` or the path of an `mquictt` binary) on 127.0.0.1:$2 with the
+# Starts BROKER ($1: `mosquitto`, or the path of an `mquictt` binary followed by options for
+# `mquictt broker`, as one word: "target/release/mquictt --threads 1") on 127.0.0.1:$2 with the
 # config above and a fresh data directory, under the command in the remaining arguments if any
 # (valgrind, say); sets broker_pid and waits until it accepts connections.
 start_broker() {
@@ -49,9 +50,12 @@ start_broker() {
         mosquitto_config "$port"
         "$@" mosquitto -c "$work/mosquitto.conf" >"$work/broker.log" 2>&1 &
     else
+        local command
+        read -r -a command <<<"$broker"
         mquictt_config "$port"
         rm -rf "$work/data"
-        "$@" "$broker" broker --data-dir "$work/data" --config "$work/broker.toml" >"$work/broker.log" 2>&1 &
+        "$@" "${command[0]}" broker --data-dir "$work/data" --config "$work/broker.toml" "${command[@]:1}" \
+            >"$work/broker.log" 2>&1 &
     fi
     broker_pid=$!
     wait_for_port "$port"

@@ -6,13 +6,15 @@
 #
 #   scripts/latency-rounds.sh ROUNDS ENTRY...
 #
-# ENTRY is `mosquitto` or LABEL=PATH to an `mquictt` binary, e.g.
+# ENTRY is `mosquitto` or LABEL=PATH to an `mquictt` binary, optionally followed by options for
+# `mquictt broker` in the same word, e.g.
 #   scripts/latency-rounds.sh 6 before=/tmp/mquictt-before after=target/release/mquictt mosquitto
+#   scripts/latency-rounds.sh 6 two=target/release/mquictt "one=target/release/mquictt --threads 1"
 # Environment: RATE per publisher (1000), QOS (0), CLIENTS pairs (10), DURATION (5s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-[ $# -ge 2 ] || { sed -n '2,12p' "$0" >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,14p' "$0" >&2; exit 2; }
 rounds=$1
 shift
 # shellcheck source=broker-run.sh

@@ -5,7 +5,7 @@
 # RSS once it has been idle for a while (with its CPU ticks over the last 3 s, which should be
 # 0 or 1: a broker still delivering is not idle yet). At the end, the median of each.
 #
-#   scripts/memory-after-burst.sh ROUNDS LABEL=PATH...
+#   scripts/memory-after-burst.sh ROUNDS LABEL=PATH[ BROKER-OPTION...]...
 #
 # e.g. scripts/memory-after-burst.sh 3 before=/tmp/mquictt-before after=target/release/mquictt
 # Environment: SUBSCRIBERS (100), QUEUED per subscriber, `max_queued_messages` (10000), IDLE,
