@@ -2,7 +2,9 @@
 //! the timers that outlive connections (session expiry, delayed wills). It decides session
 //! present, takeover and when a will is published or cancelled (3.1.2.4, 3.1.2.5, 3.1.3.2.2,
 //! 4.1); it does not talk to connections or route messages. The caller gets back what to do:
-//! which connection to close, which wills to publish, which sessions ended.
+//! which connection to close, which wills to publish, which sessions ended. Beside each online
+//! session it keeps the caller's handle on the connection (`L`, the router's link), so that
+//! one lookup finds both: every delivery needs the session's queue and the connection's wake.
 
 use std::time::{Duration, Instant};
 
@@ -39,15 +41,18 @@ pub struct PendingWill {
 }
 
 #[derive(Debug)]
-enum Presence {
-    Online(ConnectionId),
-    Offline { expires_at: Instant },
+enum Presence<L> {
+    /// Held by this connection; its link once the caller has set it.
+    Online(ConnectionId, Option<L>),
+    Offline {
+        expires_at: Instant,
+    },
 }
 
 #[derive(Debug)]
-struct Entry {
+struct Entry<L> {
     session: Session,
-    presence: Presence,
+    presence: Presence<L>,
     /// The will of the current connection while online; moved to `pending_will` when the
     /// connection ends without a normal DISCONNECT. Both are boxed: few clients have a will,
     /// and the two inline wills made each entry 464 bytes instead of 176.
@@ -55,11 +60,20 @@ struct Entry {
     pending_will: Option<Box<PendingWill>>,
 }
 
-impl Entry {
+impl<L> Entry<L> {
     /// Whether `connection` is the client's current one: a connection that was taken over may
     /// still report its end, and must not touch the session then.
     fn is_held_by(&self, connection: ConnectionId) -> bool {
-        matches!(self.presence, Presence::Online(c) if c == connection)
+        matches!(self.presence, Presence::Online(c, _) if c == connection)
+    }
+
+    /// The session and, while a connection holds it, that connection's link.
+    fn split_mut(&mut self) -> (&mut Session, Option<&mut L>) {
+        let link = match &mut self.presence {
+            Presence::Online(_, link) => link.as_mut(),
+            Presence::Offline { .. } => None,
+        };
+        (&mut self.session, link)
     }
 }
 
@@ -110,17 +124,18 @@ pub enum RegistryEvent {
     SessionExpired(EndedSession),
 }
 
-/// Every session the broker knows.
+/// Every session the broker knows, and for each online one the caller's link `L` to its
+/// connection.
 #[derive(Debug)]
-pub struct SessionRegistry {
+pub struct SessionRegistry<L = ()> {
     /// Boxed: a map keeps room for more entries than it holds (up to twice as many), and an
-    /// entry is 176 bytes where its box is 8 (idle connections, docs/benchmarks.md).
-    entries: PeerKeyedMap<ClientId, Box<Entry>>,
+    /// entry is 192 bytes where its box is 8 (idle connections, docs/benchmarks.md).
+    entries: PeerKeyedMap<ClientId, Box<Entry<L>>>,
     next_connection: u64,
     queue_limits: QueueLimits,
 }
 
-impl SessionRegistry {
+impl<L> SessionRegistry<L> {
     /// An empty registry whose sessions' queues are bounded by `queue_limits`.
     pub fn new(queue_limits: QueueLimits) -> Self {
         Self {
@@ -168,7 +183,7 @@ impl SessionRegistry {
         }
         let session = match existing {
             Some(mut entry) => {
-                if let Presence::Online(old) = entry.presence {
+                if let Presence::Online(old, _) = entry.presence {
                     attached.taken_over = Some(old);
                     if let Some(old_will) = entry.will.take() {
                         if clean_start || old_will.delay.is_zero() {
@@ -198,7 +213,7 @@ impl SessionRegistry {
             client_id.clone(),
             Box::new(Entry {
                 session,
-                presence: Presence::Online(connection),
+                presence: Presence::Online(connection, None),
                 will: will.map(Box::new),
                 pending_will: None,
             }),
@@ -280,9 +295,48 @@ impl SessionRegistry {
     /// The connection holding `client_id`'s session, if it is online.
     pub fn connection_of(&self, client_id: &ClientId) -> Option<ConnectionId> {
         match self.entries.get(client_id)?.presence {
-            Presence::Online(c) => Some(c),
+            Presence::Online(c, _) => Some(c),
             Presence::Offline { .. } => None,
         }
+    }
+
+    /// Gives the connection that holds `client_id`'s session its link; nothing happens if
+    /// `connection` no longer holds it.
+    pub fn set_link(&mut self, client_id: &ClientId, connection: ConnectionId, link: L) {
+        if let Some(entry) = self.entries.get_mut(client_id) {
+            if let Presence::Online(c, slot) = &mut entry.presence {
+                if *c == connection {
+                    *slot = Some(link);
+                }
+            }
+        }
+    }
+
+    /// The link of the connection holding `client_id`'s session.
+    pub fn link(&self, client_id: &ClientId) -> Option<&L> {
+        match &self.entries.get(client_id)?.presence {
+            Presence::Online(_, link) => link.as_ref(),
+            Presence::Offline { .. } => None,
+        }
+    }
+
+    /// Takes the link of the connection holding `client_id`'s session, with that
+    /// connection; the session stays held by it.
+    pub fn take_link(&mut self, client_id: &ClientId) -> Option<(ConnectionId, L)> {
+        match &mut self.entries.get_mut(client_id)?.presence {
+            Presence::Online(c, link) => link.take().map(|link| (*c, link)),
+            Presence::Offline { .. } => None,
+        }
+    }
+
+    /// Every link, with its client.
+    pub fn links(&self) -> impl Iterator<Item = (&ClientId, &L)> {
+        self.entries
+            .iter()
+            .filter_map(|(client_id, entry)| match &entry.presence {
+                Presence::Online(_, Some(link)) => Some((client_id, link)),
+                _ => None,
+            })
     }
 
     /// The session of `client_id`.
@@ -290,22 +344,30 @@ impl SessionRegistry {
         self.entries.get(client_id).map(|e| &e.session)
     }
 
-    /// The session of `client_id` if `connection` holds it: the connection is still the
-    /// client's current one.
+    /// The session of `client_id` and its connection's link if `connection` holds it: the
+    /// connection is still the client's current one.
     pub fn current_session_mut(
         &mut self,
         client_id: &ClientId,
         connection: ConnectionId,
-    ) -> Option<&mut Session> {
+    ) -> Option<(&mut Session, Option<&mut L>)> {
         self.entries
             .get_mut(client_id)
             .filter(|e| e.is_held_by(connection))
-            .map(|e| &mut e.session)
+            .map(|e| e.split_mut())
     }
 
     /// The session of `client_id`, to change its subscriptions or queue.
     pub fn session_mut(&mut self, client_id: &ClientId) -> Option<&mut Session> {
         self.entries.get_mut(client_id).map(|e| &mut e.session)
+    }
+
+    /// The session of `client_id` and, if it is online, its connection's link.
+    pub fn session_and_link_mut(
+        &mut self,
+        client_id: &ClientId,
+    ) -> Option<(&mut Session, Option<&mut L>)> {
+        self.entries.get_mut(client_id).map(|e| e.split_mut())
     }
 
     /// The will of `client_id` waiting for its delay, if any.
@@ -327,7 +389,7 @@ impl SessionRegistry {
     pub fn online(&self) -> usize {
         self.entries
             .values()
-            .filter(|e| matches!(e.presence, Presence::Online(_)))
+            .filter(|e| matches!(e.presence, Presence::Online(..)))
             .count()
     }
 
@@ -338,7 +400,7 @@ impl SessionRegistry {
             .flat_map(|e| {
                 let expiry = match e.presence {
                     Presence::Offline { expires_at } => Some(expires_at),
-                    Presence::Online(_) => None,
+                    Presence::Online(..) => None,
                 };
                 expiry
                     .into_iter()

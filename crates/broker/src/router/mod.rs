@@ -39,10 +39,10 @@ pub(crate) use signal::{ConnectionSignal, ParkedAt, SignalHandle};
 
 use backpressure::{Congestion, Watermarks};
 
-/// How the router reaches a live connection's driver.
+/// How the router reaches a live connection's driver. Kept in the session registry beside the
+/// session the connection holds (one lookup finds both), which also knows the connection.
 #[derive(Debug)]
 pub(crate) struct Link {
-    connection: ConnectionId,
     /// Wakes the connection when messages were queued for the client, asks it to close
     /// (takeover, shutdown), and tells a successor when it has handed its session back.
     signal: Arc<ConnectionSignal>,
@@ -131,9 +131,8 @@ pub(crate) struct Router {
     authenticator: Arc<dyn Authenticator>,
     metrics: Arc<Metrics>,
     tree: SubscriptionTree,
-    registry: SessionRegistry,
+    registry: SessionRegistry<Link>,
     retained: RetainedStore,
-    links: PeerKeyedMap<ClientId, Link>,
     /// QoS 1/2 exchange state of offline sessions, by client.
     delivery_states: PeerKeyedMap<ClientId, DeliveryState>,
     /// The commits holding the changes recorded since the last `take_recorded`, so a caller
@@ -168,7 +167,6 @@ impl Router {
             tree: SubscriptionTree::new(),
             registry,
             retained: RetainedStore::new(),
-            links: PeerKeyedMap::default(),
             delivery_states: PeerKeyedMap::default(),
             recorded: CommitTicket::done(),
             publishing: None,
@@ -199,7 +197,7 @@ impl Router {
     /// [MQTT-3.1.4-3], and returns its signal, whose `finished` completes once it has
     /// handed its session back.
     pub(crate) fn begin_takeover(&mut self, client_id: &ClientId) -> Option<Arc<ConnectionSignal>> {
-        let link = self.links.get(client_id)?;
+        let link = self.registry.link(client_id)?;
         link.signal.close(ReasonCode::SessionTakenOver);
         Some(link.signal.clone())
     }
@@ -214,15 +212,15 @@ impl Router {
         signal: Arc<ConnectionSignal>,
         now: Instant,
     ) -> Attachment {
+        // The link of a connection still holding the session, which the new one takes over.
+        let stale = self.registry.take_link(client_id);
         let attached = self
             .registry
             .connect(client_id, clean_start, expiry, will, now);
-        if let Some(old) = attached.taken_over {
+        if let (Some(old), Some((connection, stale))) = (attached.taken_over, stale) {
             // The old driver did not finish in time; it is cut off without its state.
-            if let Some(stale) = self.links.remove(client_id) {
-                if stale.connection == old {
-                    stale.signal.close(ReasonCode::SessionTakenOver);
-                }
+            if connection == old {
+                stale.signal.close(ReasonCode::SessionTakenOver);
             }
         }
         for will in attached.wills {
@@ -249,10 +247,10 @@ impl Router {
             });
             self.record(Change::RemoveWill { client_id: client });
         }
-        self.links.insert(
-            client_id.clone(),
+        self.registry.set_link(
+            client_id,
+            attached.connection,
             Link {
-                connection: attached.connection,
                 signal: signal.clone(),
                 congestion: None,
             },
@@ -287,7 +285,7 @@ impl Router {
             return;
         }
         let persisted = self.persists(client_id);
-        self.links.remove(client_id);
+        self.registry.take_link(client_id);
         let detached = self
             .registry
             .disconnect(client_id, connection, departure, expiry, now);
@@ -365,7 +363,7 @@ impl Router {
     /// Lets go of the room of `client_id`'s queue if it is empty, for its connection
     /// `connection` that has gone idle.
     pub(crate) fn release_queue_room(&mut self, client_id: &ClientId, connection: ConnectionId) {
-        if let Some(session) = self.registry.current_session_mut(client_id, connection) {
+        if let Some((session, _)) = self.registry.current_session_mut(client_id, connection) {
             session.queue.release_room();
         }
     }
@@ -385,8 +383,9 @@ impl Router {
         now: Instant,
         taken: &mut Vec<Taken>,
     ) {
-        // One lookup: this runs for every delivery.
-        let Some(session) = self.registry.current_session_mut(client_id, connection) else {
+        // One lookup for the session and the link: this runs for every delivery.
+        let Some((session, mut link)) = self.registry.current_session_mut(client_id, connection)
+        else {
             return;
         };
         let persisted = session.persists();
@@ -409,18 +408,20 @@ impl Router {
             .watermarks
             .drained(session.queue.len(), session.queue.bytes())
         {
-            if let Some(link) = self.links.get_mut(client_id) {
+            if let Some(link) = link.as_deref_mut() {
                 // Dropping the congestion wakes the publishers it paused.
                 link.congestion = None;
             }
         } else if !taken.is_empty() {
-            if let Some(congestion) = self
-                .links
-                .get_mut(client_id)
+            if let Some(congestion) = link
+                .as_deref_mut()
                 .and_then(|link| link.congestion.as_mut())
             {
                 congestion.progressed(now);
             }
+        }
+        if let (Some(ticket), Some(link)) = (skipped.waiting_for.take(), link.as_deref()) {
+            wake_after_commit(link, ticket);
         }
         if persisted {
             // A copy whose publisher was refused was in the failed commit, so it is not on
@@ -436,9 +437,6 @@ impl Router {
             tracing::debug!(client = %client_id, copies = skipped.unstored.len(), "copies of refused messages discarded");
         }
         Metrics::add(&self.metrics.messages_expired, skipped.expired.len() as u64);
-        if let (Some(ticket), Some(link)) = (skipped.waiting_for, self.links.get(client_id)) {
-            wake_after_commit(link, ticket);
-        }
     }
 
     /// Fires the registry's timers and purges expired retained messages; returns the next
@@ -465,9 +463,9 @@ impl Router {
     /// Asks every live connection to close with `reason` and returns their signals, whose
     /// `finished` completes when each has detached.
     pub(crate) fn close_all(&mut self, reason: ReasonCode) -> Vec<Arc<ConnectionSignal>> {
-        self.links
-            .values()
-            .map(|link| {
+        self.registry
+            .links()
+            .map(|(_, link)| {
                 link.signal.close(reason);
                 link.signal.clone()
             })
@@ -486,9 +484,9 @@ impl Router {
 
     /// The number of clients with a live connection.
     pub(crate) fn clients_connected(&self) -> usize {
-        self.links
-            .keys()
-            .filter(|c| !crate::quic::subscriber::is_data_stream(c))
+        self.registry
+            .links()
+            .filter(|(c, _)| !crate::quic::subscriber::is_data_stream(c))
             .count()
     }
 
@@ -529,7 +527,7 @@ fn wake_after_commit(link: &Link, mut ticket: CommitTicket) {
 }
 
 /// A client is ready for a shared-subscription copy when it is connected and has no backlog.
-fn ready(registry: &SessionRegistry, client: &ClientId) -> bool {
+fn ready(registry: &SessionRegistry<Link>, client: &ClientId) -> bool {
     registry.connection_of(client).is_some()
         && registry.session(client).is_some_and(|s| s.queue.is_empty())
 }

@@ -124,16 +124,18 @@ impl Router {
         // A client receiving its own messages is not paused for its own queue: while paused
         // it would not read the acknowledgements that drain it.
         let own = message.publisher.as_ref() == Some(&client);
-        // Looked up once and held to the end, apart from the router's other fields.
-        let link = self.links.get_mut(&client);
-        if link.is_none() && delivery.qos == QoS::AtMostOnce {
+        // The session and its connection's link, looked up once and held to the end, apart
+        // from the router's other fields.
+        let found = self.registry.session_and_link_mut(&client);
+        let online = found.as_ref().is_some_and(|(_, link)| link.is_some());
+        if !online && delivery.qos == QoS::AtMostOnce {
             return true;
         }
         if message.is_expired(now) {
             Metrics::add(&self.metrics.messages_expired, 1);
             return true;
         }
-        let Some(session) = self.registry.session_mut(&client) else {
+        let Some((session, link)) = found else {
             return true;
         };
         let persisted = session.persists();
