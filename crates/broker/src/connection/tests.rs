@@ -86,7 +86,7 @@ fn idle_stream_connection(
         owner: "parked".into(),
         username: None,
         auth_method: None,
-        connection: ConnectionId(u64::MAX),
+        connection: ConnectionId(std::num::NonZeroU64::MAX),
         version: ProtocolVersion::V5,
         expiry: Duration::ZERO,
         signal: crate::router::SignalHandle::new(Arc::new(

@@ -39,14 +39,32 @@ mod tests {
 
     #[test]
     fn data_stream_keys_name_their_client() {
-        let key = data_stream_subscriber("sensor-1", ConnectionId(7), 4);
+        let key = data_stream_subscriber(
+            "sensor-1",
+            ConnectionId(std::num::NonZeroU64::new(7).unwrap()),
+            4,
+        );
         assert!(is_data_stream(&key));
         assert_eq!(owner(&key), "sensor-1");
         assert_ne!(&*key, "sensor-1");
         assert!(!is_data_stream("sensor-1"));
         assert_eq!(owner("sensor-1"), "sensor-1");
         // Two streams, or the same stream id on a later connection, never share a key.
-        assert_ne!(key, data_stream_subscriber("sensor-1", ConnectionId(7), 8));
-        assert_ne!(key, data_stream_subscriber("sensor-1", ConnectionId(8), 4));
+        assert_ne!(
+            key,
+            data_stream_subscriber(
+                "sensor-1",
+                ConnectionId(std::num::NonZeroU64::new(7).unwrap()),
+                8
+            )
+        );
+        assert_ne!(
+            key,
+            data_stream_subscriber(
+                "sensor-1",
+                ConnectionId(std::num::NonZeroU64::new(8).unwrap()),
+                4
+            )
+        );
     }
 }

@@ -6,6 +6,7 @@
 //! session it keeps the caller's handle on the connection (`L`, the router's link), so that
 //! one lookup finds both: every delivery needs the session's queue and the connection's wake.
 
+use std::num::NonZeroU64;
 use std::time::{Duration, Instant};
 
 use crate::message::{ClientId, Message};
@@ -14,9 +15,10 @@ use crate::session::{Outgoing, QueueLimits, Session, WillSpec};
 use crate::subscriptions::Subscription;
 
 /// Identifies one network connection, so a late event from a connection that was taken over
-/// cannot act on the session its successor now holds.
+/// cannot act on the session its successor now holds. Never zero, which lets the registry's
+/// record of an online session keep its tag in that value (8 bytes less per entry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnectionId(pub u64);
+pub struct ConnectionId(pub NonZeroU64);
 
 /// How a connection ended, which decides the fate of its will.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,7 +131,7 @@ pub enum RegistryEvent {
 #[derive(Debug)]
 pub struct SessionRegistry<L = ()> {
     /// Boxed: a map keeps room for more entries than it holds (up to twice as many), and an
-    /// entry is 192 bytes where its box is 8 (idle connections, docs/benchmarks.md).
+    /// entry is 184 bytes where its box is 8 (idle connections, docs/benchmarks.md).
     entries: PeerKeyedMap<ClientId, Box<Entry<L>>>,
     next_connection: u64,
     queue_limits: QueueLimits,
@@ -140,7 +142,7 @@ impl<L> SessionRegistry<L> {
     pub fn new(queue_limits: QueueLimits) -> Self {
         Self {
             entries: PeerKeyedMap::default(),
-            next_connection: 1,
+            next_connection: 0,
             queue_limits,
         }
     }
@@ -162,7 +164,8 @@ impl<L> SessionRegistry<L> {
         will: Option<WillSpec>,
         now: Instant,
     ) -> Attached {
-        let connection = ConnectionId(self.next_connection);
+        // Counted from 1: the counter would take centuries to wrap.
+        let connection = ConnectionId(NonZeroU64::MIN.saturating_add(self.next_connection));
         self.next_connection += 1;
         let mut attached = Attached {
             connection,
