@@ -233,6 +233,41 @@ fn expired_session_is_not_resumed_even_before_the_timer_ran() {
 }
 
 #[test]
+fn a_link_belongs_to_the_connection_that_holds_the_session() {
+    let mut reg: SessionRegistry<&'static str> = SessionRegistry::new(LIMITS);
+    let c = ClientId::from("c");
+    let now = Instant::now();
+    let first = reg.connect(&c, false, HOUR, None, now);
+    assert_eq!(reg.link(&c), None, "no link until the caller sets one");
+    reg.set_link(&c, first.connection, "first");
+    assert_eq!(reg.link(&c), Some(&"first"));
+    assert_eq!(reg.links().count(), 1);
+
+    // A takeover: the caller takes the old connection's link (to close it), then connects.
+    assert_eq!(reg.take_link(&c), Some((first.connection, "first")));
+    let second = reg.connect(&c, false, HOUR, None, now);
+    assert_eq!(second.taken_over, Some(first.connection));
+    reg.set_link(&c, first.connection, "stale");
+    assert_eq!(
+        reg.link(&c),
+        None,
+        "a connection that lost the session sets no link"
+    );
+    reg.set_link(&c, second.connection, "second");
+    let (session, link) = reg.current_session_mut(&c, second.connection).unwrap();
+    assert_eq!(session.client_id, c);
+    assert_eq!(link.map(|l| *l), Some("second"));
+    assert!(reg.current_session_mut(&c, first.connection).is_none());
+
+    // Offline, the session stays and its link is gone.
+    reg.disconnect(&c, second.connection, Departure::Normal, HOUR, now);
+    assert_eq!(reg.link(&c), None);
+    assert_eq!(reg.links().count(), 0);
+    let (_, link) = reg.session_and_link_mut(&c).unwrap();
+    assert!(link.is_none());
+}
+
+#[test]
 fn an_entry_without_a_will_stays_small() {
     // Every connected client has an entry, boxed in a hash map; a will, which few clients
     // have, lives in a box beside it. With the router's link to the connection inside it
