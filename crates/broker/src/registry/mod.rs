@@ -323,11 +323,12 @@ impl<L> SessionRegistry<L> {
         }
     }
 
-    /// Takes the link of the connection holding `client_id`'s session, with that
-    /// connection; the session stays held by it.
-    pub fn take_link(&mut self, client_id: &ClientId) -> Option<(ConnectionId, L)> {
+    /// Takes the link of the connection holding `client_id`'s session; the session stays
+    /// held by it. A link exists only while a connection holds the session, so the next
+    /// `connect` of the client takes that connection over.
+    pub fn take_link(&mut self, client_id: &ClientId) -> Option<L> {
         match &mut self.entries.get_mut(client_id)?.presence {
-            Presence::Online(c, link) => link.take().map(|link| (*c, link)),
+            Presence::Online(_, link) => link.take(),
             Presence::Offline { .. } => None,
         }
     }

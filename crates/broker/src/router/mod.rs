@@ -212,17 +212,14 @@ impl Router {
         signal: Arc<ConnectionSignal>,
         now: Instant,
     ) -> Attachment {
-        // The link of a connection still holding the session, which the new one takes over.
-        let stale = self.registry.take_link(client_id);
+        // The link of a connection still holding the session: `connect` takes it over. Its
+        // driver did not finish in time; it is cut off without its state.
+        if let Some(stale) = self.registry.take_link(client_id) {
+            stale.signal.close(ReasonCode::SessionTakenOver);
+        }
         let attached = self
             .registry
             .connect(client_id, clean_start, expiry, will, now);
-        if let (Some(old), Some((connection, stale))) = (attached.taken_over, stale) {
-            // The old driver did not finish in time; it is cut off without its state.
-            if connection == old {
-                stale.signal.close(ReasonCode::SessionTakenOver);
-            }
-        }
         for will in attached.wills {
             self.route(Arc::new(will), now);
         }
