@@ -37,34 +37,20 @@ pub(crate) fn is_data_stream(subscriber: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn connection(id: u64) -> ConnectionId {
+        ConnectionId(std::num::NonZeroU64::new(id).unwrap())
+    }
+
     #[test]
     fn data_stream_keys_name_their_client() {
-        let key = data_stream_subscriber(
-            "sensor-1",
-            ConnectionId(std::num::NonZeroU64::new(7).unwrap()),
-            4,
-        );
+        let key = data_stream_subscriber("sensor-1", connection(7), 4);
         assert!(is_data_stream(&key));
         assert_eq!(owner(&key), "sensor-1");
         assert_ne!(&*key, "sensor-1");
         assert!(!is_data_stream("sensor-1"));
         assert_eq!(owner("sensor-1"), "sensor-1");
         // Two streams, or the same stream id on a later connection, never share a key.
-        assert_ne!(
-            key,
-            data_stream_subscriber(
-                "sensor-1",
-                ConnectionId(std::num::NonZeroU64::new(7).unwrap()),
-                8
-            )
-        );
-        assert_ne!(
-            key,
-            data_stream_subscriber(
-                "sensor-1",
-                ConnectionId(std::num::NonZeroU64::new(8).unwrap()),
-                4
-            )
-        );
+        assert_ne!(key, data_stream_subscriber("sensor-1", connection(7), 8));
+        assert_ne!(key, data_stream_subscriber("sensor-1", connection(8), 4));
     }
 }
