@@ -39,25 +39,34 @@ mquictt_config() {
         "$1" "${EXTRA_LIMITS:-}" >"$work/broker.toml"
 }
 
-# Starts BROKER ($1: `mosquitto`, or the path of an `mquictt` binary followed by options for
-# `mquictt broker`, as one word: "target/release/mquictt --threads 1") on 127.0.0.1:$2 with the
-# config above and a fresh data directory, under the command in the remaining arguments if any
-# (valgrind, say); sets broker_pid and waits until it accepts connections.
+# Starts `mquictt broker` with the config already in $work/broker.toml and a fresh data
+# directory: $1 is the path of an `mquictt` binary followed by options for `mquictt broker`, as
+# one word ("target/release/mquictt --threads 1"), under the command in the remaining arguments
+# if any (valgrind, say); sets broker_pid.
+launch_mquictt() {
+    local command
+    read -r -a command <<<"$1"
+    shift
+    rm -rf "$work/data"
+    "$@" "${command[0]}" broker --data-dir "$work/data" --config "$work/broker.toml" "${command[@]:1}" \
+        >"$work/broker.log" 2>&1 &
+    broker_pid=$!
+}
+
+# Starts BROKER ($1: `mosquitto`, or an `mquictt` binary with options as `launch_mquictt` takes
+# it) on 127.0.0.1:$2 with the config above, under the command in the remaining arguments if
+# any; sets broker_pid and waits until it accepts connections.
 start_broker() {
     local broker=$1 port=$2
     shift 2
     if [ "$broker" = mosquitto ]; then
         mosquitto_config "$port"
         "$@" mosquitto -c "$work/mosquitto.conf" >"$work/broker.log" 2>&1 &
+        broker_pid=$!
     else
-        local command
-        read -r -a command <<<"$broker"
         mquictt_config "$port"
-        rm -rf "$work/data"
-        "$@" "${command[0]}" broker --data-dir "$work/data" --config "$work/broker.toml" "${command[@]:1}" \
-            >"$work/broker.log" 2>&1 &
+        launch_mquictt "$broker" "$@"
     fi
-    broker_pid=$!
     wait_for_port "$port"
 }
 

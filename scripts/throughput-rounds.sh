@@ -23,8 +23,9 @@ shift
 . scripts/broker-run.sh
 qos=${QOS:-0} size=${SIZE:-1024} duration=${DURATION:-4s} modes=${MODES:-tcp quic-ceiling quic}
 for entry in "$@"; do
-    read -r -a command <<<"${entry#*=}"
-    [ -x "${command[0]:-}" ] || { echo "no mquictt binary at ${command[0]:-} (entries are LABEL=PATH)" >&2; exit 2; }
+    binary=${entry#*=}
+    binary=${binary%% *}
+    [ -x "$binary" ] || { echo "no mquictt binary at $binary (entries are LABEL=PATH)" >&2; exit 2; }
 done
 ceiling=6500
 
@@ -38,14 +39,10 @@ free_udp_port() {
 for round in $(seq "$rounds"); do
     for entry in "$@"; do
         label=${entry%%=*}
-        read -r -a command <<<"${entry#*=}"
         tcp_port=$(free_port) quic_port=$(free_udp_port)
         printf 'storage = "memory"\n[limits]\npublish_rate = 0\nconnection_rate = 0\n[[listener]]\nurl = "tcp://127.0.0.1:%s"\n[[listener]]\nurl = "quic://127.0.0.1:%s"\ncert = "%s/server.pem"\nkey = "%s/server.key"\nquic_max_udp_payload = %s\n' \
             "$tcp_port" "$quic_port" "$work" "$work" "$ceiling" >"$work/broker.toml"
-        rm -rf "$work/data"
-        "${command[0]}" broker --data-dir "$work/data" --config "$work/broker.toml" "${command[@]:1}" \
-            >"$work/broker.log" 2>&1 &
-        broker_pid=$!
+        launch_mquictt "${entry#*=}"
         wait_for_port "$tcp_port"
         line="round $round $label:"
         for mode in $modes; do
