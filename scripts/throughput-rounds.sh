@@ -2,7 +2,8 @@
 # Single-stream throughput of builds of our broker side by side, in rounds alternating between
 # them: each round starts each build's broker afresh (a TCP and a QUIC listener, messages in
 # memory, rate limits lifted) and runs one publisher/subscriber pair at full speed over TCP,
-# over QUIC with the loopback datagram ceiling on both ends, and over QUIC without it. Prints
+# over QUIC with the loopback datagram ceiling on both ends, over QUIC without it, and, when
+# asked (MODES), over TLS: encrypted like QUIC, where plain TCP is not. Prints
 # the messages delivered per second and the broker's CPU time per message of every run, and
 # the medians over the rounds. For the QUIC single-stream goal (QUIC / TCP of one build) and
 # for comparing two builds (CPU per message moves less with the machine's load than msg/s).
@@ -12,11 +13,12 @@
 # e.g. scripts/throughput-rounds.sh 3 before=/tmp/mquictt-before after=target/release/mquictt
 #      scripts/throughput-rounds.sh 3 two=target/release/mquictt "one=target/release/mquictt --threads 1"
 # Words after PATH are passed to `mquictt broker`.
-# Environment: QOS (0), SIZE payload bytes (1024), DURATION (4s), MODES (tcp quic-ceiling quic).
+# Environment: QOS (0), SIZE payload bytes (1024), DURATION (4s),
+# MODES (tcp quic-ceiling quic; tls also known).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-[ $# -ge 2 ] || { sed -n '2,15p' "$0" >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,17p' "$0" >&2; exit 2; }
 rounds=$1
 shift
 # shellcheck source=broker-run.sh
@@ -39,9 +41,9 @@ free_udp_port() {
 for round in $(seq "$rounds"); do
     for entry in "$@"; do
         label=${entry%%=*}
-        tcp_port=$(free_port) quic_port=$(free_udp_port)
-        printf 'storage = "memory"\n[limits]\npublish_rate = 0\nconnection_rate = 0\n[[listener]]\nurl = "tcp://127.0.0.1:%s"\n[[listener]]\nurl = "quic://127.0.0.1:%s"\ncert = "%s/server.pem"\nkey = "%s/server.key"\nquic_max_udp_payload = %s\n' \
-            "$tcp_port" "$quic_port" "$work" "$work" "$ceiling" >"$work/broker.toml"
+        tcp_port=$(free_port) tls_port=$(free_port) quic_port=$(free_udp_port)
+        printf 'storage = "memory"\n[limits]\npublish_rate = 0\nconnection_rate = 0\n[[listener]]\nurl = "tcp://127.0.0.1:%s"\n[[listener]]\nurl = "quic://127.0.0.1:%s"\ncert = "%s/server.pem"\nkey = "%s/server.key"\nquic_max_udp_payload = %s\n[[listener]]\nurl = "tls://127.0.0.1:%s"\ncert = "%s/server.pem"\nkey = "%s/server.key"\n' \
+            "$tcp_port" "$quic_port" "$work" "$work" "$ceiling" "$tls_port" "$work" "$work" >"$work/broker.toml"
         launch_mquictt "${entry#*=}"
         wait_for_port "$tcp_port"
         line="round $round $label:"
@@ -50,7 +52,8 @@ for round in $(seq "$rounds"); do
                 tcp) target=(-u "mqtt://127.0.0.1:$tcp_port") ;;
                 quic-ceiling) target=(-u "quic://127.0.0.1:$quic_port" --cafile "$work/ca.pem" --quic-max-udp-payload "$ceiling") ;;
                 quic) target=(-u "quic://127.0.0.1:$quic_port" --cafile "$work/ca.pem") ;;
-                *) echo "unknown mode $mode (tcp, quic-ceiling, quic)" >&2; exit 2 ;;
+                tls) target=(-u "mqtts://127.0.0.1:$tls_port" --cafile "$work/ca.pem") ;;
+                *) echo "unknown mode $mode (tcp, quic-ceiling, quic, tls)" >&2; exit 2 ;;
             esac
             before=$(cpu_ticks_total "$broker_pid")
             out=$("$bench" bench p2p "${target[@]}" -c 1 -q "$qos" -s "$size" -d "$duration" \
@@ -85,7 +88,7 @@ for (label, mode), values in runs.items():
 labels = dict.fromkeys(label for label, _ in runs)
 for label in labels:
     tcp = runs.get((label, "tcp"))
-    for mode in ("quic-ceiling", "quic"):
+    for mode in ("quic-ceiling", "quic", "tls"):
         quic = runs.get((label, mode))
         if tcp and quic:
             ratios = [q[0] / t[0] for q, t in zip(quic, tcp) if t[0]]
