@@ -32,6 +32,9 @@ fn main() -> ExitCode {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     #[cfg(feature = "broker")]
     if let Command::Broker(args) = &cli.command {
+        // Before the runtime's threads exist: see the crate's documentation for why.
+        let trim = mquictt_malloc::raise_trim_threshold();
+        tracing::debug!(?trim, "heap trim threshold");
         if let Some(threads) = args.threads {
             builder.worker_threads(threads.into());
         }
