@@ -4,7 +4,7 @@
 //! chunk of stream data written into fresh allocations of up to 64 KiB, and glibc gives the top
 //! of a heap back to the kernel whenever more than 128 KiB of it is free, only to take the pages
 //! again on the next allocation: tens to hundreds of thousands of page faults in 4 s of one pair
-//! publishing at full speed, and 13 % of the broker's CPU per message with large datagrams
+//! publishing at full speed, and 6 to 12 % of the broker's CPU per message with large datagrams
 //! (docs/quic.md, *Datagram size and socket buffers*). A threshold of [`TRIM_THRESHOLD`] keeps
 //! those pages; the memory per idle connection and after a burst did not move beyond the
 //! spread of the measurements.
