@@ -20,9 +20,9 @@ use std::ffi::OsString;
 
 /// The heap trim threshold the broker runs with: free memory at the top of a heap is returned
 /// to the kernel once it exceeds 4 MiB instead of glibc's 128 KiB. With one pair publishing
-/// 1 KiB messages over QUIC with 6,500-byte datagrams for 4 s, the broker took 2,800 to 3,300
+/// 1 KiB messages over QUIC with 6,500-byte datagrams for 4 s, the broker took 2,800 to 3,400
 /// page faults at 4 MiB, 24,000 to 56,000 in three rounds at 2 MiB (about 3,000 in two
-/// others: the edge), 64,000 to 127,000 at 1 MiB and 108,000 to 193,000 at glibc's default
+/// others: the edge), 64,000 to 127,000 at 1 MiB and 95,000 to 237,000 at glibc's default
 /// (docs/decisions.md, *The system allocator stays*). Each heap may keep this much it could
 /// have returned.
 pub const TRIM_THRESHOLD: usize = 4 * 1024 * 1024;
