@@ -282,7 +282,7 @@ impl Router {
             return;
         }
         let persisted = self.persists(client_id);
-        self.registry.take_link(client_id);
+        // The link goes with the session's online state: `disconnect` drops both.
         let detached = self
             .registry
             .disconnect(client_id, connection, departure, expiry, now);
