@@ -16,6 +16,8 @@
 //!
 //! This crate holds the project's only `unsafe` block, the one call into the C library.
 
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
 use std::ffi::OsString;
 
 /// The heap trim threshold the broker runs with: free memory at the top of a heap is returned
