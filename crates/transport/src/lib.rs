@@ -45,6 +45,8 @@ pub mod quic;
 mod quic_socket;
 #[cfg(feature = "quic")]
 mod quic_stream;
+#[cfg(feature = "quic")]
+mod quic_threads;
 mod stream;
 mod tcp;
 mod tls;

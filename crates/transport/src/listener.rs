@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 #[cfg(feature = "tls")]
@@ -21,6 +22,8 @@ use crate::error::TransportError;
 use crate::quic::QuicServerOptions;
 #[cfg(feature = "quic")]
 use crate::quic::{self, QuicConnection};
+#[cfg(feature = "quic")]
+use crate::quic_threads::QuicThreads;
 use crate::stream::{BoxStream, PeerInfo};
 use crate::tcp;
 #[cfg(feature = "tls")]
@@ -126,9 +129,16 @@ impl Listener {
             #[cfg(feature = "quic")]
             TransportKind::Quic => {
                 let config = tls.rustls_config(TransportKind::Quic)?;
+                let threads = match options.quic.threads {
+                    0 => None,
+                    count => Some(QuicThreads::start(count, "mquictt-quic")?),
+                };
+                // With threads of its own, quinn's endpoint driver runs on the first of them:
+                // quinn spawns it where the endpoint is made.
+                let _first = threads.as_ref().map(|threads| threads.first().enter());
                 let endpoint = quic::server_endpoint(url.addr, config, &options.quic)?;
                 let local_addr = endpoint.local_addr()?;
-                let task = tokio::spawn(accept_quic(endpoint, local_addr, context));
+                let task = tokio::spawn(accept_quic(endpoint, local_addr, context, threads));
                 (local_addr, task)
             }
             _ => {
@@ -200,13 +210,19 @@ struct HandshakeContext {
 }
 
 impl HandshakeContext {
-    /// Runs `handshake` in its own task under the timeout, delivering its result to `accept`.
-    fn spawn<F>(&self, remote: SocketAddr, permit: tokio::sync::OwnedSemaphorePermit, handshake: F)
-    where
+    /// Runs `handshake` in its own task under the timeout, delivering its result to `accept`;
+    /// on `runtime` if given, else on the current one.
+    fn spawn<F>(
+        &self,
+        runtime: Option<&Handle>,
+        remote: SocketAddr,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        handshake: F,
+    ) where
         F: std::future::Future<Output = Result<Accepted, TransportError>> + Send + 'static,
     {
         let context = self.clone();
-        tokio::spawn(async move {
+        let task = async move {
             let outcome = tokio::time::timeout(context.timeout, handshake).await;
             drop(permit);
             match outcome {
@@ -223,7 +239,11 @@ impl HandshakeContext {
                     tracing::debug!(%remote, transport = %context.kind, "handshake timed out");
                 }
             }
-        });
+        };
+        match runtime {
+            Some(runtime) => drop(runtime.spawn(task)),
+            None => drop(tokio::spawn(task)),
+        }
     }
 }
 
@@ -244,7 +264,7 @@ async fn accept_tcp(listener: TcpListener, local: SocketAddr, context: Handshake
             return;
         }
         let handshake = handshake_tcp(socket, remote, local, context.clone());
-        context.spawn(remote, permit, handshake);
+        context.spawn(None, remote, permit, handshake);
     }
 }
 
@@ -300,7 +320,12 @@ async fn tls_handshake(
 }
 
 #[cfg(feature = "quic")]
-async fn accept_quic(endpoint: quinn::Endpoint, local: SocketAddr, context: HandshakeContext) {
+async fn accept_quic(
+    endpoint: quinn::Endpoint,
+    local: SocketAddr,
+    context: HandshakeContext,
+    threads: Option<Arc<QuicThreads>>,
+) {
     loop {
         let Ok(permit) = context.permits.clone().acquire_owned().await else {
             return;
@@ -315,8 +340,11 @@ async fn accept_quic(endpoint: quinn::Endpoint, local: SocketAddr, context: Hand
         }
         let remote = incoming.remote_address();
         let zero_rtt = context.quic_zero_rtt;
+        let placement = threads.as_ref().map(QuicThreads::place);
+        // quinn spawns the connection's driver where the handshake runs: on its thread.
+        let runtime = placement.as_ref().map(|p| p.runtime().clone());
         let handshake = async move {
-            let (stream, connection) = quic::accept(incoming, zero_rtt).await?;
+            let (stream, connection) = quic::accept(incoming, zero_rtt, placement).await?;
             let peer = PeerInfo {
                 remote,
                 local,
@@ -330,7 +358,7 @@ async fn accept_quic(endpoint: quinn::Endpoint, local: SocketAddr, context: Hand
                 quic: Some(connection),
             })
         };
-        context.spawn(remote, permit, handshake);
+        context.spawn(runtime.as_ref(), remote, permit, handshake);
     }
 }
 

@@ -50,6 +50,8 @@ pub use crate::quic_socket::LOOPBACK_MAX_UDP_PAYLOAD;
 #[cfg(feature = "quic")]
 pub use crate::quic_stream::QuicStream;
 #[cfg(feature = "quic")]
+use crate::quic_threads::Placement;
+#[cfg(feature = "quic")]
 use crate::tls::MQTT_ALPN;
 
 /// QUIC application error code with which a multi-stream connection is closed when its
@@ -104,6 +106,12 @@ pub struct QuicServerOptions {
     /// Receive and send buffer requested for the UDP socket, in bytes. 4 MiB by default (see
     /// [`DEFAULT_SOCKET_BUFFER`]); the kernel caps it at `net.core.rmem_max`/`wmem_max`.
     pub socket_buffer: usize,
+    /// Threads of the listener's own that serve its connections, each connection on one of
+    /// them from its handshake on (quinn's tasks for it and the application's), so that its
+    /// tasks never hand work across cores. 0 (the default) serves them on the runtime the
+    /// listener was bound from. Spawn a connection's tasks on
+    /// [`QuicConnection::runtime`].
+    pub threads: usize,
 }
 
 /// Bidirectional streams a client may have open at once unless configured: the control
@@ -121,6 +129,7 @@ impl Default for QuicServerOptions {
             mtu_discovery: false,
             max_udp_payload: None,
             socket_buffer: DEFAULT_SOCKET_BUFFER,
+            threads: 0,
         }
     }
 }
@@ -317,6 +326,8 @@ pub struct QuicConnection {
     handshake: HandshakeState,
     early_data: bool,
     control_stream_id: u64,
+    /// The listener's thread the connection lives on, if it has threads of its own.
+    placement: Option<Arc<Placement>>,
 }
 
 #[cfg(feature = "quic")]
@@ -324,6 +335,13 @@ impl QuicConnection {
     /// The quinn connection, for anything this type does not cover.
     pub fn connection(&self) -> &Connection {
         &self.connection
+    }
+
+    /// The runtime of the thread this connection lives on, when its listener has threads of
+    /// its own ([`QuicServerOptions::threads`]): its tasks belong there. `None`: the
+    /// runtime the listener was bound from.
+    pub fn runtime(&self) -> Option<&tokio::runtime::Handle> {
+        self.placement.as_deref().map(Placement::runtime)
     }
 
     /// Whether the first stream was accepted before the TLS handshake completed, which means
@@ -394,6 +412,7 @@ pub(crate) fn client_certificate(connection: &Connection) -> Option<CertificateD
 pub(crate) async fn accept(
     incoming: Incoming,
     zero_rtt: bool,
+    placement: Option<Placement>,
 ) -> Result<(QuicStream, QuicConnection), TransportError> {
     let connecting = incoming.accept()?;
     let (connection, handshake) = if zero_rtt {
@@ -435,6 +454,7 @@ pub(crate) async fn accept(
             handshake,
             early_data,
             control_stream_id,
+            placement: placement.map(Arc::new),
         },
     ))
 }

@@ -158,6 +158,13 @@ impl ParkedConnection {
                     beside,
                     quic,
                 } = *parked;
+                // A QUIC stream goes back to the thread its connection lives on, if any.
+                let runtime = quic
+                    .as_ref()
+                    .and_then(|hooks| hooks.control.as_ref())
+                    .and_then(|control| control.connection.runtime())
+                    .unwrap_or(runtime)
+                    .clone();
                 let driver = state.into_driver(stream, BytesMut::new(), quic);
                 runtime.spawn(drive_stream(driver, beside));
                 return;

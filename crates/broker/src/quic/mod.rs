@@ -125,11 +125,18 @@ impl Broker {
         match accepted.quic {
             Some(connection) => {
                 let serving = serving.clone();
-                tokio::spawn(async move {
+                // On the thread quinn drives the connection from, when its listener has
+                // threads of its own.
+                let runtime = connection.runtime().cloned();
+                let serve = async move {
                     broker
                         .serve_quic(accepted.stream, connection, peer, &serving)
                         .await
-                })
+                };
+                match runtime {
+                    Some(runtime) => runtime.spawn(serve),
+                    None => tokio::spawn(serve),
+                }
             }
             // Any connection may be parked while idle, as in `serve_accepted`.
             None => match accepted.stream.into_tcp() {

@@ -73,6 +73,8 @@ struct ListenerPlan {
     quic_max_udp_payload: Option<u16>,
     /// `quic_socket_buffer` of the section, checked.
     quic_socket_buffer: Option<usize>,
+    /// `quic_threads` of the section, checked.
+    quic_threads: Option<usize>,
 }
 
 /// Runs the broker until a shutdown signal arrives.
@@ -131,6 +133,8 @@ pub async fn run(args: BrokerArgs) -> Result<(), StartError> {
     let broker = Broker::new(broker_config, storage, authenticator)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut accept_tasks = Vec::new();
+    // `--threads` was applied when the runtime was built (`main.rs`).
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
     for plan in &plans {
         let tls = server_tls(plan, dev_certs.as_ref(), &config_path)?;
         let serving = quic_serving(&plan.section, server_keep_alive);
@@ -152,6 +156,9 @@ pub async fn run(args: BrokerArgs) -> Result<(), StartError> {
         if let Some(bytes) = plan.quic_socket_buffer {
             options.quic.socket_buffer = bytes;
         }
+        // A QUIC connection's tasks hand work to each other for every datagram batch; on
+        // threads of their own they never cross cores (docs/quic.md, *Threads*).
+        options.quic.threads = plan.quic_threads.unwrap_or(workers);
         let listener = Listener::bind_with_options(&plan.url, &tls, options)
             .await
             .map_err(|e| StartError::Listener {
@@ -179,8 +186,6 @@ pub async fn run(args: BrokerArgs) -> Result<(), StartError> {
         println!("metrics on http://{bound}/metrics");
         tokio::spawn(metrics_http::serve(server, broker.clone(), stop_rx.clone()));
     }
-    // `--threads` was applied when the runtime was built (`main.rs`).
-    let workers = tokio::runtime::Handle::current().metrics().num_workers();
     println!("worker threads: {workers}");
 
     shutdown_signals.wait().await;
@@ -258,6 +263,7 @@ fn listener_plans(
                 url,
                 quic_max_udp_payload: section.checked_quic_max_udp_payload(config_path)?,
                 quic_socket_buffer: section.checked_quic_socket_buffer(config_path)?,
+                quic_threads: section.checked_quic_threads(config_path)?,
                 section,
             })
         })

@@ -118,6 +118,10 @@ pub struct ListenerSection {
     /// Receive and send buffer requested for the QUIC listener's UDP socket, in bytes;
     /// default 4 MiB, within [`quic_datagrams::SOCKET_BUFFER_RANGE`].
     pub quic_socket_buffer: Option<u64>,
+    /// Threads of the QUIC listener's own, each serving the connections placed on it (up to
+    /// [`MAX_QUIC_THREADS`]); 0 serves them on the worker threads; default: as many as
+    /// worker threads.
+    pub quic_threads: Option<u32>,
     /// Use a verified client certificate's `"cn"` (Common Name) or `"san"` (first e-mail,
     /// DNS or URI Subject Alternative Name) as the user name; absent: certificates name nobody.
     pub certificate_username: Option<CertificateUsernameName>,
@@ -130,6 +134,10 @@ pub const DEFAULT_QUIC_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The largest `quic_max_streams` accepted: quinn reserves room for every stream a client may
 /// open in every connection (about 40 bytes each), so a typo must not cost megabytes.
 pub const MAX_QUIC_STREAMS: u32 = 1000;
+
+/// The largest `quic_threads` accepted: far more than cores on any machine the broker serves
+/// from, small enough that a typo does not start thousands of threads.
+pub const MAX_QUIC_THREADS: u32 = 256;
 
 impl ListenerSection {
     /// Whether QUIC path MTU discovery is on: as set, otherwise exactly when a ceiling for it
@@ -161,6 +169,21 @@ impl ListenerSection {
                 key: "listener.quic_socket_buffer",
                 message,
             })
+    }
+
+    /// The listener's `quic_threads`, checked: `None` keeps the default.
+    pub fn checked_quic_threads(&self, path: &Path) -> Result<Option<usize>, ConfigError> {
+        match self.quic_threads {
+            Some(n) if n > MAX_QUIC_THREADS => Err(ConfigError::Value {
+                path: path.to_path_buf(),
+                key: "listener.quic_threads",
+                message: format!(
+                    "must be 0..={MAX_QUIC_THREADS} (0 serves QUIC connections on the worker \
+                     threads)"
+                ),
+            }),
+            other => Ok(other.map(|n| n as usize)),
+        }
     }
 
     /// The listener's `quic_max_streams`, checked: `None` keeps the default.
