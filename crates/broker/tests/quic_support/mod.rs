@@ -26,6 +26,10 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 /// How long a test waits before concluding that nothing is coming.
 pub const QUIET: Duration = Duration::from_millis(400);
 
+/// Threads of the QUIC listener's own: two, so that clients of one test land on different
+/// threads and messages between them cross.
+pub const QUIC_THREADS: usize = 2;
+
 /// A broker listening on every transport the tests cross.
 pub struct QuicBroker {
     pub broker: Broker,
@@ -63,6 +67,9 @@ impl QuicBroker {
                 url.path = "/mqtt".to_owned();
             }
             let mut options = ListenerOptions::default();
+            // As `mquictt broker` serves QUIC: on threads of the listener's own, each
+            // connection on one of them.
+            options.quic.threads = QUIC_THREADS;
             if let Some(idle) = serving.idle_timeout {
                 options.quic.idle_timeout = idle;
             }
@@ -74,11 +81,7 @@ impl QuicBroker {
             let serving = serving.clone();
             tasks.push(tokio::spawn(async move {
                 while let Ok(accepted) = listener.accept().await {
-                    let broker = broker.clone();
-                    let serving = serving.clone();
-                    tokio::spawn(
-                        async move { broker.serve_accepted(accepted, None, &serving).await },
-                    );
+                    drop(broker.spawn_accepted(accepted, None, &serving));
                 }
             }));
         }
