@@ -74,4 +74,10 @@ pub struct BrokerArgs {
     /// docs/configuration.md).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: Option<u16>,
+
+    /// Threads of each QUIC listener's own, each serving the connections placed on it, for
+    /// listeners whose config sets no quic_threads (default: as many as worker threads; 0
+    /// serves QUIC connections on the worker threads). See docs/quic.md, "Threads".
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=256))]
+    pub quic_threads: Option<u16>,
 }

@@ -15,7 +15,7 @@ use mquictt_broker::{
 use mquictt_store::{DurableStorage, OnCorrupt};
 use mquictt_transport::{
     certs, ClientAuth, DevCertificates, ListenUrl, Listener, ListenerOptions, ServerTlsSettings,
-    TlsIdentity, TlsVersions,
+    TlsIdentity, TlsVersions, TransportKind,
 };
 use tokio::sync::watch;
 
@@ -158,7 +158,11 @@ pub async fn run(args: BrokerArgs) -> Result<(), StartError> {
         }
         // A QUIC connection's tasks hand work to each other for every datagram batch; on
         // threads of their own they never cross cores (docs/quic.md, *Threads*).
-        options.quic.threads = plan.quic_threads.unwrap_or(workers);
+        options.quic.threads = plan
+            .quic_threads
+            .or(args.quic_threads.map(usize::from))
+            .unwrap_or(workers);
+        let quic_threads = options.quic.threads;
         let listener = Listener::bind_with_options(&plan.url, &tls, options)
             .await
             .map_err(|e| StartError::Listener {
@@ -166,6 +170,11 @@ pub async fn run(args: BrokerArgs) -> Result<(), StartError> {
                 message: format!("{e} (is another broker already using this port?)"),
             })?;
         println!("listening on {} ({})", plan.url, listener.local_addr());
+        match quic_threads {
+            _ if plan.url.kind != TransportKind::Quic => {}
+            0 => println!("QUIC connections of {}: on the worker threads", plan.url),
+            n => println!("QUIC connections of {}: on {n} threads of their own", plan.url),
+        }
         let certificate_field = plan.section.certificate_username.map(|name| match name {
             CertificateUsernameName::Cn => CertificateField::CommonName,
             CertificateUsernameName::San => CertificateField::SubjectAltName,
