@@ -42,6 +42,8 @@ mod error;
 mod listener;
 pub mod quic;
 #[cfg(feature = "quic")]
+mod quic_routing;
+#[cfg(feature = "quic")]
 mod quic_socket;
 #[cfg(feature = "quic")]
 mod quic_stream;

@@ -77,7 +77,8 @@ pub struct Listener {
     local_addr: SocketAddr,
     ready: mpsc::Receiver<Accepted>,
     failed_handshakes: Arc<AtomicU64>,
-    accept_task: JoinHandle<()>,
+    /// One per transport listener; a QUIC listener with threads has one per thread.
+    accept_tasks: Vec<JoinHandle<()>>,
 }
 
 /// How many finished handshakes may wait for `accept`: a little slack so handshake tasks
@@ -125,27 +126,44 @@ impl Listener {
             #[cfg(feature = "quic")]
             quic_zero_rtt: tls.quic_zero_rtt,
         };
-        let (local_addr, accept_task) = match url.kind {
+        let (local_addr, accept_tasks) = match url.kind {
             #[cfg(feature = "quic")]
             TransportKind::Quic => {
                 let config = tls.rustls_config(TransportKind::Quic)?;
-                let threads = match options.quic.threads {
-                    0 => None,
-                    count => Some(QuicThreads::start(count, "mquictt-quic")?),
-                };
-                // With threads of its own, quinn's endpoint driver runs on the first of them:
-                // quinn spawns it where the endpoint is made.
-                let _first = threads.as_ref().map(|threads| threads.first().enter());
-                let endpoint = quic::server_endpoint(url.addr, config, &options.quic)?;
-                let local_addr = endpoint.local_addr()?;
-                let task = tokio::spawn(accept_quic(endpoint, local_addr, context, threads));
-                (local_addr, task)
+                match options.quic.threads {
+                    0 => {
+                        let endpoint = quic::server_endpoint(url.addr, config, &options.quic)?;
+                        let local_addr = endpoint.local_addr()?;
+                        let task = tokio::spawn(accept_quic(endpoint, local_addr, context, None));
+                        (local_addr, vec![task])
+                    }
+                    count => {
+                        let threads = QuicThreads::start(count, "mquictt-quic")?;
+                        let endpoints =
+                            quic::server_endpoints(url.addr, config, &options.quic, &threads)?;
+                        let local_addr = endpoints[0].local_addr()?;
+                        let tasks = endpoints
+                            .into_iter()
+                            .enumerate()
+                            .map(|(index, endpoint)| {
+                                let thread = Some((threads.clone(), index));
+                                threads.runtime(index).spawn(accept_quic(
+                                    endpoint,
+                                    local_addr,
+                                    context.clone(),
+                                    thread,
+                                ))
+                            })
+                            .collect();
+                        (local_addr, tasks)
+                    }
+                }
             }
             _ => {
                 let listener = tcp::bind(url.addr).await?;
                 let local_addr = listener.local_addr()?;
                 let task = tokio::spawn(accept_tcp(listener, local_addr, context));
-                (local_addr, task)
+                (local_addr, vec![task])
             }
         };
         tracing::debug!(%url, %local_addr, "listening");
@@ -154,7 +172,7 @@ impl Listener {
             local_addr,
             ready,
             failed_handshakes,
-            accept_task,
+            accept_tasks,
         })
     }
 
@@ -188,7 +206,9 @@ impl Listener {
 impl Drop for Listener {
     fn drop(&mut self) {
         // Stop accepting; connections already handed out live on.
-        self.accept_task.abort();
+        for task in &self.accept_tasks {
+            task.abort();
+        }
     }
 }
 
@@ -324,7 +344,7 @@ async fn accept_quic(
     endpoint: quinn::Endpoint,
     local: SocketAddr,
     context: HandshakeContext,
-    threads: Option<Arc<QuicThreads>>,
+    thread: Option<(Arc<QuicThreads>, usize)>,
 ) {
     loop {
         let Ok(permit) = context.permits.clone().acquire_owned().await else {
@@ -340,7 +360,10 @@ async fn accept_quic(
         }
         let remote = incoming.remote_address();
         let zero_rtt = context.quic_zero_rtt;
-        let placement = threads.as_ref().map(QuicThreads::place);
+        // On the thread whose endpoint accepted it: its datagrams arrive there.
+        let placement = thread
+            .as_ref()
+            .map(|(threads, index)| threads.place_on(*index));
         // quinn spawns the connection's driver where the handshake runs: on its thread.
         let runtime = placement.as_ref().map(|p| p.runtime().clone());
         let handshake = async move {

@@ -44,13 +44,15 @@ use tokio::sync::watch;
 #[cfg(feature = "quic")]
 use crate::error::TransportError;
 #[cfg(feature = "quic")]
+use crate::quic_routing;
+#[cfg(feature = "quic")]
 use crate::quic_socket;
 #[cfg(feature = "quic")]
 pub use crate::quic_socket::LOOPBACK_MAX_UDP_PAYLOAD;
 #[cfg(feature = "quic")]
 pub use crate::quic_stream::QuicStream;
 #[cfg(feature = "quic")]
-use crate::quic_threads::Placement;
+use crate::quic_threads::{Placement, QuicThreads};
 #[cfg(feature = "quic")]
 use crate::tls::MQTT_ALPN;
 
@@ -220,26 +222,80 @@ fn transport_config(
     transport
 }
 
-/// A server endpoint bound to `addr` presenting `tls` (TLS 1.3, ALPN `mqtt`).
+/// The quinn server configuration of a listener presenting `tls` (TLS 1.3, ALPN `mqtt`).
+#[cfg(feature = "quic")]
+fn server_config(
+    tls: Arc<rustls::ServerConfig>,
+    options: &QuicServerOptions,
+    max_udp_payload: Option<u16>,
+) -> Result<quinn::ServerConfig, TransportError> {
+    let crypto = QuicServerConfig::try_from(tls)?;
+    let mut transport =
+        transport_config(options.idle_timeout, options.mtu_discovery, max_udp_payload);
+    transport.max_concurrent_bidi_streams(VarInt::from_u32(options.max_bidi_streams));
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    config.transport_config(Arc::new(transport));
+    Ok(config)
+}
+
+/// A server endpoint bound to `addr` presenting `tls`, driven by the current runtime.
 #[cfg(feature = "quic")]
 pub(crate) fn server_endpoint(
     addr: SocketAddr,
     tls: Arc<rustls::ServerConfig>,
     options: &QuicServerOptions,
 ) -> Result<Endpoint, TransportError> {
-    let crypto = QuicServerConfig::try_from(tls)?;
     let max_udp_payload = quic_socket::max_udp_payload(options.max_udp_payload);
-    let mut transport =
-        transport_config(options.idle_timeout, options.mtu_discovery, max_udp_payload);
-    transport.max_concurrent_bidi_streams(VarInt::from_u32(options.max_bidi_streams));
-    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    config.transport_config(Arc::new(transport));
-    let socket = quic_socket::bind_udp(addr, options.socket_buffer)?;
+    let config = server_config(tls, options, max_udp_payload)?;
+    let socket = quic_socket::bind_udp(addr, options.socket_buffer, false)?;
     Ok(quic_socket::endpoint(
         quic_socket::endpoint_config(max_udp_payload),
         Some(config),
         socket,
     )?)
+}
+
+/// One server endpoint per thread of `threads`, all bound to `addr` and presenting `tls`,
+/// each driven by its thread and receiving the datagrams of the connections it issued
+/// connection IDs for (see `quic_routing.rs`).
+#[cfg(feature = "quic")]
+pub(crate) fn server_endpoints(
+    addr: SocketAddr,
+    tls: Arc<rustls::ServerConfig>,
+    options: &QuicServerOptions,
+    threads: &QuicThreads,
+) -> Result<Vec<Endpoint>, TransportError> {
+    let max_udp_payload = quic_socket::max_udp_payload(options.max_udp_payload);
+    let config = server_config(tls, options, max_udp_payload)?;
+    // One reset key for all: a stateless reset must carry the token the connection's own
+    // endpoint announced, whichever endpoint sends it.
+    let endpoint_config = quic_socket::endpoint_config(max_udp_payload);
+    let sockets = quic_routing::bind_group(addr, threads.len(), options.socket_buffer)?;
+    let routes = quic_routing::Routes::new(sockets.len());
+    let runtime: Arc<dyn quinn::Runtime> = Arc::new(quinn::TokioRuntime);
+    sockets
+        .into_iter()
+        .enumerate()
+        .map(|(index, socket)| {
+            // quinn spawns the endpoint's driver, and registers its socket, where it is made.
+            let _thread = threads.runtime(index).enter();
+            let mut endpoint_config = endpoint_config.clone();
+            let thread = u8::try_from(index).unwrap_or(u8::MAX);
+            endpoint_config
+                .cid_generator(move || Box::new(quic_routing::ThreadConnectionIds::new(thread)));
+            let socket = quic_routing::RoutedSocket::new(
+                runtime.wrap_udp_socket(socket)?,
+                index,
+                routes.clone(),
+            );
+            Ok(Endpoint::new_with_abstract_socket(
+                endpoint_config,
+                Some(config.clone()),
+                Arc::new(socket),
+                runtime.clone(),
+            )?)
+        })
+        .collect()
 }
 
 /// The quinn client configuration for `tls` (already TLS 1.3 with ALPN `mqtt`).
@@ -544,6 +600,7 @@ pub(crate) async fn connect(
     let socket = quic_socket::bind_udp(
         crate::connector::unspecified_for(&remote),
         options.socket_buffer,
+        false,
     )?;
     let endpoint =
         quic_socket::endpoint(quic_socket::endpoint_config(max_udp_payload), None, socket)?;

@@ -75,10 +75,18 @@ pub(crate) fn endpoint_config(max_udp_payload: Option<u16>) -> EndpointConfig {
 }
 
 /// A UDP socket bound to `addr` with `buffer_size` requested for its receive and send
-/// buffers. An IPv6 socket also takes IPv4 where the system allows, as quinn's own client
-/// endpoints do.
-pub(crate) fn bind_udp(addr: SocketAddr, buffer_size: usize) -> io::Result<std::net::UdpSocket> {
+/// buffers, sharing the port with other sockets of this process when `reuse_port`
+/// (`SO_REUSEPORT`; see `quic_routing.rs`). An IPv6 socket also takes IPv4 where the system
+/// allows, as quinn's own client endpoints do.
+pub(crate) fn bind_udp(
+    addr: SocketAddr,
+    buffer_size: usize,
+    reuse_port: bool,
+) -> io::Result<std::net::UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     if addr.is_ipv6() && addr.ip().is_unspecified() {
         if let Err(e) = socket.set_only_v6(false) {
             tracing::debug!(%e, "UDP socket is IPv6 only");
@@ -149,7 +157,7 @@ mod tests {
     #[test]
     fn the_socket_gets_the_requested_buffers_up_to_the_system_cap() {
         let requested = 1 << 20;
-        let socket = bind_udp((Ipv4Addr::LOCALHOST, 0).into(), requested).unwrap();
+        let socket = bind_udp((Ipv4Addr::LOCALHOST, 0).into(), requested, false).unwrap();
         let socket = SockRef::from(&socket);
         // Linux reports twice the granted size (bookkeeping overhead) and caps the request at
         // net.core.rmem_max / wmem_max; elsewhere the request is granted as is.

@@ -173,7 +173,10 @@ pub async fn run(args: BrokerArgs) -> Result<(), StartError> {
         match quic_threads {
             _ if plan.url.kind != TransportKind::Quic => {}
             0 => println!("QUIC connections of {}: on the worker threads", plan.url),
-            n => println!("QUIC connections of {}: on {n} threads of their own", plan.url),
+            n => println!(
+                "QUIC connections of {}: on {n} threads of their own",
+                plan.url
+            ),
         }
         let certificate_field = plan.section.certificate_username.map(|name| match name {
             CertificateUsernameName::Cn => CertificateField::CommonName,
