@@ -361,9 +361,10 @@ async fn accept_quic(
         let remote = incoming.remote_address();
         let zero_rtt = context.quic_zero_rtt;
         // On the thread whose endpoint accepted it: its datagrams arrive there.
-        let placement = thread
-            .as_ref()
-            .map(|(threads, index)| threads.place_on(*index));
+        let placement = thread.as_ref().map(|(threads, index)| {
+            tracing::debug!(%remote, thread = index, "QUIC connection arrived");
+            threads.place_on(*index)
+        });
         // quinn spawns the connection's driver where the handshake runs: on its thread.
         let runtime = placement.as_ref().map(|p| p.runtime().clone());
         let handshake = async move {
