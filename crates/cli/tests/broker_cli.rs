@@ -93,6 +93,27 @@ fn threads_sets_the_worker_threads_and_refuses_zero() {
 }
 
 #[test]
+fn quic_threads_default_to_the_worker_threads_and_can_be_set() {
+    let broker = BrokerProcess::start(&["quic://127.0.0.1:0"], &["--threads", "3"]);
+    assert!(
+        broker
+            .line_after("QUIC connections of ")
+            .ends_with(": on 3 threads of their own"),
+        "one QUIC thread per worker thread by default"
+    );
+    let broker = BrokerProcess::start(&["quic://127.0.0.1:0"], &["--quic-threads", "1"]);
+    assert!(broker
+        .line_after("QUIC connections of ")
+        .ends_with(": on a thread of their own"));
+    let broker = BrokerProcess::start(&["quic://127.0.0.1:0"], &["--quic-threads", "0"]);
+    assert!(broker
+        .line_after("QUIC connections of ")
+        .ends_with(": on the worker threads"));
+    let stderr = run_broker_expecting_failure(&["--quic-threads", "257"]);
+    assert!(stderr.contains("--quic-threads"), "{stderr}");
+}
+
+#[test]
 fn sigterm_shuts_down_cleanly() {
     let broker = BrokerProcess::start(&["tcp://127.0.0.1:0"], &[]);
     let status = broker.terminate();
@@ -149,6 +170,7 @@ fn config_errors_name_the_key_and_the_file() {
             "listener.quic_max_udp_payload",
         ),
         ("quic_socket_buffer = 0", "listener.quic_socket_buffer"),
+        ("quic_threads = 257", "listener.quic_threads"),
     ] {
         std::fs::write(
             &path,

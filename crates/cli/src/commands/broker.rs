@@ -173,6 +173,7 @@ pub async fn run(args: BrokerArgs) -> Result<(), StartError> {
         match quic_threads {
             _ if plan.url.kind != TransportKind::Quic => {}
             0 => println!("QUIC connections of {}: on the worker threads", plan.url),
+            1 => println!("QUIC connections of {}: on a thread of their own", plan.url),
             n => println!(
                 "QUIC connections of {}: on {n} threads of their own",
                 plan.url

@@ -321,3 +321,40 @@ fn bad_value_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn quic_threads_parse_within_their_bounds() {
+    let threads = |value: &str| {
+        parse(&format!(
+            "[[listener]]\nurl = \"quic://x\"\nquic_threads = {value}\n"
+        ))
+        .unwrap()
+        .listener[0]
+            .checked_quic_threads(Path::new("test.toml"))
+    };
+    assert_eq!(threads("0").unwrap(), Some(0));
+    assert_eq!(threads("4").unwrap(), Some(4));
+    assert_eq!(
+        threads(&MAX_QUIC_THREADS.to_string()).unwrap(),
+        Some(MAX_QUIC_THREADS as usize)
+    );
+    let err = threads(&(MAX_QUIC_THREADS + 1).to_string())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("test.toml"), "{err}");
+    assert!(err.contains("listener.quic_threads"), "{err}");
+    let absent = parse("[[listener]]\nurl = \"quic://x\"\n").unwrap();
+    assert_eq!(
+        absent.listener[0]
+            .checked_quic_threads(Path::new("test.toml"))
+            .unwrap(),
+        None
+    );
+    let err = parse("[[listener]]\nurl = \"quic://x\"\nquic_threads = -1\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("test.toml") && err.contains("quic_threads"),
+        "{err}"
+    );
+}
