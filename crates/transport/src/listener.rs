@@ -141,7 +141,11 @@ impl Listener {
                         let threads = QuicThreads::start(count, "mquictt-quic")?;
                         let endpoints =
                             quic::server_endpoints(url.addr, config, &options.quic, &threads)?;
-                        let local_addr = endpoints[0].local_addr()?;
+                        // All endpoints share the port; `start` made at least one thread.
+                        let first = endpoints.first().ok_or_else(|| {
+                            io::Error::other("a QUIC listener with threads has no endpoint")
+                        })?;
+                        let local_addr = first.local_addr()?;
                         let tasks = endpoints
                             .into_iter()
                             .enumerate()

@@ -108,10 +108,11 @@ pub struct QuicServerOptions {
     /// Receive and send buffer requested for the UDP socket, in bytes. 4 MiB by default (see
     /// [`DEFAULT_SOCKET_BUFFER`]); the kernel caps it at `net.core.rmem_max`/`wmem_max`.
     pub socket_buffer: usize,
-    /// Threads of the listener's own that serve its connections, each connection on one of
-    /// them from its handshake on (quinn's tasks for it and the application's), so that its
-    /// tasks never hand work across cores. 0 (the default) serves them on the runtime the
-    /// listener was bound from. Spawn a connection's tasks on
+    /// Threads of the listener's own (at most 256), each with its own endpoint on the
+    /// listener's port (`SO_REUSEPORT`) and serving the connections that endpoint accepted,
+    /// from the handshake on: quinn's tasks for a connection and the application's, so that
+    /// they never hand work across cores. 0 (the default) serves them on the runtime the
+    /// listener was bound from, with one endpoint. Spawn a connection's tasks on
     /// [`QuicConnection::runtime`].
     pub threads: usize,
 }

@@ -34,9 +34,9 @@ use crate::quic_socket;
 /// which the first byte names the thread and the other seven are random.
 pub(crate) const CONNECTION_ID_LEN: usize = 8;
 
-/// Forwarded datagrams a thread holds before it drops more (as a full socket buffer would):
-/// a burst of a few hundred milliseconds of one migrating client at full speed.
-const INBOX_LIMIT: usize = 4096;
+/// Bytes of handed-on datagrams a thread holds before it drops more, as a full socket buffer
+/// would: the socket buffer's default size.
+const INBOX_BYTES: usize = crate::quic::DEFAULT_SOCKET_BUFFER;
 
 /// `count` UDP sockets bound to `addr` (the port of the first for all, when `addr` asks for
 /// port 0), sharing it through `SO_REUSEPORT`. One socket is bound without it.
@@ -108,6 +108,8 @@ pub(crate) fn owner(datagram: &[u8], threads: usize) -> Option<usize> {
 #[derive(Default)]
 struct Inbox {
     datagrams: VecDeque<(RecvMeta, Vec<u8>)>,
+    /// Bytes in `datagrams`.
+    bytes: usize,
     /// The thread's endpoint driver, while it waits.
     waker: Option<Waker>,
 }
@@ -130,9 +132,10 @@ impl Routes {
         };
         let waker = {
             let mut inbox = inbox.lock().unwrap_or_else(|e| e.into_inner());
-            if inbox.datagrams.len() >= INBOX_LIMIT {
+            if inbox.bytes + datagram.len() > INBOX_BYTES {
                 return;
             }
+            inbox.bytes += datagram.len();
             inbox.datagrams.push_back((meta, datagram.to_vec()));
             inbox.waker.take()
         };
@@ -176,6 +179,7 @@ impl RoutedSocket {
             let Some((datagram_meta, bytes)) = inbox.datagrams.pop_front() else {
                 break;
             };
+            inbox.bytes -= bytes.len();
             // quinn's receive buffers are as large as any datagram batch its sockets take, and
             // all endpoints of a listener share its settings; a larger one cannot be ours.
             if bytes.len() > bufs[taken].len() {
@@ -189,6 +193,49 @@ impl RoutedSocket {
             inbox.waker = Some(cx.waker().clone());
         }
         taken
+    }
+}
+
+impl RoutedSocket {
+    /// Reads the socket into `bufs`, keeping this thread's datagrams (packed at the front) and
+    /// handing on the others.
+    fn poll_socket(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+        meta: &mut [RecvMeta],
+    ) -> Poll<io::Result<usize>> {
+        let threads = self.routes.inboxes.len();
+        loop {
+            let received = match self.inner.poll_recv(cx, bufs, meta) {
+                Poll::Ready(Ok(received)) => received,
+                other => return other,
+            };
+            // A batch of segments comes from one address: its first segment decides.
+            let mut kept = 0;
+            for index in 0..received {
+                let len = meta[index].len;
+                match owner(&bufs[index][..len], threads) {
+                    Some(thread) if thread != self.thread => {
+                        self.routes
+                            .forward(thread, meta[index], &bufs[index][..len]);
+                    }
+                    _ => {
+                        if kept != index {
+                            let (front, back) = bufs.split_at_mut(index);
+                            front[kept][..len].copy_from_slice(&back[0][..len]);
+                            meta[kept] = meta[index];
+                        }
+                        kept += 1;
+                    }
+                }
+            }
+            if kept > 0 {
+                return Poll::Ready(Ok(kept));
+            }
+            // Everything went elsewhere: read on, so that the socket's readiness is waited
+            // for again.
+        }
     }
 }
 
@@ -215,41 +262,17 @@ impl AsyncUdpSocket for RoutedSocket {
         bufs: &mut [IoSliceMut<'_>],
         meta: &mut [RecvMeta],
     ) -> Poll<io::Result<usize>> {
+        // Handed-on datagrams first, then the socket for the slots left: neither can starve
+        // the other for long.
         let forwarded = self.take_forwarded(cx, bufs, meta);
-        if forwarded > 0 {
+        if forwarded == bufs.len().min(meta.len()) {
             return Poll::Ready(Ok(forwarded));
         }
-        let threads = self.routes.inboxes.len();
-        loop {
-            let received = match self.inner.poll_recv(cx, bufs, meta) {
-                Poll::Ready(Ok(received)) => received,
-                other => return other,
-            };
-            // Keep this thread's datagrams, packed at the front; hand on the others. A
-            // batch of segments comes from one address: its first segment decides.
-            let mut kept = 0;
-            for index in 0..received {
-                let len = meta[index].len;
-                match owner(&bufs[index][..len], threads) {
-                    Some(thread) if thread != self.thread => {
-                        self.routes
-                            .forward(thread, meta[index], &bufs[index][..len]);
-                    }
-                    _ => {
-                        if kept != index {
-                            let (front, back) = bufs.split_at_mut(index);
-                            front[kept][..len].copy_from_slice(&back[0][..len]);
-                            meta[kept] = meta[index];
-                        }
-                        kept += 1;
-                    }
-                }
-            }
-            if kept > 0 {
-                return Poll::Ready(Ok(kept));
-            }
-            // Everything went elsewhere: read on, so that the socket's readiness is waited
-            // for again.
+        match self.poll_socket(cx, &mut bufs[forwarded..], &mut meta[forwarded..]) {
+            Poll::Ready(Ok(received)) => Poll::Ready(Ok(forwarded + received)),
+            // What the socket has to say waits for the next call.
+            _ if forwarded > 0 => Poll::Ready(Ok(forwarded)),
+            other => other,
         }
     }
 
