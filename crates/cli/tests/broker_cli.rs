@@ -120,6 +120,32 @@ fn sigterm_shuts_down_cleanly() {
     assert!(status.success(), "exit status after SIGTERM: {status}");
 }
 
+#[test]
+fn a_closed_standard_output_does_not_end_the_broker() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mquictt"))
+        .args(["broker", "--listen", "tcp://127.0.0.1:0", "--data-dir"])
+        .arg(data_dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read up to the last line printed at start, then close the pipe, as `| head` would.
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    assert!(lines.any(|line| line.unwrap().starts_with("worker threads: ")));
+    drop(lines);
+    // The shutdown prints "shutting down" into the closed pipe.
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = wait_with_timeout(&mut child, Duration::from_secs(20)).expect("broker exited");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "exit status {status}; stderr: {stderr}");
+}
+
 fn run_broker_expecting_failure(args: &[&str]) -> String {
     let data_dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_mquictt"))

@@ -27,6 +27,16 @@ use crate::config::{
 };
 use crate::metrics_http;
 
+/// Prints a line on standard output for whoever watches the broker. A closed standard output
+/// (a supervisor's log pipe gone, `| head`) must not end the broker, as `println!` would by
+/// panicking, so a failed write is dropped.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -169,12 +179,12 @@ pub async fn run(args: BrokerArgs) -> Result<(), StartError> {
                 url: plan.section.url.clone(),
                 message: format!("{e} (is another broker already using this port?)"),
             })?;
-        println!("listening on {} ({})", plan.url, listener.local_addr());
+        say!("listening on {} ({})", plan.url, listener.local_addr());
         match quic_threads {
             _ if plan.url.kind != TransportKind::Quic => {}
-            0 => println!("QUIC connections of {}: on the worker threads", plan.url),
-            1 => println!("QUIC connections of {}: on a thread of their own", plan.url),
-            n => println!(
+            0 => say!("QUIC connections of {}: on the worker threads", plan.url),
+            1 => say!("QUIC connections of {}: on a thread of their own", plan.url),
+            n => say!(
                 "QUIC connections of {}: on {n} threads of their own",
                 plan.url
             ),
@@ -196,13 +206,13 @@ pub async fn run(args: BrokerArgs) -> Result<(), StartError> {
             .await
             .map_err(|source| StartError::Metrics { addr, source })?;
         let bound = server.local_addr().unwrap_or(addr);
-        println!("metrics on http://{bound}/metrics");
+        say!("metrics on http://{bound}/metrics");
         tokio::spawn(metrics_http::serve(server, broker.clone(), stop_rx.clone()));
     }
-    println!("worker threads: {workers}");
+    say!("worker threads: {workers}");
 
     shutdown_signals.wait().await;
-    println!("shutting down");
+    say!("shutting down");
     stop_tx.send_replace(true);
     for task in accept_tasks {
         let _ = task.await;
@@ -214,7 +224,7 @@ pub async fn run(args: BrokerArgs) -> Result<(), StartError> {
 /// The store the config asks for: durable in the data directory unless `storage = "memory"`.
 fn open_storage(file: &FileConfig, data_dir: &Path) -> Result<Arc<dyn Storage>, StartError> {
     if file.storage == Some(StorageName::Memory) {
-        println!("storage: memory (nothing survives a restart)");
+        say!("storage: memory (nothing survives a restart)");
         // The router holds the live state; a memory store would only duplicate it.
         return Ok(Arc::new(NoStorage));
     }
@@ -232,7 +242,7 @@ fn open_storage(file: &FileConfig, data_dir: &Path) -> Result<Arc<dyn Storage>, 
             moved.to.display()
         );
     }
-    println!("storage: durable in {}", storage.location().display());
+    say!("storage: durable in {}", storage.location().display());
     Ok(Arc::new(storage))
 }
 
@@ -318,7 +328,7 @@ fn dev_certificates(data_dir: &Path) -> Result<DevCertificates, StartError> {
         source,
     })?;
     let verb = if certs.created { "created" } else { "using" };
-    println!(
+    say!(
         "{verb} development certificate {} (SHA-256 {}); clients trust it with --cafile {}",
         certs.server_cert.display(),
         certs.server_fingerprint,
@@ -417,7 +427,7 @@ async fn reload_on_sighup(authenticator: Arc<FileAuthenticator>) {
     };
     while hangup.recv().await.is_some() {
         match authenticator.reload() {
-            Ok(()) => println!("reloaded authentication files"),
+            Ok(()) => say!("reloaded authentication files"),
             Err(e) => {
                 tracing::warn!(error = %e, "reload failed; keeping the previous rules");
             }
