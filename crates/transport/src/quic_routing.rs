@@ -194,9 +194,7 @@ impl RoutedSocket {
         }
         taken
     }
-}
 
-impl RoutedSocket {
     /// Reads the socket into `bufs`, keeping this thread's datagrams (packed at the front) and
     /// handing on the others.
     fn poll_socket(
