@@ -43,7 +43,7 @@ pub(crate) const LAYOUT: u64 = 1;
 /// Opens the database again, for the same file or backend.
 pub(crate) type Reopen = Box<dyn Fn() -> Result<Database, redb::DatabaseError> + Send + Sync>;
 
-/// The broker's storage on redb. See the [module documentation](self).
+/// The broker's storage on redb. See the documentation of the `durable` module.
 pub struct DurableStorage {
     /// `None` only while a failed database is being reopened.
     db: Mutex<Option<Database>>,

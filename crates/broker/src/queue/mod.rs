@@ -129,7 +129,7 @@ impl MessageQueue {
         }
     }
 
-    /// Offers a copy; applies the drop policy of the [module documentation](self) when it
+    /// Offers a copy; applies the drop policy of the module documentation (`queue`) when it
     /// does not fit. `gate` is the commit its publisher waits for, if any.
     pub fn push(&mut self, outgoing: Outgoing, gate: Option<PublishGate>) -> Enqueued {
         let size = size(&outgoing);

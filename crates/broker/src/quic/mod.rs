@@ -88,7 +88,9 @@ impl Broker {
         .await;
     }
 
-    /// Serves a connection from a transport listener, whatever its transport.
+    /// Serves a connection from a transport listener, whatever its transport, in the task
+    /// that awaits this. A QUIC connection from a listener with threads of its own is better
+    /// served through [`Self::spawn_accepted`], which runs it on the connection's thread.
     pub async fn serve_accepted(
         &self,
         accepted: Accepted,
@@ -111,7 +113,8 @@ impl Broker {
     }
 
     /// Serves a connection from a transport listener in a task of its own, whatever its
-    /// transport. Unlike a task running [`Self::serve_accepted`], the task holds only the
+    /// transport; a QUIC connection from a listener with threads of its own in a task on its
+    /// thread ([`QuicConnection::runtime`]). Unlike a task running [`Self::serve_accepted`], the task holds only the
     /// future of its own transport: a QUIC connection's task has no room for the TCP
     /// future and no second allocation for its own (about 4 KiB less per QUIC connection).
     pub fn spawn_accepted(

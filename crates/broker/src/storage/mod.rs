@@ -1,9 +1,9 @@
 //! Where the broker persists what must survive a restart: sessions with their subscriptions,
 //! queued and in-flight messages, inbound QoS 2 state, retained messages and pending wills.
-//! The router describes every change as a [`Change`]; the [`Journal`](journal) hands them to a
-//! [`Storage`] in group commits on a thread of its own, and a connection acknowledges what it
-//! received only once the commit holding it is durable. `Storage` is therefore small: apply a
-//! batch of changes atomically and durably, and load everything at start-up. Two
+//! The router describes every change as a [`Change`]; the journal (`storage::journal`) hands
+//! them to a [`Storage`] in group commits on a thread of its own, and a connection acknowledges
+//! what it received only once the commit holding it is durable. `Storage` is therefore small:
+//! apply a batch of changes atomically and durably, and load everything at start-up. Two
 //! implementations live here (`MemoryStorage`, `NoStorage`); the disk store is the
 //! `mquictt-store` crate.
 //!

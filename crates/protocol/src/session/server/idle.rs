@@ -17,8 +17,8 @@ use super::super::keep_alive::ServerKeepAlive;
 use super::handshake::ConnectTerms;
 use super::{next_deadline, ServerSession, ServerState};
 
-/// A server machine put aside while its connection is idle; see the [module
-/// documentation](self).
+/// A server machine put aside while its connection is idle; see the documentation of the
+/// `idle` module.
 #[derive(Debug)]
 pub struct IdleServerSession(Form);
 
