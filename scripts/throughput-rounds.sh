@@ -12,13 +12,16 @@
 #
 # e.g. scripts/throughput-rounds.sh 3 before=/tmp/mquictt-before after=target/release/mquictt
 #      scripts/throughput-rounds.sh 3 two=target/release/mquictt "one=target/release/mquictt --threads 1"
-# Words after PATH are passed to `mquictt broker`.
+# Words after PATH are passed to `mquictt broker`. A QUIC run also shows which of the
+# listener's threads the pair's two connections landed on, in the order they arrived ("on
+# threads 0,1"): with both on one thread a pair runs faster (docs/quic.md, *Threads*); "-"
+# when the broker serves QUIC on its worker threads or does not log it.
 # Environment: QOS (0), SIZE payload bytes (1024), DURATION (4s),
 # MODES (tcp quic-ceiling quic; tls also known).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-[ $# -ge 2 ] || { sed -n '2,17p' "$0" >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,20p' "$0" >&2; exit 2; }
 rounds=$1
 shift
 # shellcheck source=broker-run.sh
@@ -44,7 +47,8 @@ for round in $(seq "$rounds"); do
         tcp_port=$(free_port) tls_port=$(free_port) quic_port=$(free_udp_port)
         printf 'storage = "memory"\n[limits]\npublish_rate = 0\nconnection_rate = 0\n[[listener]]\nurl = "tcp://127.0.0.1:%s"\n[[listener]]\nurl = "quic://127.0.0.1:%s"\ncert = "%s/server.pem"\nkey = "%s/server.key"\nquic_max_udp_payload = %s\n[[listener]]\nurl = "tls://127.0.0.1:%s"\ncert = "%s/server.pem"\nkey = "%s/server.key"\n' \
             "$tcp_port" "$quic_port" "$work" "$work" "$ceiling" "$tls_port" "$work" "$work" >"$work/broker.toml"
-        launch_mquictt "${entry#*=}"
+        # Connection placement is logged at debug level by the transport crate only.
+        launch_mquictt "${entry#*=} --log info,mquictt_transport=debug"
         wait_for_port "$tcp_port"
         line="round $round $label:"
         for mode in $modes; do
@@ -55,6 +59,7 @@ for round in $(seq "$rounds"); do
                 tls) target=(-u "mqtts://127.0.0.1:$tls_port" --cafile "$work/ca.pem") ;;
                 *) echo "unknown mode $mode (tcp, quic-ceiling, quic, tls)" >&2; exit 2 ;;
             esac
+            logged=$(wc -l <"$work/broker.log")
             before=$(cpu_ticks_total "$broker_pid")
             out=$("$bench" bench p2p "${target[@]}" -c 1 -q "$qos" -s "$size" -d "$duration" \
                 --mqtt-version 3.1.1 --no-progress 2>&1)
@@ -64,6 +69,13 @@ for round in $(seq "$rounds"); do
             # Clock ticks are hundredths of a second: ticks * 10,000 / messages = us per message.
             us=$(python3 -c "print(round(($after - $before) * 10000 / max($received, 1), 2))")
             line="$line  $mode $rate msg/s $us us/msg"
+            if [[ $mode == quic* ]]; then
+                # Nothing logged (QUIC on the worker threads, an older build) is no error.
+                threads=$(tail -n +"$((logged + 1))" "$work/broker.log" |
+                    grep -o 'QUIC connection arrived.*thread=[0-9]*' |
+                    grep -o '[0-9]*$' | paste -sd, -) || true
+                line="$line (on threads ${threads:--})"
+            fi
             echo "$round $label $mode $rate $us" >>"$work/results"
         done
         stop_broker
