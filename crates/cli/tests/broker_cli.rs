@@ -109,6 +109,11 @@ fn quic_threads_default_to_the_worker_threads_and_can_be_set() {
     assert!(broker
         .line_after("QUIC connections of ")
         .ends_with(": on the worker threads"));
+    // More worker threads than a listener may have: it gets the most it may.
+    let broker = BrokerProcess::start(&["quic://127.0.0.1:0"], &["--threads", "300"]);
+    assert!(broker
+        .line_after("QUIC connections of ")
+        .ends_with(": on 256 threads of their own"));
     let stderr = run_broker_expecting_failure(&["--quic-threads", "257"]);
     assert!(stderr.contains("--quic-threads"), "{stderr}");
 }

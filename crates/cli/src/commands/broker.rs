@@ -23,7 +23,7 @@ use crate::cli::BrokerArgs;
 use crate::config::{
     CertificateUsernameName, ClientAuthName, ConfigError, FileConfig, ListenerSection,
     OnCorruptName, StorageName, TlsVersionsName, ZeroRttName, DEFAULT_DATA_DIR, DEFAULT_LISTENERS,
-    DEFAULT_QUIC_IDLE_TIMEOUT,
+    DEFAULT_QUIC_IDLE_TIMEOUT, MAX_QUIC_THREADS,
 };
 use crate::metrics_http;
 
@@ -171,7 +171,8 @@ pub async fn run(args: BrokerArgs) -> Result<(), StartError> {
         options.quic.threads = plan
             .quic_threads
             .or(args.quic_threads.map(usize::from))
-            .unwrap_or(workers);
+            // `--threads` allows more worker threads than a listener may have.
+            .unwrap_or(workers.min(MAX_QUIC_THREADS as usize));
         let quic_threads = options.quic.threads;
         let listener = Listener::bind_with_options(&plan.url, &tls, options)
             .await
