@@ -384,7 +384,7 @@ pub struct QuicConnection {
     early_data: bool,
     control_stream_id: u64,
     /// The listener's thread the connection lives on, if it has threads of its own.
-    placement: Option<Arc<Placement>>,
+    placement: Option<Placement>,
 }
 
 #[cfg(feature = "quic")]
@@ -398,7 +398,7 @@ impl QuicConnection {
     /// its own ([`QuicServerOptions::threads`]): its tasks belong there. `None`: the
     /// runtime the listener was bound from.
     pub fn runtime(&self) -> Option<&tokio::runtime::Handle> {
-        self.placement.as_deref().map(Placement::runtime)
+        self.placement.as_ref().map(Placement::runtime)
     }
 
     /// Whether the first stream was accepted before the TLS handshake completed, which means
@@ -511,7 +511,7 @@ pub(crate) async fn accept(
             handshake,
             early_data,
             control_stream_id,
-            placement: placement.map(Arc::new),
+            placement,
         },
     ))
 }

@@ -60,8 +60,8 @@ impl QuicThreads {
 }
 
 /// Where one connection lives. Keeps its thread (and the listener's other threads, whose
-/// endpoints may receive its datagrams) running until dropped.
-#[derive(Debug)]
+/// endpoints may receive its datagrams) running until it and its clones are dropped.
+#[derive(Debug, Clone)]
 pub(crate) struct Placement {
     threads: Arc<QuicThreads>,
     index: usize,
