@@ -264,10 +264,7 @@ impl HandshakeContext {
                 }
             }
         };
-        match runtime {
-            Some(runtime) => drop(runtime.spawn(task)),
-            None => drop(tokio::spawn(task)),
-        }
+        drop(runtime.cloned().unwrap_or_else(Handle::current).spawn(task));
     }
 }
 

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mquictt_transport::{Accepted, BoxStream, QuicConnection};
+use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -114,9 +115,10 @@ impl Broker {
 
     /// Serves a connection from a transport listener in a task of its own, whatever its
     /// transport; a QUIC connection from a listener with threads of its own in a task on its
-    /// thread ([`QuicConnection::runtime`]). Unlike a task running [`Self::serve_accepted`], the task holds only the
-    /// future of its own transport: a QUIC connection's task has no room for the TCP
-    /// future and no second allocation for its own (about 4 KiB less per QUIC connection).
+    /// thread ([`QuicConnection::runtime`]). Unlike a task running [`Self::serve_accepted`],
+    /// the task holds only the future of its own transport: a QUIC connection's task has no
+    /// room for the TCP future and no second allocation for its own (about 4 KiB less per
+    /// QUIC connection).
     pub fn spawn_accepted(
         &self,
         accepted: Accepted,
@@ -130,16 +132,15 @@ impl Broker {
                 let serving = serving.clone();
                 // On the thread quinn drives the connection from, when its listener has
                 // threads of its own.
-                let runtime = connection.runtime().cloned();
-                let serve = async move {
+                let runtime = connection
+                    .runtime()
+                    .cloned()
+                    .unwrap_or_else(Handle::current);
+                runtime.spawn(async move {
                     broker
                         .serve_quic(accepted.stream, connection, peer, &serving)
                         .await
-                };
-                match runtime {
-                    Some(runtime) => runtime.spawn(serve),
-                    None => tokio::spawn(serve),
-                }
+                })
             }
             // Any connection may be parked while idle, as in `serve_accepted`.
             None => match accepted.stream.into_tcp() {
