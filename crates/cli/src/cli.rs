@@ -78,6 +78,7 @@ pub struct BrokerArgs {
     /// Threads of each QUIC listener's own, each serving the connections placed on it, for
     /// listeners whose config sets no quic_threads (default: as many as worker threads; 0
     /// serves QUIC connections on the worker threads). See docs/quic.md, "Threads".
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=256))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16)
+        .range(0..=mquictt_transport::quic::MAX_SERVER_THREADS as i64))]
     pub quic_threads: Option<u16>,
 }

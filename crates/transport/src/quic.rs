@@ -108,14 +108,19 @@ pub struct QuicServerOptions {
     /// Receive and send buffer requested for the UDP socket, in bytes. 4 MiB by default (see
     /// [`DEFAULT_SOCKET_BUFFER`]); the kernel caps it at `net.core.rmem_max`/`wmem_max`.
     pub socket_buffer: usize,
-    /// Threads of the listener's own (at most 256), each with its own endpoint on the
-    /// listener's port (`SO_REUSEPORT`) and serving the connections that endpoint accepted,
-    /// from the handshake on: quinn's tasks for a connection and the application's, so that
-    /// they never hand work across cores. 0 (the default) serves them on the runtime the
-    /// listener was bound from, with one endpoint. Spawn a connection's tasks on
+    /// Threads of the listener's own (at most [`MAX_SERVER_THREADS`]; more are cut to it), each
+    /// with its own endpoint on the listener's port (`SO_REUSEPORT`) and serving the connections
+    /// that endpoint accepted, from the handshake on: quinn's tasks for a connection and the
+    /// application's, so that they never hand work across cores. 0 (the default) serves them on the
+    /// runtime the listener was bound from, with one endpoint. Spawn a connection's tasks on
     /// [`QuicConnection::runtime`].
     pub threads: usize,
 }
+
+/// The most threads a QUIC listener may have ([`QuicServerOptions::threads`]): a connection
+/// ID names its thread in one byte. Far more than the cores of any machine a broker serves
+/// from, few enough that a typo does not start thousands of threads.
+pub const MAX_SERVER_THREADS: usize = 256;
 
 /// Bidirectional streams a client may have open at once unless configured: the control
 /// stream and 13 data streams. quinn reserves an entry in two hash tables for every stream

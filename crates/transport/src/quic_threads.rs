@@ -14,8 +14,7 @@ use std::sync::Arc;
 use tokio::runtime::{Builder, Handle};
 use tokio::sync::oneshot;
 
-/// The most threads a listener has: a connection ID names its thread in one byte.
-pub(crate) const MAX_THREADS: usize = 256;
+use crate::quic::MAX_SERVER_THREADS;
 
 /// The threads of one listener.
 #[derive(Debug)]
@@ -31,10 +30,10 @@ struct QuicThread {
 }
 
 impl QuicThreads {
-    /// Starts `count` threads (at least one, at most [`MAX_THREADS`]), named
+    /// Starts `count` threads (at least one, at most [`MAX_SERVER_THREADS`]), named
     /// `{name}-{index}`.
     pub(crate) fn start(count: usize, name: &str) -> io::Result<Arc<Self>> {
-        let threads = (0..count.clamp(1, MAX_THREADS))
+        let threads = (0..count.clamp(1, MAX_SERVER_THREADS))
             .map(|index| start_thread(format!("{name}-{index}")))
             .collect::<io::Result<Vec<_>>>()?;
         Ok(Arc::new(QuicThreads { threads }))

@@ -135,9 +135,8 @@ pub const DEFAULT_QUIC_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// open in every connection (about 40 bytes each), so a typo must not cost megabytes.
 pub const MAX_QUIC_STREAMS: u32 = 1000;
 
-/// The largest `quic_threads` accepted: far more than cores on any machine the broker serves
-/// from, small enough that a typo does not start thousands of threads.
-pub const MAX_QUIC_THREADS: u32 = 256;
+/// The largest `quic_threads` accepted: the most threads a QUIC listener may have.
+pub const MAX_QUIC_THREADS: u32 = mquictt_transport::quic::MAX_SERVER_THREADS as u32;
 
 impl ListenerSection {
     /// Whether QUIC path MTU discovery is on: as set, otherwise exactly when a ceiling for it
