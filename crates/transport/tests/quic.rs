@@ -71,13 +71,7 @@ async fn a_client_without_alpn_mqtt_is_refused() {
     let connection = endpoint.connect(addr, "localhost").unwrap().await.unwrap();
     let (mut send, _recv) = connection.open_bi().await.unwrap();
     send.write_all(b"\x10\x00").await.unwrap();
-    let mut accepted = tokio::time::timeout(TIMEOUT, listener.accept())
-        .await
-        .unwrap()
-        .unwrap();
-    let mut bytes = [0u8; 2];
-    accepted.stream.read_exact(&mut bytes).await.unwrap();
-    assert_eq!(&bytes, b"\x10\x00");
+    common::accept_first(&mut listener, b"\x10\x00").await;
 }
 
 #[tokio::test]

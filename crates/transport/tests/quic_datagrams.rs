@@ -58,12 +58,7 @@ async fn settled_mtus(server: QuicServerOptions, client: QuicClientOptions) -> (
     let mut listener = fixture.quic_listener(server).await;
     let mut connected = connect(&fixture, &listener, client).await;
     connected.stream.write_all(b"ping").await.unwrap();
-    let mut accepted = tokio::time::timeout(TIMEOUT, listener.accept())
-        .await
-        .unwrap()
-        .unwrap();
-    let mut bytes = [0u8; 4];
-    accepted.stream.read_exact(&mut bytes).await.unwrap();
+    let accepted = common::accept_first(&mut listener, b"ping").await;
     let client_mtu = settled_mtu(connected.quic.as_ref().unwrap().connection()).await;
     let server_mtu = settled_mtu(accepted.quic.as_ref().unwrap().connection()).await;
     (client_mtu, server_mtu)

@@ -28,12 +28,7 @@ async fn connect(connector: &Connector, listener: &mut Listener) -> (Connected, 
     let url = common::url_for(listener, false);
     let mut connected = connector.connect(&url).await.unwrap();
     connected.stream.write_all(b"!").await.unwrap();
-    let mut accepted = tokio::time::timeout(PATIENCE, listener.accept())
-        .await
-        .unwrap()
-        .unwrap();
-    let mut first = [0u8; 1];
-    accepted.stream.read_exact(&mut first).await.unwrap();
+    let accepted = common::accept_first(listener, b"!").await;
     (connected, accepted)
 }
 

@@ -48,17 +48,13 @@ async fn the_threads_live_as_long_as_their_connections() {
         .await
         .unwrap();
     connected.stream.write_all(b"ping").await.unwrap();
-    let mut accepted = tokio::time::timeout(PATIENCE, listener.accept())
-        .await
-        .unwrap()
-        .unwrap();
+    let mut accepted = common::accept_first(&mut listener, b"ping").await;
 
     // Without the listener, the connection goes on.
     drop(listener);
-    let mut bytes = [0u8; 4];
-    accepted.stream.read_exact(&mut bytes).await.unwrap();
     accepted.stream.write_all(b"pong").await.unwrap();
     accepted.stream.flush().await.unwrap();
+    let mut bytes = [0u8; 4];
     tokio::time::timeout(PATIENCE, connected.stream.read_exact(&mut bytes))
         .await
         .unwrap()

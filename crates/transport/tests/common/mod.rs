@@ -1,15 +1,17 @@
 //! Shared test fixtures: development certificates in a temporary directory, a listener bound
-//! to an ephemeral loopback port for any transport, and an echo server.
+//! to an ephemeral loopback port for any transport, accepting a client by its first bytes, and
+//! an echo server.
 
 #![allow(dead_code, unreachable_pub)]
 
 use std::path::Path;
+use std::time::Duration;
 
 use mquictt_transport::{
     Accepted, ClientTlsSettings, DevCertificates, ListenUrl, Listener, ServerTlsSettings,
     TransportKind, TransportUrl,
 };
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub struct Fixture {
     pub dir: tempfile::TempDir,
@@ -85,6 +87,19 @@ pub fn url_for(listener: &Listener, by_name: bool) -> TransportUrl {
         path
     ))
     .unwrap()
+}
+
+/// Accepts the next connection of `listener` (within 10 s) and reads its first bytes, which
+/// must be `first`: a QUIC server sees a client's stream only once the client wrote to it.
+pub async fn accept_first(listener: &mut Listener, first: &[u8]) -> Accepted {
+    let mut accepted = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+        .await
+        .expect("a connection within 10 s")
+        .unwrap();
+    let mut bytes = vec![0u8; first.len()];
+    accepted.stream.read_exact(&mut bytes).await.unwrap();
+    assert_eq!(bytes, first);
+    accepted
 }
 
 /// Echoes everything read back until end of stream, then closes its sending side.
