@@ -1,6 +1,5 @@
 //! The driver's answers to what its session machine reports: CONNECT once authenticated
-//! (admission, takeover, attaching the session, CONNACK), PUBLISH (topic limits,
-//! authorization, payload format, storage quota, routing, the acknowledgement once durable),
+//! (admission, takeover, attaching the session, CONNACK), PUBLISH (handed to `inbound.rs`),
 //! SUBSCRIBE and UNSUBSCRIBE (through the router), AUTH (handed to `authenticate.rs`) and
 //! DISCONNECT (which decides the fate of the will and may change the session expiry).
 
@@ -10,20 +9,16 @@ use std::time::Instant;
 use bytes::Bytes;
 use mquictt_protocol::session::{Accept, ServerEvent};
 use mquictt_protocol::{
-    Connect, Disconnect, MqttString, Properties, Publish, QoS, ReasonCode, SubAck, UnsubAck,
+    Connect, Disconnect, MqttString, Properties, ReasonCode, SubAck, UnsubAck,
 };
 use rustc_hash::FxHashSet;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Attached, Deferred, Driver, TAKEOVER_WAIT};
-use crate::auth::Principal;
 use crate::connect::{self, Checked};
-use crate::limits::topic_within_limits;
-use crate::message::Message;
 use crate::metrics::Metrics;
 use crate::registry::Departure;
-use crate::router::{AwaitingRelease, ConnectionSignal, SignalHandle, SubscribeRequest};
-use crate::storage::{Change, CommitTicket};
+use crate::router::{ConnectionSignal, SignalHandle, SubscribeRequest};
 
 impl<S> Driver<S>
 where
@@ -33,14 +28,15 @@ where
     /// leaving the rest for when it ends.
     pub(super) async fn handle_events(&mut self) {
         while self.paused.is_none() {
-            let Some(event) = self.session.poll_event() else {
+            // PUBLISH events are routed there, in batches (`inbound.rs`).
+            let Some(event) = self.route_publishes() else {
                 return;
             };
             match event {
                 // Boxed, as is AUTH: rare, and their authentication and takeover waits would
                 // otherwise be part of every connection's future for its whole life.
                 ServerEvent::Connect(connect) => Box::pin(self.on_connect(*connect)).await,
-                ServerEvent::Publish(publish) => self.on_publish(publish),
+                ServerEvent::Publish(publish) => self.route_one(publish),
                 ServerEvent::PublishAcknowledged {
                     packet_id,
                     reason_code,
@@ -197,113 +193,6 @@ where
             exchanges: super::Exchanges::new(delivery.in_flight, inbound_stored),
         });
         self.announce_data_streams();
-    }
-
-    fn on_publish(&mut self, publish: Publish) {
-        let Some(attached) = &self.attached else {
-            return;
-        };
-        if !publish.properties.subscription_identifiers.is_empty() {
-            // "A PUBLISH packet sent from a Client to a Server MUST NOT contain a Subscription
-            // Identifier" [MQTT-3.3.4-6]; receiving one "is a Protocol Error" (3.3.2.3.8), so
-            // the message is not routed and the connection ends with 0x82.
-            let _ = self
-                .session
-                .disconnect(Disconnect::new(ReasonCode::ProtocolError));
-            return;
-        }
-        let now = Instant::now();
-        Metrics::add(&self.shared.metrics.messages_received, 1);
-        let v5 = attached.version.is_v5();
-        if publish.qos != QoS::AtMostOnce {
-            if let Err(e) = self.shared.journal.admit() {
-                tracing::warn!(client = %attached.client_id, error = %e, "message refused");
-                if let (true, Some(packet_id)) = (v5, publish.packet_id) {
-                    let _ = self.session.ack_incoming(packet_id, e.reason_code());
-                } else {
-                    // 3.1.1 cannot refuse a message: the connection closes unacknowledged.
-                    let _ = self.session.disconnect(Disconnect::new(e.reason_code()));
-                }
-                return;
-            }
-        }
-        // On a QUIC data stream the owning client publishes, not the stream's own key.
-        let principal = Principal {
-            client_id: &attached.owner,
-            username: attached.username.as_deref(),
-        };
-        // Recorded with the message, so that after a restart a re-sent PUBLISH with this
-        // identifier is answered with PUBREC and not delivered again [MQTT-4.3.3-10].
-        let awaiting_release = match publish.packet_id {
-            Some(packet_id) if publish.qos == QoS::ExactlyOnce && attached.persistent => {
-                Some(Change::InboundAwaitingRelease {
-                    client_id: attached.client_id.clone(),
-                    packet_id,
-                })
-            }
-            _ => None,
-        };
-        let mut ticket = CommitTicket::done();
-        let mut awaiting_release_recorded = false;
-        let reason = if !topic_within_limits(publish.topic.as_str(), &self.shared.config) {
-            // "0x90 Topic Name invalid: The Topic Name is not malformed, but is not accepted by
-            // this Client or Server" (3.4.2.1): too long or too deep for this broker.
-            Metrics::add(&self.shared.metrics.limit_refusals, 1);
-            ReasonCode::TopicNameInvalid
-        } else if !self
-            .shared
-            .authenticator
-            .authorize_publish(&principal, &publish.topic)
-        {
-            Metrics::add(&self.shared.metrics.authorization_denials, 1);
-            ReasonCode::NotAuthorized
-        } else if publish.properties.payload_format_indicator == Some(true)
-            && std::str::from_utf8(&publish.payload).is_err()
-        {
-            // A payload announced as UTF-8 that is not: 0x99 Payload format invalid
-            // (3.3.2.3.2); it is not forwarded.
-            ReasonCode::PayloadFormatInvalid
-        } else {
-            let message = Message::from_publish(&publish, Some(attached.owner.clone()), now);
-            let awaiting_release = awaiting_release.clone().map(|change| AwaitingRelease {
-                change,
-                refusable: v5,
-            });
-            let mut routed = self
-                .shared
-                .router()
-                .publish(Arc::new(message), now, awaiting_release);
-            awaiting_release_recorded = routed.awaiting_release_recorded;
-            ticket = routed.ticket.clone();
-            if routed.pause.is_some() {
-                self.paused = routed.pause.take();
-            }
-            if routed.refused_everywhere() && v5 {
-                // Every matching subscriber's queue was full: nobody will receive it.
-                ReasonCode::QuotaExceeded
-            } else if routed.receivers == 0 && v5 {
-                ReasonCode::NoMatchingSubscribers
-            } else {
-                ReasonCode::Success
-            }
-        };
-        if let Some(packet_id) = publish.packet_id {
-            // 3.1.1 has no negative acknowledgement: the message is acknowledged and dropped.
-            let reason = if v5 { reason } else { ReasonCode::Success };
-            if let Some(change) = awaiting_release {
-                if !awaiting_release_recorded && !reason.is_error() {
-                    // Not routed (3.1.1 refusals are acknowledged as success): recorded alone.
-                    self.shared.journal.record_into(change, &mut ticket);
-                    awaiting_release_recorded = true;
-                }
-            }
-            if awaiting_release_recorded {
-                if let Some(attached) = &mut self.attached {
-                    attached.exchanges.insert_inbound(packet_id);
-                }
-            }
-            self.answer_when_durable(ticket, Deferred::Ack { packet_id, reason });
-        }
     }
 
     fn on_subscribe(&mut self, subscribe: mquictt_protocol::Subscribe) {

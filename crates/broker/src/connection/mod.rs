@@ -46,6 +46,7 @@ mod deliver;
 mod durable;
 mod events;
 mod exchanges;
+mod inbound;
 mod input;
 mod park;
 mod park_stream;
@@ -132,6 +133,8 @@ struct Driver<S> {
     /// While set, nothing more is read, decoded or routed: a subscriber this client publishes
     /// to is congested (back-pressure, `router/backpressure.rs`).
     paused: Option<Pause>,
+    /// What the pause interrupted in a batch of publishes, taken up first when it ends.
+    unrouted: Option<Box<inbound::Unrouted>>,
     /// Answers waiting for their commit, in the order they were made.
     deferred: VecDeque<(CommitTicket, Deferred)>,
     /// A commit that must be durable before the next write.
@@ -238,6 +241,7 @@ impl<S> Driver<S> {
             publish_bucket: publish_rate.map(|rate| TokenBucket::new(rate, now)),
             throttled_until: None,
             paused: None,
+            unrouted: None,
             deferred: VecDeque::new(),
             barrier: None,
             quic: quic.map(Box::new),
@@ -446,6 +450,7 @@ where
             && self.pending.is_none()
             && self.throttled_until.is_none()
             && self.paused.is_none()
+            && self.unrouted.is_none()
             && !self.more_queued
     }
 

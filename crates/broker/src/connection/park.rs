@@ -327,6 +327,7 @@ impl IdleDriver {
             publish_bucket: self.publish_bucket,
             throttled_until: None,
             paused: None,
+            unrouted: None,
             deferred: VecDeque::new(),
             barrier: None,
             quic,

@@ -222,6 +222,7 @@ pub(crate) async fn serve_data_stream<S>(
         publish_bucket: shared_publish_rate.map(|rate| TokenBucket::new(rate, now)),
         throttled_until: None,
         paused: None,
+        unrouted: None,
         deferred: VecDeque::new(),
         barrier: None,
         quic: Some(Box::new(QuicStreamHooks {
