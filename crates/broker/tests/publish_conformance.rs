@@ -344,3 +344,68 @@ async fn mqtt_3_3_2_12_outbound_topic_aliases_stay_within_the_client_maximum() {
     }
     broker.stop().await;
 }
+
+/// "It MUST send PUBACK packets in the order in which the corresponding PUBLISH packets were
+/// received" [MQTT-4.6.0-2], also when they arrive together and are routed as one batch
+/// while some are refused on the way: the acknowledgements keep their order and their
+/// reasons, and a protocol error ends the connection only after what came before it was
+/// answered.
+#[tokio::test]
+async fn mqtt_4_6_0_2_publishes_sent_together_are_answered_in_order() {
+    let broker = TestBroker::with_config(mquictt_broker::BrokerConfig {
+        max_topic_levels: 3,
+        ..mquictt_broker::BrokerConfig::default()
+    })
+    .await;
+    let (mut sub, _) = TestClient::connect(broker.addr, V5, "sub", true).await;
+    sub.subscribe("t/#", qos(QoS::AtLeastOnce), 1).await;
+    let (mut publisher, _) = TestClient::connect(broker.addr, V5, "pub", true).await;
+    let mut not_utf8 = publish("t/c", b"", QoS::AtLeastOnce, 4);
+    not_utf8.payload = Bytes::from_static(&[0xff, 0xfe]);
+    not_utf8.properties.payload_format_indicator = Some(true);
+    let mut with_identifier = publish("t/e", b"m7", QoS::AtLeastOnce, 7);
+    with_identifier.properties.subscription_identifiers = vec![1];
+    let burst = [
+        publish("t/a", b"m1", QoS::AtLeastOnce, 1),
+        publish("t/a/b/c", b"m2", QoS::AtLeastOnce, 2),
+        publish("t/b", b"m3", QoS::AtLeastOnce, 3),
+        not_utf8,
+        publish("nobody", b"m5", QoS::AtLeastOnce, 5),
+        publish("t/d", b"m6", QoS::AtLeastOnce, 6),
+        with_identifier,
+    ];
+    let mut bytes = bytes::BytesMut::new();
+    for message in burst {
+        Packet::Publish(message)
+            .encode(V5, &mut bytes)
+            .expect("test packet encodes");
+    }
+    publisher.send_raw(&bytes).await;
+    let expected = [
+        ReasonCode::Success,
+        ReasonCode::TopicNameInvalid,
+        ReasonCode::Success,
+        ReasonCode::PayloadFormatInvalid,
+        ReasonCode::NoMatchingSubscribers,
+        ReasonCode::Success,
+    ];
+    for (id, reason) in (1..).zip(expected) {
+        match publisher.recv().await {
+            Some(Packet::PubAck(ack)) => {
+                assert_eq!((ack.packet_id, ack.reason_code), (pid(id), reason));
+            }
+            other => panic!("expected PUBACK {id}, got {other:?}"),
+        }
+    }
+    match publisher.recv().await {
+        Some(Packet::Disconnect(d)) => assert_eq!(d.reason_code, ReasonCode::ProtocolError),
+        other => panic!("expected DISCONNECT 0x82, got {other:?}"),
+    }
+    for payload in ["m1", "m3", "m6"] {
+        let message = sub.expect_publish().await;
+        assert_eq!(&message.payload[..], payload.as_bytes());
+        sub.ack(&message).await;
+    }
+    sub.expect_nothing().await;
+    broker.stop().await;
+}

@@ -225,3 +225,48 @@ async fn a_long_queue_is_written_in_parts_without_another_wake() {
     }
     broker.stop().await;
 }
+
+/// Publishes that arrive together are routed in batches under one acquisition of the
+/// router's lock; a back-pressure pause that begins in the middle of a batch holds back the
+/// rest of it, as it holds back what is still unread. Routed at once, the last of them would
+/// find the queue full and be refused.
+#[tokio::test]
+async fn a_pause_within_a_batch_of_publishes_holds_back_the_rest_of_it() {
+    const MESSAGES: u16 = 16;
+    let (broker, mut slow, mut publisher) = slow_subscriber_and_publisher(BrokerConfig {
+        // Congested at 4 queued messages (half), drained at 2; refusing from 8.
+        max_queued_messages: 8,
+        ..BrokerConfig::default()
+    })
+    .await;
+    // One write, so that the broker decodes them together.
+    let mut burst = bytes::BytesMut::new();
+    for id in 1..=MESSAGES {
+        let mut message = publish("q", b"", QoS::AtLeastOnce, id);
+        message.payload = format!("m{id}").into_bytes().into();
+        Packet::Publish(message)
+            .encode(V5, &mut burst)
+            .expect("test packet encodes");
+    }
+    publisher.send_raw(&burst).await;
+    // The subscriber takes one message at a time (its window is 1), and so drains the queue.
+    let mut got = Vec::new();
+    while got.len() < usize::from(MESSAGES) {
+        let message = slow.expect_publish().await;
+        slow.ack(&message).await;
+        got.push(String::from_utf8(message.payload.to_vec()).expect("text payload"));
+    }
+    let sent: Vec<String> = (1..=MESSAGES).map(|id| format!("m{id}")).collect();
+    assert_eq!(got, sent, "every message, in order");
+    for id in 1..=MESSAGES {
+        match publisher.recv().await {
+            Some(Packet::PubAck(ack)) => {
+                assert_eq!(ack.packet_id.get(), id, "acknowledged in order");
+                assert_eq!(ack.reason_code, ReasonCode::Success, "m{id}");
+            }
+            other => panic!("expected PUBACK {id}, got {other:?}"),
+        }
+    }
+    assert_eq!(counter(&broker, |m| &m.queue_refused_messages_limit), 0);
+    broker.stop().await;
+}

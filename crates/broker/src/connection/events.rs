@@ -8,9 +8,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use mquictt_protocol::session::{Accept, ServerEvent};
-use mquictt_protocol::{
-    Connect, Disconnect, MqttString, Properties, ReasonCode, SubAck, UnsubAck,
-};
+use mquictt_protocol::{Connect, Disconnect, MqttString, Properties, ReasonCode, SubAck, UnsubAck};
 use rustc_hash::FxHashSet;
 use tokio::io::{AsyncRead, AsyncWrite};
 

@@ -183,9 +183,11 @@ where
                     change,
                     refusable: inbound.v5,
                 });
-            let routed = router
-                .get_or_insert_with(|| self.shared.router())
-                .publish(Arc::new(message), now, awaiting_release);
+            let routed = router.get_or_insert_with(|| self.shared.router()).publish(
+                Arc::new(message),
+                now,
+                awaiting_release,
+            );
             let pause = routed.pause.is_some();
             inbound.fate = Fate::Routed(routed);
             if pause {
