@@ -32,15 +32,16 @@ const ROUTE_BATCH: usize = 32;
 pub(super) struct Inbound {
     packet_id: Option<PacketId>,
     v5: bool,
-    /// The record of an incoming QoS 2 identifier awaiting PUBREL, for a persistent session.
-    awaiting_release: Option<Change>,
+    /// The record of an incoming QoS 2 identifier awaiting PUBREL, for a persistent session;
+    /// boxed, as it is rare, to keep the batch's entries small.
+    awaiting_release: Option<Box<Change>>,
     fate: Fate,
 }
 
 #[derive(Debug)]
 enum Fate {
-    /// Passed its checks: routed with its batch.
-    Route(Message),
+    /// Passed its checks: routed with its batch. Made into its `Arc` here, outside the lock.
+    Route(Arc<Message>),
     Routed(Routed),
     /// Refused before routing; answered with this reason (MQTT 5) or a plain acknowledgement.
     Refused(ReasonCode),
@@ -176,15 +177,16 @@ where
             else {
                 continue;
             };
-            let awaiting_release = inbound
-                .awaiting_release
-                .clone()
-                .map(|change| AwaitingRelease {
-                    change,
-                    refusable: inbound.v5,
-                });
+            let awaiting_release =
+                inbound
+                    .awaiting_release
+                    .as_deref()
+                    .map(|change| AwaitingRelease {
+                        change: change.clone(),
+                        refusable: inbound.v5,
+                    });
             let routed = router.get_or_insert_with(|| self.shared.router()).publish(
-                Arc::new(message),
+                message,
                 now,
                 awaiting_release,
             );
@@ -234,10 +236,10 @@ where
         // identifier is answered with PUBREC and not delivered again [MQTT-4.3.3-10].
         let awaiting_release = match publish.packet_id {
             Some(packet_id) if publish.qos == QoS::ExactlyOnce && attached.persistent => {
-                Some(Change::InboundAwaitingRelease {
+                Some(Box::new(Change::InboundAwaitingRelease {
                     client_id: attached.client_id.clone(),
                     packet_id,
-                })
+                }))
             }
             _ => None,
         };
@@ -260,11 +262,11 @@ where
             // (3.3.2.3.2); it is not forwarded.
             Fate::Refused(ReasonCode::PayloadFormatInvalid)
         } else {
-            Fate::Route(Message::from_publish(
+            Fate::Route(Arc::new(Message::from_publish(
                 &publish,
                 Some(attached.owner.clone()),
                 now,
-            ))
+            )))
         };
         Some(Inbound {
             packet_id: publish.packet_id,
@@ -321,7 +323,7 @@ where
         if let Some(change) = awaiting_release {
             if !awaiting_release_recorded && !reason.is_error() {
                 // Not routed (3.1.1 refusals are acknowledged as success): recorded alone.
-                self.shared.journal.record_into(change, &mut ticket);
+                self.shared.journal.record_into(*change, &mut ticket);
                 awaiting_release_recorded = true;
             }
         }
