@@ -292,7 +292,7 @@ mod tests {
             QoS::AtMostOnce,
             true,
         );
-        expiring.expires_at = Some(now + Duration::from_secs(5));
+        expiring.expires_at = Some(Box::new(now + Duration::from_secs(5)));
         store.retain(Arc::new(expiring));
         store.retain(message("t/2", b"v"));
         let later = now + Duration::from_secs(6);

@@ -73,7 +73,7 @@ impl WillSpec {
     /// The will as published at `now`, its expiry counted from this moment.
     pub fn release(self, now: Instant) -> Message {
         let mut message = self.message;
-        message.expires_at = self.expiry.map(|interval| now + interval);
+        message.expires_at = self.expiry.map(|interval| Box::new(now + interval));
         message
     }
 }

@@ -141,7 +141,8 @@ pub(crate) fn encode_message(message: &Message, clock: &WallClock, out: &mut Vec
     out.push(FORMAT);
     let expires = message
         .expires_at
-        .map_or(0, |at| clock.wall_millis(at).max(1));
+        .as_deref()
+        .map_or(0, |&at| clock.wall_millis(at).max(1));
     out.extend_from_slice(&expires.to_be_bytes());
     match &message.publisher {
         Some(client) => {
@@ -198,7 +199,7 @@ pub(crate) fn decode_message(bytes: &[u8], clock: &WallClock) -> Result<Message,
         retain: publish.retain,
         properties: publish.properties,
         publisher,
-        expires_at: (expires != 0).then(|| clock.instant_at(expires)),
+        expires_at: (expires != 0).then(|| Box::new(clock.instant_at(expires))),
     })
 }
 
@@ -392,14 +393,14 @@ mod tests {
     fn expiry_deadlines_survive_as_wall_clock_time() {
         let clock = WallClock::now();
         let mut m = message();
-        m.expires_at = Some(Instant::now() + Duration::from_secs(60));
+        m.expires_at = Some(Box::new(Instant::now() + Duration::from_secs(60)));
         let mut bytes = Vec::new();
         encode_message(&m, &clock, &mut bytes);
         let back = decode_message(&bytes, &clock).unwrap();
-        let left = back.expires_at.unwrap() - Instant::now();
+        let left = *back.expires_at.unwrap() - Instant::now();
         assert!(left > Duration::from_secs(58) && left <= Duration::from_secs(60));
         // A deadline that passed while the broker was down comes back as expired.
-        m.expires_at = Some(Instant::now());
+        m.expires_at = Some(Box::new(Instant::now()));
         let mut bytes = Vec::new();
         encode_message(&m, &clock, &mut bytes);
         std::thread::sleep(Duration::from_millis(5));

@@ -153,7 +153,7 @@ fn expired_copies_are_skipped_and_reported() {
     let mut queue = MessageQueue::new(ROOMY);
     let mut stale = q1(b"old");
     let mut message = (*stale.message).clone();
-    message.expires_at = Some(now);
+    message.expires_at = Some(Box::new(now));
     stale.message = Arc::new(message);
     queue.push(stale, None);
     queue.push(q1(b"fresh"), None);
