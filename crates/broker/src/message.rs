@@ -19,7 +19,7 @@ pub type ClientId = Arc<str>;
 /// default. A message is usually allocated by the publisher's thread and freed by a
 /// subscriber's; glibc puts a fast-bin chunk back on another thread's heap without taking that
 /// heap's lock, where a larger one waits for it. At 128 bytes (the expiry inline), the broker
-/// spent 2 to 8 % more CPU per message over TCP and 7 % more over QUIC with the pair's
+/// spent 2 to 9 % more CPU per message over TCP, and 6 % more over QUIC with a pair's two
 /// connections on two threads (docs/benchmarks.md, *A message small enough for the fast bins*).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
