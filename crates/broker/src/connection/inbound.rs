@@ -130,13 +130,9 @@ where
                 break;
             }
         }
-        if self.paused.is_some() && !(batch.is_empty() && next.is_none()) {
-            self.unrouted = Some(Box::new(Unrouted {
-                publishes: std::mem::take(&mut batch),
-                next: next.take(),
-            }));
+        if self.paused.is_some() {
+            self.hold_back(std::mem::take(&mut batch), next.take());
         }
-        batch.clear();
         BATCH.set(batch);
         next
     }
@@ -149,14 +145,14 @@ where
         };
         let mut batch = vec![inbound];
         self.route_batch(&mut batch);
-        if !batch.is_empty() {
-            let unrouted = self.unrouted.get_or_insert_with(|| {
-                Box::new(Unrouted {
-                    publishes: Vec::new(),
-                    next: None,
-                })
-            });
-            unrouted.publishes.extend(batch);
+        self.hold_back(batch, None);
+    }
+
+    /// Keeps what a pause interrupted for when it ends; nothing when nothing was left. Called
+    /// only with `unrouted` empty: each pass takes it up before reading the session.
+    fn hold_back(&mut self, publishes: Vec<Inbound>, next: Option<ServerEvent>) {
+        if !(publishes.is_empty() && next.is_none()) {
+            self.unrouted = Some(Box::new(Unrouted { publishes, next }));
         }
     }
 
