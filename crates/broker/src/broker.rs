@@ -22,7 +22,7 @@ use crate::limits::SourceRateLimiter;
 use crate::message::Message;
 use crate::metrics::Metrics;
 use crate::parking::ParkingLot;
-use crate::router::Router;
+use crate::router::{Router, WakesAfterUnlock};
 use crate::storage::journal::Journal;
 use crate::storage::{Storage, StorageError};
 use crate::sys::{sys_messages, SysSnapshot};
@@ -106,10 +106,39 @@ fn session_config(config: &BrokerConfig) -> ServerConfig {
 impl Shared {
     /// The router, even if a panic elsewhere poisoned the lock: its data stays consistent
     /// because every method finishes its changes before it can panic.
-    pub(crate) fn router(&self) -> MutexGuard<'_, Router> {
-        self.router
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    pub(crate) fn router(&self) -> RouterGuard<'_> {
+        RouterGuard {
+            router: self
+                .router
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            _wakes: WakesAfterUnlock::new(),
+        }
+    }
+}
+
+/// The router, locked. The connections that routing queued messages for are woken when it is
+/// dropped, after the lock is released (see [`ConnectionSignal::wake_after_unlock`]).
+///
+/// [`ConnectionSignal::wake_after_unlock`]: crate::router::ConnectionSignal::wake_after_unlock
+#[derive(Debug)]
+pub(crate) struct RouterGuard<'a> {
+    // Fields are dropped in order: the lock is released first, then the wakes run.
+    router: MutexGuard<'a, Router>,
+    _wakes: WakesAfterUnlock,
+}
+
+impl std::ops::Deref for RouterGuard<'_> {
+    type Target = Router;
+
+    fn deref(&self) -> &Router {
+        &self.router
+    }
+}
+
+impl std::ops::DerefMut for RouterGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Router {
+        &mut self.router
     }
 }
 

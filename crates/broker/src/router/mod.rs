@@ -35,7 +35,7 @@ mod tests;
 
 pub(crate) use backpressure::Pause;
 pub(crate) use in_flight::{DeliveryState, InFlight};
-pub(crate) use signal::{ConnectionSignal, ParkedAt, SignalHandle};
+pub(crate) use signal::{ConnectionSignal, ParkedAt, SignalHandle, WakesAfterUnlock};
 
 use backpressure::{Congestion, Watermarks};
 

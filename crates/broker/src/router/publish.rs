@@ -202,7 +202,7 @@ impl Router {
         };
         if let Some(link) = link {
             if queued {
-                link.signal.wake();
+                link.signal.wake_after_unlock();
             }
             if congested {
                 let congestion = link

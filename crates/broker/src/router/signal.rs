@@ -5,6 +5,7 @@
 //! in the parking lot here, so that a wake resumes it. It replaces a notifier, a close
 //! channel and a finished channel per connection, which together took several times its room.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -23,6 +24,12 @@ pub(crate) struct ParkedAt {
     pub(crate) token: usize,
 }
 
+thread_local! {
+    /// The connections this thread's routing queued messages for, to wake once it lets go of
+    /// the router's lock ([`WakesAfterUnlock`]).
+    static AFTER_UNLOCK: RefCell<Vec<Arc<ConnectionSignal>>> = const { RefCell::new(Vec::new()) };
+}
+
 /// How the router and a connection signal each other.
 #[derive(Debug, Default)]
 pub(crate) struct ConnectionSignal {
@@ -35,6 +42,9 @@ pub(crate) struct ConnectionSignal {
     finished: AtomicBool,
     /// Wakes those waiting for `finished`.
     finished_waiters: Notify,
+    /// Set while a wake of this connection waits for a thread to release the router's lock
+    /// ([`Self::wake_after_unlock`]).
+    wake_deferred: AtomicBool,
     /// Set while a task waits for a commit that holds this client's queue.
     pub(crate) commit_waiter: AtomicBool,
     /// The connection's place in the parking lot while it is parked.
@@ -49,6 +59,33 @@ impl ConnectionSignal {
         let parked = self.parked_slot().take();
         if let Some(at) = parked {
             at.lot.unpark(at.token);
+        }
+    }
+
+    /// Wakes the connection once this thread has released the router's lock, which the
+    /// caller holds. A subscriber woken at once, while its publisher goes on routing the rest
+    /// of a batch, would find the lock taken and wait for it: on two threads, with one
+    /// publisher and one subscriber, that happened at about every batch. The copies a batch
+    /// queues for one connection wake it once.
+    pub(crate) fn wake_after_unlock(self: &Arc<Self>) {
+        // Set by whoever will wake the connection, and cleared just before it does. A router
+        // that finds it set leaves the wake to that one: its own copy is queued under the
+        // lock, which the woken connection can only take after it.
+        if self.wake_deferred.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let deferred = AFTER_UNLOCK
+            .try_with(|list| match list.try_borrow_mut() {
+                Ok(mut list) => {
+                    list.push(self.clone());
+                    true
+                }
+                Err(_) => false,
+            })
+            .unwrap_or(false);
+        if !deferred {
+            self.wake_deferred.store(false, Ordering::Release);
+            self.wake();
         }
     }
 
@@ -142,6 +179,45 @@ impl ConnectionSignal {
     }
 }
 
+/// Runs the wakes [`ConnectionSignal::wake_after_unlock`] deferred on this thread when
+/// dropped. It sits beside the router's lock guard, after it, so that it is dropped after the
+/// lock is released ([`crate::broker::RouterGuard`]).
+#[derive(Debug)]
+pub(crate) struct WakesAfterUnlock(());
+
+impl WakesAfterUnlock {
+    pub(crate) fn new() -> Self {
+        Self(())
+    }
+}
+
+impl Drop for WakesAfterUnlock {
+    fn drop(&mut self) {
+        let taken = AFTER_UNLOCK
+            .try_with(|list| match list.try_borrow_mut() {
+                Ok(mut list) if !list.is_empty() => Some(std::mem::take(&mut *list)),
+                _ => None,
+            })
+            .ok()
+            .flatten();
+        let Some(mut woken) = taken else {
+            return;
+        };
+        for signal in woken.drain(..) {
+            signal.wake_deferred.store(false, Ordering::Release);
+            signal.wake();
+        }
+        // The list goes back for its room, unless a wake deferred more in the meantime.
+        let _ = AFTER_UNLOCK.try_with(|list| {
+            if let Ok(mut list) = list.try_borrow_mut() {
+                if list.is_empty() {
+                    *list = woken;
+                }
+            }
+        });
+    }
+}
+
 /// The driver's handle on its signal: dropping it marks the connection finished, so that a
 /// successor never waits for a driver that is gone, however it ended.
 #[derive(Debug)]
@@ -188,6 +264,43 @@ mod tests {
             None
         });
         assert!(placed);
+    }
+
+    #[tokio::test]
+    async fn a_wake_after_unlock_comes_when_the_lock_is_released_and_again_next_time() {
+        let signals = [
+            Arc::new(ConnectionSignal::default()),
+            Arc::new(ConnectionSignal::default()),
+        ];
+        for _ in 0..2 {
+            let unlock = WakesAfterUnlock::new();
+            for signal in signals.iter().chain(&signals) {
+                signal.wake_after_unlock();
+            }
+            for signal in &signals {
+                assert!(!signal.take_wake_permit(), "woken under the lock");
+            }
+            drop(unlock);
+            for signal in &signals {
+                assert!(signal.take_wake_permit(), "not woken after the unlock");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_wake_after_unlock_that_cannot_wait_comes_at_once() {
+        let signal = Arc::new(ConnectionSignal::default());
+        // The list is borrowed (as while the deferred wakes run): nowhere to keep this one.
+        AFTER_UNLOCK.with(|list| {
+            let _borrowed = list.borrow_mut();
+            signal.wake_after_unlock();
+        });
+        assert!(signal.take_wake_permit());
+        // It left nothing behind that would swallow the next wake.
+        let unlock = WakesAfterUnlock::new();
+        signal.wake_after_unlock();
+        drop(unlock);
+        assert!(signal.take_wake_permit());
     }
 
     #[tokio::test]
