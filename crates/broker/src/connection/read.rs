@@ -7,7 +7,6 @@
 
 use std::cell::RefCell;
 use std::io;
-use std::mem;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -18,77 +17,9 @@ use tokio::io::{AsyncRead, ReadBuf};
 /// a busy publisher is read in few system calls.
 pub(super) const READ_CHUNK: usize = 16 * 1024;
 
-/// A read at least this large marks its connection busy: when its buffer is full, the next
-/// one comes from the thread's [`Pool`]. Smaller reads get a buffer of exactly what they need,
-/// as an idle connection's occasional packet should.
-const BUSY_READ: usize = READ_CHUNK / 4;
-
-/// The size of a pooled buffer: two full reads, so that a partial packet carried over from
-/// the last one still leaves room for the next.
-const POOLED: usize = 2 * READ_CHUNK;
-
-/// The most buffers one thread's pool keeps: 512 KiB at most, per thread and not per
-/// connection. Enough to cover the data that deliveries on other threads still hold while a
-/// busy publisher goes on reading (a millisecond of it at 500 MB/s).
-const POOL_LEN: usize = 16;
-
 thread_local! {
     /// The worker thread's scratch buffer; it is borrowed only inside one `poll_read`.
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
-    /// The worker thread's pool of buffers for busy connections.
-    static POOL: RefCell<Pool> = const { RefCell::new(Pool { keepers: Vec::new() }) };
-}
-
-/// Buffers for busy connections that come back without being freed.
-///
-/// A packet's payload is a slice of the buffer it was read into, and the message that holds
-/// it is often freed on another thread (the subscriber's), last of everything in that buffer.
-/// A buffer allocated on one thread and freed on another takes the lock of the allocating
-/// thread's heap twice: once where it is allocated and once where it is freed, and with a
-/// busy publisher the two threads then wait for each other. The pool keeps an empty handle
-/// (a keeper) on each buffer it hands out, so the last slice to go only lowers a count, and
-/// a buffer whose keeper is the last handle left is handed out again, whole, without an
-/// allocation.
-#[derive(Debug)]
-struct Pool {
-    keepers: Vec<BytesMut>,
-}
-
-impl Pool {
-    /// A buffer of [`POOLED`] bytes, empty: one nobody uses any more, or a new one while the
-    /// pool has room; `None` when all of its buffers are still in use.
-    fn take(&mut self) -> Option<BytesMut> {
-        for keeper in &mut self.keepers {
-            if keeper.try_reclaim(POOLED) {
-                let mut whole = mem::take(keeper);
-                *keeper = whole.split_to(0);
-                return Some(whole);
-            }
-        }
-        if self.keepers.len() < POOL_LEN {
-            let mut whole = BytesMut::with_capacity(POOLED);
-            self.keepers.push(whole.split_to(0));
-            return Some(whole);
-        }
-        None
-    }
-}
-
-/// Makes room in `buf` for `incoming` more bytes of a busy connection from the thread's pool,
-/// moving what `buf` still holds (the start of a packet) over. Otherwise appending allocates,
-/// as it always has.
-fn make_room(buf: &mut BytesMut, incoming: usize) {
-    if incoming < BUSY_READ || buf.capacity() - buf.len() >= incoming {
-        return;
-    }
-    if buf.len() + incoming > POOLED {
-        return;
-    }
-    let pooled = POOL.with(|pool| pool.try_borrow_mut().ok().and_then(|mut pool| pool.take()));
-    if let Some(mut pooled) = pooled {
-        pooled.extend_from_slice(buf);
-        *buf = pooled;
-    }
 }
 
 /// Polls one read from `stream` and appends what arrived to `buf`; `Ok(0)` is the end of
@@ -106,7 +37,6 @@ where
             let mut read = ReadBuf::new(&mut scratch[..]);
             ready!(Pin::new(stream).poll_read(cx, &mut read))?;
             let filled = read.filled();
-            make_room(buf, filled.len());
             buf.extend_from_slice(filled);
             Poll::Ready(Ok(filled.len()))
         }
@@ -125,7 +55,6 @@ where
     SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
         Ok(mut scratch) => {
             let n = socket.read(&mut scratch[..])?;
-            make_room(buf, n);
             buf.extend_from_slice(scratch.get(..n).unwrap_or_default());
             Ok(n)
         }
@@ -194,54 +123,6 @@ mod tests {
             assert!(n > 0 && n <= READ_CHUNK, "{n}");
         }
         assert_eq!(&buf[..], &input[..]);
-    }
-
-    #[test]
-    fn a_pooled_buffer_comes_back_once_nothing_holds_its_packets() {
-        let mut pool = Pool {
-            keepers: Vec::new(),
-        };
-        let mut first = pool.take().unwrap();
-        assert_eq!(first.capacity(), POOLED);
-        let start = first.as_ptr();
-        first.extend_from_slice(&[1; 100]);
-        let packet = first.split_to(100).freeze();
-        drop(first);
-        // A packet of the first buffer is still held (by a delivery, say): another one.
-        let second = pool.take().unwrap();
-        assert_ne!(second.as_ptr(), start);
-        drop(second);
-        assert_eq!(&packet[..], &[1; 100][..]);
-        drop(packet);
-        // The first buffer again, whole, and nothing new allocated.
-        let again = pool.take().unwrap();
-        assert_eq!((again.as_ptr(), again.capacity()), (start, POOLED));
-        assert_eq!(pool.keepers.len(), 2);
-    }
-
-    #[test]
-    fn a_pool_whose_buffers_are_all_held_gives_none() {
-        let mut pool = Pool {
-            keepers: Vec::new(),
-        };
-        let held: Vec<BytesMut> = (0..POOL_LEN).map(|_| pool.take().unwrap()).collect();
-        assert!(pool.take().is_none());
-        drop(held);
-        assert!(pool.take().is_some());
-        assert_eq!(pool.keepers.len(), POOL_LEN);
-    }
-
-    #[test]
-    fn a_busy_read_moves_the_start_of_a_packet_into_a_pooled_buffer() {
-        let mut buf = BytesMut::from(&b"start of a packet"[..]);
-        make_room(&mut buf, READ_CHUNK);
-        assert_eq!(&buf[..], b"start of a packet");
-        assert_eq!(buf.capacity(), POOLED);
-        // A small read is left to allocate what it needs, as an idle connection's would.
-        let mut small = BytesMut::from(&b"ping"[..]);
-        let capacity = small.capacity();
-        make_room(&mut small, 2);
-        assert_eq!((&small[..], small.capacity()), (&b"ping"[..], capacity));
     }
 
     #[test]
