@@ -203,8 +203,12 @@ impl Drop for WakesAfterUnlock {
         let Some(mut woken) = taken else {
             return;
         };
-        for signal in woken.drain(..) {
+        // Every flag is cleared before any wake, so that nothing can leave one set with no
+        // wake to come; a router that sets one again meanwhile makes its own wake.
+        for signal in &woken {
             signal.wake_deferred.store(false, Ordering::Release);
+        }
+        for signal in woken.drain(..) {
             signal.wake();
         }
         // The list goes back for its room, unless a wake deferred more in the meantime.
