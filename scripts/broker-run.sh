@@ -86,3 +86,19 @@ cpu_ticks() {
 cpu_ticks_total() {
     awk '{print $14 + $15}' "/proc/$1/stat"
 }
+
+# Exits when an entry (LABEL=PATH[ BROKER-OPTION...]) names no executable mquictt binary.
+check_entries() {
+    local entry binary
+    for entry in "$@"; do
+        binary=${entry#*=}
+        binary=${binary%% *}
+        [ -x "$binary" ] || { echo "no mquictt binary at $binary (entries are LABEL=PATH)" >&2; exit 2; }
+    done
+}
+
+# Microseconds of CPU per message, rounded to $4 digits, from the clock ticks before ($1) and
+# after ($2) and the messages received ($3): ticks * 10,000 / messages.
+us_per_message() {
+    python3 -c "print(round(($2 - $1) * 10000 / max($3, 1), $4))"
+}

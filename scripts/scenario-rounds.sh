@@ -20,11 +20,7 @@ rounds=$1 scenario=$2
 shift 2
 # shellcheck source=broker-run.sh
 . scripts/broker-run.sh
-for entry in "$@"; do
-    binary=${entry#*=}
-    binary=${binary%% *}
-    [ -x "$binary" ] || { echo "no mquictt binary at $binary (entries are LABEL=PATH)" >&2; exit 2; }
-done
+check_entries "$@"
 read -r -a words <<<"$scenario"
 
 for round in $(seq "$rounds"); do
@@ -42,8 +38,7 @@ for round in $(seq "$rounds"); do
         stop_broker
         received=$(awk '/received/ {print $2; exit}' <<<"$out")
         rate=$(grep -oE '= [0-9]+ msg/s' <<<"$out" | tail -1 | tr -dc 0-9)
-        # Clock ticks are hundredths of a second: ticks * 10,000 / messages = us per message.
-        us=$(python3 -c "print(round(($after - $before) * 10000 / max($received, 1), 3))")
+        us=$(us_per_message "$before" "$after" "$received" 3)
         echo "round $round $label: $rate msg/s $us us/msg"
         echo "$round $label $rate $us" >>"$work/results"
     done

@@ -27,11 +27,7 @@ shift
 # shellcheck source=broker-run.sh
 . scripts/broker-run.sh
 qos=${QOS:-0} size=${SIZE:-1024} duration=${DURATION:-4s} modes=${MODES:-tcp quic-ceiling quic}
-for entry in "$@"; do
-    binary=${entry#*=}
-    binary=${binary%% *}
-    [ -x "$binary" ] || { echo "no mquictt binary at $binary (entries are LABEL=PATH)" >&2; exit 2; }
-done
+check_entries "$@"
 ceiling=6500
 
 "$bench" cert ca --out "$work" >/dev/null
@@ -66,8 +62,7 @@ for round in $(seq "$rounds"); do
             after=$(cpu_ticks_total "$broker_pid")
             received=$(awk '/received/ {print $2; exit}' <<<"$out")
             rate=$(grep -oE '= [0-9]+ msg/s' <<<"$out" | head -1 | tr -dc 0-9)
-            # Clock ticks are hundredths of a second: ticks * 10,000 / messages = us per message.
-            us=$(python3 -c "print(round(($after - $before) * 10000 / max($received, 1), 2))")
+            us=$(us_per_message "$before" "$after" "$received" 2)
             line="$line  $mode $rate msg/s $us us/msg"
             if [[ $mode == quic* ]]; then
                 # Nothing logged (QUIC on the worker threads, an older build) is no error.
