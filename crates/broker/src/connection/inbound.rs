@@ -164,15 +164,15 @@ where
         let mut end = batch.len();
         let mut router = None;
         for (i, inbound) in batch.iter_mut().enumerate() {
-            if !matches!(inbound.fate, Fate::Route(_)) {
-                continue;
-            }
-            // Overwritten at once below: `Route` becomes `Routed`.
-            let Fate::Route(message) =
-                std::mem::replace(&mut inbound.fate, Fate::Refused(ReasonCode::Success))
-            else {
-                continue;
-            };
+            // A `Route` is overwritten below by its `Routed`; any other fate is put back.
+            let message =
+                match std::mem::replace(&mut inbound.fate, Fate::Refused(ReasonCode::Success)) {
+                    Fate::Route(message) => message,
+                    other => {
+                        inbound.fate = other;
+                        continue;
+                    }
+                };
             let awaiting_release =
                 inbound
                     .awaiting_release
