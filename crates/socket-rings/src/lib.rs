@@ -1,0 +1,53 @@
+//! Idle sockets held without file descriptors.
+//!
+//! Every open socket of a process normally takes a file descriptor, and the open-file limit
+//! (`RLIMIT_NOFILE`) caps how many a process may hold. Only an administrator can raise its
+//! hard value. A broker holding idle connections past that limit can still keep them: Linux's
+//! io_uring keeps a table of *fixed files* per ring, whose entries hold a reference to an open
+//! file of their own. A socket placed in such a table keeps its connection after its file
+//! descriptor is closed; the ring watches it for input (`POLL_ADD` on the fixed file); and
+//! `FIXED_FD_INSTALL` (Linux 6.8) gives it a file descriptor again when its connection has
+//! something to do.
+//!
+//! A ring's table may hold as many files as the open-file limit allows descriptors, so
+//! [`SocketRings`] opens as many rings as it needs: each ring takes one descriptor, and holds
+//! up to its table's size of sockets.
+//!
+//! On other systems [`SocketRings::new`] fails with [`std::io::ErrorKind::Unsupported`].
+//!
+//! This crate holds the project's only `unsafe` code besides `mquictt-malloc`: submitting an
+//! io_uring operation, and taking ownership of the descriptor the kernel installed.
+
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+pub use linux::SocketRings;
+
+#[cfg(not(target_os = "linux"))]
+mod unsupported;
+#[cfg(not(target_os = "linux"))]
+pub use unsupported::SocketRings;
+
+/// The largest key a socket may be held under.
+pub const MAX_KEY: u64 = (1 << 62) - 1;
+
+/// A socket that could not be held, handed back with the reason.
+#[derive(Debug)]
+pub struct Refused {
+    /// The socket, still open.
+    pub socket: std::os::fd::OwnedFd,
+    /// Why it was not held.
+    pub error: std::io::Error,
+}
+
+/// Whether `error` says the process (or the system) has no file descriptor to spare: the
+/// socket stays held, and a release may succeed once other descriptors are closed.
+pub fn is_out_of_descriptors(error: &std::io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(code) if code == EMFILE || code == ENFILE)
+}
+
+/// `EMFILE` and `ENFILE`, the same on every Linux architecture.
+const EMFILE: i32 = 24;
+const ENFILE: i32 = 23;
