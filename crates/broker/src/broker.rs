@@ -183,7 +183,7 @@ impl Broker {
             );
         }
         let (shutting_down, _) = watch::channel(false);
-        let parking = ParkingLot::start()
+        let parking = ParkingLot::start(config.idle_without_descriptor)
             .inspect_err(|e| tracing::warn!(error = %e, "idle connections will not be parked"))
             .ok();
         let shared = Arc::new(Shared {
@@ -258,6 +258,15 @@ impl Broker {
     /// How many idle connections are parked (held without a task) right now.
     pub fn parked_connections(&self) -> usize {
         self.shared.parking.as_ref().map_or(0, |lot| lot.len())
+    }
+
+    /// How many parked connections' sockets are held without a file descriptor right now
+    /// (`BrokerConfig::idle_without_descriptor`).
+    pub fn connections_without_descriptor(&self) -> usize {
+        self.shared
+            .parking
+            .as_ref()
+            .map_or(0, |lot| lot.held_without_descriptor())
     }
 
     /// Accepts TCP connections and serves each in its own task until `shutdown` completes,

@@ -128,6 +128,25 @@ pub struct BrokerConfig {
     /// typical sensor fleet, and still a fraction of the smallest SD cards sold. `None`: no
     /// limit.
     pub max_storage_bytes: Option<u64>,
+    /// When an idle TCP connection's socket leaves the process's table of file descriptors
+    /// while it is parked (Linux 6.8+, io_uring): a broker then holds more idle connections
+    /// than its open-file limit. `Auto`: once 3/4 of the limit is in use, so a broker well
+    /// under its limit parks as it always did.
+    pub idle_without_descriptor: IdleWithoutDescriptor,
+}
+
+/// When a parked TCP socket is held without a file descriptor (see the `parking` module).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IdleWithoutDescriptor {
+    /// Once the socket's descriptor is in the top quarter of the open-file limit. Descriptors
+    /// are handed out lowest first, so such a number means at least 3/4 of the limit was in
+    /// use when it was opened.
+    #[default]
+    Auto,
+    /// Every parked TCP socket.
+    Always,
+    /// None: every connection keeps its descriptor, and the open-file limit caps connections.
+    Never,
 }
 
 impl BrokerConfig {
@@ -179,6 +198,7 @@ impl Default for BrokerConfig {
             sys_interval: Some(Duration::from_secs(10)),
             shutdown_grace: Duration::from_secs(5),
             max_storage_bytes: Some(1024 * 1024 * 1024),
+            idle_without_descriptor: IdleWithoutDescriptor::Auto,
         }
     }
 }

@@ -55,7 +55,7 @@ pub mod sys;
 
 pub use auth::{AllowAll, Authenticator, FileAuthenticator, FileAuthenticatorConfig};
 pub use broker::{Broker, BrokerError, PeerInfo};
-pub use config::{BrokerConfig, PublishOverload, RateLimit};
+pub use config::{BrokerConfig, IdleWithoutDescriptor, PublishOverload, RateLimit};
 pub use message::{ClientId, Message};
 pub use metrics::Metrics;
 pub use quic::{EarlyDataPolicy, QuicServing};

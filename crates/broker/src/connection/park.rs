@@ -82,6 +82,10 @@ pub(crate) struct ParkedConnection {
 enum ParkedTransport {
     /// A plain TCP socket that Tokio no longer watches: the lot's readiness set does.
     Socket(mio::net::TcpStream),
+    /// The same socket, held by the lot without a file descriptor (`parking/held.rs`), which
+    /// watches it: the lot gives it back ([`ParkedConnection::restore_socket`]) before the
+    /// connection resumes.
+    Held,
     /// Any other stream, which wakes the lot through the waker it was last polled with.
     /// Boxed: a parked TCP connection need not have its room.
     Stream(Box<ParkedStream>),
@@ -124,8 +128,29 @@ impl ParkedConnection {
     pub(crate) fn socket_mut(&mut self) -> Option<&mut mio::net::TcpStream> {
         match &mut self.transport {
             ParkedTransport::Socket(socket) => Some(socket),
-            ParkedTransport::Stream(_) => None,
+            ParkedTransport::Held | ParkedTransport::Stream(_) => None,
         }
+    }
+
+    /// Takes the socket, for the lot to hold without a file descriptor; `None` for a stream.
+    pub(crate) fn take_socket(&mut self) -> Option<mio::net::TcpStream> {
+        match std::mem::replace(&mut self.transport, ParkedTransport::Held) {
+            ParkedTransport::Socket(socket) => Some(socket),
+            other => {
+                self.transport = other;
+                None
+            }
+        }
+    }
+
+    /// Whether the lot holds the socket ([`Self::take_socket`]).
+    pub(crate) fn socket_is_held(&self) -> bool {
+        matches!(self.transport, ParkedTransport::Held)
+    }
+
+    /// Gives back the socket taken with [`Self::take_socket`].
+    pub(crate) fn restore_socket(&mut self, socket: mio::net::TcpStream) {
+        self.transport = ParkedTransport::Socket(socket);
     }
 
     /// The signal the router wakes this connection through.
@@ -152,6 +177,13 @@ impl ParkedConnection {
         } = *self;
         let mut socket = match transport {
             ParkedTransport::Socket(socket) => socket,
+            ParkedTransport::Held => {
+                // The lot could not give the socket back (see `ParkingLot::resume`): it is
+                // gone, and the session is handed back as if the client had left.
+                let closed = state.into_driver(tokio::io::empty(), BytesMut::new(), None);
+                runtime.spawn(Box::pin(closed.finish()));
+                return;
+            }
             ParkedTransport::Stream(parked) => {
                 let ParkedStream {
                     stream,

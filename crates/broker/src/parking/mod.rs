@@ -9,7 +9,11 @@
 //! asked, through the connection's [`ConnectionSignal`](crate::router::ConnectionSignal)) takes
 //! the connection out again and spawns a driver that carries on exactly where the last one
 //! stopped. The lot knows nothing of MQTT: it holds sockets, streams, deadlines and the values
-//! to resume.
+//! to resume. A parked TCP socket may also leave the process's table of file descriptors
+//! while it waits (`held.rs`), so that idle connections are not bounded by the open-file
+//! limit.
+
+mod held;
 
 use std::collections::{BTreeSet, HashMap};
 use std::io;
@@ -22,8 +26,14 @@ use tokio::io::unix::AsyncFd;
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
 
+use crate::config::IdleWithoutDescriptor;
 use crate::connection::ParkedConnection;
 use crate::router::ParkedAt;
+use held::{ring_of, HeldSockets, Released};
+
+/// How long a connection whose socket could not get a file descriptor back (the process had
+/// none to spare) waits before the lot tries again.
+const DESCRIPTOR_RETRY: Duration = Duration::from_millis(100);
 
 /// Readiness events taken from the set per system call.
 const EVENTS_PER_POLL: usize = 1024;
@@ -49,7 +59,6 @@ impl std::fmt::Debug for ParkingLot {
     }
 }
 
-#[derive(Default)]
 struct LotState {
     /// Tokens are never reused, so a late wake for a connection that has left cannot resume
     /// another one.
@@ -63,11 +72,18 @@ struct LotState {
     reserved: Vec<(usize, bool)>,
     /// Parked streams whose waker fired, for the lot's task to resume.
     woken: Vec<usize>,
+    /// Sockets held without a file descriptor.
+    held: HeldSockets,
+    /// Connections that were to resume while no descriptor was to spare for their socket,
+    /// and when they are tried again.
+    no_descriptor: Vec<usize>,
+    retry_at: Option<Instant>,
 }
 
 impl ParkingLot {
-    /// Creates the lot and starts its task on the current runtime.
-    pub(crate) fn start() -> io::Result<Arc<Self>> {
+    /// Creates the lot and starts its task on the current runtime; `without_descriptor` says
+    /// which parked sockets leave the table of file descriptors.
+    pub(crate) fn start(without_descriptor: IdleWithoutDescriptor) -> io::Result<Arc<Self>> {
         let poll = mio::Poll::new()?;
         let registry = poll.registry().try_clone()?;
         // Deprecated because a type that does not own its descriptor could close it under
@@ -77,7 +93,16 @@ impl ParkingLot {
         let lot = Arc::new(Self {
             registry,
             runtime: Handle::current(),
-            state: Mutex::new(LotState::default()),
+            state: Mutex::new(LotState {
+                next_token: 0,
+                parked: HashMap::new(),
+                deadlines: BTreeSet::new(),
+                reserved: Vec::new(),
+                woken: Vec::new(),
+                held: HeldSockets::new(without_descriptor),
+                no_descriptor: Vec::new(),
+                retry_at: None,
+            }),
             earlier_deadline: Notify::new(),
             stream_woken: Notify::new(),
         });
@@ -88,6 +113,11 @@ impl ParkingLot {
     /// How many connections are parked.
     pub(crate) fn len(&self) -> usize {
         self.state().parked.len()
+    }
+
+    /// How many parked connections' sockets are held without a file descriptor.
+    pub(crate) fn held_without_descriptor(&self) -> usize {
+        self.state().held.len()
     }
 
     /// The runtime resumed drivers run on.
@@ -148,14 +178,17 @@ impl ParkingLot {
                 None => state.next_token,
             };
             let mut taken = connection.take()?;
-            if let Some(socket) = taken.socket_mut() {
-                let registered = self
-                    .registry
-                    .register(socket, Token(token), Interest::READABLE);
-                if let Err(e) = registered {
-                    tracing::debug!(error = %e, "idle connection could not be parked");
-                    connection = Some(taken);
-                    return None;
+            if let Some(socket) = taken.take_socket() {
+                if let Err(mut socket) = state.held.hold(&self.registry, token, socket) {
+                    let registered =
+                        self.registry
+                            .register(&mut socket, Token(token), Interest::READABLE);
+                    taken.restore_socket(socket);
+                    if let Err(e) = registered {
+                        tracing::debug!(error = %e, "idle connection could not be parked");
+                        connection = Some(taken);
+                        return None;
+                    }
                 }
             }
             if reserved.is_none() {
@@ -224,18 +257,40 @@ impl ParkingLot {
     /// Takes the connection parked as `token` out of the lot and serves it again; with
     /// `from_lot_task`, its first step runs here (see `ParkedConnection::resume`).
     fn resume(&self, token: usize, from_lot_task: bool) {
-        let parked = {
+        let (mut connection, was_held) = {
             let mut state = self.state();
-            let parked = state.parked.remove(&token);
-            if let Some(at) = parked.as_ref().and_then(|p| p.deadline()) {
+            let Some(mut parked) = state.parked.remove(&token) else {
+                return;
+            };
+            if let Some(at) = parked.deadline() {
                 state.deadlines.remove(&(at, token));
             }
-            parked
+            let was_held = parked.socket_is_held();
+            if was_held {
+                match state.held.release(token) {
+                    Released::Socket(socket) => parked.restore_socket(socket),
+                    Released::NoDescriptor => {
+                        // Stays parked, its socket still watched, until a descriptor is free.
+                        state.parked.insert(token, parked);
+                        if !state.no_descriptor.contains(&token) {
+                            state.no_descriptor.push(token);
+                        }
+                        if state.retry_at.is_none() {
+                            state.retry_at = Some(Instant::now() + DESCRIPTOR_RETRY);
+                            self.earlier_deadline.notify_one();
+                        }
+                        return;
+                    }
+                    Released::Lost(e) => {
+                        // Resumed without a socket, the session handed back as the client
+                        // left it.
+                        tracing::debug!(error = %e, "an idle connection's socket was lost");
+                    }
+                }
+            }
+            (parked, was_held)
         };
-        let Some(mut connection) = parked else {
-            return;
-        };
-        if let Some(socket) = connection.socket_mut() {
+        if let (false, Some(socket)) = (was_held, connection.socket_mut()) {
             // Deregistered before Tokio registers it again; failing only if it was never
             // registered, which cannot be for a parked socket.
             let _ = self.registry.deregister(socket);
@@ -244,18 +299,43 @@ impl ParkingLot {
         connection.resume(&self.runtime, from_lot_task);
     }
 
-    /// Resumes every connection whose deadline has come; returns the next deadline.
+    /// Resumes every connection whose deadline has come, and tries again those that were
+    /// short of a descriptor when their retry is due; returns when to look again.
     fn resume_due(&self, now: Instant) -> Option<Instant> {
+        let retry = {
+            let mut state = self.state();
+            match state.retry_at {
+                Some(at) if at <= now => {
+                    state.retry_at = None;
+                    std::mem::take(&mut state.no_descriptor)
+                }
+                _ => Vec::new(),
+            }
+        };
+        for token in retry {
+            self.resume(token, true);
+        }
         loop {
             let due = {
                 let state = self.state();
                 match state.deadlines.first() {
                     Some(&(at, token)) if at <= now => token,
-                    Some(&(at, _)) => return Some(at),
-                    None => return None,
+                    next => {
+                        let next = next.map(|&(at, _)| at);
+                        return [next, state.retry_at].into_iter().flatten().min();
+                    }
                 }
             };
             self.resume(due, true);
+        }
+    }
+
+    /// Resumes the connections whose socket, held in ring `index`, turned readable.
+    fn resume_ready_in_ring(&self, index: usize) {
+        let mut ready = Vec::new();
+        self.state().held.take_ready(index, &mut ready);
+        for token in ready {
+            self.resume(token, true);
         }
     }
 
@@ -322,7 +402,10 @@ async fn watch(lot: Arc<ParkingLot>, mut readiness: AsyncFd<mio::Poll>) {
                 let mut taken = 0;
                 for event in events.iter() {
                     taken += 1;
-                    lot.resume(event.token().0, true);
+                    match ring_of(event.token()) {
+                        Some(ring) => lot.resume_ready_in_ring(ring),
+                        None => lot.resume(event.token().0, true),
+                    }
                 }
                 // A full batch may have left more behind: poll again before waiting.
                 if taken < EVENTS_PER_POLL {

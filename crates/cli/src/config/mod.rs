@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use mquictt_broker::{BrokerConfig, EarlyDataPolicy, PublishOverload, RateLimit};
+use mquictt_broker::{
+    BrokerConfig, EarlyDataPolicy, IdleWithoutDescriptor, PublishOverload, RateLimit,
+};
 use mquictt_protocol::QoS;
 use serde::Deserialize;
 
@@ -281,6 +283,17 @@ pub struct LimitsSection {
     pub publish_overload: Option<PublishOverloadName>,
     /// Bytes of messages durable storage may hold; 0: no limit.
     pub max_storage_bytes: Option<u64>,
+    /// When a parked TCP socket leaves the table of file descriptors.
+    pub idle_without_descriptor: Option<IdleWithoutDescriptorName>,
+}
+
+/// `idle_without_descriptor` as written in the file.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdleWithoutDescriptorName {
+    Auto,
+    Always,
+    Never,
 }
 
 /// What happens to a client publishing too fast, as written in the file.
@@ -486,6 +499,13 @@ impl FileConfig {
         }
         if let Some(v) = limits.max_storage_bytes {
             config.max_storage_bytes = (v != 0).then_some(v);
+        }
+        if let Some(v) = limits.idle_without_descriptor {
+            config.idle_without_descriptor = match v {
+                IdleWithoutDescriptorName::Auto => IdleWithoutDescriptor::Auto,
+                IdleWithoutDescriptorName::Always => IdleWithoutDescriptor::Always,
+                IdleWithoutDescriptorName::Never => IdleWithoutDescriptor::Never,
+            };
         }
         let mqtt = &self.mqtt;
         if let Some(v) = mqtt.server_keep_alive {

@@ -358,3 +358,24 @@ fn quic_threads_parse_within_their_bounds() {
         "{err}"
     );
 }
+
+#[test]
+fn idle_without_descriptor_is_read_and_a_wrong_value_names_the_key() {
+    for (text, expected) in [
+        ("auto", IdleWithoutDescriptor::Auto),
+        ("always", IdleWithoutDescriptor::Always),
+        ("never", IdleWithoutDescriptor::Never),
+    ] {
+        let config = parse(&format!("[limits]\nidle_without_descriptor = \"{text}\"\n"))
+            .unwrap()
+            .broker_config(Path::new("test.toml"))
+            .unwrap();
+        assert_eq!(config.idle_without_descriptor, expected);
+    }
+    let err = parse("[limits]\nidle_without_descriptor = \"sometimes\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("test.toml"), "{err}");
+    assert!(err.contains("idle_without_descriptor"), "{err}");
+    assert!(err.contains("always"), "the error lists the values: {err}");
+}

@@ -60,12 +60,23 @@ fn a_held_socket_keeps_its_connection_without_a_descriptor_and_comes_back_workin
     let mut rings = SocketRings::new(8).unwrap();
     let (held, mut peer) = pair();
     let fd = held.as_raw_fd();
-    assert_eq!(rings.hold(7, held).unwrap(), None, "the first ring had room");
+    assert_eq!(
+        rings.hold(7, held).unwrap(),
+        None,
+        "the first ring had room"
+    );
     assert!(rings.contains(7));
     // The descriptor is closed: a new socket may get its number.
     let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    assert!(probe.as_raw_fd() <= fd, "the held socket's descriptor was freed");
-    assert_eq!(peek(&mut peer), None, "the connection stays open while held");
+    assert!(
+        probe.as_raw_fd() <= fd,
+        "the held socket's descriptor was freed"
+    );
+    assert_eq!(
+        peek(&mut peer),
+        None,
+        "the connection stays open while held"
+    );
 
     peer.write_all(b"hello").unwrap();
     assert_eq!(wait_ready(&mut rings, 0), vec![7]);
@@ -90,7 +101,11 @@ fn a_socket_let_go_is_closed_and_its_key_is_free() {
     rings.let_go(1);
     assert!(!rings.contains(1));
     peer.set_nonblocking(false).unwrap();
-    assert_eq!(peek(&mut peer), Some(0), "the peer sees the end of the stream");
+    assert_eq!(
+        peek(&mut peer),
+        Some(0),
+        "the peer sees the end of the stream"
+    );
     let (again, _peer) = pair();
     assert!(rings.hold(1, again).is_ok(), "the key can be used again");
     assert!(matches!(rings.release(2), Err(e) if e.kind() == ErrorKind::NotFound));
@@ -153,7 +168,11 @@ fn a_peer_closing_its_side_wakes_the_held_socket() {
     assert_eq!(wait_ready(&mut rings, 0), vec![5]);
     let mut back = TcpStream::from(rings.release(5).unwrap());
     let mut buf = [0u8; 4];
-    assert_eq!(back.read(&mut buf).unwrap(), 0, "the end of the stream is there");
+    assert_eq!(
+        back.read(&mut buf).unwrap(),
+        0,
+        "the end of the stream is there"
+    );
 }
 
 #[test]
