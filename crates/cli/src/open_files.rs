@@ -31,8 +31,9 @@ pub(crate) fn raise() -> std::io::Result<OpenFiles> {
 
 /// Raises the limit ([`raise`]) for a process that will hold `wanted` connections (the
 /// setting or flag named `what`), and tells the user on standard error when they will not
-/// fit or the limit cannot be read.
-pub(crate) fn raise_for(wanted: u64, what: &str) {
+/// fit or the limit cannot be read. `idle_held` says whether idle connections past the limit
+/// may be held without a descriptor (the broker's `idle_without_descriptor`).
+pub(crate) fn raise_for(wanted: u64, what: &str, idle_held: bool) {
     match raise() {
         Ok(limit) => {
             if limit.now > limit.before {
@@ -42,7 +43,7 @@ pub(crate) fn raise_for(wanted: u64, what: &str) {
                     "raised the open-file limit"
                 );
             }
-            if let Some(warning) = shortfall(&limit, wanted, what) {
+            if let Some(warning) = shortfall(&limit, wanted, what, idle_held) {
                 eprintln!("{warning}");
             }
         }
@@ -51,14 +52,32 @@ pub(crate) fn raise_for(wanted: u64, what: &str) {
 }
 
 /// What to tell a user whose limit cannot hold `wanted` connections, or `None` if it can.
-pub(crate) fn shortfall(limit: &OpenFiles, wanted: u64, what: &str) -> Option<String> {
-    (limit.connections() < wanted).then(|| {
+pub(crate) fn shortfall(
+    limit: &OpenFiles,
+    wanted: u64,
+    what: &str,
+    idle_held: bool,
+) -> Option<String> {
+    let fit = limit.connections();
+    (fit < wanted).then(|| {
+        let (can, then) = if idle_held {
+            (
+                format!("give about {fit} connections a file descriptor each"),
+                "; idle connections past that are held without one (`idle_without_descriptor`, \
+                 Linux 6.8 or later), but raise the hard limit (`ulimit -Hn`, or \
+                 `LimitNOFILE=` in a systemd unit) for more active ones",
+            )
+        } else {
+            (
+                format!("hold about {fit} connections"),
+                "; raise the hard limit (`ulimit -Hn`, or `LimitNOFILE=` in a systemd unit) \
+                 to hold more",
+            )
+        };
         format!(
-            "warning: this process may open {} files, so it can hold about {} connections, \
-             fewer than {what} = {wanted}; raise the hard limit (`ulimit -Hn`, or \
-             `LimitNOFILE=` in a systemd unit) to hold more",
-            limit.now,
-            limit.connections()
+            "warning: this process may open {} files, so it can {can}, fewer than {what} = \
+             {wanted}{then}",
+            limit.now
         )
     })
 }
@@ -83,10 +102,17 @@ mod tests {
             now: 1024,
         };
         assert_eq!(limit.connections(), 960);
-        let message = shortfall(&limit, 10_000, "max_connections").unwrap();
+        let message = shortfall(&limit, 10_000, "max_connections", false).unwrap();
         assert!(message.contains("max_connections = 10000"), "{message}");
-        assert!(message.contains("about 960 connections"), "{message}");
+        assert!(message.contains("hold about 960 connections"), "{message}");
         assert!(message.contains("ulimit -Hn"), "{message}");
-        assert_eq!(shortfall(&limit, 960, "max_connections"), None);
+        assert_eq!(shortfall(&limit, 960, "max_connections", false), None);
+        let message = shortfall(&limit, 10_000, "max_connections", true).unwrap();
+        assert!(
+            message.contains("about 960 connections a file descriptor"),
+            "{message}"
+        );
+        assert!(message.contains("idle_without_descriptor"), "{message}");
+        assert!(message.contains("ulimit -Hn"), "{message}");
     }
 }

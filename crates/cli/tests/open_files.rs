@@ -1,11 +1,12 @@
 //! The open-file limit of `mquictt broker`, started as a service manager or a shell would start
 //! it: with a soft limit far below the hard one. Each connection is a file, so the broker
 //! raises its soft limit to the hard limit, and says so when even that is too low for its
-//! `max_connections`.
+//! `max_connections`. Idle connections past the limit are held without descriptors.
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -14,6 +15,12 @@ use common::wait_with_timeout;
 /// Starts the broker through `sh` with `limits` applied first (`ulimit` arguments), waits
 /// until it listens, and returns it with its data directory.
 fn broker_under(limits: &str) -> (Child, tempfile::TempDir) {
+    let (child, data_dir, _) = listening_broker_under(limits);
+    (child, data_dir)
+}
+
+/// [`broker_under`], with the address it listens on.
+fn listening_broker_under(limits: &str) -> (Child, tempfile::TempDir, SocketAddr) {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let script =
         format!("{limits} && exec \"$0\" broker --listen tcp://127.0.0.1:0 --data-dir \"$1\"");
@@ -27,12 +34,16 @@ fn broker_under(limits: &str) -> (Child, tempfile::TempDir) {
         .spawn()
         .expect("start sh");
     let stdout = child.stdout.take().expect("piped stdout");
+    // "listening on tcp://127.0.0.1:0 (127.0.0.1:40123)"
     let listening = BufReader::new(stdout)
         .lines()
         .map_while(Result::ok)
-        .any(|line| line.starts_with("listening on "));
-    assert!(listening, "the broker never listened");
-    (child, data_dir)
+        .find_map(|line| {
+            let (_, addr) = line.strip_prefix("listening on ")?.split_once(" (")?;
+            addr.trim_end_matches(')').parse::<SocketAddr>().ok()
+        });
+    let addr = listening.expect("the broker never listened");
+    (child, data_dir, addr)
 }
 
 /// `(soft, hard)` "Max open files" of a running process.
@@ -87,5 +98,96 @@ fn a_hard_limit_below_max_connections_is_reported() {
     assert!(
         stderr.contains("max_connections = 10000") && stderr.contains("ulimit -Hn"),
         "no warning about the open-file limit: {stderr}"
+    );
+}
+
+/// An MQTT 3.1.1 client over a blocking socket, enough to connect, subscribe, publish at QoS
+/// 0 and read one PUBLISH.
+struct RawClient(TcpStream);
+
+impl RawClient {
+    fn connect(addr: SocketAddr, client_id: &str) -> Self {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("read timeout");
+        let mut client = RawClient(stream);
+        // CONNECT: protocol "MQTT" level 4, clean session, keep alive 600 s.
+        let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0x02, 0x58];
+        push_string(&mut body, client_id);
+        client.send(0x10, &body);
+        assert_eq!(client.read_packet(), (0x20, vec![0, 0]), "CONNACK accepted");
+        client
+    }
+
+    fn subscribe(&mut self, filter: &str) {
+        let mut body = vec![0, 1];
+        push_string(&mut body, filter);
+        body.push(0);
+        self.send(0x82, &body);
+        assert_eq!(self.read_packet(), (0x90, vec![0, 1, 0]), "SUBACK QoS 0");
+    }
+
+    fn publish(&mut self, topic: &str, payload: &[u8]) {
+        let mut body = Vec::new();
+        push_string(&mut body, topic);
+        body.extend_from_slice(payload);
+        self.send(0x30, &body);
+    }
+
+    fn send(&mut self, first_byte: u8, body: &[u8]) {
+        assert!(body.len() < 128, "one-byte remaining length");
+        let mut packet = vec![first_byte, body.len() as u8];
+        packet.extend_from_slice(body);
+        self.0.write_all(&packet).expect("send");
+    }
+
+    /// `(first byte, body)` of the next packet (remaining length below 128).
+    fn read_packet(&mut self) -> (u8, Vec<u8>) {
+        let mut header = [0u8; 2];
+        self.0.read_exact(&mut header).expect("read a packet");
+        let mut body = vec![0u8; usize::from(header[1])];
+        self.0
+            .read_exact(&mut body)
+            .expect("read the packet's body");
+        (header[0], body)
+    }
+}
+
+fn push_string(out: &mut Vec<u8>, text: &str) {
+    out.extend_from_slice(&(text.len() as u16).to_be_bytes());
+    out.extend_from_slice(text.as_bytes());
+}
+
+#[test]
+fn a_broker_holds_and_serves_more_idle_connections_than_its_open_file_limit() {
+    // 256 files; from the 192nd on, parked sockets are held without a descriptor.
+    const CLIENTS: usize = 400;
+    let (child, _data, addr) = listening_broker_under("ulimit -S -n 256 && ulimit -H -n 256");
+    assert_eq!(open_file_limits(child.id()), (256, 256));
+    let mut subscribers: Vec<RawClient> = (0..CLIENTS)
+        .map(|i| {
+            let mut client = RawClient::connect(addr, &format!("many-{i}"));
+            client.subscribe("all");
+            client
+        })
+        .collect();
+    // Every connection is alive: one message reaches them all, woken a few at a time as
+    // descriptors come free.
+    let mut publisher = RawClient::connect(addr, "publisher");
+    publisher.publish("all", b"hello");
+    for subscriber in &mut subscribers {
+        let (first_byte, body) = subscriber.read_packet();
+        assert_eq!(first_byte, 0x30, "a QoS 0 PUBLISH");
+        assert_eq!(&body[5..], b"hello");
+    }
+    // And one more client is served as usual.
+    let mut late = RawClient::connect(addr, "late");
+    late.subscribe("late");
+    drop(subscribers);
+    let stderr = stop(child);
+    assert!(
+        !stderr.contains("panicked"),
+        "the broker's standard error: {stderr}"
     );
 }

@@ -22,6 +22,9 @@ const SUBMISSION_ENTRIES: u32 = 16;
 /// (`IORING_FEAT_NODROP`), so this bounds memory, not correctness.
 const COMPLETION_ENTRIES: u32 = 4096;
 
+/// A new ring is opened once fewer than this fraction of a ring's slots are free.
+const SPARE_FRACTION: usize = 8;
+
 /// What a held socket is watched for: input, the peer closing its side, and (always reported)
 /// errors and hang-ups.
 const WATCHED: u32 = (libc::POLLIN | libc::POLLRDHUP) as u32;
@@ -124,9 +127,9 @@ impl SocketRings {
         })
     }
 
-    /// Holds `socket` under `key` and closes its descriptor. Returns the index of the ring it
-    /// opened for it, if all others were full: the caller watches that ring's descriptor from
-    /// now on. A key already held, or above [`MAX_KEY`], is refused.
+    /// Holds `socket` under `key` and closes its descriptor. Returns the index of a ring it
+    /// opened, because all others were full or nearly: the caller watches that ring's
+    /// descriptor from now on. A key already held, or above [`MAX_KEY`], is refused.
     pub fn hold(&mut self, key: u64, socket: OwnedFd) -> Result<Option<usize>, Refused> {
         if key > MAX_KEY || self.held.contains_key(&key) {
             return Err(Refused {
@@ -169,7 +172,19 @@ impl SocketRings {
         self.held.insert(key, Place { ring: index, slot });
         // The table's reference keeps the socket open.
         drop(socket);
-        Ok(opened)
+        Ok(opened.or_else(|| self.open_spare()))
+    }
+
+    /// Opens the next ring while a descriptor is sure to be free (the one just closed), once
+    /// the open rings are nearly full: a process near its open-file limit would otherwise find
+    /// none for the ring when the last slot is taken. Returns its index if it opened one.
+    fn open_spare(&mut self) -> Option<usize> {
+        let free: usize = self.rings.iter().map(|ring| ring.free.len()).sum();
+        if free >= (self.slots_per_ring as usize / SPARE_FRACTION).max(1) {
+            return None;
+        }
+        self.rings.push(Ring::open(self.slots_per_ring).ok()?);
+        Some(self.rings.len() - 1)
     }
 
     /// Gives the socket held under `key` a file descriptor again and stops holding it.

@@ -44,6 +44,7 @@ fn ring_token(index: usize) -> Token {
 pub(super) struct HeldSockets {
     /// Sockets whose descriptor is at least this go to the rings; `RawFd::MAX` for none.
     from_descriptor: RawFd,
+    policy: IdleWithoutDescriptor,
     /// Fixed files per ring: the open-file soft limit, which the kernel holds a table to.
     slots_per_ring: u32,
     /// Opened for the first socket held; never closed before the lot, which would close
@@ -62,8 +63,10 @@ pub(super) enum Released {
 }
 
 impl HeldSockets {
-    /// Follows `policy`, against the process's open-file soft limit as it is now.
-    pub(super) fn new(policy: IdleWithoutDescriptor) -> Self {
+    /// Follows `policy`, against the process's open-file soft limit as it is now. The first
+    /// ring is opened here, while descriptors are to spare: a broker that has reached its
+    /// limit could open none.
+    pub(super) fn new(policy: IdleWithoutDescriptor, registry: &Registry) -> Self {
         let soft = rlimit::Resource::NOFILE
             .get()
             .map_or(1024, |(soft, _hard)| soft);
@@ -72,11 +75,14 @@ impl HeldSockets {
             IdleWithoutDescriptor::Never => RawFd::MAX,
             IdleWithoutDescriptor::Auto => RawFd::try_from(soft / 4 * 3).unwrap_or(RawFd::MAX),
         };
-        HeldSockets {
+        let mut held = HeldSockets {
             from_descriptor,
+            policy,
             slots_per_ring: u32::try_from(soft.clamp(1, MOST_SLOTS_PER_RING)).unwrap_or(1),
             rings: None,
-        }
+        };
+        held.open(registry);
+        held
     }
 
     /// How many sockets are held.
@@ -151,23 +157,28 @@ impl HeldSockets {
         self.from_descriptor = RawFd::MAX;
     }
 
-    /// The rings, opened (and the first watched) if this is the first socket held.
+    /// The rings, opened (and the first watched) if they are not yet. A process short of
+    /// descriptors tries again with the next socket; one whose kernel cannot hold sockets so
+    /// gives up.
     fn open(&mut self, registry: &Registry) -> Option<&mut SocketRings> {
-        if self.rings.is_none() {
+        if self.rings.is_none() && self.from_descriptor != RawFd::MAX {
             let opened = SocketRings::new(self.slots_per_ring).and_then(|mut rings| {
                 watch_ring(registry, &mut rings, 0)?;
                 Ok(rings)
             });
             match opened {
-                Ok(rings) => {
-                    tracing::info!(
-                        from_descriptor = self.from_descriptor,
-                        "idle connections are held without file descriptors from now on"
-                    );
-                    self.rings = Some(rings);
+                Ok(rings) => self.rings = Some(rings),
+                Err(e) if is_out_of_descriptors(&e) => {
+                    tracing::debug!(error = %e, "no descriptor to spare for a ring yet");
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "idle connections keep their file descriptors: they cannot be held without (io_uring, Linux 6.8 or later)");
+                    // Only worth a warning when it was asked for: most brokers never come
+                    // near their limit.
+                    if self.policy == IdleWithoutDescriptor::Always {
+                        tracing::warn!(error = %e, "idle connections keep their file descriptors: they cannot be held without here (io_uring, Linux 6.8 or later)");
+                    } else {
+                        tracing::info!(error = %e, "idle connections will keep their file descriptors: they cannot be held without here (io_uring, Linux 6.8 or later)");
+                    }
                     self.stop_holding();
                 }
             }
@@ -202,11 +213,14 @@ mod tests {
 
     #[test]
     fn never_holds_nothing_and_always_holds_every_socket() {
-        let never = HeldSockets::new(IdleWithoutDescriptor::Never);
+        let poll = mio::Poll::new().unwrap();
+        let never = HeldSockets::new(IdleWithoutDescriptor::Never, poll.registry());
         assert_eq!(never.from_descriptor, RawFd::MAX);
-        let always = HeldSockets::new(IdleWithoutDescriptor::Always);
+        assert!(never.rings.is_none(), "no ring is opened");
+        let always = HeldSockets::new(IdleWithoutDescriptor::Always, poll.registry());
         assert_eq!(always.from_descriptor, 0);
-        let auto = HeldSockets::new(IdleWithoutDescriptor::Auto);
+        assert!(always.rings.is_some(), "the first ring is opened at once");
+        let auto = HeldSockets::new(IdleWithoutDescriptor::Auto, poll.registry());
         assert!(
             auto.from_descriptor > 0,
             "auto waits for the top quarter of the limit"

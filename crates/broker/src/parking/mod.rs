@@ -86,6 +86,7 @@ impl ParkingLot {
     pub(crate) fn start(without_descriptor: IdleWithoutDescriptor) -> io::Result<Arc<Self>> {
         let poll = mio::Poll::new()?;
         let registry = poll.registry().try_clone()?;
+        let held = HeldSockets::new(without_descriptor, &registry);
         // Deprecated because a type that does not own its descriptor could close it under
         // Tokio; `mio::Poll` owns its epoll descriptor and is only dropped with the watcher.
         #[allow(deprecated)]
@@ -99,7 +100,7 @@ impl ParkingLot {
                 deadlines: BTreeSet::new(),
                 reserved: Vec::new(),
                 woken: Vec::new(),
-                held: HeldSockets::new(without_descriptor),
+                held,
                 no_descriptor: Vec::new(),
                 retry_at: None,
             }),

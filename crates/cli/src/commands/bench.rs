@@ -228,7 +228,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchCliError> {
     let connections = scenario.publishers(load.clients)
         + scenario.subscribers(load.clients)
         + scenario.idle_connections(load.clients);
-    crate::open_files::raise_for(connections as u64, "the connections asked for");
+    crate::open_files::raise_for(connections as u64, "the connections asked for", false);
     let spec = LoadSpec {
         topic: load
             .topic

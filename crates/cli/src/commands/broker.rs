@@ -101,7 +101,11 @@ pub async fn run(args: BrokerArgs) -> Result<(), StartError> {
     let broker_config = file.broker_config(&config_path)?;
     // Every connection is a file: under a soft limit of 1,024 the 1,000th client would be
     // refused whatever `max_connections` says.
-    crate::open_files::raise_for(broker_config.max_connections as u64, "max_connections");
+    crate::open_files::raise_for(
+        broker_config.max_connections as u64,
+        "max_connections",
+        broker_config.idle_without_descriptor != mquictt_broker::IdleWithoutDescriptor::Never,
+    );
     let data_dir = args
         .data_dir
         .clone()

@@ -138,7 +138,8 @@ fn more_sockets_than_a_table_holds_open_more_rings() {
         peers.push(peer);
         opened.push(rings.hold(key, held).unwrap());
     }
-    assert_eq!(opened, vec![None, None, Some(1), None, Some(2)]);
+    // With two slots a ring, the next ring opens as the last free slot is taken.
+    assert_eq!(opened, vec![None, Some(1), None, Some(2), None]);
     assert_eq!(rings.rings(), 3);
     assert_eq!(rings.len(), 5);
     peers[4].write_all(b"!").unwrap();
