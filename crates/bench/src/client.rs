@@ -10,11 +10,14 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use mquictt_protocol::{Packet, PacketId, PubAck, QoS, TopicName};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{interval_at, sleep_until, MissedTickBehavior};
 
 use crate::error::BenchError;
-use crate::link::{read_more, write_some, Link, READ_CHUNK};
+use crate::held::{HolderRings, DESCRIPTOR_RETRY};
+use crate::link::{read_more, write_some, Link, TcpParts, READ_CHUNK};
 use crate::pacer::Pacer;
 use crate::payload::{encode_publish, wall_clock_ns, BenchPublish, PayloadHeader};
 use crate::stats::{new_histogram, record, LiveCounters, SequenceTracker};
@@ -339,6 +342,85 @@ pub(crate) async fn run_holder(
     }
     link.disconnect().await;
     Ok(())
+}
+
+/// Holds a plain TCP connection like [`run_holder`], with its socket waiting in `rings`
+/// without a file descriptor while nothing happens (see `held.rs`). A link that is not plain
+/// TCP, or a socket the rings refuse, is held as usual.
+pub(crate) async fn run_held_holder(
+    link: Link,
+    rings: Arc<HolderRings>,
+    key: u64,
+    keep_alive: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), BenchError> {
+    let TcpParts {
+        stream,
+        mut decoder,
+        mut inbuf,
+        version,
+    } = match link.into_tcp() {
+        Ok(parts) => parts,
+        Err(link) => return run_holder(link, keep_alive, stop).await,
+    };
+    let mut socket = stream.into_std()?;
+    let mut pinger = Pinger::new(keep_alive);
+    loop {
+        let mut woken = match rings.hold(key, socket) {
+            Ok(woken) => woken,
+            Err((socket, e)) => {
+                tracing::debug!(error = %e, "an idle holder keeps its descriptor");
+                let parts = TcpParts {
+                    stream: TcpStream::from_std(socket)?,
+                    decoder,
+                    inbuf,
+                    version,
+                };
+                return run_holder(Link::from_tcp(parts), keep_alive, stop).await;
+            }
+        };
+        let ping = tokio::select! {
+            _ = &mut woken => false,
+            _ = pinger.tick() => true,
+            _ = stop.wait_for(|stopped| *stopped) => {
+                rings.let_go(key);
+                return Ok(());
+            }
+        };
+        socket = loop {
+            if let Some(socket) = rings.release(key)? {
+                break socket;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(DESCRIPTOR_RETRY) => {}
+                _ = stop.wait_for(|stopped| *stopped) => {
+                    rings.let_go(key);
+                    return Ok(());
+                }
+            }
+        };
+        let mut stream = TcpStream::from_std(socket)?;
+        loop {
+            inbuf.reserve(IDLE_READ_CHUNK);
+            match stream.try_read_buf(&mut inbuf) {
+                Ok(0) => return Err(BenchError::Closed),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        while let Some(packet) = decoder.decode(&mut inbuf)? {
+            if let Packet::Disconnect(_) = packet {
+                return Err(BenchError::Closed);
+            }
+        }
+        if ping {
+            let mut request = bytes::BytesMut::new();
+            Packet::PingReq.encode(version, &mut request)?;
+            stream.write_all(&request).await?;
+        }
+        socket = stream.into_std()?;
+    }
 }
 
 /// Keep alive from the client side: PINGREQ when nothing was written for half the keep

@@ -16,6 +16,7 @@
 mod client;
 pub mod compare;
 mod error;
+mod held;
 mod link;
 mod pacer;
 pub mod payload;

@@ -193,6 +193,63 @@ impl Link {
         }
     }
 
+    /// The plain TCP socket under this link and what goes with it; the link itself when it
+    /// is not plain TCP.
+    pub(crate) fn into_tcp(self) -> Result<TcpParts, Self> {
+        let Link {
+            reader,
+            writer,
+            inbuf,
+            outbuf,
+            version,
+            server_receive_maximum,
+            decoder,
+            _quic,
+        } = self;
+        match reader.unsplit(writer).into_tcp() {
+            Ok(stream) => Ok(TcpParts {
+                stream,
+                decoder,
+                inbuf,
+                version,
+            }),
+            Err(stream) => {
+                let (reader, writer) = tokio::io::split(stream);
+                Err(Link {
+                    reader,
+                    writer,
+                    inbuf,
+                    outbuf,
+                    version,
+                    server_receive_maximum,
+                    decoder,
+                    _quic,
+                })
+            }
+        }
+    }
+
+    /// A link again, from [`Self::into_tcp`]'s parts.
+    pub(crate) fn from_tcp(parts: TcpParts) -> Self {
+        let TcpParts {
+            stream,
+            decoder,
+            inbuf,
+            version,
+        } = parts;
+        let (reader, writer) = tokio::io::split(Box::new(stream) as BoxStream);
+        Link {
+            reader,
+            writer,
+            inbuf,
+            outbuf: BytesMut::new(),
+            version,
+            server_receive_maximum: u16::MAX,
+            decoder,
+            _quic: None,
+        }
+    }
+
     /// Sends DISCONNECT (best effort) and closes the stream.
     pub(crate) async fn disconnect(mut self) {
         // Reason 0x00, Normal disconnection: the will is not published (3.14.2.1).
@@ -201,6 +258,16 @@ impl Link {
             let _ = tokio::time::timeout(Duration::from_secs(1), self.writer.shutdown()).await;
         }
     }
+}
+
+/// A plain TCP link taken apart ([`Link::into_tcp`]): an idle holder's socket, which may wait
+/// without a descriptor, and what it must keep to go on reading.
+pub(crate) struct TcpParts {
+    pub(crate) stream: TcpStream,
+    pub(crate) decoder: Decoder,
+    /// Read, not yet decoded.
+    pub(crate) inbuf: BytesMut,
+    pub(crate) version: ProtocolVersion,
 }
 
 /// One read of up to about `chunk` bytes into `inbuf`; the end of the stream is

@@ -12,9 +12,11 @@ use tokio::task::JoinSet;
 use tokio::time::sleep_until;
 
 use crate::client::{
-    run_holder, run_publisher, run_subscriber, PublisherPlan, Schedule, SubscriberOutcome,
+    run_held_holder, run_holder, run_publisher, run_subscriber, PublisherPlan, Schedule,
+    SubscriberOutcome,
 };
 use crate::error::BenchError;
+use crate::held::HolderRings;
 use crate::link::Link;
 use crate::progress::{Phase, Progress};
 use crate::spec::{LoadSpec, Target};
@@ -51,6 +53,7 @@ pub async fn run(
     let publishers = spec.scenario.publishers(spec.clients);
     let holders = spec.scenario.idle_connections(spec.clients);
     let total = subscribers + publishers + holders;
+    let held = hold_without_descriptors(target, holders, total);
     let counters = Arc::new(LiveCounters::default());
     let target = Arc::new(target.clone());
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<()>();
@@ -84,6 +87,7 @@ pub async fn run(
             ready: ready_tx.clone(),
             go: go_rx.clone(),
             stop: stop_rx.clone(),
+            held: held.clone(),
         });
         match role {
             Role::Subscriber(_) => subscriber_tasks.spawn(task),
@@ -127,6 +131,9 @@ pub async fn run(
     }
     while let Some(joined) = holder_tasks.join_next().await {
         ends.push(joined);
+    }
+    if let Some(rings) = &held {
+        rings.close();
     }
     progress.finish();
 
@@ -257,6 +264,9 @@ struct ClientContext {
     ready: mpsc::UnboundedSender<()>,
     go: watch::Receiver<Option<Schedule>>,
     stop: watch::Receiver<bool>,
+    /// Where idle holders wait without a descriptor, when the run needs more connections
+    /// than the open-file limit allows.
+    held: Option<Arc<HolderRings>>,
 }
 
 async fn client_task(cx: ClientContext) -> TaskEnd {
@@ -335,8 +345,47 @@ async fn drive(
         }
         Role::Holder(_) => {
             let _ = cx.ready.send(());
-            run_holder(link, keep_alive, cx.stop.clone()).await?;
+            match &cx.held {
+                Some(rings) => {
+                    let key = cx.global_index as u64;
+                    run_held_holder(link, rings.clone(), key, keep_alive, cx.stop.clone()).await?
+                }
+                None => run_holder(link, keep_alive, cx.stop.clone()).await?,
+            }
             Ok(ClientResult::Done)
+        }
+    }
+}
+
+/// Rings for the idle holders of a run over plain TCP that asks for more connections than fit
+/// under the open-file limit (less what the process needs besides); `None` for any other run,
+/// or where sockets cannot be held without descriptors.
+fn hold_without_descriptors(
+    target: &Target,
+    holders: usize,
+    total: usize,
+) -> Option<Arc<HolderRings>> {
+    /// Descriptors the process needs besides its connections.
+    const RESERVED: u64 = 64;
+    let soft = rlimit::Resource::NOFILE.get().ok()?.0;
+    if holders == 0
+        || target.url.kind != mquictt_transport::TransportKind::Tcp
+        || total as u64 + RESERVED <= soft
+    {
+        return None;
+    }
+    match HolderRings::open() {
+        Ok(rings) => {
+            tracing::info!(
+                holders,
+                open_file_limit = soft,
+                "idle connections wait without file descriptors"
+            );
+            Some(rings)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "idle connections past the open-file limit will fail: they cannot be held without descriptors here");
+            None
         }
     }
 }

@@ -14,13 +14,13 @@ use common::wait_with_timeout;
 
 /// Starts the broker through `sh` with `limits` applied first (`ulimit` arguments), waits
 /// until it listens, and returns it with its data directory.
-fn broker_under(limits: &str) -> (Child, tempfile::TempDir) {
+fn broker_under(limits: &str) -> (Broker, tempfile::TempDir) {
     let (child, data_dir, _) = listening_broker_under(limits);
     (child, data_dir)
 }
 
 /// [`broker_under`], with the address it listens on.
-fn listening_broker_under(limits: &str) -> (Child, tempfile::TempDir, SocketAddr) {
+fn listening_broker_under(limits: &str) -> (Broker, tempfile::TempDir, SocketAddr) {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let script =
         format!("{limits} && exec \"$0\" broker --listen tcp://127.0.0.1:0 --data-dir \"$1\"");
@@ -43,7 +43,25 @@ fn listening_broker_under(limits: &str) -> (Child, tempfile::TempDir, SocketAddr
             addr.trim_end_matches(')').parse::<SocketAddr>().ok()
         });
     let addr = listening.expect("the broker never listened");
-    (child, data_dir, addr)
+    (Broker(Some(child)), data_dir, addr)
+}
+
+/// The broker process, killed if a test fails before it stops it.
+struct Broker(Option<Child>);
+
+impl Broker {
+    fn id(&self) -> u32 {
+        self.0.as_ref().map_or(0, Child::id)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 /// `(soft, hard)` "Max open files" of a running process.
@@ -60,7 +78,10 @@ fn open_file_limits(pid: u32) -> (u64, u64) {
     (numbers[0], numbers[1])
 }
 
-fn stop(mut child: Child) -> String {
+fn stop(mut broker: Broker) -> String {
+    let Some(mut child) = broker.0.take() else {
+        return String::new();
+    };
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
