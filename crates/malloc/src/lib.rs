@@ -14,7 +14,8 @@
 //! An operator who set the threshold in the environment keeps that setting. On other C
 //! libraries nothing is done: their allocators do not trim this way.
 //!
-//! This crate holds the project's only `unsafe` block, the one call into the C library.
+//! This crate's only `unsafe` block is the one call into the C library; besides it, only
+//! `mquictt-socket-rings` has `unsafe` code.
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 

@@ -233,9 +233,8 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchCliError> {
     } else {
         idle
     };
-    let connections = scenario.publishers(load.clients)
-        + scenario.subscribers(load.clients)
-        + idle_needing_files;
+    let connections =
+        scenario.publishers(load.clients) + scenario.subscribers(load.clients) + idle_needing_files;
     crate::open_files::raise_for(connections as u64, "the connections asked for", false);
     let spec = LoadSpec {
         topic: load
