@@ -361,7 +361,7 @@ pub(crate) async fn run_held_holder(
         version,
     } = match link.into_tcp() {
         Ok(parts) => parts,
-        Err(link) => return run_holder(link, keep_alive, stop).await,
+        Err(link) => return run_holder(*link, keep_alive, stop).await,
     };
     let mut socket = stream.into_std()?;
     let mut pinger = Pinger::new(keep_alive);

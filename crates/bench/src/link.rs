@@ -195,7 +195,7 @@ impl Link {
 
     /// The plain TCP socket under this link and what goes with it; the link itself when it
     /// is not plain TCP.
-    pub(crate) fn into_tcp(self) -> Result<TcpParts, Self> {
+    pub(crate) fn into_tcp(self) -> Result<TcpParts, Box<Self>> {
         let Link {
             reader,
             writer,
@@ -215,7 +215,7 @@ impl Link {
             }),
             Err(stream) => {
                 let (reader, writer) = tokio::io::split(stream);
-                Err(Link {
+                Err(Box::new(Link {
                     reader,
                     writer,
                     inbuf,
@@ -224,7 +224,7 @@ impl Link {
                     server_receive_maximum,
                     decoder,
                     _quic,
-                })
+                }))
             }
         }
     }
