@@ -212,3 +212,36 @@ fn a_broker_holds_and_serves_more_idle_connections_than_its_open_file_limit() {
         "the broker's standard error: {stderr}"
     );
 }
+
+#[test]
+fn the_load_generator_holds_more_idle_connections_than_its_open_file_limit() {
+    let (broker, _data, addr) = listening_broker_under("true");
+    // Keep alive 2 s over a 5 s hold: the broker closes a holder that does not ping, so every
+    // holder must get its socket back from the ring to ping, twice or more.
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(
+            "ulimit -S -n 256 && ulimit -H -n 256 && exec \"$0\" bench idle -u \"$1\" -c 400 \
+             --connect-rate 1000 -k 2s -d 5s --no-progress",
+        )
+        .arg(env!("CARGO_BIN_EXE_mquictt"))
+        .arg(format!("mqtt://{addr}"))
+        .output()
+        .expect("run the bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("400 connected, 0 failed"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(
+        !stdout.contains("clients failed after connecting"),
+        "a holder was closed: {stdout}"
+    );
+    assert!(
+        stderr.contains("idle connections wait without file descriptors"),
+        "{stderr}"
+    );
+    stop(broker);
+}
