@@ -39,6 +39,7 @@ const WATCHED: u32 = (libc::POLLIN | libc::POLLRDHUP) as u32;
 pub struct SocketRings {
     rings: Vec<Ring>,
     slots_per_ring: u32,
+    completion_entries: u32,
     held: HashMap<u64, Place>,
     /// Keys whose socket turned readable, seen while a release looked for its own completion.
     seen: Vec<u64>,
@@ -73,7 +74,13 @@ impl SocketRings {
     /// this needs (Linux 6.8 or later has them all) or io_uring is switched off
     /// (`kernel.io_uring_disabled`, a seccomp filter).
     pub fn new(slots_per_ring: u32) -> io::Result<Self> {
-        let first = Ring::open(slots_per_ring)?;
+        Self::with_completion_entries(slots_per_ring, COMPLETION_ENTRIES)
+    }
+
+    /// [`Self::new`] with completion queues of `completion_entries` (at least
+    /// [`SUBMISSION_ENTRIES`]).
+    fn with_completion_entries(slots_per_ring: u32, completion_entries: u32) -> io::Result<Self> {
+        let first = Ring::open(slots_per_ring, completion_entries)?;
         let mut probe = Probe::new();
         first.uring.submitter().register_probe(&mut probe)?;
         let needed = [
@@ -90,6 +97,7 @@ impl SocketRings {
         Ok(SocketRings {
             rings: vec![first],
             slots_per_ring: slots_per_ring.max(1),
+            completion_entries,
             held: HashMap::new(),
             seen: Vec::new(),
         })
@@ -139,7 +147,7 @@ impl SocketRings {
         }
         let (index, opened) = match self.rings.iter().position(|ring| !ring.free.is_empty()) {
             Some(index) => (index, None),
-            None => match Ring::open(self.slots_per_ring) {
+            None => match Ring::open(self.slots_per_ring, self.completion_entries) {
                 Ok(ring) => {
                     self.rings.push(ring);
                     (self.rings.len() - 1, Some(self.rings.len() - 1))
@@ -183,7 +191,8 @@ impl SocketRings {
         if free >= (self.slots_per_ring as usize / SPARE_FRACTION).max(1) {
             return None;
         }
-        self.rings.push(Ring::open(self.slots_per_ring).ok()?);
+        self.rings
+            .push(Ring::open(self.slots_per_ring, self.completion_entries).ok()?);
         Some(self.rings.len() - 1)
     }
 
@@ -258,9 +267,9 @@ impl SocketRings {
 }
 
 impl Ring {
-    fn open(slots: u32) -> io::Result<Ring> {
+    fn open(slots: u32, completion_entries: u32) -> io::Result<Ring> {
         let uring = IoUring::builder()
-            .setup_cqsize(COMPLETION_ENTRIES)
+            .setup_cqsize(completion_entries.max(SUBMISSION_ENTRIES))
             .build(SUBMISSION_ENTRIES)?;
         let slots = slots.max(1);
         uring.submitter().register_files_sparse(slots)?;
@@ -290,18 +299,27 @@ impl Ring {
 
     /// Takes every completion there is: the keys of finished watches go to `ready`; returns
     /// the result of the operation whose user data is `wanted`, if it is among them.
+    ///
+    /// Completions that did not fit the queue wait in the kernel, which moves them in only
+    /// when asked (`io_uring_enter`); the ring's descriptor stays readable meanwhile, but a
+    /// readiness set that reports edges would not say so again. So they are asked for until
+    /// none is left.
     fn take_completions(&mut self, ready: &mut Vec<u64>, wanted: Option<u64>) -> Option<i32> {
         let mut found = None;
-        for completion in self.uring.completion() {
-            let data = completion.user_data();
-            if Some(data) == wanted {
-                found = Some(completion.result());
-            } else if data & KIND == POLL && completion.result() != -libc::ECANCELED {
-                ready.push(data & !KIND);
+        loop {
+            for completion in self.uring.completion() {
+                let data = completion.user_data();
+                if Some(data) == wanted {
+                    found = Some(completion.result());
+                } else if data & KIND == POLL && completion.result() != -libc::ECANCELED {
+                    ready.push(data & !KIND);
+                }
+                // Cancels, and watches that ended because they were cancelled, need nothing.
             }
-            // Cancels, and watches that ended because they were cancelled, need nothing.
+            if !self.uring.submission().cq_overflow() || self.uring.submit().is_err() {
+                return found;
+            }
         }
-        found
     }
 
     /// Takes the socket in `slot` out of the table, and frees the slot. A slot the kernel

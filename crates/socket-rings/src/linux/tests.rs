@@ -232,3 +232,25 @@ fn a_release_without_a_descriptor_to_spare_keeps_the_socket_held() {
     back.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"ok");
 }
+
+#[test]
+fn completions_past_the_queue_are_all_taken_at_once() {
+    let _one = one_at_a_time();
+    // A queue of 16 completions, and 40 sockets turning readable together: 24 wait in the
+    // kernel, and one look at the ring must still report all 40.
+    let mut rings = SocketRings::with_completion_entries(64, 16).unwrap();
+    let mut peers = Vec::new();
+    for key in 0..40 {
+        let (held, peer) = pair();
+        rings.hold(key, held).unwrap();
+        peers.push(peer);
+    }
+    for peer in &mut peers {
+        peer.write_all(b"x").unwrap();
+    }
+    // Give the kernel time to post all 40 before the look (a wait, not a measurement).
+    std::thread::sleep(Duration::from_millis(100));
+    let mut ready = wait_ready(&mut rings, 0);
+    ready.sort_unstable();
+    assert_eq!(ready, (0..40).collect::<Vec<_>>());
+}
