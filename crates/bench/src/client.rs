@@ -399,13 +399,15 @@ pub(crate) async fn run_held_holder(
                 }
             }
         };
-        let mut stream = TcpStream::from_std(socket)?;
+        // Read on the socket itself: Tokio would report nothing to read on a socket it has
+        // only just been given, until its next turn.
+        let mut chunk = [0u8; IDLE_READ_CHUNK];
         loop {
-            inbuf.reserve(IDLE_READ_CHUNK);
-            match stream.try_read_buf(&mut inbuf) {
+            match std::io::Read::read(&mut socket, &mut chunk) {
                 Ok(0) => return Err(BenchError::Closed),
-                Ok(_) => {}
+                Ok(n) => inbuf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e.into()),
             }
         }
@@ -417,9 +419,10 @@ pub(crate) async fn run_held_holder(
         if ping {
             let mut request = bytes::BytesMut::new();
             Packet::PingReq.encode(version, &mut request)?;
+            let mut stream = TcpStream::from_std(socket)?;
             stream.write_all(&request).await?;
+            socket = stream.into_std()?;
         }
-        socket = stream.into_std()?;
     }
 }
 

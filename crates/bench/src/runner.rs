@@ -118,7 +118,20 @@ pub async fn run(
             ends.push(joined);
         }
     } else {
-        sleep_until(schedule.end.into()).await;
+        // Without publishers the run lasts its duration; with only idle holders, it ends
+        // sooner if none is left to hold (the broker closed them all, say).
+        let only_holders = holders > 0 && subscribers == 0;
+        let end = sleep_until(schedule.end.into());
+        tokio::pin!(end);
+        loop {
+            tokio::select! {
+                () = &mut end => break,
+                joined = holder_tasks.join_next(), if only_holders => match joined {
+                    Some(joined) => ends.push(joined),
+                    None => break,
+                },
+            }
+        }
     }
     let publish_elapsed = start.elapsed();
     if publishers > 0 && subscribers > 0 {

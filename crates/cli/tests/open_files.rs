@@ -245,3 +245,51 @@ fn the_load_generator_holds_more_idle_connections_than_its_open_file_limit() {
     );
     stop(broker);
 }
+
+/// Established TCP connections whose local port is `port` (from `/proc/net/tcp`).
+fn established_on(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
+    let local = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.len() > 3 && fields[1].ends_with(&local) && fields[3] == "01"
+        })
+        .count()
+}
+
+#[test]
+fn the_load_generator_notices_a_broker_closing_connections_it_holds_without_descriptors() {
+    let (broker, _data, addr) = listening_broker_under("true");
+    let bench = Command::new("sh")
+        .arg("-c")
+        .arg(
+            "ulimit -S -n 256 && ulimit -H -n 256 && exec \"$0\" bench idle -u \"$1\" -c 400 \
+             --connect-rate 1000 -d 30s --no-progress",
+        )
+        .arg(env!("CARGO_BIN_EXE_mquictt"))
+        .arg(format!("mqtt://{addr}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the bench");
+    let started = std::time::Instant::now();
+    while established_on(addr.port()) < 400 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the holders never all connected"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Give the holders time to reach their rings (a wait, not a measurement).
+    std::thread::sleep(Duration::from_millis(500));
+    stop(broker);
+    let output = bench.wait_with_output().expect("the bench's output");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("400 clients failed after connecting"),
+        "every holder saw its connection closed: {stdout}"
+    );
+}
