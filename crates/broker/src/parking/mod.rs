@@ -15,7 +15,7 @@
 
 mod held;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Wake, Waker};
@@ -76,7 +76,7 @@ struct LotState {
     held: HeldSockets,
     /// Connections that were to resume while no descriptor was to spare for their socket,
     /// and when they are tried again.
-    no_descriptor: Vec<usize>,
+    no_descriptor: HashSet<usize>,
     retry_at: Option<Instant>,
 }
 
@@ -101,7 +101,7 @@ impl ParkingLot {
                 reserved: Vec::new(),
                 woken: Vec::new(),
                 held,
-                no_descriptor: Vec::new(),
+                no_descriptor: HashSet::new(),
                 retry_at: None,
             }),
             earlier_deadline: Notify::new(),
@@ -273,9 +273,7 @@ impl ParkingLot {
                     Released::NoDescriptor => {
                         // Stays parked, its socket still watched, until a descriptor is free.
                         state.parked.insert(token, parked);
-                        if !state.no_descriptor.contains(&token) {
-                            state.no_descriptor.push(token);
-                        }
+                        state.no_descriptor.insert(token);
                         if state.retry_at.is_none() {
                             state.retry_at = Some(Instant::now() + DESCRIPTOR_RETRY);
                             self.earlier_deadline.notify_one();
@@ -310,7 +308,7 @@ impl ParkingLot {
                     state.retry_at = None;
                     std::mem::take(&mut state.no_descriptor)
                 }
-                _ => Vec::new(),
+                _ => HashSet::new(),
             }
         };
         for token in retry {
