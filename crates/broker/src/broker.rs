@@ -336,14 +336,35 @@ impl Broker {
     pub fn sys_snapshot(&self) -> SysSnapshot {
         snapshot(&self.shared)
     }
+
+    /// The metrics in the Prometheus text exposition format, with the parking gauges read
+    /// now.
+    pub fn render_prometheus(&self) -> String {
+        let (parked, without_descriptor) = parking_counts(&self.shared);
+        let metrics = &self.shared.metrics;
+        Metrics::set(&metrics.connections_parked, parked);
+        Metrics::set(&metrics.connections_without_descriptor, without_descriptor);
+        metrics.render_prometheus()
+    }
+}
+
+/// Connections parked, and those of them held without a file descriptor.
+fn parking_counts(shared: &Shared) -> (u64, u64) {
+    shared.parking.as_ref().map_or((0, 0), |lot| {
+        (lot.len() as u64, lot.held_without_descriptor() as u64)
+    })
 }
 
 fn snapshot(shared: &Shared) -> SysSnapshot {
+    // Read before the router's lock is taken: a wake under that lock takes the lot's.
+    let (clients_parked, clients_without_descriptor) = parking_counts(shared);
     let router = shared.router();
     let m = &shared.metrics;
     SysSnapshot {
         uptime: shared.started.elapsed(),
         clients_connected: router.clients_connected() as u64,
+        clients_parked,
+        clients_without_descriptor,
         messages_received: Metrics::get(&m.messages_received),
         messages_sent: Metrics::get(&m.messages_sent),
         bytes_received: Metrics::get(&m.bytes_received),

@@ -37,6 +37,12 @@ pub struct Metrics {
     pub sessions: AtomicU64,
     /// Connections that have not completed CONNECT and authentication (gauge).
     pub connections_pending: AtomicU64,
+    /// Idle connections parked without a task (gauge, read when rendered:
+    /// `Broker::render_prometheus`).
+    pub connections_parked: AtomicU64,
+    /// Parked connections whose socket is held without a file descriptor (gauge, read when
+    /// rendered).
+    pub connections_without_descriptor: AtomicU64,
     /// Connections closed because they did not complete CONNECT in time.
     pub connect_timeouts: AtomicU64,
     /// Connections closed at once because `max_pending_connections` was reached.
@@ -108,7 +114,7 @@ impl Metrics {
         value.load(Ordering::Relaxed)
     }
 
-    fn series(&self) -> [Series<'_>; 32] {
+    fn series(&self) -> [Series<'_>; 34] {
         let s = |name, kind, help, value| Series {
             name,
             kind,
@@ -193,6 +199,18 @@ impl Metrics {
                 "gauge",
                 "Sessions, connected or not.",
                 &self.sessions,
+            ),
+            s(
+                "mquictt_connections_parked",
+                "gauge",
+                "Idle connections parked without a task.",
+                &self.connections_parked,
+            ),
+            s(
+                "mquictt_connections_without_descriptor",
+                "gauge",
+                "Parked connections whose socket is held without a file descriptor.",
+                &self.connections_without_descriptor,
             ),
             s(
                 "mquictt_connections_pending",

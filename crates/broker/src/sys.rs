@@ -16,6 +16,10 @@ pub struct SysSnapshot {
     pub uptime: Duration,
     /// Clients with a live connection.
     pub clients_connected: u64,
+    /// Of those, clients idle and parked without a task.
+    pub clients_parked: u64,
+    /// Of those, clients whose socket is held without a file descriptor.
+    pub clients_without_descriptor: u64,
     /// PUBLISH packets received since start.
     pub messages_received: u64,
     /// PUBLISH packets sent since start.
@@ -54,7 +58,7 @@ pub fn version_string() -> String {
 /// The `$SYS` messages for `snapshot`, each retained so that a late subscriber sees the last
 /// value at once.
 pub fn sys_messages(snapshot: &SysSnapshot) -> Vec<Message> {
-    let entries: [(&str, String); 17] = [
+    let entries: [(&str, String); 19] = [
         ("$SYS/broker/version", version_string()),
         (
             "$SYS/broker/uptime",
@@ -63,6 +67,14 @@ pub fn sys_messages(snapshot: &SysSnapshot) -> Vec<Message> {
         (
             "$SYS/broker/clients/connected",
             snapshot.clients_connected.to_string(),
+        ),
+        (
+            "$SYS/broker/clients/parked",
+            snapshot.clients_parked.to_string(),
+        ),
+        (
+            "$SYS/broker/clients/without descriptor",
+            snapshot.clients_without_descriptor.to_string(),
         ),
         (
             "$SYS/broker/messages/received",
@@ -142,6 +154,8 @@ mod tests {
         let snapshot = SysSnapshot {
             uptime: Duration::from_secs(42),
             clients_connected: 3,
+            clients_parked: 2,
+            clients_without_descriptor: 1,
             subscriptions: 5,
             retained: 2,
             storage_bytes: 4096,
@@ -149,7 +163,7 @@ mod tests {
             ..SysSnapshot::default()
         };
         let messages = sys_messages(&snapshot);
-        assert_eq!(messages.len(), 17);
+        assert_eq!(messages.len(), 19);
         assert!(messages.iter().all(|m| m.retain && m.topic.is_system()));
         let value = |topic: &str| {
             messages
@@ -159,6 +173,11 @@ mod tests {
         };
         assert_eq!(value("$SYS/broker/uptime").as_deref(), Some("42 seconds"));
         assert_eq!(value("$SYS/broker/clients/connected").as_deref(), Some("3"));
+        assert_eq!(value("$SYS/broker/clients/parked").as_deref(), Some("2"));
+        assert_eq!(
+            value("$SYS/broker/clients/without descriptor").as_deref(),
+            Some("1")
+        );
         assert_eq!(
             value("$SYS/broker/subscriptions/count").as_deref(),
             Some("5")

@@ -61,6 +61,22 @@ async fn parked_sockets_give_up_their_descriptors_and_get_them_back_to_deliver()
         added <= CLIENTS + 2,
         "{added} descriptors for {CLIENTS} connections"
     );
+    // Operators see it in the metrics and under `$SYS`.
+    let metrics = broker.broker.render_prometheus();
+    let held = CLIENTS + 1;
+    assert!(
+        metrics.contains(&format!(
+            "\nmquictt_connections_without_descriptor {held}\n"
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!("\nmquictt_connections_parked {held}\n")),
+        "{metrics}"
+    );
+    let snapshot = broker.broker.sys_snapshot();
+    assert_eq!(snapshot.clients_without_descriptor, held as u64);
+    assert_eq!(snapshot.clients_parked, held as u64);
 
     publisher
         .publish(publish("all", b"wake", QoS::AtLeastOnce, 1))

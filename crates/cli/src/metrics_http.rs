@@ -58,7 +58,7 @@ async fn answer(mut stream: TcpStream, broker: &Broker) -> io::Result<()> {
     let (method, path) = (parts.next(), parts.next());
     match (method, path) {
         (Some(b"GET"), Some(b"/metrics")) => {
-            let body = broker.metrics().render_prometheus();
+            let body = broker.render_prometheus();
             respond(&mut stream, "200 OK", &body).await
         }
         (Some(b"GET"), _) => respond(&mut stream, "404 Not Found", "try /metrics\n").await,
