@@ -11,13 +11,10 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use mquictt_socket_rings::{is_out_of_descriptors, SocketRings};
+use mquictt_socket_rings::{is_out_of_descriptors, slots_per_ring, SocketRings};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::sync::{oneshot, watch};
-
-/// Fixed files per ring when the open-file limit allows more.
-const MOST_SLOTS_PER_RING: u64 = 1 << 16;
 
 /// How long a holder waits before asking again for a descriptor the process had none of.
 pub(crate) const DESCRIPTOR_RETRY: Duration = Duration::from_millis(100);
@@ -61,7 +58,7 @@ impl HolderRings {
         let soft = rlimit::Resource::NOFILE
             .get()
             .map_or(1024, |(soft, _hard)| soft);
-        let slots = u32::try_from(soft.clamp(1, MOST_SLOTS_PER_RING)).unwrap_or(1);
+        let slots = slots_per_ring(soft);
         let rings = Arc::new(HolderRings {
             state: Mutex::new(State {
                 rings: SocketRings::new(slots)?,

@@ -33,6 +33,18 @@ pub use unsupported::SocketRings;
 /// The largest key a socket may be held under.
 pub const MAX_KEY: u64 = (1 << 62) - 1;
 
+/// The most fixed files per ring. The kernel keeps each ring's table in memory of its own
+/// whether it is used or not: 16,384 slots take 128 KiB, 20,000 took 256 KiB (ten rings each,
+/// `VmallocUsed`). Rings are added as they fill, so a smaller table costs only more rings, each
+/// a descriptor.
+pub const MOST_SLOTS_PER_RING: u32 = 1 << 14;
+
+/// Fixed files per ring for a process whose open-file soft limit is `soft_limit`: the kernel
+/// refuses a table larger than that limit.
+pub fn slots_per_ring(soft_limit: u64) -> u32 {
+    u32::try_from(soft_limit.clamp(1, u64::from(MOST_SLOTS_PER_RING))).unwrap_or(1)
+}
+
 /// A socket that could not be held, handed back with the reason.
 #[derive(Debug)]
 pub struct Refused {

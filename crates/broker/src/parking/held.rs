@@ -18,17 +18,13 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
-use mquictt_socket_rings::{is_out_of_descriptors, SocketRings};
+use mquictt_socket_rings::{is_out_of_descriptors, slots_per_ring, SocketRings};
 
 use crate::config::IdleWithoutDescriptor;
 
 /// The most rings the lot opens; their tokens are the last this many values of `usize`, far
 /// above any connection's token (counted from 0).
 const MAX_RINGS: usize = 1 << 16;
-
-/// Fixed files per ring when the open-file limit allows more: 65,536 sockets per ring keeps
-/// the kernel's table for each at about a megabyte.
-const MOST_SLOTS_PER_RING: u64 = 1 << 16;
 
 /// The ring a readiness token names, if it names one.
 pub(super) fn ring_of(token: Token) -> Option<usize> {
@@ -45,7 +41,7 @@ pub(super) struct HeldSockets {
     /// Sockets whose descriptor is at least this go to the rings; `RawFd::MAX` for none.
     from_descriptor: RawFd,
     policy: IdleWithoutDescriptor,
-    /// Fixed files per ring: the open-file soft limit, which the kernel holds a table to.
+    /// Fixed files per ring (`slots_per_ring`: at most the open-file soft limit).
     slots_per_ring: u32,
     /// Opened for the first socket held; never closed before the lot, which would close
     /// every socket in them.
@@ -78,7 +74,7 @@ impl HeldSockets {
         let mut held = HeldSockets {
             from_descriptor,
             policy,
-            slots_per_ring: u32::try_from(soft.clamp(1, MOST_SLOTS_PER_RING)).unwrap_or(1),
+            slots_per_ring: slots_per_ring(soft),
             rings: None,
         };
         held.open(registry);

@@ -254,3 +254,10 @@ fn completions_past_the_queue_are_all_taken_at_once() {
     ready.sort_unstable();
     assert_eq!(ready, (0..40).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_ring_s_table_fits_the_open_file_limit_and_stays_small() {
+    assert_eq!(crate::slots_per_ring(256), 256);
+    assert_eq!(crate::slots_per_ring(20_000), crate::MOST_SLOTS_PER_RING);
+    assert_eq!(crate::slots_per_ring(0), 1);
+}
