@@ -53,7 +53,7 @@ pub async fn run(
     let publishers = spec.scenario.publishers(spec.clients);
     let holders = spec.scenario.idle_connections(spec.clients);
     let total = subscribers + publishers + holders;
-    let held = hold_without_descriptors(target, holders, total);
+    let held = hold_without_descriptors(target, spec, holders, total);
     let counters = Arc::new(LiveCounters::default());
     let target = Arc::new(target.clone());
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<()>();
@@ -375,6 +375,7 @@ async fn drive(
 /// or where sockets cannot be held without descriptors.
 fn hold_without_descriptors(
     target: &Target,
+    spec: &LoadSpec,
     holders: usize,
     total: usize,
 ) -> Option<Arc<HolderRings>> {
@@ -394,6 +395,10 @@ fn hold_without_descriptors(
                 open_file_limit = soft,
                 "idle connections wait without file descriptors"
             );
+            if spec.connect_rate.is_none() {
+                // Each needs its descriptor until its CONNACK came.
+                tracing::warn!("connecting more clients at once than the open-file limit allows: pass --connect-rate (3000, say) so that those still connecting fit");
+            }
             Some(rings)
         }
         Err(e) => {
