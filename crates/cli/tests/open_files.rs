@@ -213,19 +213,27 @@ fn a_broker_holds_and_serves_more_idle_connections_than_its_open_file_limit() {
     );
 }
 
+/// `mquictt bench idle` with 400 connections to `addr` at 1,000/s, held for `hold`, under an
+/// open-file limit of 256, with `more` options.
+fn bench_400_idle_under_256_files(addr: SocketAddr, hold: &str, more: &str) -> Command {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!(
+            "ulimit -S -n 256 && ulimit -H -n 256 && exec \"$0\" bench idle -u \"$1\" -c 400 \
+             --connect-rate 1000 -d {hold} --no-progress {more}"
+        ))
+        .arg(env!("CARGO_BIN_EXE_mquictt"))
+        .arg(format!("mqtt://{addr}"));
+    command
+}
+
 #[test]
 fn the_load_generator_holds_more_idle_connections_than_its_open_file_limit() {
     let (broker, _data, addr) = listening_broker_under("true");
     // Keep alive 2 s over a 5 s hold: the broker closes a holder that does not ping, so every
     // holder must get its socket back from the ring to ping, twice or more.
-    let output = Command::new("sh")
-        .arg("-c")
-        .arg(
-            "ulimit -S -n 256 && ulimit -H -n 256 && exec \"$0\" bench idle -u \"$1\" -c 400 \
-             --connect-rate 1000 -k 2s -d 5s --no-progress",
-        )
-        .arg(env!("CARGO_BIN_EXE_mquictt"))
-        .arg(format!("mqtt://{addr}"))
+    let output = bench_400_idle_under_256_files(addr, "5s", "-k 2s")
         .output()
         .expect("run the bench");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -263,14 +271,7 @@ fn established_on(port: u16) -> usize {
 #[test]
 fn the_load_generator_notices_a_broker_closing_connections_it_holds_without_descriptors() {
     let (broker, _data, addr) = listening_broker_under("true");
-    let bench = Command::new("sh")
-        .arg("-c")
-        .arg(
-            "ulimit -S -n 256 && ulimit -H -n 256 && exec \"$0\" bench idle -u \"$1\" -c 400 \
-             --connect-rate 1000 -d 30s --no-progress",
-        )
-        .arg(env!("CARGO_BIN_EXE_mquictt"))
-        .arg(format!("mqtt://{addr}"))
+    let bench = bench_400_idle_under_256_files(addr, "30s", "")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
