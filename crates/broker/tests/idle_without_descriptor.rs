@@ -14,6 +14,7 @@ use mquictt_protocol::{ProtocolVersion, QoS, ReasonCode, SubscriptionOptions};
 
 /// Every parked socket leaves the table of descriptors.
 fn config() -> BrokerConfig {
+    require_io_uring();
     BrokerConfig {
         idle_without_descriptor: IdleWithoutDescriptor::Always,
         ..BrokerConfig::default()
@@ -22,6 +23,17 @@ fn config() -> BrokerConfig {
 
 /// The cases check that each parked socket is held without a descriptor.
 const HELD: bool = true;
+
+/// Fails at once, saying why, where sockets cannot be held without descriptors; the broker
+/// would keep them (and every case would time out waiting for them to be held).
+fn require_io_uring() {
+    if let Err(e) = mquictt_socket_rings::SocketRings::new(1) {
+        panic!(
+            "these tests need io_uring with FIXED_FD_INSTALL (Linux 6.8 or later, not switched \
+             off by kernel.io_uring_disabled or a seccomp filter): {e}"
+        );
+    }
+}
 
 /// Open file descriptors of this process (the test's clients and the broker alike).
 fn open_descriptors() -> usize {

@@ -180,8 +180,19 @@ fn push_string(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(text.as_bytes());
 }
 
+/// Fails at once, saying why, where sockets cannot be held without descriptors.
+fn require_io_uring() {
+    if let Err(e) = mquictt_socket_rings::SocketRings::new(1) {
+        panic!(
+            "this test needs io_uring with FIXED_FD_INSTALL (Linux 6.8 or later, not switched \
+             off by kernel.io_uring_disabled or a seccomp filter): {e}"
+        );
+    }
+}
+
 #[test]
 fn a_broker_holds_and_serves_more_idle_connections_than_its_open_file_limit() {
+    require_io_uring();
     // 256 files; from the 192nd on, parked sockets are held without a descriptor.
     const CLIENTS: usize = 400;
     let (child, _data, addr) = listening_broker_under("ulimit -S -n 256 && ulimit -H -n 256");
@@ -230,6 +241,7 @@ fn bench_400_idle_under_256_files(addr: SocketAddr, hold: &str, more: &str) -> C
 
 #[test]
 fn the_load_generator_holds_more_idle_connections_than_its_open_file_limit() {
+    require_io_uring();
     let (broker, _data, addr) = listening_broker_under("true");
     // Keep alive 2 s over a 5 s hold: the broker closes a holder that does not ping, so every
     // holder must get its socket back from the ring to ping, twice or more.
@@ -270,6 +282,7 @@ fn established_on(port: u16) -> usize {
 
 #[test]
 fn the_load_generator_notices_a_broker_closing_connections_it_holds_without_descriptors() {
+    require_io_uring();
     let (broker, _data, addr) = listening_broker_under("true");
     let bench = bench_400_idle_under_256_files(addr, "30s", "")
         .stdout(Stdio::piped())
