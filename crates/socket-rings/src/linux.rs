@@ -309,10 +309,19 @@ impl Ring {
         loop {
             for completion in self.uring.completion() {
                 let data = completion.user_data();
+                let result = completion.result();
                 if Some(data) == wanted {
-                    found = Some(completion.result());
-                } else if data & KIND == POLL && completion.result() != -libc::ECANCELED {
+                    found = Some(result);
+                } else if data & KIND == POLL && result != -libc::ECANCELED {
                     ready.push(data & !KIND);
+                } else if data & KIND == INSTALL && result >= 0 {
+                    // An install nobody waits for: its release gave up when the submission
+                    // failed, and the kernel took the entry later. Closed, so the descriptor
+                    // does not leak.
+                    // SAFETY: the kernel installed this descriptor for that operation, and
+                    // nothing else knows it.
+                    #[allow(unsafe_code)]
+                    drop(unsafe { OwnedFd::from_raw_fd(result) });
                 }
                 // Cancels, and watches that ended because they were cancelled, need nothing.
             }
