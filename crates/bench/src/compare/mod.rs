@@ -77,12 +77,21 @@ impl CompareConfig {
             quick: false,
             duration: Duration::from_secs(5),
             idle_connections: 10_000,
-            source_addrs: (1..=4).map(|i| IpAddr::from([127, 0, 0, i])).collect(),
+            source_addrs: Self::loopback_sources(10_000),
             rounds: 1,
             only: Vec::new(),
             latency_rates: Vec::new(),
             quic_max_udp_payload: None,
         }
+    }
+
+    /// Loopback source addresses for `connections` idle connections: 127.0.0.1 to 127.0.0.N
+    /// with one address per 10,000 connections, at least 4. Each address has about 28,000
+    /// ephemeral ports towards one broker port, and the kernel's search for a free one slows
+    /// down once about half are taken (docs/benchmarks.md, *100,000 idle TCP connections*).
+    pub fn loopback_sources(connections: usize) -> Vec<IpAddr> {
+        let count = u8::try_from(connections.div_ceil(10_000).clamp(4, 254)).unwrap_or(254);
+        (1..=count).map(|i| IpAddr::from([127, 0, 0, i])).collect()
     }
 
     /// The quick comparison for tests.
@@ -450,5 +459,21 @@ async fn run_case(
             usage: ProcessUsage::default(),
             error: Some(error),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_connections_get_one_loopback_source_per_ten_thousand() {
+        let first = IpAddr::from([127, 0, 0, 1]);
+        assert_eq!(CompareConfig::loopback_sources(200).len(), 4);
+        assert_eq!(CompareConfig::loopback_sources(10_000).len(), 4);
+        assert_eq!(CompareConfig::loopback_sources(100_000).len(), 10);
+        assert_eq!(CompareConfig::loopback_sources(100_001).len(), 11);
+        assert_eq!(CompareConfig::loopback_sources(100_000)[0], first);
+        assert_eq!(CompareConfig::loopback_sources(usize::MAX).len(), 254);
     }
 }

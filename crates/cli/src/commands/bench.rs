@@ -140,7 +140,8 @@ pub struct CompareArgs {
     /// Connections of the idle-memory case.
     #[arg(long)]
     pub idle_connections: Option<usize>,
-    /// Source addresses of the idle connections (default 127.0.0.1-127.0.0.4).
+    /// Source addresses of the idle connections (default 127.0.0.1 to 127.0.0.N, one address
+    /// per 10,000 connections and at least 4).
     #[arg(long, value_delimiter = ',', value_name = "ADDR[-ADDR]")]
     pub source: Vec<String>,
     /// Runs of every case per broker, alternating which goes first; the median is reported,
@@ -378,6 +379,9 @@ async fn run_cases(
     }
     if let Some(n) = args.idle_connections {
         config.idle_connections = n;
+        if !config.quick {
+            config.source_addrs = CompareConfig::loopback_sources(n);
+        }
     }
     if !args.source.is_empty() {
         config.source_addrs = parse_sources(&args.source)?;
