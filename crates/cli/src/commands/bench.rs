@@ -237,6 +237,10 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchCliError> {
     let connections =
         scenario.publishers(load.clients) + scenario.subscribers(load.clients) + idle_needing_files;
     crate::open_files::raise_for(connections as u64, "the connections asked for", false);
+    let all = scenario.publishers(load.clients) + scenario.subscribers(load.clients) + idle;
+    if let Some(warning) = one_source_warning(&target, all) {
+        eprintln!("{warning}");
+    }
     let spec = LoadSpec {
         topic: load
             .topic
@@ -313,6 +317,26 @@ fn parse_rate(text: &str) -> Result<f64, String> {
 }
 
 /// Parses `127.0.0.1,127.0.0.5-127.0.0.8` into addresses.
+/// Connections from one source address past which `--source` is advised.
+const CONNECTIONS_PER_SOURCE: usize = 10_000;
+
+/// What to tell a user who opens many plain TCP connections from one source address, or
+/// `None`.
+fn one_source_warning(target: &Target, connections: usize) -> Option<String> {
+    (target.url.kind == TransportKind::Tcp
+        && target.source_addrs.is_empty()
+        && connections > 2 * CONNECTIONS_PER_SOURCE)
+        .then(|| {
+            format!(
+                "warning: {connections} connections from one source address, which has about \
+                 28,000 ephemeral ports towards one broker port, and finding a free one slows \
+                 down once about half are taken; spread them with --source (one address per \
+                 {CONNECTIONS_PER_SOURCE}, e.g. --source 127.0.0.1-127.0.0.{} on loopback)",
+                connections.div_ceil(CONNECTIONS_PER_SOURCE)
+            )
+        })
+}
+
 fn parse_sources(items: &[String]) -> Result<Vec<IpAddr>, BenchCliError> {
     let bad = |item: &str| {
         BenchCliError::Usage(format!(
@@ -479,6 +503,22 @@ mod tests {
         assert_eq!(parsed, expected);
         assert!(parse_sources(&["127.0.0.5-127.0.0.1".into()]).is_err());
         assert!(parse_sources(&["nonsense".into()]).is_err());
+    }
+
+    #[test]
+    fn many_connections_from_one_source_are_warned_about() {
+        let tls = ClientTlsSettings::default();
+        let mut target = Target::parse("mqtt://127.0.0.1:1883", &tls).unwrap();
+        assert_eq!(one_source_warning(&target, 20_000), None);
+        let warning = one_source_warning(&target, 100_000).unwrap();
+        assert!(
+            warning.contains("--source 127.0.0.1-127.0.0.10"),
+            "{warning}"
+        );
+        target.source_addrs = parse_sources(&["127.0.0.1-127.0.0.10".into()]).unwrap();
+        assert_eq!(one_source_warning(&target, 100_000), None);
+        let quic = Target::parse("quic://127.0.0.1:14567", &tls).unwrap();
+        assert_eq!(one_source_warning(&quic, 100_000), None);
     }
 
     #[test]
