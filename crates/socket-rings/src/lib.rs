@@ -9,9 +9,9 @@
 //! `FIXED_FD_INSTALL` (Linux 6.8) gives it a file descriptor again when its connection has
 //! something to do.
 //!
-//! A ring's table may hold as many files as the open-file limit allows descriptors, so
-//! [`SocketRings`] opens as many rings as it needs: each ring takes one descriptor, and holds
-//! up to its table's size of sockets.
+//! A ring's table may hold no more files than the open-file limit allows descriptors (and
+//! holds at most [`MOST_SLOTS_PER_RING`] here), so [`SocketRings`] opens as many rings as it
+//! needs: each ring takes one descriptor, and holds up to its table's size of sockets.
 //!
 //! On other systems [`SocketRings::new`] fails with [`std::io::ErrorKind::Unsupported`].
 //!
