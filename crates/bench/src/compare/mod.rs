@@ -86,11 +86,10 @@ impl CompareConfig {
     }
 
     /// Loopback source addresses for `connections` idle connections: 127.0.0.1 to 127.0.0.N
-    /// with one address per 10,000 connections, at least 4. Each address has about 28,000
-    /// ephemeral ports towards one broker port, and the kernel's search for a free one slows
-    /// down once about half are taken (docs/benchmarks.md, *100,000 idle TCP connections*).
+    /// with one address per [`CONNECTIONS_PER_SOURCE`] connections, at least 4.
     pub fn loopback_sources(connections: usize) -> Vec<IpAddr> {
-        let count = u8::try_from(connections.div_ceil(10_000).clamp(4, 254)).unwrap_or(254);
+        let count =
+            u8::try_from(connections.div_ceil(CONNECTIONS_PER_SOURCE).clamp(4, 254)).unwrap_or(254);
         (1..=count).map(|i| IpAddr::from([127, 0, 0, i])).collect()
     }
 
@@ -105,6 +104,12 @@ impl CompareConfig {
         }
     }
 }
+
+/// TCP connections from one source address to one broker port that stay clear of trouble:
+/// each address has about 28,000 ephemeral ports towards one port, and the kernel's search
+/// for a free one slows down once about half are taken (docs/benchmarks.md, *100,000 idle TCP
+/// connections*).
+pub const CONNECTIONS_PER_SOURCE: usize = 10_000;
 
 /// What a case measures and how its ratio reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use mquictt_bench::compare::load_curve::{self, LoadCurveConfig, LoadCurvePoint};
-use mquictt_bench::compare::{self, table, CompareConfig};
+use mquictt_bench::compare::{self, table, CompareConfig, CONNECTIONS_PER_SOURCE};
 use mquictt_bench::{
     run as run_load, summary_table, write_csv, LoadSpec, Progress, Scenario, Target,
 };
@@ -317,9 +317,6 @@ fn parse_rate(text: &str) -> Result<f64, String> {
 }
 
 /// Parses `127.0.0.1,127.0.0.5-127.0.0.8` into addresses.
-/// Connections from one source address past which `--source` is advised.
-const CONNECTIONS_PER_SOURCE: usize = 10_000;
-
 /// What to tell a user who opens many plain TCP connections from one source address, or
 /// `None`.
 fn one_source_warning(target: &Target, connections: usize) -> Option<String> {
