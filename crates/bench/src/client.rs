@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tokio::time::{interval_at, sleep_until, MissedTickBehavior};
 
 use crate::error::BenchError;
-use crate::held::{HolderRings, DESCRIPTOR_RETRY};
+use crate::held::HolderRings;
 use crate::link::{read_more, write_some, Link, TcpParts, READ_CHUNK};
 use crate::pacer::Pacer;
 use crate::payload::{encode_publish, wall_clock_ns, BenchPublish, PayloadHeader};
@@ -392,7 +392,7 @@ pub(crate) async fn run_held_holder(
                 break socket;
             }
             tokio::select! {
-                () = tokio::time::sleep(DESCRIPTOR_RETRY) => {}
+                () = tokio::time::sleep(mquictt_socket_rings::RELEASE_RETRY) => {}
                 _ = stop.wait_for(|stopped| *stopped) => {
                     rings.let_go(key);
                     return Ok(());

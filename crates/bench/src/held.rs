@@ -9,15 +9,11 @@ use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use mquictt_socket_rings::{is_out_of_descriptors, slots_per_ring, SocketRings};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::sync::{oneshot, watch};
-
-/// How long a holder waits before asking again for a descriptor the process had none of.
-pub(crate) const DESCRIPTOR_RETRY: Duration = Duration::from_millis(100);
 
 /// The rings of one run, and who waits on which socket.
 pub(crate) struct HolderRings {
@@ -52,16 +48,12 @@ impl AsRawFd for RingFd {
 }
 
 impl HolderRings {
-    /// Opens the first ring and starts watching it; the caller runs [`Self::close`] when the
-    /// run ends.
-    pub(crate) fn open() -> io::Result<Arc<Self>> {
-        let soft = rlimit::Resource::NOFILE
-            .get()
-            .map_or(1024, |(soft, _hard)| soft);
-        let slots = slots_per_ring(soft);
+    /// Opens the first ring, sized for the open-file soft limit `soft_limit`, and starts
+    /// watching it; the caller runs [`Self::close`] when the run ends.
+    pub(crate) fn open(soft_limit: u64) -> io::Result<Arc<Self>> {
         let rings = Arc::new(HolderRings {
             state: Mutex::new(State {
-                rings: SocketRings::new(slots)?,
+                rings: SocketRings::new(slots_per_ring(soft_limit))?,
                 waiting: HashMap::new(),
             }),
             closing: watch::Sender::new(false),
@@ -102,7 +94,9 @@ impl HolderRings {
     }
 
     /// Gives back the socket held under `key`; `Ok(None)` while the process has no
-    /// descriptor to spare (try again after [`DESCRIPTOR_RETRY`]).
+    /// descriptor to spare (try again after [`RELEASE_RETRY`]).
+    ///
+    /// [`RELEASE_RETRY`]: mquictt_socket_rings::RELEASE_RETRY
     pub(crate) fn release(&self, key: u64) -> io::Result<Option<std::net::TcpStream>> {
         let mut state = self.state();
         match state.rings.release(key) {

@@ -388,7 +388,7 @@ fn hold_without_descriptors(
     {
         return None;
     }
-    match HolderRings::open() {
+    match HolderRings::open(soft) {
         Ok(rings) => {
             tracing::info!(
                 holders,

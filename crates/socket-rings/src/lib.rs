@@ -45,6 +45,11 @@ pub fn slots_per_ring(soft_limit: u64) -> u32 {
     u32::try_from(soft_limit.clamp(1, u64::from(MOST_SLOTS_PER_RING))).unwrap_or(1)
 }
 
+/// How long to wait before asking again to release a socket that found no descriptor to spare
+/// ([`is_out_of_descriptors`]): long enough for connections that have resumed to do their work
+/// and give theirs up, short enough that a waiting client is hardly kept waiting.
+pub const RELEASE_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// A socket that could not be held, handed back with the reason.
 #[derive(Debug)]
 pub struct Refused {

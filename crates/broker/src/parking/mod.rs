@@ -30,10 +30,7 @@ use crate::config::IdleWithoutDescriptor;
 use crate::connection::ParkedConnection;
 use crate::router::ParkedAt;
 use held::{ring_of, HeldSockets, Released};
-
-/// How long a connection whose socket could not get a file descriptor back (the process had
-/// none to spare) waits before the lot tries again.
-const DESCRIPTOR_RETRY: Duration = Duration::from_millis(100);
+use mquictt_socket_rings::RELEASE_RETRY;
 
 /// Readiness events taken from the set per system call.
 const EVENTS_PER_POLL: usize = 1024;
@@ -275,7 +272,7 @@ impl ParkingLot {
                         state.parked.insert(token, parked);
                         state.no_descriptor.insert(token);
                         if state.retry_at.is_none() {
-                            state.retry_at = Some(Instant::now() + DESCRIPTOR_RETRY);
+                            state.retry_at = Some(Instant::now() + RELEASE_RETRY);
                             self.earlier_deadline.notify_one();
                         }
                         return;
