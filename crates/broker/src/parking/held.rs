@@ -9,9 +9,10 @@
 //!
 //! Which sockets go there is the broker's `idle_without_descriptor` setting. Under the default
 //! (`Auto`), only a socket whose descriptor number is in the top quarter of the open-file
-//! limit does: a broker far from its limit parks exactly as it did without this. The rings are
-//! opened when the first socket needs one; a kernel without the operations (before Linux 6.8)
-//! or with io_uring switched off leaves every socket with its descriptor, after one warning.
+//! limit does: a broker far from its limit parks exactly as it did without this. The first
+//! ring is opened with the lot, while descriptors are to spare; a kernel without the
+//! operations (before Linux 6.8) or with io_uring switched off leaves every socket with its
+//! descriptor, after one message in the log.
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
