@@ -20,7 +20,7 @@ use crate::auth::Principal;
 use crate::limits::topic_within_limits;
 use crate::message::Message;
 use crate::metrics::Metrics;
-use crate::router::{AwaitingRelease, Routed};
+use crate::router::{take_last_woken, AwaitingRelease, Routed};
 use crate::storage::{Change, CommitTicket};
 
 /// The most PUBLISH packets routed under one acquisition of the router's lock, so that a busy
@@ -162,6 +162,8 @@ where
     fn route_batch(&mut self, batch: &mut Vec<Inbound>) {
         let now = Instant::now();
         let mut end = batch.len();
+        // Whom an earlier routing on this thread woke last is no concern of this batch.
+        let _ = take_last_woken();
         let mut router = None;
         for (i, inbound) in batch.iter_mut().enumerate() {
             // A `Route` is overwritten below by its `Routed`; any other fate is put back.
@@ -194,6 +196,9 @@ where
             }
         }
         drop(router);
+        let own = self.attached.as_ref().map(|a| a.signal.signal());
+        self.answers_wait_for =
+            take_last_woken().filter(|woken| own.is_none_or(|own| !Arc::ptr_eq(own, woken)));
         for inbound in batch.drain(..end) {
             self.answer_publish(inbound);
         }

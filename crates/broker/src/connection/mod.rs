@@ -36,7 +36,7 @@ use crate::limits::TokenBucket;
 use crate::message::ClientId;
 use crate::metrics::Metrics;
 use crate::registry::{ConnectionId, Departure};
-use crate::router::{DeliveryState, Departing, InFlight, Pause, SignalHandle};
+use crate::router::{ConnectionSignal, DeliveryState, Departing, InFlight, Pause, SignalHandle};
 use crate::session::Outgoing;
 use crate::storage::CommitTicket;
 
@@ -154,6 +154,10 @@ struct Driver<S> {
     /// messages left: the driver comes back for them once the write is done, without waiting
     /// for a wake.
     more_queued: bool,
+    /// The connection that routing woke last, when answers to this client are to be written:
+    /// they wait for its next turn, so that it writes the message first
+    /// (`router/answer_turn.rs`).
+    answers_wait_for: Option<Arc<ConnectionSignal>>,
 }
 
 /// How a driver's run ended.
@@ -248,6 +252,7 @@ impl<S> Driver<S> {
             held: None,
             deliver_due: true,
             more_queued: false,
+            answers_wait_for: None,
         })
     }
 }
@@ -291,6 +296,9 @@ where
         let sleep = tokio::time::sleep_until(Instant::now().into());
         tokio::pin!(sleep);
         loop {
+            if let Some(attached) = &self.attached {
+                attached.signal.turn_taken();
+            }
             self.handle_events().await;
             self.release_deferred();
             self.deliver_queued();
@@ -488,8 +496,12 @@ where
             let version = self.session.version().unwrap_or(ProtocolVersion::V3_1_1);
             self.queue_raw(&packet, version);
         }
+        let wait_for = self.answers_wait_for.take();
         if self.write_buf.is_empty() {
             return Ok(());
+        }
+        if let Some(signal) = wait_for {
+            signal.after_turn().await;
         }
         if let Some(mut barrier) = self.barrier.take() {
             if let Err(e) = barrier.wait().await {
@@ -501,15 +513,21 @@ where
             }
         }
         let bytes = self.write_buf.split();
+        let signal = self.attached.as_ref().map(|a| a.signal.signal().clone());
+        if let Some(signal) = &signal {
+            signal.writing(true);
+        }
         let write = async {
             self.stream.write_all(&bytes).await?;
             self.stream.flush().await
         };
-        tokio::time::timeout(self.shared.config.write_timeout, write)
-            .await
-            .map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::TimedOut, "client stopped reading")
-            })??;
+        let written = tokio::time::timeout(self.shared.config.write_timeout, write).await;
+        if let Some(signal) = &signal {
+            signal.writing(false);
+        }
+        written.map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "client stopped reading")
+        })??;
         Metrics::add(&self.shared.metrics.bytes_sent, bytes.len() as u64);
         Ok(())
     }

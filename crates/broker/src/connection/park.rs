@@ -366,6 +366,7 @@ impl IdleDriver {
             held: None,
             deliver_due: true,
             more_queued: false,
+            answers_wait_for: None,
         }
     }
 }

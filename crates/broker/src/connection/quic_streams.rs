@@ -232,6 +232,7 @@ pub(crate) async fn serve_data_stream<S>(
         held: None,
         deliver_due: true,
         more_queued: false,
+        answers_wait_for: None,
     };
     driver.run(false).await;
     Box::pin(driver.finish()).await;

@@ -24,6 +24,7 @@ use crate::storage::journal::Journal;
 use crate::storage::{Change, CommitTicket};
 use crate::subscriptions::{Delivery, SubscriptionTree};
 
+mod answer_turn;
 mod backpressure;
 mod in_flight;
 mod publish;
@@ -33,6 +34,7 @@ mod subscribe;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use answer_turn::take_last_woken;
 pub(crate) use backpressure::Pause;
 pub(crate) use in_flight::{DeliveryState, InFlight};
 pub(crate) use signal::{ConnectionSignal, ParkedAt, SignalHandle, WakesAfterUnlock};

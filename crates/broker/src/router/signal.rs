@@ -15,6 +15,7 @@ use std::task::{Context, Waker};
 use mquictt_protocol::ReasonCode;
 use tokio::sync::Notify;
 
+use super::answer_turn;
 use crate::parking::ParkingLot;
 
 /// Where a parked connection waits.
@@ -39,7 +40,7 @@ pub(crate) struct ConnectionSignal {
     /// (0x00 is never a reason to close a connection from the server side).
     close: AtomicU8,
     /// Set once the driver has handed its session back (or was dropped).
-    finished: AtomicBool,
+    pub(super) finished: AtomicBool,
     /// Wakes those waiting for `finished`.
     finished_waiters: Notify,
     /// Set while a wake of this connection waits for a thread to release the router's lock
@@ -49,6 +50,12 @@ pub(crate) struct ConnectionSignal {
     pub(crate) commit_waiter: AtomicBool,
     /// The connection's place in the parking lot while it is parked.
     parked: Mutex<Option<ParkedAt>>,
+    /// Publishers whose answers wait for this connection's next turn (`answer_turn.rs`).
+    pub(super) turn_waiters: Mutex<Vec<Waker>>,
+    /// Whether `turn_waiters` may hold any, so that a turn without them takes no lock.
+    pub(super) turn_waiters_present: AtomicBool,
+    /// Set while the driver writes to its client.
+    pub(super) writing: AtomicBool,
 }
 
 impl ConnectionSignal {
@@ -116,6 +123,7 @@ impl ConnectionSignal {
     pub(crate) fn finish(&self) {
         self.finished.store(true, Ordering::Release);
         self.finished_waiters.notify_waiters();
+        self.release_turn_waiters();
     }
 
     /// Waits until the connection has finished.
@@ -207,6 +215,9 @@ impl Drop for WakesAfterUnlock {
         // wake to come; a router that sets one again meanwhile makes its own wake.
         for signal in &woken {
             signal.wake_deferred.store(false, Ordering::Release);
+        }
+        if let Some(last) = woken.last() {
+            answer_turn::note_last_woken(last);
         }
         for signal in woken.drain(..) {
             signal.wake();

@@ -1,0 +1,134 @@
+//! A publisher's acknowledgement waits for the subscriber it just woke.
+//!
+//! A publisher's connection routes a QoS 1 or 2 message, which wakes the subscriber's
+//! connection, and then answers its own client (PUBACK, PUBREC). Both connections are tasks,
+//! and the subscriber's is woken onto the same worker thread to run right after the
+//! publisher's. Written in that order, the subscriber's copy waits for the publisher's
+//! `send`, which on loopback includes waking the receiving process: several microseconds of
+//! end-to-end latency for every message, where only the publisher's window, which is not
+//! waiting, gains from the early answer (docs/benchmarks.md, *Deliveries before
+//! acknowledgements*).
+//!
+//! So the publisher's driver, with answers to write, waits for the turn of the last
+//! connection its routing woke ([`take_last_woken`]): it leaves its waker with that
+//! connection's signal ([`ConnectionSignal::after_turn`]), and that connection wakes it from
+//! its own next turn ([`ConnectionSignal::turn_taken`], [`ConnectionSignal::writing`]).
+//! Woken from a task that runs on the same thread, the publisher runs next, without another
+//! thread being notified. Tokio's `yield_now` would order them too, but a worker that yields
+//! with nothing else to run wakes another worker thread first, a futex call per message.
+//!
+//! The wait never outlasts the subscriber's next turn, which the wake guarantees: a woken
+//! driver always runs its loop once more (`Notify` keeps the permit), a parked one is resumed,
+//! and one that finishes or is dropped lets its waiters go. A subscriber in the middle of a
+//! write that could not finish is not waited for.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use super::ConnectionSignal;
+
+thread_local! {
+    /// The connection this thread's last release of the router's lock woke last, which Tokio
+    /// runs first of those it woke.
+    static LAST_WOKEN: RefCell<Option<Arc<ConnectionSignal>>> = const { RefCell::new(None) };
+}
+
+/// Notes `signal` as the connection this thread woke last.
+pub(super) fn note_last_woken(signal: &Arc<ConnectionSignal>) {
+    let _ = LAST_WOKEN.try_with(|last| {
+        if let Ok(mut last) = last.try_borrow_mut() {
+            *last = Some(signal.clone());
+        }
+    });
+}
+
+/// Takes the connection this thread woke last, if any, and forgets it.
+pub(crate) fn take_last_woken() -> Option<Arc<ConnectionSignal>> {
+    LAST_WOKEN
+        .try_with(|last| last.try_borrow_mut().ok().and_then(|mut last| last.take()))
+        .ok()
+        .flatten()
+}
+
+impl ConnectionSignal {
+    /// Resolves once this connection has taken its next turn, or at once if it cannot be
+    /// waited for (it is finished, or in the middle of a write).
+    pub(crate) fn after_turn(self: &Arc<Self>) -> AfterTurn {
+        AfterTurn {
+            signal: self.clone(),
+            waiting: false,
+        }
+    }
+
+    /// Called by this connection's driver at every turn: lets go of those waiting for it.
+    pub(crate) fn turn_taken(&self) {
+        if self.turn_waiters_present.load(Ordering::SeqCst) {
+            self.release_turn_waiters();
+        }
+    }
+
+    /// Called by this connection's driver before and after a write; while it writes, nobody
+    /// waits for it, as the write may have to wait for its client.
+    pub(crate) fn writing(&self, writing: bool) {
+        self.writing.store(writing, Ordering::SeqCst);
+        if writing {
+            self.turn_taken();
+        }
+    }
+
+    /// Wakes everyone waiting for this connection's turn.
+    pub(super) fn release_turn_waiters(&self) {
+        let waiters = {
+            let mut waiters = self.turn_waiters();
+            self.turn_waiters_present.store(false, Ordering::SeqCst);
+            std::mem::take(&mut *waiters)
+        };
+        for waiter in waiters {
+            waiter.wake();
+        }
+    }
+
+    fn turn_waiters(&self) -> MutexGuard<'_, Vec<Waker>> {
+        // Nothing panics while holding it; a poisoned lock still holds a consistent list.
+        self.turn_waiters
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// See [`ConnectionSignal::after_turn`].
+#[derive(Debug)]
+pub(crate) struct AfterTurn {
+    signal: Arc<ConnectionSignal>,
+    waiting: bool,
+}
+
+impl Future for AfterTurn {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.waiting {
+            // Woken by the connection's turn, or polled for another reason: either way the
+            // answer goes now.
+            return Poll::Ready(());
+        }
+        let signal = &self.signal;
+        if signal.finished.load(Ordering::Acquire) || signal.writing.load(Ordering::SeqCst) {
+            return Poll::Ready(());
+        }
+        signal.turn_waiters().push(cx.waker().clone());
+        signal.turn_waiters_present.store(true, Ordering::SeqCst);
+        // The connection sets `writing` and then looks for waiters; this side left its waker
+        // and now looks at `writing`. One of the two sees the other: a write that started
+        // meanwhile is not waited for (the waker stays and is woken, harmlessly, later).
+        if signal.writing.load(Ordering::SeqCst) || signal.finished.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        self.waiting = true;
+        Poll::Pending
+    }
+}
