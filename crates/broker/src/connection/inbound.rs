@@ -196,9 +196,14 @@ where
             }
         }
         drop(router);
+        // Only a lone message, with no more input waiting, lets the connection it woke write
+        // first: under load the publisher goes on reading while the subscriber writes, and
+        // a wait per batch would take that overlap away.
+        let lone = end == 1 && self.read_buf.is_empty();
         let own = self.attached.as_ref().map(|a| a.signal.signal());
-        self.answers_wait_for =
-            take_last_woken().filter(|woken| own.is_none_or(|own| !Arc::ptr_eq(own, woken)));
+        self.answers_wait_for = take_last_woken().filter(|woken| {
+            lone && woken.turns_here() && own.is_none_or(|own| !Arc::ptr_eq(own, woken))
+        });
         for inbound in batch.drain(..end) {
             self.answer_publish(inbound);
         }

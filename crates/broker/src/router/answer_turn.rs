@@ -25,7 +25,7 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -35,6 +35,16 @@ thread_local! {
     /// The connection this thread's last release of the router's lock woke last, which Tokio
     /// runs first of those it woke.
     static LAST_WOKEN: RefCell<Option<Arc<ConnectionSignal>>> = const { RefCell::new(None) };
+    /// This thread's number, for [`ConnectionSignal::turns_here`].
+    static THREAD_NUMBER: u32 = NEXT_THREAD_NUMBER.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The number the next thread to ask gets; 0 is never given, so that a connection that took
+/// no turn yet matches no thread.
+static NEXT_THREAD_NUMBER: AtomicU32 = AtomicU32::new(1);
+
+fn thread_number() -> u32 {
+    THREAD_NUMBER.try_with(|number| *number).unwrap_or(0)
 }
 
 /// Notes `signal` as the connection this thread woke last.
@@ -64,8 +74,17 @@ impl ConnectionSignal {
         }
     }
 
+    /// Whether this connection took its last turn on this thread. A connection woken from
+    /// here runs here next if so; one served by another runtime (a QUIC listener's thread) or
+    /// busy on another worker would make its waiter wait for a hand-over between threads.
+    pub(crate) fn turns_here(&self) -> bool {
+        let here = thread_number();
+        here != 0 && self.turn_thread.load(Ordering::Relaxed) == here
+    }
+
     /// Called by this connection's driver at every turn: lets go of those waiting for it.
     pub(crate) fn turn_taken(&self) {
+        self.turn_thread.store(thread_number(), Ordering::Relaxed);
         if self.turn_waiters_present.load(Ordering::SeqCst) {
             self.release_turn_waiters();
         }
@@ -130,5 +149,89 @@ impl Future for AfterTurn {
         }
         self.waiting = true;
         Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
+    use super::*;
+    use crate::router::WakesAfterUnlock;
+
+    /// A waker that counts its wakes.
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn poll(future: &mut AfterTurn, count: &Arc<Count>) -> Poll<()> {
+        let waker = Waker::from(count.clone());
+        Pin::new(future).poll(&mut Context::from_waker(&waker))
+    }
+
+    #[test]
+    fn an_answer_waits_for_the_connections_next_turn() {
+        let signal = Arc::new(ConnectionSignal::default());
+        let count = Arc::new(Count::default());
+        let mut wait = signal.after_turn();
+        assert!(poll(&mut wait, &count).is_pending());
+        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        signal.turn_taken();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert!(poll(&mut wait, &count).is_ready());
+        // Released once: a later turn wakes nobody.
+        signal.turn_taken();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_connection_that_starts_writing_lets_its_waiters_go_and_is_not_waited_for() {
+        let signal = Arc::new(ConnectionSignal::default());
+        let count = Arc::new(Count::default());
+        let mut first = signal.after_turn();
+        assert!(poll(&mut first, &count).is_pending());
+        signal.writing(true);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        // While it writes (its client may not be reading), nobody waits for it.
+        let mut second = signal.after_turn();
+        assert!(poll(&mut second, &count).is_ready());
+        signal.writing(false);
+        let mut third = signal.after_turn();
+        assert!(poll(&mut third, &count).is_pending());
+    }
+
+    #[test]
+    fn a_finished_connection_lets_its_waiters_go_and_is_not_waited_for() {
+        let signal = Arc::new(ConnectionSignal::default());
+        let count = Arc::new(Count::default());
+        let mut wait = signal.after_turn();
+        assert!(poll(&mut wait, &count).is_pending());
+        signal.finish();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        let mut later = signal.after_turn();
+        assert!(poll(&mut later, &count).is_ready());
+    }
+
+    #[test]
+    fn the_connection_woken_last_after_the_unlock_is_noted_once() {
+        let first = Arc::new(ConnectionSignal::default());
+        let second = Arc::new(ConnectionSignal::default());
+        assert!(take_last_woken().is_none());
+        {
+            let _wakes = WakesAfterUnlock::new();
+            first.wake_after_unlock();
+            second.wake_after_unlock();
+            // Not before the wakes are made.
+            assert!(take_last_woken().is_none());
+        }
+        let last = take_last_woken().expect("a connection was woken");
+        assert!(Arc::ptr_eq(&last, &second));
+        assert!(take_last_woken().is_none());
     }
 }

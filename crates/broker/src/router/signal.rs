@@ -8,7 +8,7 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Waker};
 
@@ -56,6 +56,8 @@ pub(crate) struct ConnectionSignal {
     pub(super) turn_waiters_present: AtomicBool,
     /// Set while the driver writes to its client.
     pub(super) writing: AtomicBool,
+    /// The number of the thread the driver took its last turn on (0: none yet).
+    pub(super) turn_thread: AtomicU32,
 }
 
 impl ConnectionSignal {
