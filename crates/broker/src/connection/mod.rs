@@ -513,16 +513,17 @@ where
             }
         }
         let bytes = self.write_buf.split();
-        let signal = self.attached.as_ref().map(|a| a.signal.signal().clone());
-        if let Some(signal) = &signal {
+        let signal = self.attached.as_ref().map(|a| &*a.signal);
+        if let Some(signal) = signal {
             signal.writing(true);
         }
+        let stream = &mut self.stream;
         let write = async {
-            self.stream.write_all(&bytes).await?;
-            self.stream.flush().await
+            stream.write_all(&bytes).await?;
+            stream.flush().await
         };
         let written = tokio::time::timeout(self.shared.config.write_timeout, write).await;
-        if let Some(signal) = &signal {
+        if let Some(signal) = signal {
             signal.writing(false);
         }
         written.map_err(|_| {

@@ -22,7 +22,7 @@
 //! and one that finishes or is dropped lets its waiters go. A subscriber in the middle of a
 //! write that could not finish is not waited for.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -35,8 +35,8 @@ thread_local! {
     /// The connection this thread's last release of the router's lock woke last, which Tokio
     /// runs first of those it woke.
     static LAST_WOKEN: RefCell<Option<Arc<ConnectionSignal>>> = const { RefCell::new(None) };
-    /// This thread's number, for [`ConnectionSignal::turns_here`].
-    static THREAD_NUMBER: u32 = NEXT_THREAD_NUMBER.fetch_add(1, Ordering::Relaxed);
+    /// This thread's number, for [`ConnectionSignal::turns_here`]; 0 until first asked.
+    static THREAD_NUMBER: Cell<u32> = const { Cell::new(0) };
 }
 
 /// The number the next thread to ask gets; 0 is never given, so that a connection that took
@@ -44,7 +44,16 @@ thread_local! {
 static NEXT_THREAD_NUMBER: AtomicU32 = AtomicU32::new(1);
 
 fn thread_number() -> u32 {
-    THREAD_NUMBER.try_with(|number| *number).unwrap_or(0)
+    THREAD_NUMBER
+        .try_with(|number| match number.get() {
+            0 => {
+                let given = NEXT_THREAD_NUMBER.fetch_add(1, Ordering::Relaxed);
+                number.set(given);
+                given
+            }
+            given => given,
+        })
+        .unwrap_or(0)
 }
 
 /// Notes `signal` as the connection this thread woke last.
@@ -93,9 +102,12 @@ impl ConnectionSignal {
     /// Called by this connection's driver before and after a write; while it writes, nobody
     /// waits for it, as the write may have to wait for its client.
     pub(crate) fn writing(&self, writing: bool) {
-        self.writing.store(writing, Ordering::SeqCst);
         if writing {
+            self.writing.store(true, Ordering::SeqCst);
             self.turn_taken();
+        } else {
+            // A waiter that still sees the write under way only goes ahead without waiting.
+            self.writing.store(false, Ordering::Release);
         }
     }
 
