@@ -178,3 +178,42 @@ async fn a_stalled_subscriber_keeps_memory_bounded_and_drops_are_counted() {
     // The stalled client is still connected: it was slowed, not served at others' expense.
     assert_eq!(metric(&served.broker, |m| &m.connections_current), 3);
 }
+
+/// A publisher's acknowledgement may wait for the turn of the subscriber its message woke
+/// (`router/answer_turn.rs`): over real sockets, every PUBACK still comes back while the only
+/// subscriber reads nothing and the broker's write to it cannot finish. (That such a
+/// subscriber is not waited for at all, rather than until the publisher's next timer, is
+/// checked by the unit tests of `answer_turn.rs`: here it only shows as time.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_is_acknowledged_while_its_only_subscriber_has_stopped_reading() {
+    const MESSAGES: u16 = 400;
+    const PAYLOAD: usize = 64 * 1024;
+    let served = SecureBroker::start(BrokerConfig {
+        publish_rate: None,
+        // Far longer than the test may take: an acknowledgement that waited for the stalled
+        // subscriber's write would wait this long, and `publish_qos1` gives up after 5 s.
+        write_timeout: Duration::from_secs(120),
+        ..BrokerConfig::default()
+    })
+    .await;
+    let mut stalled = Peer::tcp(served.tcp, ProtocolVersion::V3_1_1).await;
+    stalled.connect("stalled").await;
+    assert_eq!(
+        stalled.subscribe("lone", QoS::AtMostOnce, 1).await,
+        ReasonCode::GRANTED_QOS_0
+    );
+    let mut publisher = Peer::tcp(served.tcp, ProtocolVersion::V3_1_1).await;
+    publisher.connect("publisher").await;
+    let payload = vec![0xA5; PAYLOAD];
+    // One at a time, each a batch of its own: the case where the acknowledgement may wait.
+    for id in 1..=MESSAGES {
+        assert_eq!(
+            publisher.publish_qos1("lone", &payload, id).await,
+            ReasonCode::Success,
+            "message {id}"
+        );
+    }
+    // 25 MiB cannot fit the stalled client's socket buffers: the broker's write to it stopped
+    // (what did not fit its queue either was dropped), and the publisher was answered anyway.
+    assert!(metric(&served.broker, |m| &m.messages_dropped) > 0);
+}
