@@ -96,6 +96,8 @@ where
     pub(super) fn route_publishes(&mut self) -> Option<ServerEvent> {
         let mut batch = BATCH.take();
         let mut next = None;
+        // One reading of the clock for the whole pass, and none when nothing was published.
+        let mut now = None;
         // What a pause interrupted goes first; the session is read again only after it.
         if let Some(unrouted) = self.unrouted.take() {
             batch.extend(unrouted.publishes);
@@ -106,7 +108,8 @@ where
                 while batch.len() < ROUTE_BATCH {
                     match self.session.poll_event() {
                         Some(ServerEvent::Publish(publish)) => {
-                            let Some(inbound) = self.check_publish(publish) else {
+                            let now = *now.get_or_insert_with(Instant::now);
+                            let Some(inbound) = self.check_publish(publish, now) else {
                                 continue;
                             };
                             let at_once = inbound.is_at_once();
@@ -125,7 +128,10 @@ where
             // Stopped short of the session's end: a full batch, or an answer given at once.
             let more = next.is_none()
                 && (batch.len() >= ROUTE_BATCH || batch.last().is_some_and(Inbound::is_at_once));
-            self.route_batch(&mut batch);
+            if !batch.is_empty() {
+                let now = *now.get_or_insert_with(Instant::now);
+                self.route_batch(&mut batch, now);
+            }
             if !more {
                 break;
             }
@@ -140,11 +146,12 @@ where
     /// Routes and answers one PUBLISH on its own. `route_publishes` takes every PUBLISH of
     /// the session, so this serves only a caller that took one itself.
     pub(super) fn route_one(&mut self, publish: Publish) {
-        let Some(inbound) = self.check_publish(publish) else {
+        let now = Instant::now();
+        let Some(inbound) = self.check_publish(publish, now) else {
             return;
         };
         let mut batch = vec![inbound];
-        self.route_batch(&mut batch);
+        self.route_batch(&mut batch, now);
         self.hold_back(batch, None);
     }
 
@@ -159,8 +166,7 @@ where
     /// Routes the batch's checked messages under one acquisition of the router's lock, up to
     /// the first that asks for a pause, then answers those it got to, in order. What follows
     /// a pause stays in `batch`.
-    fn route_batch(&mut self, batch: &mut Vec<Inbound>) {
-        let now = Instant::now();
+    fn route_batch(&mut self, batch: &mut Vec<Inbound>, now: Instant) {
         let mut end = batch.len();
         // Whom an earlier routing on this thread woke last is no concern of this batch.
         let _ = take_last_woken();
@@ -210,7 +216,7 @@ where
     }
 
     /// The checks of one PUBLISH before it may be routed; `None` without a session.
-    fn check_publish(&mut self, publish: Publish) -> Option<Inbound> {
+    fn check_publish(&mut self, publish: Publish, now: Instant) -> Option<Inbound> {
         let attached = self.attached.as_ref()?;
         if !publish.properties.subscription_identifiers.is_empty() {
             // "A PUBLISH packet sent from a Client to a Server MUST NOT contain a Subscription
@@ -220,7 +226,6 @@ where
                 ReasonCode::ProtocolError,
             )));
         }
-        let now = Instant::now();
         Metrics::add(&self.shared.metrics.messages_received, 1);
         let v5 = attached.version.is_v5();
         if publish.qos != QoS::AtMostOnce {

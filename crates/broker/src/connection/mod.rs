@@ -302,7 +302,9 @@ where
             self.handle_events().await;
             self.release_deferred();
             self.deliver_queued();
-            if self.flush().await.is_err() {
+            // One reading of the clock per turn: for the write's deadline and the idle one.
+            let now = Instant::now();
+            if self.flush(now).await.is_err() {
                 return RunEnd::Closed;
             }
             if self.session.is_closed() {
@@ -331,8 +333,7 @@ where
                 self.trim();
                 trimmed = true;
             }
-            let idle_at =
-                (parkable || !trimmed).then(|| Instant::now() + park::IDLE_BEFORE_PARKING);
+            let idle_at = (parkable || !trimmed).then(|| now + park::IDLE_BEFORE_PARKING);
             let deadline = [
                 self.session.poll_timeout(),
                 self.attached.is_none().then_some(self.connect_deadline),
@@ -488,9 +489,9 @@ where
     }
 
     /// Encodes everything the session wants to send and writes it, once what it depends on
-    /// is durable.
-    async fn flush(&mut self) -> std::io::Result<()> {
-        let now = Instant::now();
+    /// is durable. `now` is a recent reading of the clock: the write must be done within
+    /// `write_timeout` of it, or of the end of a wait for storage.
+    async fn flush(&mut self, mut now: Instant) -> std::io::Result<()> {
         while let Some(packet) = self.session.poll_transmit(now) {
             self.persist_before_sending(&packet);
             let version = self.session.version().unwrap_or(ProtocolVersion::V3_1_1);
@@ -511,6 +512,7 @@ where
                 tracing::warn!(peer = ?self.peer.remote_addr, error = %e, "closing: session state could not be stored");
                 return Err(std::io::Error::other(e));
             }
+            now = Instant::now();
         }
         let bytes = self.write_buf.split();
         let signal = self.attached.as_ref().map(|a| &*a.signal);
@@ -522,7 +524,8 @@ where
             stream.write_all(&bytes).await?;
             stream.flush().await
         };
-        let written = tokio::time::timeout(self.shared.config.write_timeout, write).await;
+        let deadline = tokio::time::Instant::from_std(now + self.shared.config.write_timeout);
+        let written = tokio::time::timeout_at(deadline, write).await;
         if let Some(signal) = signal {
             signal.writing(false);
         }
@@ -548,7 +551,7 @@ where
         // handled before the session is handed back.
         self.paused = None;
         self.handle_events().await;
-        let _ = self.flush().await;
+        let _ = self.flush(Instant::now()).await;
         let _ = self.stream.shutdown().await;
         self.close_quic_connection();
         let Some(mut attached) = self.attached.take() else {
