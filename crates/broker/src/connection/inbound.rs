@@ -208,7 +208,7 @@ where
         let lone = end == 1 && self.read_buf.is_empty();
         let own = self.attached.as_ref().map(|a| a.signal.signal());
         self.answers_wait_for = take_last_woken().filter(|woken| {
-            lone && woken.turns_here() && own.is_none_or(|own| !Arc::ptr_eq(own, woken))
+            lone && woken.turns_here() && own.is_none_or(|own| !Arc::ptr_eq(own, woken.signal()))
         });
         for inbound in batch.drain(..end) {
             self.answer_publish(inbound);

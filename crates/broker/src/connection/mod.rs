@@ -36,7 +36,7 @@ use crate::limits::TokenBucket;
 use crate::message::ClientId;
 use crate::metrics::Metrics;
 use crate::registry::{ConnectionId, Departure};
-use crate::router::{ConnectionSignal, DeliveryState, Departing, InFlight, Pause, SignalHandle};
+use crate::router::{DeliveryState, Departing, InFlight, Pause, SignalHandle, WokenTurn};
 use crate::session::Outgoing;
 use crate::storage::CommitTicket;
 
@@ -157,7 +157,7 @@ struct Driver<S> {
     /// The connection that routing woke last, when answers to this client are to be written:
     /// they wait for its next turn, so that it writes the message first
     /// (`router/answer_turn.rs`).
-    answers_wait_for: Option<Arc<ConnectionSignal>>,
+    answers_wait_for: Option<WokenTurn>,
 }
 
 /// How a driver's run ended.
@@ -501,8 +501,8 @@ where
         if self.write_buf.is_empty() {
             return Ok(());
         }
-        if let Some(signal) = wait_for {
-            signal.after_turn().await;
+        if let Some(woken) = wait_for {
+            woken.taken().await;
         }
         if let Some(mut barrier) = self.barrier.take() {
             if let Err(e) = barrier.wait().await {

@@ -11,8 +11,10 @@
 //!
 //! So the publisher's driver, with answers to write, waits for the turn of the last
 //! connection its routing woke ([`take_last_woken`]): it leaves its waker with that
-//! connection's signal ([`ConnectionSignal::after_turn`]), and that connection wakes it from
-//! its own next turn ([`ConnectionSignal::turn_taken`], [`ConnectionSignal::writing`]).
+//! connection's signal ([`WokenTurn::taken`]), and that connection wakes it from its own
+//! next turn ([`ConnectionSignal::turn_taken`], [`ConnectionSignal::writing`]). A turn the
+//! connection began after the wake, before the waker was left, counts: the signal counts
+//! turns, and the wait ends at once when the count moved since the wake.
 //! Woken from a task that runs on the same thread, the publisher runs next, without another
 //! thread being notified. Tokio's `yield_now` would order them too, but a worker that yields
 //! with nothing else to run wakes another worker thread first, a futex call per message.
@@ -34,7 +36,7 @@ use super::ConnectionSignal;
 thread_local! {
     /// The connection this thread's last release of the router's lock woke last, which Tokio
     /// runs first of those it woke.
-    static LAST_WOKEN: RefCell<Option<Arc<ConnectionSignal>>> = const { RefCell::new(None) };
+    static LAST_WOKEN: RefCell<Option<WokenTurn>> = const { RefCell::new(None) };
     /// This thread's number, for [`ConnectionSignal::turns_here`]; 0 until first asked.
     static THREAD_NUMBER: Cell<u32> = const { Cell::new(0) };
 }
@@ -56,44 +58,65 @@ fn thread_number() -> u32 {
         .unwrap_or(0)
 }
 
-/// Notes `signal` as the connection this thread woke last.
+/// Notes `signal` as the connection this thread is about to wake, last of those it wakes.
+/// Called before the wake: any turn it takes from here on sees what was queued for it.
 pub(super) fn note_last_woken(signal: &Arc<ConnectionSignal>) {
+    let woken = WokenTurn {
+        turns: signal.turns.load(Ordering::SeqCst),
+        signal: signal.clone(),
+    };
     let _ = LAST_WOKEN.try_with(|last| {
         if let Ok(mut last) = last.try_borrow_mut() {
-            *last = Some(signal.clone());
+            *last = Some(woken);
         }
     });
 }
 
 /// Takes the connection this thread woke last, if any, and forgets it.
-pub(crate) fn take_last_woken() -> Option<Arc<ConnectionSignal>> {
+pub(crate) fn take_last_woken() -> Option<WokenTurn> {
     LAST_WOKEN
         .try_with(|last| last.try_borrow_mut().ok().and_then(|mut last| last.take()))
         .ok()
         .flatten()
 }
 
-impl ConnectionSignal {
-    /// Resolves once this connection has taken its next turn, or at once if it cannot be
-    /// waited for (it is finished, or in the middle of a write).
-    pub(crate) fn after_turn(self: &Arc<Self>) -> AfterTurn {
-        AfterTurn {
-            signal: self.clone(),
-            waiting: false,
-        }
+/// A connection that was woken, and how many turns it had taken by then.
+#[derive(Debug)]
+pub(crate) struct WokenTurn {
+    signal: Arc<ConnectionSignal>,
+    turns: u32,
+}
+
+impl WokenTurn {
+    pub(crate) fn signal(&self) -> &Arc<ConnectionSignal> {
+        &self.signal
     }
 
-    /// Whether this connection took its last turn on this thread. A connection woken from
+    /// Whether the connection took its last turn on this thread. A connection woken from
     /// here runs here next if so; one served by another runtime (a QUIC listener's thread) or
     /// busy on another worker would make its waiter wait for a hand-over between threads.
     pub(crate) fn turns_here(&self) -> bool {
         let here = thread_number();
-        here != 0 && self.turn_thread.load(Ordering::Relaxed) == here
+        here != 0 && self.signal.turn_thread.load(Ordering::Relaxed) == here
     }
 
+    /// Resolves once the connection has taken a turn since it was woken, or at once if it
+    /// cannot be waited for (it is finished, or in the middle of a write).
+    pub(crate) fn taken(self) -> AfterTurn {
+        AfterTurn {
+            woken: self,
+            waiting: false,
+        }
+    }
+}
+
+impl ConnectionSignal {
     /// Called by this connection's driver at every turn: lets go of those waiting for it.
     pub(crate) fn turn_taken(&self) {
         self.turn_thread.store(thread_number(), Ordering::Relaxed);
+        // Only this connection's driver counts its turns, so a load and a store will do.
+        let turns = self.turns.load(Ordering::Relaxed);
+        self.turns.store(turns.wrapping_add(1), Ordering::SeqCst);
         if self.turn_waiters_present.load(Ordering::SeqCst) {
             self.release_turn_waiters();
         }
@@ -131,10 +154,10 @@ impl ConnectionSignal {
     }
 }
 
-/// See [`ConnectionSignal::after_turn`].
+/// See [`WokenTurn::taken`].
 #[derive(Debug)]
 pub(crate) struct AfterTurn {
-    signal: Arc<ConnectionSignal>,
+    woken: WokenTurn,
     waiting: bool,
 }
 
@@ -147,16 +170,23 @@ impl Future for AfterTurn {
             // answer goes now.
             return Poll::Ready(());
         }
-        let signal = &self.signal;
-        if signal.finished.load(Ordering::Acquire) || signal.writing.load(Ordering::SeqCst) {
+        let woken = &self.woken;
+        let signal = &woken.signal;
+        let no_wait = || {
+            signal.finished.load(Ordering::Acquire)
+                || signal.writing.load(Ordering::SeqCst)
+                || signal.turns.load(Ordering::SeqCst) != woken.turns
+        };
+        if no_wait() {
             return Poll::Ready(());
         }
         signal.turn_waiters().push(cx.waker().clone());
         signal.turn_waiters_present.store(true, Ordering::SeqCst);
-        // The connection sets `writing` and then looks for waiters; this side left its waker
-        // and now looks at `writing`. One of the two sees the other: a write that started
-        // meanwhile is not waited for (the waker stays and is woken, harmlessly, later).
-        if signal.writing.load(Ordering::SeqCst) || signal.finished.load(Ordering::Acquire) {
+        // The connection counts a turn (or marks a write) and then looks for waiters; this
+        // side left its waker and now looks at the count and the mark. One of the two sees the
+        // other: a turn or a write that started meanwhile is not waited for (the waker stays,
+        // and is woken harmlessly later).
+        if no_wait() {
             return Poll::Ready(());
         }
         self.waiting = true;
@@ -182,39 +212,63 @@ mod tests {
         }
     }
 
+    impl Count {
+        fn wakes(&self) -> usize {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
     fn poll(future: &mut AfterTurn, count: &Arc<Count>) -> Poll<()> {
         let waker = Waker::from(count.clone());
         Pin::new(future).poll(&mut Context::from_waker(&waker))
+    }
+
+    /// What routing leaves when it wakes `signal`.
+    fn woken(signal: &Arc<ConnectionSignal>) -> AfterTurn {
+        note_last_woken(signal);
+        take_last_woken().expect("just noted").taken()
     }
 
     #[test]
     fn an_answer_waits_for_the_connections_next_turn() {
         let signal = Arc::new(ConnectionSignal::default());
         let count = Arc::new(Count::default());
-        let mut wait = signal.after_turn();
+        let mut wait = woken(&signal);
         assert!(poll(&mut wait, &count).is_pending());
-        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        assert_eq!(count.wakes(), 0);
         signal.turn_taken();
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(count.wakes(), 1);
         assert!(poll(&mut wait, &count).is_ready());
         // Released once: a later turn wakes nobody.
         signal.turn_taken();
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(count.wakes(), 1);
+    }
+
+    #[test]
+    fn a_turn_taken_between_the_wake_and_the_wait_is_not_waited_for_again() {
+        let signal = Arc::new(ConnectionSignal::default());
+        let count = Arc::new(Count::default());
+        note_last_woken(&signal);
+        // The woken connection ran before its publisher came to wait.
+        signal.turn_taken();
+        let mut wait = take_last_woken().expect("just noted").taken();
+        assert!(poll(&mut wait, &count).is_ready());
+        assert_eq!(count.wakes(), 0);
     }
 
     #[test]
     fn a_connection_that_starts_writing_lets_its_waiters_go_and_is_not_waited_for() {
         let signal = Arc::new(ConnectionSignal::default());
         let count = Arc::new(Count::default());
-        let mut first = signal.after_turn();
+        let mut first = woken(&signal);
         assert!(poll(&mut first, &count).is_pending());
         signal.writing(true);
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(count.wakes(), 1);
         // While it writes (its client may not be reading), nobody waits for it.
-        let mut second = signal.after_turn();
+        let mut second = woken(&signal);
         assert!(poll(&mut second, &count).is_ready());
         signal.writing(false);
-        let mut third = signal.after_turn();
+        let mut third = woken(&signal);
         assert!(poll(&mut third, &count).is_pending());
     }
 
@@ -222,11 +276,11 @@ mod tests {
     fn a_finished_connection_lets_its_waiters_go_and_is_not_waited_for() {
         let signal = Arc::new(ConnectionSignal::default());
         let count = Arc::new(Count::default());
-        let mut wait = signal.after_turn();
+        let mut wait = woken(&signal);
         assert!(poll(&mut wait, &count).is_pending());
         signal.finish();
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
-        let mut later = signal.after_turn();
+        assert_eq!(count.wakes(), 1);
+        let mut later = woken(&signal);
         assert!(poll(&mut later, &count).is_ready());
     }
 
@@ -243,7 +297,23 @@ mod tests {
             assert!(take_last_woken().is_none());
         }
         let last = take_last_woken().expect("a connection was woken");
-        assert!(Arc::ptr_eq(&last, &second));
+        assert!(Arc::ptr_eq(last.signal(), &second));
         assert!(take_last_woken().is_none());
+    }
+
+    #[test]
+    fn a_connection_turns_here_only_after_a_turn_on_this_thread() {
+        let signal = Arc::new(ConnectionSignal::default());
+        note_last_woken(&signal);
+        assert!(!take_last_woken().expect("noted").turns_here());
+        let elsewhere = signal.clone();
+        std::thread::spawn(move || elsewhere.turn_taken())
+            .join()
+            .expect("the other thread");
+        note_last_woken(&signal);
+        assert!(!take_last_woken().expect("noted").turns_here());
+        signal.turn_taken();
+        note_last_woken(&signal);
+        assert!(take_last_woken().expect("noted").turns_here());
     }
 }

@@ -34,7 +34,7 @@ mod subscribe;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use answer_turn::take_last_woken;
+pub(crate) use answer_turn::{take_last_woken, WokenTurn};
 pub(crate) use backpressure::Pause;
 pub(crate) use in_flight::{DeliveryState, InFlight};
 pub(crate) use signal::{ConnectionSignal, ParkedAt, SignalHandle, WakesAfterUnlock};

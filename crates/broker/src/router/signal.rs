@@ -58,6 +58,8 @@ pub(crate) struct ConnectionSignal {
     pub(super) writing: AtomicBool,
     /// The number of the thread the driver took its last turn on (0: none yet).
     pub(super) turn_thread: AtomicU32,
+    /// How many turns the driver has taken, wrapping.
+    pub(super) turns: AtomicU32,
 }
 
 impl ConnectionSignal {
