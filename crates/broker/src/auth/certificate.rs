@@ -33,7 +33,7 @@ const IA5_STRING: u8 = 0x16;
 /// `[0] EXPLICIT` version, `[3] EXPLICIT` extensions.
 const VERSION_TAG: u8 = 0xA0;
 const EXTENSIONS_TAG: u8 = 0xA3;
-/// GeneralName choices, context-specific primitive: rfc822Name [1], dNSName [2], URI [6].
+/// GeneralName choices, context-specific primitive: rfc822Name `[1]`, dNSName `[2]`, URI `[6]`.
 const SAN_EMAIL: u8 = 0x81;
 const SAN_DNS: u8 = 0x82;
 const SAN_URI: u8 = 0x86;

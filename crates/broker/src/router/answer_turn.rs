@@ -12,12 +12,14 @@
 //! So the publisher's driver, with answers to write, waits for the turn of the last
 //! connection its routing woke ([`take_last_woken`]): it leaves its waker with that
 //! connection's signal ([`WokenTurn::taken`]), and that connection wakes it from its own
-//! next turn ([`ConnectionSignal::turn_taken`], [`ConnectionSignal::writing`]). A turn the
-//! connection began after the wake, before the waker was left, counts: the signal counts
-//! turns, and the wait ends at once when the count moved since the wake.
-//! Woken from a task that runs on the same thread, the publisher runs next, without another
-//! thread being notified. Tokio's `yield_now` would order them too, but a worker that yields
-//! with nothing else to run wakes another worker thread first, a futex call per message.
+//! next turn ([`ConnectionSignal::turn_taken`], [`ConnectionSignal::writing`]). Woken from a
+//! task that runs on the same thread, the publisher runs next, without another thread being
+//! notified. Tokio's `yield_now` would order them too, but a worker that yields with nothing
+//! else to run wakes another worker thread first, a futex call per message.
+//!
+//! A turn the connection began after the wake, before the waker was left, counts: the signal
+//! counts turns, and the wait ends at once when the count moved since the wake. Without that,
+//! the publisher would wait for a turn that no wake is coming to cause.
 //!
 //! The wait never outlasts the subscriber's next turn, which the wake guarantees: a woken
 //! driver always runs its loop once more (`Notify` keeps the permit), a parked one is resumed,
@@ -37,7 +39,7 @@ thread_local! {
     /// The connection this thread's last release of the router's lock woke last, which Tokio
     /// runs first of those it woke.
     static LAST_WOKEN: RefCell<Option<WokenTurn>> = const { RefCell::new(None) };
-    /// This thread's number, for [`ConnectionSignal::turns_here`]; 0 until first asked.
+    /// This thread's number, for [`WokenTurn::turns_here`]; 0 until first asked.
     static THREAD_NUMBER: Cell<u32> = const { Cell::new(0) };
 }
 
