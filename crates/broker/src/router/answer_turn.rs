@@ -119,20 +119,25 @@ impl ConnectionSignal {
         // Only this connection's driver counts its turns, so a load and a store will do.
         let turns = self.turns.load(Ordering::Relaxed);
         self.turns.store(turns.wrapping_add(1), Ordering::SeqCst);
-        if self.turn_waiters_present.load(Ordering::SeqCst) {
-            self.release_turn_waiters();
-        }
+        self.release_turn_waiters_if_any();
     }
 
     /// Called by this connection's driver before and after a write; while it writes, nobody
-    /// waits for it, as the write may have to wait for its client.
+    /// waits for it, as the write may have to wait for its client. The mark, not the count of
+    /// turns, keeps new waiters away meanwhile, so the turn is not counted again here.
     pub(crate) fn writing(&self, writing: bool) {
         if writing {
             self.writing.store(true, Ordering::SeqCst);
-            self.turn_taken();
+            self.release_turn_waiters_if_any();
         } else {
             // A waiter that still sees the write under way only goes ahead without waiting.
             self.writing.store(false, Ordering::Release);
+        }
+    }
+
+    fn release_turn_waiters_if_any(&self) {
+        if self.turn_waiters_present.load(Ordering::SeqCst) {
+            self.release_turn_waiters();
         }
     }
 
