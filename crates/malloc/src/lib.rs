@@ -1,4 +1,4 @@
-//! glibc's heap trim threshold, raised for the broker.
+//! glibc's heap trim threshold, raised for the broker and the load generator (`mquictt bench`).
 //!
 //! At high message rates over QUIC, quinn copies each batch of received datagrams and each
 //! chunk of stream data written into fresh allocations of up to 64 KiB, and glibc gives the top
