@@ -48,8 +48,13 @@ pub struct Message {
 impl Message {
     /// Takes a PUBLISH received from `publisher` at `now`. The topic must already be resolved
     /// from any topic alias (the session does that before the broker sees the packet).
-    pub fn from_publish(publish: &Publish, publisher: Option<ClientId>, now: Instant) -> Self {
-        let mut properties = publish.properties.clone();
+    ///
+    /// Takes the packet rather than a reference, and moves its topic and payload: both share
+    /// the storage of the read they were cut from with every other packet of that read, and a
+    /// copy of the handle is two atomic operations on a count that the subscribers' threads
+    /// touch too (docs/benchmarks.md, *Handles moved, not shared*).
+    pub fn from_publish(publish: Publish, publisher: Option<ClientId>, now: Instant) -> Self {
+        let mut properties = publish.properties;
         let expiry = properties.message_expiry_interval;
         // Per hop: the alias belongs to the publisher's connection, the identifiers to the
         // receiver's subscriptions (3.3.2.3.4, 3.3.2.3.8). Written only when set: a write
@@ -63,8 +68,8 @@ impl Message {
             properties.subscription_identifiers.clear();
         }
         Self {
-            topic: publish.topic.clone(),
-            payload: publish.payload.clone(),
+            topic: publish.topic,
+            payload: publish.payload,
             qos: publish.qos,
             retain: publish.retain,
             properties,
@@ -114,21 +119,11 @@ impl Message {
         subscription_identifiers: Vec<u32>,
         now: Instant,
     ) -> Publish {
-        let mut properties = self.properties.clone();
-        // Written only when they differ, for the reason given in `from_publish`.
-        let expiry = self.remaining_expiry_secs(now);
-        if properties.message_expiry_interval != expiry {
-            properties.message_expiry_interval = expiry;
-        }
-        // Compared only when either has any: `==` on two empty vectors is a `memcmp` of their
-        // dangling pointers, and glibc's AVX-512 `memcmp` reads even zero bytes with a masked
-        // load, which on an unmapped address costs a microcode assist: this function took 109
-        // ns instead of 22 (`benches/delivery.rs`), 4 % of the broker's CPU at full speed.
-        if !(subscription_identifiers.is_empty() && properties.subscription_identifiers.is_empty())
-            && properties.subscription_identifiers != subscription_identifiers
-        {
-            properties.subscription_identifiers = subscription_identifiers;
-        }
+        let properties = outgoing_properties(
+            self.properties.clone(),
+            self.remaining_expiry_secs(now),
+            subscription_identifiers,
+        );
         Publish {
             dup: false,
             qos,
@@ -140,10 +135,55 @@ impl Message {
         }
     }
 
+    /// The same PUBLISH as [`Self::to_publish`], for the last holder of the message: its topic
+    /// and payload are moved into the packet, not shared with it (see [`Self::from_publish`]).
+    pub fn into_publish(
+        self,
+        qos: QoS,
+        retain: bool,
+        subscription_identifiers: Vec<u32>,
+        now: Instant,
+    ) -> Publish {
+        let expiry = self.remaining_expiry_secs(now);
+        let properties = outgoing_properties(self.properties, expiry, subscription_identifiers);
+        Publish {
+            dup: false,
+            qos,
+            retain,
+            topic: self.topic,
+            packet_id: None,
+            properties,
+            payload: self.payload,
+        }
+    }
+
     /// Bytes of payload and topic, the measure used for byte counters.
     pub fn size(&self) -> usize {
         self.payload.len() + self.topic.as_mqtt_str().len()
     }
+}
+
+/// A message's `properties` as they go out to one subscriber: with the expiry interval left
+/// (`expiry`) and the subscriber's subscription identifiers.
+fn outgoing_properties(
+    mut properties: Properties,
+    expiry: Option<u32>,
+    subscription_identifiers: Vec<u32>,
+) -> Properties {
+    // Written only when they differ, for the reason given in `Message::from_publish`.
+    if properties.message_expiry_interval != expiry {
+        properties.message_expiry_interval = expiry;
+    }
+    // Compared only when either has any: `==` on two empty vectors is a `memcmp` of their
+    // dangling pointers, and glibc's AVX-512 `memcmp` reads even zero bytes with a masked
+    // load, which on an unmapped address costs a microcode assist: this function took 109 ns
+    // instead of 22 (`benches/delivery.rs`), 4 % of the broker's CPU at full speed.
+    if !(subscription_identifiers.is_empty() && properties.subscription_identifiers.is_empty())
+        && properties.subscription_identifiers != subscription_identifiers
+    {
+        properties.subscription_identifiers = subscription_identifiers;
+    }
+    properties
 }
 
 #[cfg(test)]
@@ -185,7 +225,7 @@ mod tests {
     #[test]
     fn strips_per_hop_properties_and_keeps_the_rest() {
         let now = Instant::now();
-        let message = Message::from_publish(&publish(None), Some("c1".into()), now);
+        let message = Message::from_publish(publish(None), Some("c1".into()), now);
         assert_eq!(message.properties.topic_alias, None);
         assert!(message.properties.subscription_identifiers.is_empty());
         assert_eq!(message.properties.user_properties.len(), 1);
@@ -202,9 +242,49 @@ mod tests {
     }
 
     #[test]
+    fn the_last_holder_gets_the_same_publish_without_sharing() {
+        let now = Instant::now();
+        let message = Message::from_publish(publish(Some(10)), Some("c1".into()), now);
+        let later = now + Duration::from_secs(4);
+        let shared = message.to_publish(QoS::AtLeastOnce, true, vec![4], later);
+        let payload_at = message.payload.as_ptr();
+        let moved = message.into_publish(QoS::AtLeastOnce, true, vec![4], later);
+        assert_eq!(moved, shared);
+        assert_eq!(moved.properties.message_expiry_interval, Some(6));
+        assert_eq!(moved.properties.subscription_identifiers, vec![4]);
+        // The payload is the message's own storage, not a copy of it.
+        assert_eq!(moved.payload.as_ptr(), payload_at);
+    }
+
+    #[test]
+    fn a_copy_moves_the_message_only_when_nobody_else_holds_it() {
+        use crate::session::Outgoing;
+        let now = Instant::now();
+        let message = Arc::new(Message::from_publish(publish(None), None, now));
+        let copy = |message: &Arc<Message>| Outgoing {
+            message: message.clone(),
+            qos: QoS::AtMostOnce,
+            retain: false,
+            subscription_identifiers: vec![7].into_boxed_slice(),
+            shared: None,
+        };
+        // Another subscriber's copy still holds the message: it is left whole.
+        let other = copy(&message);
+        drop(message);
+        let first = copy(&other.message).into_publish(now);
+        assert_eq!(first.payload, Bytes::from_static(b"hello"));
+        assert_eq!(first.properties.subscription_identifiers, vec![7]);
+        assert_eq!(other.message.payload, Bytes::from_static(b"hello"));
+        assert_eq!(other.message.topic.as_str(), "a/b");
+        // The last copy takes it.
+        let last = other.into_publish(now);
+        assert_eq!(last, first);
+    }
+
+    #[test]
     fn expiry_is_decremented_by_the_time_spent_waiting() {
         let now = Instant::now();
-        let message = Message::from_publish(&publish(Some(10)), None, now);
+        let message = Message::from_publish(publish(Some(10)), None, now);
         let later = now + Duration::from_secs(4);
         let out = message.to_publish(QoS::AtLeastOnce, false, Vec::new(), later);
         assert_eq!(out.properties.message_expiry_interval, Some(6));

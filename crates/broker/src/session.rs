@@ -55,6 +55,18 @@ impl Outgoing {
             now,
         )
     }
+
+    /// The same PUBLISH as [`Self::to_publish`], for a copy that is not needed afterwards. When
+    /// no other copy or queue holds the message any more (one subscriber, and the publisher's
+    /// routing done), its topic and payload are moved into the packet instead of shared with
+    /// it ([`Message::into_publish`]).
+    pub fn into_publish(self, now: Instant) -> Publish {
+        let identifiers = self.subscription_identifiers.into_vec();
+        match Arc::try_unwrap(self.message) {
+            Ok(message) => message.into_publish(self.qos, self.retain, identifiers, now),
+            Err(shared) => shared.to_publish(self.qos, self.retain, identifiers, now),
+        }
+    }
 }
 
 /// The will a connection left behind, with the delay before it is published.

@@ -67,7 +67,14 @@ where
             for (seq, outgoing, gate) in batch.drain(..) {
                 let qos = outgoing.qos;
                 handed += outgoing.message.size() + std::mem::size_of::<Publish>();
-                let result = self.session.publish(outgoing.to_publish(now));
+                // A copy picked for a shared subscription is kept until acknowledged, to be
+                // handed to another member if this one leaves; any other is done with here.
+                let (publish, kept) = if outgoing.shared.is_some() {
+                    (outgoing.to_publish(now), Some(outgoing))
+                } else {
+                    (outgoing.into_publish(now), None)
+                };
+                let result = self.session.publish(publish);
                 match result {
                     Ok(Some(packet_id)) => {
                         Metrics::add(&self.shared.metrics.messages_sent, 1);
@@ -84,13 +91,12 @@ where
                             // twice, so it does not wait.
                             needs_barrier |= qos == QoS::ExactlyOnce;
                         }
-                        let shared = outgoing.shared.is_some().then_some(outgoing);
                         attached.exchanges.insert_in_flight(
                             packet_id,
                             InFlight {
                                 seq,
                                 stage: InFlightStage::Sent,
-                                shared,
+                                shared: kept,
                                 gate,
                             },
                         );

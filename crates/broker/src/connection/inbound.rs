@@ -218,6 +218,7 @@ where
     /// The checks of one PUBLISH before it may be routed; `None` without a session.
     fn check_publish(&mut self, publish: Publish, now: Instant) -> Option<Inbound> {
         let attached = self.attached.as_ref()?;
+        let packet_id = publish.packet_id;
         if !publish.properties.subscription_identifiers.is_empty() {
             // "A PUBLISH packet sent from a Client to a Server MUST NOT contain a Subscription
             // Identifier" [MQTT-3.3.4-6]; receiving one "is a Protocol Error" (3.3.2.3.8), so
@@ -274,13 +275,13 @@ where
             Fate::Refused(ReasonCode::PayloadFormatInvalid)
         } else {
             Fate::Route(Arc::new(Message::from_publish(
-                &publish,
+                publish,
                 Some(attached.owner.clone()),
                 now,
             )))
         };
         Some(Inbound {
-            packet_id: publish.packet_id,
+            packet_id,
             v5,
             awaiting_release,
             fate,
