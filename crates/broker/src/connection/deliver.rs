@@ -77,7 +77,7 @@ where
                 let result = self.session.publish(publish);
                 match result {
                     Ok(Some(packet_id)) => {
-                        Metrics::add(&self.shared.metrics.messages_sent, 1);
+                        self.shared.metrics.messages_sent.add(1);
                         if attached.persistent {
                             self.shared.journal.record(Change::InFlight {
                                 client_id: attached.client_id.clone(),
@@ -102,7 +102,7 @@ where
                         );
                     }
                     Ok(None) => {
-                        Metrics::add(&self.shared.metrics.messages_sent, 1);
+                        self.shared.metrics.messages_sent.add(1);
                     }
                     Err(e) => {
                         if let RequestError::PacketTooLarge { .. } = e {

@@ -227,7 +227,7 @@ where
                 ReasonCode::ProtocolError,
             )));
         }
-        Metrics::add(&self.shared.metrics.messages_received, 1);
+        self.shared.metrics.messages_received.add(1);
         let v5 = attached.version.is_v5();
         if publish.qos != QoS::AtMostOnce {
             if let Err(e) = self.shared.journal.admit() {

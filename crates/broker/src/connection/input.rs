@@ -12,7 +12,6 @@ use mquictt_protocol::{
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{read, Driver};
-use crate::metrics::Metrics;
 
 impl<S> Driver<S>
 where
@@ -28,7 +27,7 @@ where
             let read = tokio::time::timeout(Duration::ZERO, read).await;
             match read {
                 Ok(Ok(n)) if n > 0 => {
-                    Metrics::add(&self.shared.metrics.bytes_received, n as u64);
+                    self.shared.metrics.bytes_received.add(n as u64);
                     self.decode_input();
                 }
                 _ => return,

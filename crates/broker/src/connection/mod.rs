@@ -398,7 +398,7 @@ where
                 read = read, if reading && !holding => match read {
                     Ok(0) | Err(_) => return RunEnd::Closed,
                     Ok(n) => {
-                        Metrics::add(&self.shared.metrics.bytes_received, n as u64);
+                        self.shared.metrics.bytes_received.add(n as u64);
                         trimmed = false;
                         self.decode_input();
                     }
@@ -532,7 +532,7 @@ where
         written.map_err(|_| {
             std::io::Error::new(std::io::ErrorKind::TimedOut, "client stopped reading")
         })??;
-        Metrics::add(&self.shared.metrics.bytes_sent, bytes.len() as u64);
+        self.shared.metrics.bytes_sent.add(bytes.len() as u64);
         Ok(())
     }
 

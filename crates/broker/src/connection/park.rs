@@ -26,7 +26,6 @@ use super::park_stream::{drive_stream, ParkedStream};
 use super::{read, Attached, Driver, QuicStreamHooks, RunEnd};
 use crate::broker::{PeerInfo, Shared};
 use crate::limits::TokenBucket;
-use crate::metrics::Metrics;
 use crate::parking::ParkingLot;
 use crate::registry::Departure;
 use crate::router::ConnectionSignal;
@@ -209,7 +208,7 @@ impl ParkedConnection {
         let ended = match read::read_ready_into(&mut socket, &mut read_buf) {
             Ok(0) => true,
             Ok(n) => {
-                Metrics::add(&state.shared.metrics.bytes_received, n as u64);
+                state.shared.metrics.bytes_received.add(n as u64);
                 false
             }
             Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,

@@ -17,7 +17,6 @@ use mquictt_transport::BoxStream;
 
 use super::park::{IdleDriver, ParkedConnection};
 use super::{read, Driver, QuicStreamHooks, RunEnd};
-use crate::metrics::Metrics;
 use crate::parking::ParkingLot;
 
 /// Work that lives as long as a connection beside its driver, polled with it and parked with
@@ -126,7 +125,7 @@ fn park(
     match read::poll_read_into(stream, &mut cx, read_buf) {
         Poll::Pending => {}
         Poll::Ready(Ok(n)) if n > 0 => {
-            Metrics::add(&shared.metrics.bytes_received, n as u64);
+            shared.metrics.bytes_received.add(n as u64);
             lot.release(token);
             driver.decode_input();
             return Parking::Busy(driver, beside);

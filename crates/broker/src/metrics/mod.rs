@@ -5,6 +5,10 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+mod counter;
+
+pub use counter::Counter;
+
 /// Counters and gauges of one broker.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -15,13 +19,13 @@ pub struct Metrics {
     /// Connections refused (limit reached, bad CONNECT, authentication failure).
     pub connections_refused: AtomicU64,
     /// PUBLISH packets received from clients.
-    pub messages_received: AtomicU64,
+    pub messages_received: Counter,
     /// PUBLISH packets sent to clients.
-    pub messages_sent: AtomicU64,
+    pub messages_sent: Counter,
     /// Bytes read from clients.
-    pub bytes_received: AtomicU64,
+    pub bytes_received: Counter,
     /// Bytes written to clients.
-    pub bytes_sent: AtomicU64,
+    pub bytes_sent: Counter,
     /// Copies dropped or refused because a session queue was full (all of the `queue_*`
     /// counters below).
     pub messages_dropped: AtomicU64,
@@ -84,12 +88,12 @@ pub struct Metrics {
     pub publishes_refused_queues_full: AtomicU64,
 }
 
-/// A counter or gauge with its Prometheus name, type and help text.
-struct Series<'a> {
+/// A counter or gauge with its Prometheus name, type, help text and value.
+struct Series {
     name: &'static str,
     kind: &'static str,
     help: &'static str,
-    value: &'a AtomicU64,
+    value: u64,
 }
 
 impl Metrics {
@@ -114,12 +118,18 @@ impl Metrics {
         value.load(Ordering::Relaxed)
     }
 
-    fn series(&self) -> [Series<'_>; 34] {
-        let s = |name, kind, help, value| Series {
+    fn series(&self) -> [Series; 34] {
+        let s = |name, kind, help, value: &AtomicU64| Series {
             name,
             kind,
             help,
-            value,
+            value: Self::get(value),
+        };
+        let sharded = |name, kind, help, value: &Counter| Series {
+            name,
+            kind,
+            help,
+            value: value.get(),
         };
         [
             s(
@@ -140,25 +150,25 @@ impl Metrics {
                 "Connections refused.",
                 &self.connections_refused,
             ),
-            s(
+            sharded(
                 "mquictt_messages_received_total",
                 "counter",
                 "PUBLISH packets received from clients.",
                 &self.messages_received,
             ),
-            s(
+            sharded(
                 "mquictt_messages_sent_total",
                 "counter",
                 "PUBLISH packets sent to clients.",
                 &self.messages_sent,
             ),
-            s(
+            sharded(
                 "mquictt_bytes_received_total",
                 "counter",
                 "Bytes read from clients.",
                 &self.bytes_received,
             ),
-            s(
+            sharded(
                 "mquictt_bytes_sent_total",
                 "counter",
                 "Bytes written to clients.",
@@ -336,7 +346,7 @@ impl Metrics {
             // Writing to a String cannot fail.
             let _ = writeln!(out, "# HELP {} {}", series.name, series.help);
             let _ = writeln!(out, "# TYPE {} {}", series.name, series.kind);
-            let _ = writeln!(out, "{} {}", series.name, Self::get(series.value));
+            let _ = writeln!(out, "{} {}", series.name, series.value);
         }
         out
     }
@@ -349,7 +359,7 @@ mod tests {
     #[test]
     fn renders_prometheus_text() {
         let metrics = Metrics::default();
-        Metrics::add(&metrics.messages_received, 3);
+        metrics.messages_received.add(3);
         Metrics::set(&metrics.subscriptions, 7);
         Metrics::decrement(&metrics.connections_current);
         let text = metrics.render_prometheus();
