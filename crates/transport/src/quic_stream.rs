@@ -6,11 +6,13 @@
 //! one unbroken byte stream either way. Recovery runs when the stream is next read or
 //! written (an MQTT client always has a read pending for CONNACK, so at once).
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
+use bytes::{Bytes, BytesMut};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use quinn::{Connection, ConnectionError, ReadError, RecvStream, SendStream, VarInt, WriteError};
@@ -170,6 +172,50 @@ impl QuicStream {
                         .map_err(io::Error::from)?;
                     *written += n;
                 }
+            }
+        }
+    }
+}
+
+/// The most received chunks [`QuicStream::poll_read_append`] takes at once. A chunk is the data
+/// of one STREAM frame, usually one datagram's worth (1,200 to 6,500 bytes on loopback), so a
+/// call takes about what one read of the broker's 16 KiB would.
+const CHUNKS_PER_READ: usize = 8;
+
+impl QuicStream {
+    /// Appends what the stream has received to `buf`: quinn's received chunks are copied
+    /// straight into `buf`, where [`AsyncRead::poll_read`] copies them into the caller's buffer
+    /// first and the caller then into its own. `Ok(0)` is the end of the stream. A 0-RTT
+    /// rejection is recovered from as in `poll_read`.
+    pub fn poll_read_append(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            self.settle_if_accepted();
+            ready!(self.poll_recover(cx))?;
+            let mut chunks: [Bytes; CHUNKS_PER_READ] = Default::default();
+            // Cancel-safe: polled once and dropped, it takes nothing it does not return, and
+            // it leaves the waker registered when nothing was ready. quinn returns the data
+            // that came before a reset first and the reset on the next call.
+            let polled = std::pin::pin!(self.recv.read_chunks(&mut chunks)).poll(cx);
+            match ready!(polled) {
+                Ok(Some(count)) => {
+                    let taken = chunks.get(..count).unwrap_or_default();
+                    let read = taken.iter().map(Bytes::len).sum();
+                    buf.reserve(read);
+                    for chunk in taken {
+                        buf.extend_from_slice(chunk);
+                    }
+                    // Empty chunks alone are not the end of the stream: read again.
+                    if read > 0 {
+                        return Poll::Ready(Ok(read));
+                    }
+                }
+                Ok(None) => return Poll::Ready(Ok(0)),
+                Err(ReadError::ZeroRttRejected) if self.start_reopening() => {}
+                Err(err) => return Poll::Ready(Err(err.into())),
             }
         }
     }

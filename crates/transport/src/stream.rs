@@ -18,9 +18,17 @@ pub trait ByteStream: AsyncRead + AsyncWrite + Unpin + Send + Any {
     /// it as the socket it is (for example hold it idle without a task); any other stream is
     /// handed back unchanged.
     fn into_tcp(self: Box<Self>) -> Result<TcpStream, BoxStream>;
+
+    /// The stream as the type it is, so that a reader can take a faster way for a transport it
+    /// knows (a QUIC stream's received chunks, say).
+    fn as_any_mut(&mut self) -> &mut dyn Any;
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> ByteStream for T {
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
     fn into_tcp(self: Box<Self>) -> Result<TcpStream, BoxStream> {
         if !(&*self as &dyn Any).is::<TcpStream>() {
             return Err(self);

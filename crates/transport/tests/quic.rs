@@ -101,3 +101,38 @@ async fn the_connection_is_reachable_from_both_sides() {
     accepted.stream.read_exact(&mut bytes).await.unwrap();
     assert_eq!(&bytes, b"ping");
 }
+
+#[tokio::test]
+async fn received_chunks_are_appended_in_order_then_the_end_of_the_stream() {
+    use mquictt_transport::QuicStream;
+    let fixture = Fixture::new();
+    let mut listener = bind(TransportKind::Quic, &fixture.server_tls()).await;
+    let url = common::url_for(&listener, false);
+    let connector = Connector::new(&fixture.client_tls()).unwrap();
+    let mut connected = connector.connect(&url).await.unwrap();
+    // More than one datagram's worth, so that several chunks arrive.
+    let sent: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    connected.stream.write_all(&sent).await.unwrap();
+    connected.stream.shutdown().await.unwrap();
+    let mut accepted = listener.accept().await.unwrap();
+    let quic = accepted
+        .stream
+        .as_any_mut()
+        .downcast_mut::<QuicStream>()
+        .expect("a QUIC listener's stream is a QuicStream");
+    let mut buf = bytes::BytesMut::from(&b"kept:"[..]);
+    let read_all = async {
+        loop {
+            let n = std::future::poll_fn(|cx| quic.poll_read_append(cx, &mut buf))
+                .await
+                .unwrap();
+            if n == 0 {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(TIMEOUT, read_all).await.unwrap();
+    // What the buffer held stays in front of what was appended.
+    assert_eq!(&buf[..5], b"kept:");
+    assert_eq!(&buf[5..], &sent[..]);
+}

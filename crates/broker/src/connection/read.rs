@@ -5,12 +5,14 @@
 //! [`READ_CHUNK`] per connection would be most of its memory; a busy one pays one copy of
 //! what it read, small beside decoding and routing it.
 
+use std::any::Any;
 use std::cell::RefCell;
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::BytesMut;
+use mquictt_transport::{BoxStream, QuicStream};
 use tokio::io::{AsyncRead, ReadBuf};
 
 /// The most one read takes from a stream: enough for a few hundred small PUBLISH packets, so
@@ -30,8 +32,11 @@ pub(super) fn poll_read_into<S>(
     buf: &mut BytesMut,
 ) -> Poll<io::Result<usize>>
 where
-    S: AsyncRead + Unpin,
+    S: AsyncRead + Unpin + 'static,
 {
+    if let Some(quic) = quic_stream(stream) {
+        return quic.poll_read_append(cx, buf);
+    }
     SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
         Ok(mut scratch) => {
             let mut read = ReadBuf::new(&mut scratch[..]);
@@ -44,6 +49,14 @@ where
         // into the connection's buffer instead.
         Err(_) => poll_read_direct(stream, cx, buf),
     })
+}
+
+/// The QUIC stream under `stream`, when it is one: its received chunks go into the
+/// connection's buffer without passing through the scratch buffer (one copy of every byte
+/// fewer; docs/benchmarks.md, *QUIC reads without the scratch buffer*).
+fn quic_stream<S: 'static>(stream: &mut S) -> Option<&mut QuicStream> {
+    let boxed = (stream as &mut dyn Any).downcast_mut::<BoxStream>()?;
+    (**boxed).as_any_mut().downcast_mut::<QuicStream>()
 }
 
 /// Reads once from a socket that Tokio does not watch (a parked connection's) and appends
@@ -91,7 +104,10 @@ mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
 
-    async fn read_once<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut BytesMut) -> usize {
+    async fn read_once<S: AsyncRead + Unpin + 'static>(
+        stream: &mut S,
+        buf: &mut BytesMut,
+    ) -> usize {
         std::future::poll_fn(|cx| poll_read_into(stream, cx, buf))
             .await
             .unwrap()
