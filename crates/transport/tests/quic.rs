@@ -136,3 +136,43 @@ async fn received_chunks_are_appended_in_order_then_the_end_of_the_stream() {
     assert_eq!(&buf[..5], b"kept:");
     assert_eq!(&buf[5..], &sent[..]);
 }
+
+#[tokio::test]
+async fn a_reader_that_empties_its_buffer_between_reads_gets_every_byte_once() {
+    use mquictt_transport::QuicStream;
+    let fixture = Fixture::new();
+    let mut listener = bind(TransportKind::Quic, &fixture.server_tls()).await;
+    let url = common::url_for(&listener, false);
+    let connector = Connector::new(&fixture.client_tls()).unwrap();
+    let mut connected = connector.connect(&url).await.unwrap();
+    let sent: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    let writing = async {
+        connected.stream.write_all(&sent).await.unwrap();
+        connected.stream.shutdown().await.unwrap();
+    };
+    let reading = async {
+        let mut accepted = listener.accept().await.unwrap();
+        let quic = accepted
+            .stream
+            .as_any_mut()
+            .downcast_mut::<QuicStream>()
+            .expect("a QUIC listener's stream is a QuicStream");
+        // As the broker's decoder does: what was read is taken out before the next read.
+        let mut buf = bytes::BytesMut::new();
+        let mut received = Vec::new();
+        loop {
+            let n = std::future::poll_fn(|cx| quic.poll_read_append(cx, &mut buf))
+                .await
+                .unwrap();
+            if n == 0 {
+                return received;
+            }
+            assert_eq!(buf.len(), n);
+            received.extend_from_slice(&buf.split());
+        }
+    };
+    let ((), received) = tokio::time::timeout(TIMEOUT, async { tokio::join!(writing, reading) })
+        .await
+        .unwrap();
+    assert_eq!(received, sent);
+}
