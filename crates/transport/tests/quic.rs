@@ -102,52 +102,22 @@ async fn the_connection_is_reachable_from_both_sides() {
     assert_eq!(&bytes, b"ping");
 }
 
-#[tokio::test]
-async fn received_chunks_are_appended_in_order_then_the_end_of_the_stream() {
+/// Sends `sent` from a client and reads it on the server's side of a QUIC listener's stream
+/// with `QuicStream::poll_read_append` into `buf` until the end of the stream, calling
+/// `after_read` with the buffer and the count after every read.
+async fn append_all(
+    sent: &[u8],
+    buf: &mut bytes::BytesMut,
+    mut after_read: impl FnMut(&mut bytes::BytesMut, usize),
+) {
     use mquictt_transport::QuicStream;
     let fixture = Fixture::new();
     let mut listener = bind(TransportKind::Quic, &fixture.server_tls()).await;
     let url = common::url_for(&listener, false);
     let connector = Connector::new(&fixture.client_tls()).unwrap();
     let mut connected = connector.connect(&url).await.unwrap();
-    // More than one datagram's worth, so that several chunks arrive.
-    let sent: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
-    connected.stream.write_all(&sent).await.unwrap();
-    connected.stream.shutdown().await.unwrap();
-    let mut accepted = listener.accept().await.unwrap();
-    let quic = accepted
-        .stream
-        .as_any_mut()
-        .downcast_mut::<QuicStream>()
-        .expect("a QUIC listener's stream is a QuicStream");
-    let mut buf = bytes::BytesMut::from(&b"kept:"[..]);
-    let read_all = async {
-        loop {
-            let n = std::future::poll_fn(|cx| quic.poll_read_append(cx, &mut buf))
-                .await
-                .unwrap();
-            if n == 0 {
-                return;
-            }
-        }
-    };
-    tokio::time::timeout(TIMEOUT, read_all).await.unwrap();
-    // What the buffer held stays in front of what was appended.
-    assert_eq!(&buf[..5], b"kept:");
-    assert_eq!(&buf[5..], &sent[..]);
-}
-
-#[tokio::test]
-async fn a_reader_that_empties_its_buffer_between_reads_gets_every_byte_once() {
-    use mquictt_transport::QuicStream;
-    let fixture = Fixture::new();
-    let mut listener = bind(TransportKind::Quic, &fixture.server_tls()).await;
-    let url = common::url_for(&listener, false);
-    let connector = Connector::new(&fixture.client_tls()).unwrap();
-    let mut connected = connector.connect(&url).await.unwrap();
-    let sent: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
     let writing = async {
-        connected.stream.write_all(&sent).await.unwrap();
+        connected.stream.write_all(sent).await.unwrap();
         connected.stream.shutdown().await.unwrap();
     };
     let reading = async {
@@ -157,22 +127,42 @@ async fn a_reader_that_empties_its_buffer_between_reads_gets_every_byte_once() {
             .as_any_mut()
             .downcast_mut::<QuicStream>()
             .expect("a QUIC listener's stream is a QuicStream");
-        // As the broker's decoder does: what was read is taken out before the next read.
-        let mut buf = bytes::BytesMut::new();
-        let mut received = Vec::new();
         loop {
-            let n = std::future::poll_fn(|cx| quic.poll_read_append(cx, &mut buf))
+            let n = std::future::poll_fn(|cx| quic.poll_read_append(cx, buf))
                 .await
                 .unwrap();
             if n == 0 {
-                return received;
+                return;
             }
-            assert_eq!(buf.len(), n);
-            received.extend_from_slice(&buf.split());
+            after_read(buf, n);
         }
     };
-    let ((), received) = tokio::time::timeout(TIMEOUT, async { tokio::join!(writing, reading) })
+    tokio::time::timeout(TIMEOUT, async { tokio::join!(writing, reading) })
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn received_chunks_are_appended_in_order_then_the_end_of_the_stream() {
+    // More than one datagram's worth, so that several chunks arrive.
+    let sent: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let mut buf = bytes::BytesMut::from(&b"kept:"[..]);
+    append_all(&sent, &mut buf, |_, _| {}).await;
+    // What the buffer held stays in front of what was appended.
+    assert_eq!(&buf[..5], b"kept:");
+    assert_eq!(&buf[5..], &sent[..]);
+}
+
+#[tokio::test]
+async fn a_reader_that_empties_its_buffer_between_reads_gets_every_byte_once() {
+    let sent: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    let mut buf = bytes::BytesMut::new();
+    let mut received = Vec::new();
+    // As the broker's decoder does: what was read is taken out before the next read.
+    append_all(&sent, &mut buf, |buf, n| {
+        assert_eq!(buf.len(), n);
+        received.extend_from_slice(&buf.split());
+    })
+    .await;
     assert_eq!(received, sent);
 }
