@@ -55,7 +55,7 @@ where
 
 /// The QUIC stream under `stream`, when it is one: its received chunks go into the
 /// connection's buffer without passing through the scratch buffer (one copy of every byte
-/// fewer; docs/benchmarks.md, *QUIC reads without the scratch buffer*).
+/// fewer; docs/benchmarks.md, *QUIC throughput*, "QUIC reads without the scratch buffer").
 fn quic_stream<S: 'static>(stream: &mut S) -> Option<&mut QuicStream> {
     let boxed = (stream as &mut dyn Any).downcast_mut::<BoxStream>()?;
     (**boxed).as_any_mut().downcast_mut::<QuicStream>()
