@@ -52,6 +52,7 @@ pub mod shared;
 pub mod storage;
 pub mod subscriptions;
 pub mod sys;
+mod thread_number;
 
 pub use auth::{AllowAll, Authenticator, FileAuthenticator, FileAuthenticatorConfig};
 pub use broker::{Broker, BrokerError, PeerInfo};

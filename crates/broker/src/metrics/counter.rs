@@ -4,15 +4,16 @@
 //! atomic per counter, the publisher's thread and the subscriber's thread wrote to the same
 //! cache line for every message, and the line moved between their cores each time: one pair at
 //! full speed over TCP spent 2 to 5 % more CPU per message with the counters than without
-//! them (docs/benchmarks.md, *Counters of their own per thread*). Here each thread adds to a shard of
-//! its own, on a line of its own, and a reader sums the shards.
+//! them (docs/benchmarks.md, *Counters of their own per thread*). Here each thread adds to a
+//! shard of its own, on a line of its own, and a reader sums the shards.
 
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Shards per counter. Threads take them in turn, so up to this many threads (the worker
-/// threads, a QUIC listener's threads, the storage committer) never share one; more threads
-/// share, which is still correct.
+use crate::thread_number::thread_number;
+
+/// Shards per counter. A thread adds to the shard of its number (`thread_number.rs`), and
+/// numbers are given in turn, so eight threads numbered one after another (the worker threads,
+/// a QUIC listener's threads) never share one; threads that do share still count correctly.
 const SHARDS: usize = 8;
 
 /// One shard, alone on 128 bytes: processors that fetch cache lines in pairs would otherwise
@@ -44,20 +45,9 @@ impl Counter {
     }
 }
 
-/// This thread's shard, the same for every counter: taken in turn on first use.
+/// This thread's shard, the same for every counter: threads are numbered in turn on first use.
 fn shard_of_this_thread() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static SHARD: Cell<Option<usize>> = const { Cell::new(None) };
-    }
-    SHARD.with(|shard| match shard.get() {
-        Some(index) => index,
-        None => {
-            let index = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
-            shard.set(Some(index));
-            index
-        }
-    })
+    thread_number() as usize % SHARDS
 }
 
 #[cfg(test)]

@@ -26,38 +26,20 @@
 //! and one that finishes or is dropped lets its waiters go. A subscriber in the middle of a
 //! write that could not finish is not waited for.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use super::ConnectionSignal;
+use crate::thread_number::thread_number;
 
 thread_local! {
     /// The connection this thread's last release of the router's lock woke last, which Tokio
     /// runs first of those it woke.
     static LAST_WOKEN: RefCell<Option<WokenTurn>> = const { RefCell::new(None) };
-    /// This thread's number, for [`WokenTurn::turns_here`]; 0 until first asked.
-    static THREAD_NUMBER: Cell<u32> = const { Cell::new(0) };
-}
-
-/// The number the next thread to ask gets; 0 is never given, so that a connection that took
-/// no turn yet matches no thread.
-static NEXT_THREAD_NUMBER: AtomicU32 = AtomicU32::new(1);
-
-fn thread_number() -> u32 {
-    THREAD_NUMBER
-        .try_with(|number| match number.get() {
-            0 => {
-                let given = NEXT_THREAD_NUMBER.fetch_add(1, Ordering::Relaxed);
-                number.set(given);
-                given
-            }
-            given => given,
-        })
-        .unwrap_or(0)
 }
 
 /// Notes `signal` as the connection this thread is about to wake, last of those it wakes.
@@ -98,6 +80,7 @@ impl WokenTurn {
     /// here runs here next if so; one served by another runtime (a QUIC listener's thread) or
     /// busy on another worker would make its waiter wait for a hand-over between threads.
     pub(crate) fn turns_here(&self) -> bool {
+        // 0, never a thread's number, stands for no turn yet in `turn_thread`.
         let here = thread_number();
         here != 0 && self.signal.turn_thread.load(Ordering::Relaxed) == here
     }
