@@ -316,7 +316,6 @@ fn parse_rate(text: &str) -> Result<f64, String> {
     }
 }
 
-/// Parses `127.0.0.1,127.0.0.5-127.0.0.8` into addresses.
 /// What to tell a user who opens many plain TCP connections from one source address, or
 /// `None`.
 fn one_source_warning(target: &Target, connections: usize) -> Option<String> {
@@ -334,6 +333,7 @@ fn one_source_warning(target: &Target, connections: usize) -> Option<String> {
         })
 }
 
+/// Parses `127.0.0.1,127.0.0.5-127.0.0.8` into addresses.
 fn parse_sources(items: &[String]) -> Result<Vec<IpAddr>, BenchCliError> {
     let bad = |item: &str| {
         BenchCliError::Usage(format!(
